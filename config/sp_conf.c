@@ -1,0 +1,2 @@
+/* placeholder: implemented with the foundation issue */
+#include "sp_config.h"

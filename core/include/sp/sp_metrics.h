@@ -1,0 +1,42 @@
+/* Self-telemetry: counters and gauges rendered as Prometheus text.
+ *
+ * A metric is one series: a name plus a fixed label set. Components create
+ * their series at create() time and keep the pointer; incrementing is a
+ * plain add (everything runs on the loop thread). Series with the same name
+ * share one HELP/TYPE header. Names follow spanprof_<kind>_<what>_total and
+ * labels carry at least component="type/name". Label values must never hold
+ * secrets. */
+#ifndef SP_METRICS_H
+#define SP_METRICS_H
+
+#include <stdint.h>
+
+#include "sp_buf.h"
+
+struct sp_metric;
+
+/* labels: the inside of {...} already formatted, e.g.
+ * `component="otlp",transport="grpc"`, or NULL/"" for none. Returns the
+ * existing series when name+labels was registered before. Never NULL (aborts
+ * on ENOMEM at registration: that is start-up). */
+struct sp_metric *sp_counter(const char *name, const char *help, const char *labels);
+struct sp_metric *sp_gauge(const char *name, const char *help, const char *labels);
+/* A gauge whose value is computed when rendered. */
+struct sp_metric *sp_gauge_fn(const char *name, const char *help, const char *labels,
+                              double (*fn)(void *ud), void *ud);
+
+void sp_metric_add(struct sp_metric *m, double v);
+void sp_metric_inc(struct sp_metric *m);
+void sp_metric_set(struct sp_metric *m, double v);
+double sp_metric_value(const struct sp_metric *m);
+
+/* Looks a series up (tests, and the health/summary logs). NULL if absent. */
+struct sp_metric *sp_metric_find(const char *name, const char *labels);
+
+/* Prometheus text exposition format 0.0.4 of every series. */
+int sp_metrics_render(struct sp_buf *out);
+
+/* Drops every series (between tests; at exit). Pointers become invalid. */
+void sp_metrics_reset(void);
+
+#endif

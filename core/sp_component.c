@@ -1,0 +1,41 @@
+/* Passing batches between stages: fan-out with references, private copies
+ * for mutating consumers of a shared batch (the Collector's fanoutconsumer). */
+#include "sp_component.h"
+
+#include "sp_log.h"
+
+int sp_component_emit(struct sp_component *comp, struct sp_batch *batch, struct sp_err *err)
+{
+    const struct sp_consumers *next = &comp->next[batch->signal];
+    int worst = SP_OK;
+
+    for (size_t i = 0; i < next->n; i++) {
+        struct sp_component *c = next->v[i];
+        struct sp_batch *b = batch;
+        /* The batch is shared when the caller or another consumer still
+         * holds it; a mutating consumer must not change what others see. */
+        bool shared = next->n > 1 || batch->refcount > 1;
+        if ((c->type->flags & SP_COMP_MUTATES) && shared) {
+            b = sp_batch_clone(batch);
+            if (!b) {
+                sp_err_set(err, SP_ENOMEM, "'%s': out of memory copying a %s batch", c->id,
+                           sp_signal_name(batch->signal));
+                worst = SP_ENOMEM;
+                continue;
+            }
+        }
+        int rc = c->type->consume(c, b);
+        if (b != batch)
+            sp_batch_unref(b);
+        if (rc != SP_OK) {
+            if (worst == SP_OK || rc == SP_EFULL || rc == SP_ERETRY) {
+                if (!(worst == SP_EFULL && rc != SP_EFULL))
+                    sp_err_set(err, rc, "'%s' refused the %s: %s", c->id,
+                               sp_signal_name(batch->signal), sp_strerror(rc));
+                if (worst != SP_EFULL)
+                    worst = rc;
+            }
+        }
+    }
+    return worst;
+}

@@ -1,0 +1,2 @@
+/* placeholder: implemented with the Datadog exporter issue */
+#include "sp_http_client.h"

@@ -1,0 +1,422 @@
+/* HTTP/1.1 server: libmicrohttpd driven by the libuv loop.
+ *
+ * MHD is started with MHD_USE_EPOLL and no internal thread. Its epoll fd is
+ * level-readable whenever any of its sockets has work, so one uv_poll_t on
+ * it plus a uv_timer_t for MHD_get_timeout() is all the glue needed; every
+ * MHD callback, and so every handler, runs inside MHD_run() on the loop
+ * thread. We create and bind the listening socket ourselves so a bind error
+ * names the endpoint and errno, and so port 0 works in tests. */
+#include "sp_httpd.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "sp_buf.h"
+#include "sp_conf.h"
+#include "sp_log.h"
+
+struct sp_httpd {
+    uv_loop_t *loop;
+    struct MHD_Daemon *daemon;
+    uv_poll_t poll;
+    uv_timer_t timer;
+    int closing_handles;
+    int listen_fd;
+    int port;
+    bool quiesced;
+    bool stopping;
+    sp_httpd_handler handler;
+    void *ud;
+    size_t max_body;
+    char *name;
+    void (*done)(void *ud);
+    void *done_ud;
+};
+
+struct sp_httpd_req {
+    struct sp_http_request pub;
+    struct sp_httpd *httpd;
+    struct MHD_Connection *conn;
+    struct sp_buf body;
+    bool too_big;
+    bool headers_done;
+};
+
+#if MHD_VERSION < 0x00097002
+typedef int sp_mhd_result;
+#else
+typedef enum MHD_Result sp_mhd_result;
+#endif
+
+static void sp_httpd_schedule(struct sp_httpd *h);
+
+static void sp_httpd_run(struct sp_httpd *h)
+{
+    if (!h->daemon)
+        return;
+    MHD_run(h->daemon);
+    sp_httpd_schedule(h);
+}
+
+static void sp_httpd_on_poll(uv_poll_t *p, int status, int events)
+{
+    (void)status;
+    (void)events;
+    sp_httpd_run(p->data);
+}
+
+static void sp_httpd_on_timer(uv_timer_t *t)
+{
+    sp_httpd_run(t->data);
+}
+
+static void sp_httpd_schedule(struct sp_httpd *h)
+{
+    MHD_UNSIGNED_LONG_LONG ms = 0;
+    if (!h->daemon || h->stopping)
+        return;
+    if (MHD_get_timeout(h->daemon, &ms) == MHD_YES) {
+        /* Cap the wait: a connection timeout check every second is cheap. */
+        uv_timer_start(&h->timer, sp_httpd_on_timer, ms > 1000 ? 1000 : ms, 0);
+    } else {
+        uv_timer_start(&h->timer, sp_httpd_on_timer, 1000, 0);
+    }
+}
+
+int sp_httpd_respond(struct sp_http_request *req, unsigned status, const char *content_type,
+                     const void *body, size_t len, const char *const *headers)
+{
+    struct sp_httpd_req *r = (struct sp_httpd_req *)req;
+    if (req->answered)
+        return SP_EINVAL;
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)(body ? body : ""), MHD_RESPMEM_MUST_COPY);
+    if (!resp)
+        return SP_ENOMEM;
+    if (content_type)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    for (size_t i = 0; headers && headers[i] && headers[i + 1]; i += 2)
+        MHD_add_response_header(resp, headers[i], headers[i + 1]);
+    sp_mhd_result rc = MHD_queue_response(r->conn, status, resp);
+    MHD_destroy_response(resp);
+    req->answered = true;
+    return rc == MHD_YES ? SP_OK : SP_EIO;
+}
+
+int sp_httpd_respond_text(struct sp_http_request *req, unsigned status, const char *msg)
+{
+    struct sp_buf b = {0};
+    sp_buf_append_str(&b, msg);
+    sp_buf_append_byte(&b, '\n');
+    int rc = sp_httpd_respond(req, status, "text/plain; charset=utf-8", b.data, b.len, NULL);
+    sp_buf_free(&b);
+    return rc;
+}
+
+const char *sp_http_header(struct sp_http_request *req, const char *name)
+{
+    struct sp_httpd_req *r = (struct sp_httpd_req *)req;
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+const char *sp_http_query(struct sp_http_request *req, const char *name)
+{
+    struct sp_httpd_req *r = (struct sp_httpd_req *)req;
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+struct sp_httpd_iter {
+    void (*fn)(void *ud, const char *k, const char *v);
+    void *ud;
+};
+
+static sp_mhd_result sp_httpd_iter_cb(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *value)
+{
+    (void)kind;
+    struct sp_httpd_iter *it = cls;
+    it->fn(it->ud, key, value ? value : "");
+    return MHD_YES;
+}
+
+void sp_http_each_header(struct sp_http_request *req,
+                         void (*fn)(void *ud, const char *k, const char *v), void *ud)
+{
+    struct sp_httpd_req *r = (struct sp_httpd_req *)req;
+    struct sp_httpd_iter it = {fn, ud};
+    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, sp_httpd_iter_cb, &it);
+}
+
+void sp_http_each_query(struct sp_http_request *req,
+                        void (*fn)(void *ud, const char *k, const char *v), void *ud)
+{
+    struct sp_httpd_req *r = (struct sp_httpd_req *)req;
+    struct sp_httpd_iter it = {fn, ud};
+    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, sp_httpd_iter_cb, &it);
+}
+
+static void sp_httpd_answer_too_big(struct sp_httpd_req *r)
+{
+    char msg[128];
+    snprintf(msg, sizeof(msg), "request body is over the limit of %zu bytes", r->pub.max_body);
+    sp_httpd_respond_text(&r->pub, 413, msg);
+}
+
+static sp_mhd_result sp_httpd_access(void *cls, struct MHD_Connection *conn, const char *url,
+                                     const char *method, const char *version,
+                                     const char *upload_data, size_t *upload_data_size,
+                                     void **con_cls)
+{
+    (void)version;
+    struct sp_httpd *h = cls;
+    struct sp_httpd_req *r = *con_cls;
+
+    if (!r) {
+        r = calloc(1, sizeof(*r));
+        if (!r)
+            return MHD_NO;
+        *con_cls = r;
+        r->httpd = h;
+        r->conn = conn;
+        r->pub.internal = r;
+        r->pub.method = method;
+        r->pub.url = url;
+        r->pub.path = url;
+        r->pub.max_body = h->max_body;
+        r->pub.phase = SP_HTTP_HEADERS;
+        h->handler(h->ud, &r->pub);
+        if (r->pub.answered)
+            return MHD_YES;
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl) {
+            char *end;
+            errno = 0;
+            unsigned long long n = strtoull(cl, &end, 10);
+            if (errno == 0 && *end == '\0' && n > r->pub.max_body) {
+                sp_httpd_answer_too_big(r);
+                return MHD_YES;
+            }
+            if (errno == 0 && *end == '\0' && n > 0 && sp_buf_reserve(&r->body, (size_t)n))
+                return MHD_NO;
+        }
+        return MHD_YES;
+    }
+
+    if (*upload_data_size > 0) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (r->pub.answered || r->too_big)
+            return MHD_YES;
+        if (r->body.len + n > r->pub.max_body) {
+            /* Stop buffering at once: the bound holds while reading. */
+            r->too_big = true;
+            sp_buf_free(&r->body);
+            sp_httpd_answer_too_big(r);
+            return MHD_YES;
+        }
+        if (sp_buf_append(&r->body, upload_data, n))
+            return MHD_NO;
+        return MHD_YES;
+    }
+
+    if (r->pub.answered)
+        return MHD_YES;
+    if (r->too_big) {
+        sp_httpd_answer_too_big(r);
+        return MHD_YES;
+    }
+    r->pub.phase = SP_HTTP_BODY;
+    r->pub.body = r->body.data ? r->body.data : (const uint8_t *)"";
+    r->pub.body_len = r->body.len;
+    h->handler(h->ud, &r->pub);
+    if (!r->pub.answered) {
+        sp_log_error(h->name, "handler left %s %s unanswered", method, url);
+        sp_httpd_respond_text(&r->pub, 500, "internal error: request not answered");
+    }
+    return MHD_YES;
+}
+
+static void sp_httpd_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                               enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    (void)toe;
+    struct sp_httpd_req *r = *con_cls;
+    if (!r)
+        return;
+    if (r->pub.user_free && r->pub.user)
+        r->pub.user_free(r->pub.user);
+    sp_buf_free(&r->body);
+    free(r);
+    *con_cls = NULL;
+}
+
+static void sp_httpd_log(void *cls, const char *fmt, va_list ap)
+{
+    struct sp_httpd *h = cls;
+    char msg[512];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    sp_log_debug(h->name, "libmicrohttpd: %s", msg);
+}
+
+static int sp_httpd_listen(const char *endpoint, int *fd_out, int *port_out, bool *v6,
+                           struct sp_err *err)
+{
+    char host[256];
+    int port;
+    if (sp_conf_parse_endpoint(endpoint, host, &port, err))
+        return SP_EINVAL;
+    struct sockaddr_storage ss;
+    socklen_t slen;
+    memset(&ss, 0, sizeof(ss));
+    if (strcmp(host, "localhost") == 0)
+        strcpy(host, "127.0.0.1");
+    struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((uint16_t)port);
+        slen = sizeof(*sin);
+        *v6 = false;
+    } else if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons((uint16_t)port);
+        slen = sizeof(*sin6);
+        *v6 = true;
+    } else {
+        return sp_err_set(err, SP_EINVAL, "endpoint '%s': host must be an IP address", endpoint);
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return sp_err_set(err, SP_EIO, "endpoint '%s': socket: %s", endpoint, strerror(errno));
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd, (struct sockaddr *)&ss, slen) != 0 || listen(fd, 128) != 0) {
+        int e = errno;
+        close(fd);
+        return sp_err_set(err, SP_EIO, "cannot listen on '%s': %s", endpoint, strerror(e));
+    }
+    struct sockaddr_storage bound;
+    socklen_t blen = sizeof(bound);
+    getsockname(fd, (struct sockaddr *)&bound, &blen);
+    *port_out = ntohs(bound.ss_family == AF_INET ? ((struct sockaddr_in *)&bound)->sin_port
+                                                 : ((struct sockaddr_in6 *)&bound)->sin6_port);
+    *fd_out = fd;
+    return 0;
+}
+
+int sp_httpd_start(uv_loop_t *loop, const struct sp_httpd_opts *opts, sp_httpd_handler handler,
+                   void *ud, struct sp_httpd **out, struct sp_err *err)
+{
+    int fd, port;
+    bool v6;
+    int rc = sp_httpd_listen(opts->endpoint, &fd, &port, &v6, err);
+    if (rc)
+        return rc;
+    struct sp_httpd *h = calloc(1, sizeof(*h));
+    if (!h) {
+        close(fd);
+        return sp_err_set(err, SP_ENOMEM, "out of memory");
+    }
+    h->loop = loop;
+    h->listen_fd = fd;
+    h->port = port;
+    h->handler = handler;
+    h->ud = ud;
+    h->max_body = opts->max_body ? opts->max_body : 4u << 20;
+    h->name = strdup(opts->name ? opts->name : "httpd");
+
+    unsigned flags = MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
+    if (v6)
+        flags |= MHD_USE_IPv6;
+    h->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, sp_httpd_access, h, MHD_OPTION_LISTEN_SOCKET, fd,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)(opts->max_header_bytes ? opts->max_header_bytes : 32768),
+        MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned int)(opts->connection_timeout_s ? opts->connection_timeout_s : 30),
+        MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned int)(opts->max_connections ? opts->max_connections : 256),
+        MHD_OPTION_NOTIFY_COMPLETED, sp_httpd_completed, h, MHD_OPTION_EXTERNAL_LOGGER,
+        sp_httpd_log, h, MHD_OPTION_END);
+    if (!h->daemon) {
+        close(fd);
+        free(h->name);
+        free(h);
+        return sp_err_set(err, SP_EIO, "cannot start the HTTP server on '%s'", opts->endpoint);
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+    uv_poll_init(loop, &h->poll, info->epoll_fd);
+    h->poll.data = h;
+    uv_poll_start(&h->poll, UV_READABLE, sp_httpd_on_poll);
+    uv_timer_init(loop, &h->timer);
+    h->timer.data = h;
+    sp_httpd_schedule(h);
+    *out = h;
+    return 0;
+}
+
+int sp_httpd_port(const struct sp_httpd *h)
+{
+    return h->port;
+}
+
+void sp_httpd_quiesce(struct sp_httpd *h)
+{
+    if (!h || h->quiesced || !h->daemon)
+        return;
+    h->quiesced = true;
+    MHD_socket fd = MHD_quiesce_daemon(h->daemon);
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+}
+
+static void sp_httpd_on_closed(uv_handle_t *handle)
+{
+    struct sp_httpd *h = handle->data;
+    if (--h->closing_handles > 0)
+        return;
+    if (h->done)
+        h->done(h->done_ud);
+    free(h->name);
+    free(h);
+}
+
+void sp_httpd_stop(struct sp_httpd *h, void (*done)(void *ud), void *ud)
+{
+    if (!h) {
+        if (done)
+            done(ud);
+        return;
+    }
+    if (h->stopping)
+        return;
+    h->stopping = true;
+    h->done = done;
+    h->done_ud = ud;
+    /* Close the poll handle before MHD closes its epoll fd under it. */
+    uv_poll_stop(&h->poll);
+    uv_timer_stop(&h->timer);
+    if (h->daemon) {
+        /* Answer what is queued before closing sockets: one last run. */
+        MHD_run(h->daemon);
+        MHD_stop_daemon(h->daemon);
+        h->daemon = NULL;
+    }
+    h->closing_handles = 2;
+    uv_close((uv_handle_t *)&h->poll, sp_httpd_on_closed);
+    uv_close((uv_handle_t *)&h->timer, sp_httpd_on_closed);
+}

@@ -1,0 +1,26 @@
+/* datadog exporter: placeholder until its issue lands. */
+#include "sp_component.h"
+
+struct datadog_conf {
+    int unused;
+};
+
+static int datadog_create(struct sp_component *comp, struct sp_err *err)
+{
+    return sp_err_set(err, SP_EUNSUPPORTED, "exporter '%s' is not implemented yet", comp->id);
+}
+
+static void datadog_destroy(struct sp_component *comp)
+{
+    (void)comp;
+}
+
+const struct sp_component_type sp_datadog_exporter_type = {
+    .name = "datadog",
+    .kind = SP_KIND_EXPORTER,
+    .signals = SP_SIGNAL_BIT(SP_SIGNAL_TRACES) | SP_SIGNAL_BIT(SP_SIGNAL_PROFILES),
+    .doc = "placeholder",
+    .conf_size = sizeof(struct datadog_conf),
+    .create = datadog_create,
+    .destroy = datadog_destroy,
+};
