@@ -10,6 +10,7 @@ extern const struct sp_component_type sp_pprof_receiver_type;
 extern const struct sp_component_type sp_join_processor_type;
 extern const struct sp_component_type sp_datadog_exporter_type;
 extern const struct sp_component_type sp_file_exporter_type;
+extern const struct sp_component_type sp_debug_exporter_type;
 extern const struct sp_component_type sp_health_check_extension_type;
 
 static const struct sp_component_type *const sp_registry[] = {
@@ -18,6 +19,7 @@ static const struct sp_component_type *const sp_registry[] = {
     &sp_join_processor_type,
     &sp_datadog_exporter_type,
     &sp_file_exporter_type,
+    &sp_debug_exporter_type,
     &sp_health_check_extension_type,
 };
 
