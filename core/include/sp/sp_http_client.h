@@ -52,6 +52,7 @@ void sp_http_client_destroy(struct sp_http_client *c);
 int sp_http_client_call(struct sp_http_client *c, const struct sp_http_call_opts *opts,
                         sp_http_done_fn done, void *ud, struct sp_http_call **out);
 /* Aborts one call; its done runs with CURLE_ABORTED_BY_CALLBACK. */
+/* Its done runs before this returns. */
 void sp_http_call_cancel(struct sp_http_call *call);
 size_t sp_http_client_in_flight(const struct sp_http_client *c);
 
