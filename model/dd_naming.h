@@ -41,6 +41,19 @@ const char *sp_dd_span_type(const struct sp_dd_span_ctx *c, struct sp_arena *a);
  * statements, cache commands, ...). */
 bool sp_dd_endpoint_allowed(const char *span_type);
 
+/* Added by the join engineer (additive): helpers the exporter may share.
+ * sp_dd_any_string renders a value as pdata's AsString() does (ints in
+ * decimal, doubles as Go/ES6 shortest form, bytes base64, arrays and maps as
+ * JSON with sorted keys); the result may point into v. */
+const char *sp_dd_any_string(const sp_otlp_any *v, struct sp_arena *a);
+/* The agent's NormalizeTagValue (lowercase, invalid runs -> '_', 200 chars)
+ * and NormalizeName (operation names, 100 chars). May return s itself when
+ * it is already normal. NULL on ENOMEM. */
+const char *sp_dd_normalize_tag_value(const char *s, struct sp_arena *a);
+const char *sp_dd_normalize_name(const char *s, struct sp_arena *a);
+/* Meta span.kind: "server", "client", ..., "unspecified". */
+const char *sp_dd_span_kind_name(int otlp_kind);
+
 /* Span ids as Datadog numbers: the 8 bytes big-endian as uint64; trace id:
  * the low 64 bits (last 8 bytes) of the 16-byte id. 0 when the length is wrong. */
 uint64_t sp_dd_span_id(const uint8_t *id, size_t len);

@@ -1,0 +1,901 @@
+/* Datadog's names for OpenTelemetry spans (service, operation name,
+ * resource, span type), computed by the Datadog Agent's rules for OTLP spans
+ * (../shared/spec/datadog.md §4.3-4.7; datadog-agent pkg/trace/traceutil
+ * otel_util.go and pkg/trace/semantics, read for facts only).
+ *
+ * Both the join processor (the `trace endpoint` label is the local root's
+ * resource) and the Datadog exporter call these, so a label and the trace
+ * resource it names are byte-equal.
+ *
+ * Lookup precedence (the agent's semantics registry): for one concept the
+ * fallback keys are tried in order; for each key the span attribute wins over
+ * the resource attribute; the first non-empty value wins. Values are
+ * rendered the way pdata's Value.AsString() renders them. */
+#include <ctype.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dd_naming.h"
+
+#define DD_MAX_RESOURCE_LEN 5000
+#define DD_MAX_NAME_LEN 100
+#define DD_MAX_SERVICE_LEN 100
+#define DD_MAX_TAG_LEN 200
+
+enum {
+    KIND_UNSPECIFIED = OPENTELEMETRY__PROTO__TRACE__V1__SPAN__SPAN_KIND__SPAN_KIND_UNSPECIFIED,
+    KIND_INTERNAL = OPENTELEMETRY__PROTO__TRACE__V1__SPAN__SPAN_KIND__SPAN_KIND_INTERNAL,
+    KIND_SERVER = OPENTELEMETRY__PROTO__TRACE__V1__SPAN__SPAN_KIND__SPAN_KIND_SERVER,
+    KIND_CLIENT = OPENTELEMETRY__PROTO__TRACE__V1__SPAN__SPAN_KIND__SPAN_KIND_CLIENT,
+    KIND_PRODUCER = OPENTELEMETRY__PROTO__TRACE__V1__SPAN__SPAN_KIND__SPAN_KIND_PRODUCER,
+    KIND_CONSUMER = OPENTELEMETRY__PROTO__TRACE__V1__SPAN__SPAN_KIND__SPAN_KIND_CONSUMER,
+};
+
+/* ---- a small growable string on the arena's behalf ---- */
+
+struct dd_str {
+    char *p;
+    size_t len, cap;
+    int oom;
+};
+
+static void ds_reserve(struct dd_str *s, size_t more)
+{
+    if (s->oom || s->len + more + 1 <= s->cap)
+        return;
+    size_t cap = s->cap ? s->cap : 64;
+    while (cap < s->len + more + 1)
+        cap *= 2;
+    char *np = realloc(s->p, cap);
+    if (!np) {
+        s->oom = 1;
+        return;
+    }
+    s->p = np;
+    s->cap = cap;
+}
+
+static void ds_putn(struct dd_str *s, const char *p, size_t n)
+{
+    ds_reserve(s, n);
+    if (s->oom)
+        return;
+    memcpy(s->p + s->len, p, n);
+    s->len += n;
+    s->p[s->len] = 0;
+}
+
+static void ds_puts(struct dd_str *s, const char *p)
+{
+    ds_putn(s, p, strlen(p));
+}
+
+static void ds_putc(struct dd_str *s, char c)
+{
+    ds_putn(s, &c, 1);
+}
+
+/* Moves the string into the arena and frees the heap copy. */
+static const char *ds_finish(struct dd_str *s, struct sp_arena *a)
+{
+    const char *r = NULL;
+    if (!s->oom)
+        r = sp_arena_strndup(a, s->p ? s->p : "", s->len);
+    free(s->p);
+    s->p = NULL;
+    return r;
+}
+
+/* ---- pdata Value.AsString() ---- */
+
+/* Go's float formatting as used by pdata (ES6 number-to-string: shortest
+ * round-trip digits, 'f' notation unless the exponent is < -6 or >= 21). */
+static void fmt_double(struct dd_str *s, double d)
+{
+    char buf[64];
+    if (isnan(d) || isinf(d)) {
+        /* pdata renders these as the json error text; keep the same. */
+        snprintf(buf, sizeof buf, "json: unsupported value: %s",
+                 isnan(d) ? "NaN" : (d > 0 ? "+Inf" : "-Inf"));
+        ds_puts(s, buf);
+        return;
+    }
+    if (d == 0) {
+        ds_puts(s, signbit(d) ? "-0" : "0");
+        return;
+    }
+    /* Shortest precision that round-trips. */
+    int prec;
+    for (prec = 1; prec <= 17; prec++) {
+        snprintf(buf, sizeof buf, "%.*e", prec - 1, d);
+        if (strtod(buf, NULL) == d)
+            break;
+    }
+    /* buf holds d.ddde[+-]XX with prec significant digits. */
+    char digits[32];
+    size_t nd = 0;
+    const char *p = buf;
+    int neg = 0;
+    if (*p == '-') {
+        neg = 1;
+        p++;
+    }
+    for (; *p && *p != 'e'; p++)
+        if (isdigit((unsigned char)*p))
+            digits[nd++] = *p;
+    int exp10 = atoi(p + 1);
+    while (nd > 1 && digits[nd - 1] == '0')
+        nd--;
+    double ad = fabs(d);
+    if (neg)
+        ds_putc(s, '-');
+    if (ad < 1e-6 || ad >= 1e21) {
+        ds_putc(s, digits[0]);
+        if (nd > 1) {
+            ds_putc(s, '.');
+            ds_putn(s, digits + 1, nd - 1);
+        }
+        snprintf(buf, sizeof buf, "e%c%d", exp10 < 0 ? '-' : '+', abs(exp10));
+        ds_puts(s, buf);
+        return;
+    }
+    if (exp10 < 0) {
+        ds_puts(s, "0.");
+        for (int i = -1; i > exp10; i--)
+            ds_putc(s, '0');
+        ds_putn(s, digits, nd);
+        return;
+    }
+    size_t intdigits = (size_t)exp10 + 1;
+    if (nd <= intdigits) {
+        ds_putn(s, digits, nd);
+        for (size_t i = nd; i < intdigits; i++)
+            ds_putc(s, '0');
+    } else {
+        ds_putn(s, digits, intdigits);
+        ds_putc(s, '.');
+        ds_putn(s, digits + intdigits, nd - intdigits);
+    }
+}
+
+static void fmt_base64(struct dd_str *s, const uint8_t *d, size_t n)
+{
+    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)d[i] << 16;
+        if (i + 1 < n)
+            v |= (uint32_t)d[i + 1] << 8;
+        if (i + 2 < n)
+            v |= d[i + 2];
+        ds_putc(s, tbl[(v >> 18) & 63]);
+        ds_putc(s, tbl[(v >> 12) & 63]);
+        ds_putc(s, i + 1 < n ? tbl[(v >> 6) & 63] : '=');
+        ds_putc(s, i + 2 < n ? tbl[v & 63] : '=');
+    }
+}
+
+/* JSON string as Go's encoding/json writes it (HTML-safe escapes). */
+static void fmt_json_string(struct dd_str *s, const char *str)
+{
+    static const char hex[] = "0123456789abcdef";
+    ds_putc(s, '"');
+    for (const unsigned char *p = (const unsigned char *)str; *p; p++) {
+        unsigned char c = *p;
+        switch (c) {
+        case '"': ds_puts(s, "\\\""); break;
+        case '\\': ds_puts(s, "\\\\"); break;
+        case '\n': ds_puts(s, "\\n"); break;
+        case '\r': ds_puts(s, "\\r"); break;
+        case '\t': ds_puts(s, "\\t"); break;
+        default:
+            if (c < 0x20 || c == '<' || c == '>' || c == '&') {
+                char e[7] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15], 0};
+                ds_puts(s, e);
+            } else {
+                ds_putc(s, (char)c);
+            }
+        }
+    }
+    ds_putc(s, '"');
+}
+
+static void fmt_json_value(struct dd_str *s, const sp_otlp_any *v, int depth);
+
+static int kv_cmp(const void *a, const void *b)
+{
+    const sp_otlp_kv *x = *(sp_otlp_kv *const *)a, *y = *(sp_otlp_kv *const *)b;
+    return strcmp(x->key ? x->key : "", y->key ? y->key : "");
+}
+
+static void fmt_json_value(struct dd_str *s, const sp_otlp_any *v, int depth)
+{
+    if (!v || depth > 32) {
+        ds_puts(s, "null");
+        return;
+    }
+    switch (v->value_case) {
+    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE:
+        fmt_json_string(s, v->string_value ? v->string_value : "");
+        break;
+    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE:
+        ds_puts(s, v->bool_value ? "true" : "false");
+        break;
+    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE: {
+        char b[32];
+        snprintf(b, sizeof b, "%" PRId64, v->int_value);
+        ds_puts(s, b);
+        break;
+    }
+    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE:
+        if (isnan(v->double_value) || isinf(v->double_value))
+            ds_puts(s, "null");
+        else
+            fmt_double(s, v->double_value);
+        break;
+    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BYTES_VALUE:
+        ds_putc(s, '"');
+        fmt_base64(s, v->bytes_value.data, v->bytes_value.len);
+        ds_putc(s, '"');
+        break;
+    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_ARRAY_VALUE:
+        ds_putc(s, '[');
+        if (v->array_value)
+            for (size_t i = 0; i < v->array_value->n_values; i++) {
+                if (i)
+                    ds_putc(s, ',');
+                fmt_json_value(s, v->array_value->values[i], depth + 1);
+            }
+        ds_putc(s, ']');
+        break;
+    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_KVLIST_VALUE: {
+        /* Go marshals map[string]any with sorted keys. */
+        ds_putc(s, '{');
+        size_t n = v->kvlist_value ? v->kvlist_value->n_values : 0;
+        sp_otlp_kv **sorted = n ? malloc(n * sizeof *sorted) : NULL;
+        if (n && !sorted) {
+            s->oom = 1;
+            return;
+        }
+        for (size_t i = 0; i < n; i++)
+            sorted[i] = v->kvlist_value->values[i];
+        if (n)
+            qsort(sorted, n, sizeof *sorted, kv_cmp);
+        for (size_t i = 0; i < n; i++) {
+            if (i)
+                ds_putc(s, ',');
+            fmt_json_string(s, sorted[i]->key ? sorted[i]->key : "");
+            ds_putc(s, ':');
+            fmt_json_value(s, sorted[i]->value, depth + 1);
+        }
+        free(sorted);
+        ds_putc(s, '}');
+        break;
+    }
+    default:
+        ds_puts(s, "null");
+    }
+}
+
+const char *sp_dd_any_string(const sp_otlp_any *v, struct sp_arena *a)
+{
+    if (!v)
+        return "";
+    struct dd_str s = {0};
+    switch (v->value_case) {
+    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE:
+        return v->string_value ? v->string_value : "";
+    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE:
+        return v->bool_value ? "true" : "false";
+    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE:
+        return sp_arena_sprintf(a, "%" PRId64, v->int_value);
+    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE:
+        fmt_double(&s, v->double_value);
+        return ds_finish(&s, a);
+    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BYTES_VALUE:
+        fmt_base64(&s, v->bytes_value.data, v->bytes_value.len);
+        return ds_finish(&s, a);
+    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_ARRAY_VALUE:
+    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_KVLIST_VALUE:
+        fmt_json_value(&s, v, 0);
+        return ds_finish(&s, a);
+    default:
+        return "";
+    }
+}
+
+/* ---- lookups ---- */
+
+static const sp_otlp_any *kv_find(sp_otlp_kv *const *kv, size_t n, const char *key)
+{
+    if (!kv)
+        return NULL;
+    /* pdata's Map.Get returns the first entry with the key. */
+    for (size_t i = 0; i < n; i++)
+        if (kv[i] && kv[i]->key && strcmp(kv[i]->key, key) == 0)
+            return kv[i]->value;
+    return NULL;
+}
+
+/* One key: span attribute if non-empty, else resource attribute if
+ * non-empty, else NULL. The NULL-on-ENOMEM case is folded into "absent". */
+static const char *lookup_key(const struct sp_dd_span_ctx *c, const char *key, struct sp_arena *a)
+{
+    const sp_otlp_any *v = NULL;
+    if (c->span)
+        v = kv_find(c->span->attributes, c->span->n_attributes, key);
+    if (v) {
+        const char *s = sp_dd_any_string(v, a);
+        if (s && *s)
+            return s;
+    }
+    v = kv_find(c->resource_attrs, c->n_resource_attrs, key);
+    if (v) {
+        const char *s = sp_dd_any_string(v, a);
+        if (s && *s)
+            return s;
+    }
+    return NULL;
+}
+
+/* A concept: its keys in the registry's order, first non-empty wins. */
+static const char *lookup(const struct sp_dd_span_ctx *c, struct sp_arena *a, const char *const *keys)
+{
+    for (; *keys; keys++) {
+        const char *s = lookup_key(c, *keys, a);
+        if (s)
+            return s;
+    }
+    return NULL;
+}
+
+static const char *const K_SERVICE[] = {"service.name", NULL};
+static const char *const K_RESOURCE[] = {"resource.name", NULL};
+static const char *const K_OPERATION[] = {"operation.name", NULL};
+static const char *const K_SPAN_TYPE[] = {"span.type", NULL};
+static const char *const K_HTTP_METHOD[] = {"http.request.method", "http.method", NULL};
+static const char *const K_HTTP_ROUTE[] = {"http.route", NULL};
+static const char *const K_MSG_OP[] = {"messaging.operation", NULL};
+static const char *const K_MSG_DEST[] = {"messaging.destination", "messaging.destination.name",
+                                         NULL};
+static const char *const K_MSG_SYSTEM[] = {"messaging.system", NULL};
+static const char *const K_RPC_METHOD[] = {"rpc.method", NULL};
+static const char *const K_RPC_SERVICE[] = {"rpc.service", NULL};
+static const char *const K_RPC_SYSTEM[] = {"rpc.system", NULL};
+static const char *const K_GQL_TYPE[] = {"graphql.operation.type", NULL};
+static const char *const K_GQL_NAME[] = {"graphql.operation.name", NULL};
+/* The newest registry also knows semconv 1.30's db.system.name, first. */
+static const char *const K_DB_SYSTEM[] = {"db.system.name", "db.system", NULL};
+static const char *const K_DB_STATEMENT[] = {"db.statement", "db.query.text", NULL};
+static const char *const K_FAAS_PROVIDER[] = {"faas.invoked_provider", NULL};
+static const char *const K_FAAS_NAME[] = {"faas.invoked_name", NULL};
+static const char *const K_FAAS_TRIGGER[] = {"faas.trigger", NULL};
+static const char *const K_NET_PROTO[] = {"network.protocol.name", NULL};
+
+/* Results must live in the caller's arena, not in the span's batch: the
+ * exporter may keep them past the batch. */
+static const char *own(const char *s, struct sp_arena *a)
+{
+    return s ? sp_arena_strdup(a, s) : NULL;
+}
+
+const char *sp_dd_attr(const struct sp_dd_span_ctx *c, const char *key, struct sp_arena *a)
+{
+    return own(lookup_key(c, key, a), a);
+}
+
+/* ---- normalisation (datadog-agent pkg/trace/traceutil/normalize) ---- */
+
+/* Decodes one UTF-8 sequence; returns its length (1 for an invalid byte,
+ * like Go's range loop) and the code point (0xFFFD when invalid). */
+static size_t utf8_next(const unsigned char *p, size_t n, uint32_t *cp)
+{
+    unsigned char c = p[0];
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    }
+    size_t len;
+    uint32_t v, min;
+    if ((c & 0xE0) == 0xC0) {
+        len = 2;
+        v = c & 0x1F;
+        min = 0x80;
+    } else if ((c & 0xF0) == 0xE0) {
+        len = 3;
+        v = c & 0x0F;
+        min = 0x800;
+    } else if ((c & 0xF8) == 0xF0) {
+        len = 4;
+        v = c & 0x07;
+        min = 0x10000;
+    } else {
+        *cp = 0xFFFD;
+        return 1;
+    }
+    if (len > n) {
+        *cp = 0xFFFD;
+        return 1;
+    }
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xC0) != 0x80) {
+            *cp = 0xFFFD;
+            return 1;
+        }
+        v = (v << 6) | (p[i] & 0x3F);
+    }
+    if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) {
+        *cp = 0xFFFD;
+        return 1;
+    }
+    *cp = v;
+    return len;
+}
+
+/* Non-ASCII: Go asks unicode.IsLetter/IsUpper. Without Unicode tables we
+ * approximate: the Latin-1, general-punctuation, symbol, CJK-punctuation
+ * and emoji blocks are not letters, every other valid code point is; upper
+ * case is folded for Latin-1, Greek and Cyrillic (same UTF-8 width). */
+static int cp_is_letter(uint32_t r)
+{
+    if (r == 0xFFFD)
+        return 0;
+    if (r >= 0x80 && r <= 0xBF)
+        return r == 0xAA || r == 0xB5 || r == 0xBA;
+    if (r == 0xD7 || r == 0xF7)
+        return 0;
+    if ((r >= 0x2000 && r <= 0x2BFF) || (r >= 0x3000 && r <= 0x303F) ||
+        (r >= 0xFE30 && r <= 0xFE4F) || (r >= 0xFF00 && r <= 0xFF20) || r >= 0x1F000)
+        return 0;
+    return 1;
+}
+
+static uint32_t cp_lower(uint32_t r)
+{
+    if ((r >= 0xC0 && r <= 0xDE && r != 0xD7) || (r >= 0x391 && r <= 0x3AB && r != 0x3A2) ||
+        (r >= 0x410 && r <= 0x42F))
+        return r + 0x20;
+    if (r >= 0x400 && r <= 0x40F)
+        return r + 0x50;
+    return r;
+}
+
+static void utf8_put2(unsigned char *p, uint32_t r)
+{
+    p[0] = (unsigned char)(0xC0 | (r >> 6));
+    p[1] = (unsigned char)(0x80 | (r & 0x3F));
+}
+
+static int is_valid_tag_char(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || c == ':' || (c >= '0' && c <= '9') || c == '.' || c == '/' ||
+           c == '-';
+}
+
+static int is_normalized_ascii_tag(const char *t, size_t n)
+{
+    if (n == 0)
+        return 1;
+    if (n > DD_MAX_TAG_LEN)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char b = (unsigned char)t[i];
+        if (is_valid_tag_char(b))
+            continue;
+        if (b == '_') {
+            i++;
+            if (i == n || !is_valid_tag_char((unsigned char)t[i]))
+                return 0;
+        } else {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+const char *sp_dd_normalize_tag_value(const char *v, struct sp_arena *a)
+{
+    size_t n = strlen(v);
+    if (is_normalized_ascii_tag(v, n))
+        return v;
+    unsigned char *tag = (unsigned char *)sp_arena_memdup(a, v, n + 1);
+    if (!tag)
+        return NULL;
+    /* Cuts: [start, end) byte ranges of illegal characters, merged when
+     * adjacent; each becomes one '_' unless it reaches the end. */
+    size_t ncuts = 0, capcuts = 16;
+    size_t(*cuts)[2] = malloc(capcuts * sizeof *cuts);
+    if (!cuts)
+        return NULL;
+    size_t i = 0, jump = 0, chars = 0;
+    while (i < n) {
+        uint32_t r;
+        jump = utf8_next(tag + i, n - i, &r);
+        if (r < 0x80 && ((r >= 'a' && r <= 'z') || r == ':')) {
+            chars++;
+        } else if (r >= 'A' && r <= 'Z') {
+            tag[i] = (unsigned char)(r + ('a' - 'A'));
+            chars++;
+        } else if (r >= 0x80 && cp_is_letter(r)) {
+            uint32_t low = cp_lower(r);
+            if (low != r && jump == 2)
+                utf8_put2(tag + i, low);
+            chars++;
+        } else if ((r >= '0' && r <= '9') || r == '.' || r == '/' || r == '-') {
+            chars++;
+        } else {
+            chars++;
+            if (ncuts > 0 && cuts[ncuts - 1][1] >= i) {
+                cuts[ncuts - 1][1] += jump;
+            } else {
+                if (ncuts == capcuts) {
+                    capcuts *= 2;
+                    void *nc = realloc(cuts, capcuts * sizeof *cuts);
+                    if (!nc) {
+                        free(cuts);
+                        return NULL;
+                    }
+                    cuts = nc;
+                }
+                cuts[ncuts][0] = i;
+                cuts[ncuts][1] = i + jump;
+                ncuts++;
+            }
+        }
+        if (i + jump >= 2 * DD_MAX_TAG_LEN || chars >= DD_MAX_TAG_LEN)
+            break;
+        i += jump;
+    }
+    size_t end = i < n ? i + jump : n;
+    size_t len = end;
+    size_t delta = 0;
+    for (size_t k = 0; k < ncuts; k++) {
+        size_t cs = cuts[k][0] - delta, ce = cuts[k][1] - delta;
+        if (ce >= len) {
+            len = cs;
+            break;
+        }
+        tag[cs] = '_';
+        if (ce - cs == 1)
+            continue;
+        memmove(tag + cs + 1, tag + ce, len - ce);
+        len -= (ce - cs) - 1;
+        delta += cuts[k][1] - cuts[k][0] - 1;
+    }
+    free(cuts);
+    tag[len] = 0;
+    return (const char *)tag;
+}
+
+/* Truncates to at most max bytes without splitting a UTF-8 sequence. */
+static size_t utf8_trunc_len(const char *s, size_t len, size_t max)
+{
+    if (len <= max)
+        return len;
+    size_t cut = max;
+    while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80)
+        cut--;
+    return cut;
+}
+
+static int is_alpha(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+static int is_alnum(unsigned char c)
+{
+    return is_alpha(c) || (c >= '0' && c <= '9');
+}
+
+const char *sp_dd_normalize_name(const char *name, struct sp_arena *a)
+{
+    size_t n = strlen(name);
+    if (n == 0)
+        return "unnamed_operation";
+    n = utf8_trunc_len(name, n, DD_MAX_NAME_LEN);
+    size_t i = 0;
+    while (i < n && !is_alpha((unsigned char)name[i]))
+        i++;
+    if (i == n)
+        return "unnamed_operation";
+    /* Already valid (alpha first, then alnum, '.' or '_' not after '_')? */
+    int valid = 1;
+    for (size_t j = i + 1; j < n; j++) {
+        unsigned char b = (unsigned char)name[j];
+        if (!(is_alnum(b) || (b == '.' && name[j - 1] != '_') || (b == '_' && name[j - 1] != '_'))) {
+            valid = 0;
+            break;
+        }
+    }
+    if (valid) {
+        size_t e = n;
+        if (name[e - 1] == '_')
+            e--;
+        return sp_arena_strndup(a, name + i, e - i);
+    }
+    char *res = sp_arena_alloc(a, n + 1);
+    if (!res)
+        return NULL;
+    size_t ptr = 0;
+    for (; i < n; i++) {
+        unsigned char b = (unsigned char)name[i];
+        if (is_alnum(b)) {
+            res[ptr++] = (char)b;
+        } else if (b == '.') {
+            if (res[ptr - 1] == '_')
+                res[ptr - 1] = '.';
+            else
+                res[ptr++] = '.';
+        } else if (res[ptr - 1] != '.' && res[ptr - 1] != '_') {
+            res[ptr++] = '_';
+        }
+    }
+    if (res[ptr - 1] == '_')
+        ptr--;
+    res[ptr] = 0;
+    return res;
+}
+
+static const char *normalize_service(const char *svc, struct sp_arena *a)
+{
+    if (!svc || !*svc)
+        return "unnamed-service";
+    size_t n = utf8_trunc_len(svc, strlen(svc), DD_MAX_SERVICE_LEN);
+    const char *t = svc;
+    if (n != strlen(svc)) {
+        t = sp_arena_strndup(a, svc, n);
+        if (!t)
+            return NULL;
+    }
+    const char *s = sp_dd_normalize_tag_value(t, a);
+    if (!s)
+        return NULL;
+    return *s ? s : "unnamed-service";
+}
+
+/* datadog.* namespace overrides (spec §4.3: checked first, span then
+ * resource, normalised as tag values). */
+static const char *dd_override(const struct sp_dd_span_ctx *c, const char *key, struct sp_arena *a)
+{
+    const char *v = lookup_key(c, key, a);
+    if (!v)
+        return NULL;
+    v = sp_dd_normalize_tag_value(v, a);
+    return v && *v ? v : NULL;
+}
+
+/* ---- the four names ---- */
+
+const char *sp_dd_service(const struct sp_dd_span_ctx *c, struct sp_arena *a)
+{
+    const char *s = dd_override(c, "datadog.service", a);
+    if (!s)
+        s = lookup(c, a, K_SERVICE);
+    if (!s)
+        s = "otlpresourcenoservicename";
+    return own(normalize_service(s, a), a);
+}
+
+static int span_kind(const struct sp_dd_span_ctx *c)
+{
+    return c->span ? (int)c->span->kind : KIND_UNSPECIFIED;
+}
+
+static const char *norm_lookup(const struct sp_dd_span_ctx *c, struct sp_arena *a,
+                               const char *const *keys)
+{
+    const char *v = lookup(c, a, keys);
+    if (!v)
+        return NULL;
+    v = sp_dd_normalize_tag_value(v, a);
+    return v && *v ? v : NULL;
+}
+
+static const char *operation_v2(const struct sp_dd_span_ctx *c, struct sp_arena *a)
+{
+    const char *v;
+    int kind = span_kind(c);
+    int client = kind == KIND_CLIENT, server = kind == KIND_SERVER;
+
+    if ((v = norm_lookup(c, a, K_OPERATION)))
+        return v;
+    if (lookup(c, a, K_HTTP_METHOD)) {
+        if (server)
+            return "http.server.request";
+        if (client)
+            return "http.client.request";
+    }
+    if ((v = norm_lookup(c, a, K_DB_SYSTEM)) && client)
+        return sp_arena_sprintf(a, "%s.query", v);
+    const char *sys = norm_lookup(c, a, K_MSG_SYSTEM);
+    const char *op = norm_lookup(c, a, K_MSG_OP);
+    if (sys && op &&
+        (kind == KIND_CLIENT || kind == KIND_SERVER || kind == KIND_CONSUMER ||
+         kind == KIND_PRODUCER))
+        return sp_arena_sprintf(a, "%s.%s", sys, op);
+    const char *rpc = norm_lookup(c, a, K_RPC_SYSTEM);
+    if (rpc && strcmp(rpc, "aws-api") == 0 && client) {
+        const char *svc = norm_lookup(c, a, K_RPC_SERVICE);
+        if (svc)
+            return sp_arena_sprintf(a, "aws.%s.request", svc);
+        return "aws.client.request";
+    }
+    if (rpc && client)
+        return sp_arena_sprintf(a, "%s.client.request", rpc);
+    if (rpc && server)
+        return sp_arena_sprintf(a, "%s.server.request", rpc);
+    const char *prov = norm_lookup(c, a, K_FAAS_PROVIDER);
+    const char *fname = norm_lookup(c, a, K_FAAS_NAME);
+    if (prov && fname && client)
+        return sp_arena_sprintf(a, "%s.%s.invoke", prov, fname);
+    const char *trig = norm_lookup(c, a, K_FAAS_TRIGGER);
+    if (trig && server)
+        return sp_arena_sprintf(a, "%s.invoke", trig);
+    if (norm_lookup(c, a, K_GQL_TYPE))
+        return "graphql.server.request";
+    const char *proto = norm_lookup(c, a, K_NET_PROTO);
+    if (server)
+        return proto ? sp_arena_sprintf(a, "%s.server.request", proto) : "server.request";
+    if (client)
+        return proto ? sp_arena_sprintf(a, "%s.client.request", proto) : "client.request";
+    switch (kind) {
+    case KIND_PRODUCER: return "Producer";
+    case KIND_CONSUMER: return "Consumer";
+    default: return "Internal";
+    }
+}
+
+const char *sp_dd_operation_name(const struct sp_dd_span_ctx *c, struct sp_arena *a)
+{
+    const char *v = dd_override(c, "datadog.operation_name", a);
+    if (!v)
+        v = operation_v2(c, a);
+    if (!v)
+        return NULL;
+    /* The agent's normaliser runs NormalizeName on every span name. */
+    return sp_dd_normalize_name(v, a);
+}
+
+static const char *join2(struct sp_arena *a, const char *x, const char *y)
+{
+    return y ? sp_arena_sprintf(a, "%s %s", x, y) : x;
+}
+
+static const char *resource_v2(const struct sp_dd_span_ctx *c, struct sp_arena *a)
+{
+    const char *m;
+    if ((m = lookup(c, a, K_RESOURCE)))
+        return m;
+    if ((m = lookup(c, a, K_HTTP_METHOD))) {
+        if (strcmp(m, "_OTHER") == 0)
+            m = "HTTP";
+        if (span_kind(c) == KIND_SERVER)
+            return join2(a, m, lookup(c, a, K_HTTP_ROUTE));
+        return m;
+    }
+    if ((m = lookup(c, a, K_MSG_OP)))
+        return join2(a, m, lookup(c, a, K_MSG_DEST));
+    if ((m = lookup(c, a, K_RPC_METHOD)))
+        return join2(a, m, lookup(c, a, K_RPC_SERVICE));
+    if ((m = lookup(c, a, K_GQL_TYPE)))
+        return join2(a, m, lookup(c, a, K_GQL_NAME));
+    if (lookup(c, a, K_DB_SYSTEM)) {
+        const char *st = lookup(c, a, K_DB_STATEMENT);
+        if (st)
+            return st;
+    }
+    return c->span && c->span->name ? c->span->name : "";
+}
+
+const char *sp_dd_resource(const struct sp_dd_span_ctx *c, struct sp_arena *a)
+{
+    const char *r = dd_override(c, "datadog.resource_name", a);
+    if (!r)
+        r = resource_v2(c, a);
+    if (!r)
+        return NULL;
+    size_t n = strlen(r);
+    if (n > DD_MAX_RESOURCE_LEN)
+        r = sp_arena_strndup(a, r, DD_MAX_RESOURCE_LEN);
+    else if (n == 0)
+        /* The agent's normaliser: an empty resource takes the name. */
+        r = sp_dd_operation_name(c, a);
+    return own(r, a);
+}
+
+/* attributes.DBTypes: db.system -> span type; unknown systems are "db". */
+static const char *db_type(const char *sys)
+{
+    static const char *const sql[] = {
+        "other_sql", "mssql",      "mysql",     "oracle",    "db2",       "postgresql",
+        "redshift",  "cloudscape", "hsqldb",    "maxdb",     "ingres",    "firstsql",
+        "edb",       "cache",      "firebird",  "derby",     "informix",  "mariadb",
+        "sqlite",    "sybase",     "teradata",  "vertica",   "h2",        "coldfusion",
+        "cockroachdb", "progress", "hanadb",    "adabas",    "filemaker", "instantdb",
+        "interbase", "netezza",    "pervasive", "pointbase", "clickhouse",
+    };
+    static const struct {
+        const char *sys, *type;
+    } other[] = {
+        {"cassandra", "cassandra"}, {"redis", "redis"},
+        {"memcached", "memcached"}, {"mongodb", "mongodb"},
+        {"elasticsearch", "elasticsearch"}, {"opensearch", "opensearch"},
+    };
+    for (size_t i = 0; i < sizeof sql / sizeof sql[0]; i++)
+        if (strcmp(sys, sql[i]) == 0)
+            return "sql";
+    for (size_t i = 0; i < sizeof other / sizeof other[0]; i++)
+        if (strcmp(sys, other[i].sys) == 0)
+            return other[i].type;
+    return "db";
+}
+
+const char *sp_dd_span_type(const struct sp_dd_span_ctx *c, struct sp_arena *a)
+{
+    const char *t = dd_override(c, "datadog.span.type", a);
+    if (t)
+        return own(t, a);
+    if ((t = lookup(c, a, K_SPAN_TYPE)))
+        return own(t, a);
+    switch (span_kind(c)) {
+    case KIND_SERVER:
+        return "web";
+    case KIND_CLIENT: {
+        const char *db = norm_lookup(c, a, K_DB_SYSTEM);
+        return db ? db_type(db) : "http";
+    }
+    default:
+        return "custom";
+    }
+}
+
+bool sp_dd_endpoint_allowed(const char *span_type)
+{
+    /* dd-trace-go sets the endpoint only for local roots typed web, rpc or
+     * untyped. An OTel span without span.type that is neither SERVER nor
+     * CLIENT maps to "custom": that is the untyped case. */
+    if (!span_type || !*span_type)
+        return true;
+    return strcmp(span_type, "web") == 0 || strcmp(span_type, "rpc") == 0 ||
+           strcmp(span_type, "custom") == 0;
+}
+
+const char *sp_dd_span_kind_name(int kind)
+{
+    switch (kind) {
+    case KIND_INTERNAL: return "internal";
+    case KIND_SERVER: return "server";
+    case KIND_CLIENT: return "client";
+    case KIND_PRODUCER: return "producer";
+    case KIND_CONSUMER: return "consumer";
+    default: return "unspecified";
+    }
+}
+
+/* ---- ids ---- */
+
+static uint64_t be64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+uint64_t sp_dd_span_id(const uint8_t *id, size_t len)
+{
+    return id && len == 8 ? be64(id) : 0;
+}
+
+uint64_t sp_dd_trace_id_low(const uint8_t *id, size_t len)
+{
+    return id && len == 16 ? be64(id + 8) : 0;
+}
+
+uint64_t sp_dd_trace_id_high(const uint8_t *id, size_t len)
+{
+    return id && len == 16 ? be64(id) : 0;
+}
