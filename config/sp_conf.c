@@ -1,2 +1,0 @@
-/* placeholder: implemented with the foundation issue */
-#include "sp_config.h"

@@ -1,0 +1,3 @@
+module spanprof/demo-service
+
+go 1.19
