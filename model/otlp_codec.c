@@ -1,0 +1,578 @@
+/* OTLP traces codec: protobuf decode with a wire check, span validation,
+ * gRPC unary framing and the answers (see otlp_codec.h; JSON is in
+ * otlp_json.c).
+ *
+ * Why a wire check before protobuf-c: protobuf_c_message_unpack() recurses
+ * once per nested message with no depth limit (a few bytes per level are
+ * enough to exhaust the stack) and says nothing about what failed. The
+ * check walks the same bytes with the same descriptors, iteratively bounded
+ * by SP_OTLP_MAX_PB_DEPTH, and names the field path and byte offset of the
+ * first problem; protobuf-c then only decodes input already known good. */
+#include "otlp_codec.h"
+
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "sp_compress.h"
+
+#include "google_rpc_status.pb-c.h"
+
+/* ---- field paths for messages ------------------------------------------ */
+
+struct otlp_path {
+    char buf[200];
+    size_t len;
+};
+
+/* Appends ".name" (or "name" at the root) and "[idx]" when idx >= 0;
+ * returns the previous length to restore with otlp_path_pop. A path that no
+ * longer fits ends in "..." rather than being cut mid-name. */
+static size_t otlp_path_push(struct otlp_path *p, const char *name, long idx)
+{
+    size_t old = p->len;
+    size_t room = sizeof(p->buf) - p->len;
+    int n;
+    if (idx >= 0)
+        n = snprintf(p->buf + p->len, room, "%s%s[%ld]", p->len ? "." : "", name, idx);
+    else
+        n = snprintf(p->buf + p->len, room, "%s%s", p->len ? "." : "", name);
+    if (n < 0 || (size_t)n >= room) {
+        if (sizeof(p->buf) - old > 4) {
+            memcpy(p->buf + old, "...", 4);
+            p->len = old + 3;
+        }
+        return old;
+    }
+    p->len += (size_t)n;
+    return old;
+}
+
+static void otlp_path_pop(struct otlp_path *p, size_t old)
+{
+    p->len = old;
+    p->buf[old] = '\0';
+}
+
+static const char *otlp_path_str(const struct otlp_path *p)
+{
+    return p->len ? p->buf : "(request)";
+}
+
+/* ---- protobuf wire check ------------------------------------------------ */
+
+enum { WT_VARINT = 0, WT_64BIT = 1, WT_LEN = 2, WT_SGROUP = 3, WT_EGROUP = 4, WT_32BIT = 5 };
+
+static const char *otlp_wt_name(unsigned wt)
+{
+    switch (wt) {
+    case WT_VARINT: return "varint";
+    case WT_64BIT: return "64-bit";
+    case WT_LEN: return "length-delimited";
+    case WT_SGROUP: return "start-group";
+    case WT_EGROUP: return "end-group";
+    case WT_32BIT: return "32-bit";
+    default: return "invalid";
+    }
+}
+
+/* 0 and the value, or -1 when the varint is truncated or over 10 bytes. */
+static int otlp_varint(const uint8_t *p, size_t len, size_t *pos, uint64_t *out)
+{
+    uint64_t v = 0;
+    for (unsigned i = 0; i < 10; i++) {
+        if (*pos >= len)
+            return -1;
+        uint8_t b = p[(*pos)++];
+        v |= (uint64_t)(b & 0x7f) << (7 * i);
+        if (!(b & 0x80)) {
+            *out = v;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static unsigned otlp_expected_wt(ProtobufCType t)
+{
+    switch (t) {
+    case PROTOBUF_C_TYPE_SFIXED32:
+    case PROTOBUF_C_TYPE_FIXED32:
+    case PROTOBUF_C_TYPE_FLOAT:
+        return WT_32BIT;
+    case PROTOBUF_C_TYPE_SFIXED64:
+    case PROTOBUF_C_TYPE_FIXED64:
+    case PROTOBUF_C_TYPE_DOUBLE:
+        return WT_64BIT;
+    case PROTOBUF_C_TYPE_STRING:
+    case PROTOBUF_C_TYPE_BYTES:
+    case PROTOBUF_C_TYPE_MESSAGE:
+        return WT_LEN;
+    default:
+        return WT_VARINT;
+    }
+}
+
+/* One message level being walked: the explicit stack replaces recursion. */
+struct otlp_pb_frame {
+    const ProtobufCMessageDescriptor *desc;
+    size_t end;        /* absolute end offset of this message's bytes */
+    size_t path_len;   /* path length to restore when the level is left */
+    uint32_t counts[32]; /* occurrences per field index, for "spans[3]" */
+};
+
+static int otlp_pb_packed_ok(ProtobufCType t, const uint8_t *p, size_t len)
+{
+    switch (otlp_expected_wt(t)) {
+    case WT_32BIT: return len % 4 == 0;
+    case WT_64BIT: return len % 8 == 0;
+    default: {
+        size_t pos = 0;
+        uint64_t v;
+        while (pos < len)
+            if (otlp_varint(p, len, &pos, &v))
+                return 0;
+        return 1;
+    }
+    }
+}
+
+int sp_otlp_pb_check(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
+                     struct sp_err *err)
+{
+    struct otlp_pb_frame stack[SP_OTLP_MAX_PB_DEPTH];
+    struct otlp_path path = {.len = 0};
+    int depth = 0;
+    size_t pos = 0;
+
+    path.buf[0] = '\0';
+    memset(&stack[0], 0, sizeof(stack[0]));
+    stack[0].desc = desc;
+    stack[0].end = len;
+    for (;;) {
+        struct otlp_pb_frame *fr = &stack[depth];
+        if (pos == fr->end) {
+            if (depth == 0)
+                return 0;
+            otlp_path_pop(&path, fr->path_len);
+            depth--;
+            continue;
+        }
+        size_t field_start = pos;
+        uint64_t tag, v;
+        if (otlp_varint(data, fr->end, &pos, &tag))
+            return sp_err_set(err, SP_EDECODE, "'%s': truncated field tag at byte %zu",
+                              otlp_path_str(&path), field_start);
+        uint64_t num = tag >> 3;
+        unsigned wt = (unsigned)(tag & 7);
+        if (num == 0 || num > 536870911u)
+            return sp_err_set(err, SP_EDECODE, "'%s': invalid field number %" PRIu64
+                              " at byte %zu", otlp_path_str(&path), num, field_start);
+        size_t val_start = pos, val_len = 0;
+        switch (wt) {
+        case WT_VARINT:
+            if (otlp_varint(data, fr->end, &pos, &v))
+                return sp_err_set(err, SP_EDECODE,
+                                  "'%s': field %" PRIu64 ": truncated varint at byte %zu",
+                                  otlp_path_str(&path), num, val_start);
+            break;
+        case WT_64BIT:
+        case WT_32BIT: {
+            size_t w = wt == WT_64BIT ? 8 : 4;
+            if (fr->end - pos < w)
+                return sp_err_set(err, SP_EDECODE,
+                                  "'%s': field %" PRIu64 ": truncated %s value at byte %zu",
+                                  otlp_path_str(&path), num, otlp_wt_name(wt), val_start);
+            pos += w;
+            break;
+        }
+        case WT_LEN:
+            if (otlp_varint(data, fr->end, &pos, &v))
+                return sp_err_set(err, SP_EDECODE,
+                                  "'%s': field %" PRIu64 ": truncated length at byte %zu",
+                                  otlp_path_str(&path), num, val_start);
+            if (v > fr->end - pos)
+                return sp_err_set(err, SP_EDECODE,
+                                  "'%s': field %" PRIu64 ": length %" PRIu64
+                                  " at byte %zu runs past the end of its message (%zu bytes left)",
+                                  otlp_path_str(&path), num, v, val_start, fr->end - pos);
+            val_start = pos;
+            val_len = (size_t)v;
+            pos += val_len;
+            break;
+        default:
+            return sp_err_set(err, SP_EDECODE,
+                              "'%s': field %" PRIu64 ": unsupported wire type %u (%s) at byte %zu",
+                              otlp_path_str(&path), num, wt, otlp_wt_name(wt), field_start);
+        }
+
+        const ProtobufCFieldDescriptor *f =
+            protobuf_c_message_descriptor_get_field(fr->desc, (unsigned)num);
+        if (!f)
+            continue; /* unknown fields are kept by protobuf-c, whatever they hold */
+        size_t fidx = (size_t)(f - fr->desc->fields);
+        long idx = -1;
+        if (f->label == PROTOBUF_C_LABEL_REPEATED)
+            idx = fidx < 32 ? (long)fr->counts[fidx] : 0;
+        if (fidx < 32)
+            fr->counts[fidx]++;
+        unsigned want = otlp_expected_wt(f->type);
+        if (wt != want) {
+            bool packed = f->label == PROTOBUF_C_LABEL_REPEATED && wt == WT_LEN && want != WT_LEN;
+            if (!packed) {
+                size_t old = otlp_path_push(&path, f->name, idx);
+                int rc = sp_err_set(err, SP_EDECODE,
+                                    "'%s': wire type %u (%s) at byte %zu where %s was expected",
+                                    otlp_path_str(&path), wt, otlp_wt_name(wt), field_start,
+                                    want == WT_LEN ? "a length-delimited value"
+                                                   : want == WT_VARINT ? "a varint"
+                                                                       : "a fixed-size value");
+                otlp_path_pop(&path, old);
+                return rc;
+            }
+            if (!otlp_pb_packed_ok(f->type, data + val_start, val_len)) {
+                otlp_path_push(&path, f->name, idx);
+                return sp_err_set(err, SP_EDECODE, "'%s': malformed packed values at byte %zu",
+                                  otlp_path_str(&path), val_start);
+            }
+            continue;
+        }
+        if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+            continue;
+        size_t old = otlp_path_push(&path, f->name, idx);
+        if (depth + 1 >= SP_OTLP_MAX_PB_DEPTH)
+            return sp_err_set(err, SP_EDECODE, "'%s': messages nested deeper than %d levels",
+                              otlp_path_str(&path), SP_OTLP_MAX_PB_DEPTH);
+        depth++;
+        memset(&stack[depth], 0, sizeof(stack[depth]));
+        stack[depth].desc = f->descriptor;
+        stack[depth].end = val_start + val_len;
+        stack[depth].path_len = old;
+        pos = val_start;
+    }
+}
+
+int sp_otlp_decode_proto(struct sp_arena *arena, const uint8_t *data, size_t len,
+                         sp_otlp_request **out, struct sp_err *err)
+{
+    const ProtobufCMessageDescriptor *desc =
+        &opentelemetry__proto__collector__trace__v1__export_trace_service_request__descriptor;
+    int rc = sp_otlp_pb_check(desc, data, len, err);
+    if (rc)
+        return rc;
+    ProtobufCAllocator alloc;
+    sp_arena_pb_allocator(arena, &alloc);
+    size_t before = sp_arena_bytes(arena);
+    sp_otlp_request *req = (sp_otlp_request *)protobuf_c_message_unpack(desc, &alloc, len, data);
+    if (!req) {
+        /* The wire check passed, so what failed is an allocation: the
+         * arena's limit, which scales with the body size. */
+        return sp_err_set(err, SP_ETOOBIG,
+                          "request of %zu bytes needs more than the %zu bytes of memory its "
+                          "size allows once decoded",
+                          len, sp_arena_bytes(arena) - before);
+    }
+    *out = req;
+    return 0;
+}
+
+/* ---- validation --------------------------------------------------------- */
+
+static bool otlp_all_zero(const ProtobufCBinaryData *b)
+{
+    for (size_t i = 0; i < b->len; i++)
+        if (b->data[i])
+            return false;
+    return true;
+}
+
+/* NULL when the span is valid, else what is wrong with it. */
+static const char *otlp_span_problem(const sp_otlp_span *s, char *buf, size_t size)
+{
+    if (s->trace_id.len != 16) {
+        snprintf(buf, size, "trace_id is %zu bytes, expected 16", s->trace_id.len);
+        return buf;
+    }
+    if (otlp_all_zero(&s->trace_id))
+        return "trace_id is all zeroes";
+    if (s->span_id.len != 8) {
+        snprintf(buf, size, "span_id is %zu bytes, expected 8", s->span_id.len);
+        return buf;
+    }
+    if (otlp_all_zero(&s->span_id))
+        return "span_id is all zeroes";
+    if (s->parent_span_id.len != 0 && s->parent_span_id.len != 8) {
+        snprintf(buf, size, "parent_span_id is %zu bytes, expected 8 or none",
+                 s->parent_span_id.len);
+        return buf;
+    }
+    return NULL;
+}
+
+size_t sp_otlp_validate(sp_otlp_request *req, struct sp_otlp_decode_info *info)
+{
+    size_t kept = 0, seen = 0, rejected = 0;
+    char why[96];
+    info->message[0] = '\0';
+    for (size_t i = 0; req && i < req->n_resource_spans; i++) {
+        sp_otlp_resource_spans *rs = req->resource_spans[i];
+        for (size_t j = 0; j < rs->n_scope_spans; j++) {
+            sp_otlp_scope_spans *ss = rs->scope_spans[j];
+            size_t w = 0;
+            for (size_t k = 0; k < ss->n_spans; k++) {
+                const char *problem = otlp_span_problem(ss->spans[k], why, sizeof(why));
+                seen++;
+                if (!problem) {
+                    ss->spans[w++] = ss->spans[k];
+                    continue;
+                }
+                if (rejected++ == 0)
+                    snprintf(info->message, sizeof(info->message),
+                             "resource_spans[%zu].scope_spans[%zu].spans[%zu]: %s", i, j, k,
+                             problem);
+            }
+            ss->n_spans = w;
+            kept += w;
+        }
+    }
+    info->spans_received = seen;
+    info->spans_rejected = rejected;
+    if (rejected) {
+        /* Lead with the count: the first problem is an example. */
+        char first[sizeof(info->message)];
+        memcpy(first, info->message, sizeof(first));
+        snprintf(info->message, sizeof(info->message), "%zu invalid span%s rejected (first: %s)",
+                 rejected, rejected == 1 ? "" : "s", first);
+    }
+    return kept;
+}
+
+int sp_otlp_decode_traces(struct sp_batch *batch, enum sp_otlp_encoding enc, const uint8_t *data,
+                          size_t len, struct sp_otlp_decode_info *info, struct sp_err *err)
+{
+    sp_otlp_request *req = NULL;
+    memset(info, 0, sizeof(*info));
+    int rc = enc == SP_OTLP_JSON ? sp_otlp_decode_json(batch->arena, data, len, &req, err)
+                                 : sp_otlp_decode_proto(batch->arena, data, len, &req, err);
+    if (rc)
+        return rc;
+    batch->u.traces.req = req;
+    batch->u.traces.span_count = sp_otlp_validate(req, info);
+    return 0;
+}
+
+/* ---- content types and answers ----------------------------------------- */
+
+int sp_otlp_content_type(const char *ct)
+{
+    if (!ct)
+        return -1;
+    while (*ct == ' ' || *ct == '\t')
+        ct++;
+    size_t n = strcspn(ct, ";");
+    while (n > 0 && (ct[n - 1] == ' ' || ct[n - 1] == '\t'))
+        n--;
+    if (n == strlen("application/x-protobuf") && strncasecmp(ct, "application/x-protobuf", n) == 0)
+        return SP_OTLP_PROTOBUF;
+    if (n == strlen("application/json") && strncasecmp(ct, "application/json", n) == 0)
+        return SP_OTLP_JSON;
+    return -1;
+}
+
+const char *sp_otlp_content_type_name(enum sp_otlp_encoding enc)
+{
+    return enc == SP_OTLP_JSON ? "application/json" : "application/x-protobuf";
+}
+
+static int otlp_pack(const ProtobufCMessage *m, struct sp_buf *out)
+{
+    size_t n = protobuf_c_message_get_packed_size(m);
+    if (sp_buf_reserve(out, n))
+        return SP_ENOMEM;
+    out->len += protobuf_c_message_pack(m, out->data + out->len);
+    out->data[out->len] = 0;
+    return 0;
+}
+
+int sp_otlp_encode_response(enum sp_otlp_encoding enc, int64_t rejected, const char *message,
+                            struct sp_buf *out)
+{
+    bool partial = rejected > 0 || (message && *message);
+    if (enc == SP_OTLP_JSON) {
+        int rc = 0;
+        if (!partial)
+            return sp_buf_append_str(out, "{}");
+        rc |= sp_buf_printf(out, "{\"partialSuccess\":{\"rejectedSpans\":\"%" PRId64 "\"",
+                            rejected);
+        if (message && *message) {
+            rc |= sp_buf_append_str(out, ",\"errorMessage\":");
+            rc |= sp_buf_append_json_str(out, message, strlen(message));
+        }
+        rc |= sp_buf_append_str(out, "}}");
+        return rc ? SP_ENOMEM : 0;
+    }
+    Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceResponse resp =
+        OPENTELEMETRY__PROTO__COLLECTOR__TRACE__V1__EXPORT_TRACE_SERVICE_RESPONSE__INIT;
+    Opentelemetry__Proto__Collector__Trace__V1__ExportTracePartialSuccess ps =
+        OPENTELEMETRY__PROTO__COLLECTOR__TRACE__V1__EXPORT_TRACE_PARTIAL_SUCCESS__INIT;
+    if (partial) {
+        ps.rejected_spans = rejected;
+        ps.error_message = (char *)(message ? message : "");
+        resp.partial_success = &ps;
+    }
+    return otlp_pack(&resp.base, out);
+}
+
+int sp_otlp_encode_status(enum sp_otlp_encoding enc, int code, const char *message,
+                          struct sp_buf *out)
+{
+    if (!message)
+        message = "";
+    if (enc == SP_OTLP_JSON) {
+        int rc = sp_buf_printf(out, "{\"code\":%d,\"message\":", code);
+        rc |= sp_buf_append_json_str(out, message, strlen(message));
+        rc |= sp_buf_append_str(out, "}");
+        return rc ? SP_ENOMEM : 0;
+    }
+    Google__Rpc__Status st = GOOGLE__RPC__STATUS__INIT;
+    st.code = code;
+    st.message = (char *)message;
+    return otlp_pack(&st.base, out);
+}
+
+/* ---- gRPC unary framing ------------------------------------------------- */
+
+static uint32_t otlp_be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+int sp_grpc_reader_feed(struct sp_grpc_reader *r, const uint8_t *p, size_t n, struct sp_err *err)
+{
+    if (r->failed || n == 0)
+        return 0;
+    size_t have = r->buf.len;
+    /* How many bytes this message may still take: until the prefix is in,
+     * the prefix itself; then exactly prefix + declared length. */
+    size_t want;
+    if (have < 5) {
+        size_t take = 5 - have < n ? 5 - have : n;
+        if (sp_buf_append(&r->buf, p, take)) {
+            r->failed = true;
+            return sp_err_set(err, SP_ENOMEM, "out of memory buffering a gRPC message");
+        }
+        p += take;
+        n -= take;
+        have += take;
+        if (have < 5)
+            return 0;
+        const uint8_t *pre = r->buf.data;
+        if (pre[0] > 1) {
+            r->failed = true;
+            return sp_err_set(err, SP_EDECODE,
+                              "gRPC message prefix has compressed-flag %u, expected 0 or 1",
+                              pre[0]);
+        }
+        uint32_t mlen = otlp_be32(pre + 1);
+        if (mlen > r->max_msg) {
+            r->failed = true;
+            return sp_err_set(err, SP_ETOOBIG,
+                              "gRPC message of %" PRIu32 " bytes is over the limit of %zu bytes",
+                              mlen, r->max_msg);
+        }
+        if (sp_buf_reserve(&r->buf, mlen)) {
+            r->failed = true;
+            return sp_err_set(err, SP_ENOMEM, "out of memory buffering a gRPC message of %" PRIu32
+                              " bytes", mlen);
+        }
+    }
+    want = 5 + (size_t)otlp_be32(r->buf.data + 1) - have;
+    if (n > want) {
+        r->failed = true;
+        return sp_err_set(err, SP_EDECODE,
+                          "unary call carries more than one gRPC message (%zu bytes after the "
+                          "first)", n - want);
+    }
+    if (sp_buf_append(&r->buf, p, n)) {
+        r->failed = true;
+        return sp_err_set(err, SP_ENOMEM, "out of memory buffering a gRPC message");
+    }
+    return 0;
+}
+
+int sp_grpc_reader_finish(struct sp_grpc_reader *r, const char *encoding,
+                          struct sp_arena *scratch, const uint8_t **msg, size_t *len,
+                          struct sp_err *err)
+{
+    if (r->failed)
+        return sp_err_set(err, SP_EDECODE, "gRPC request body already failed");
+    if (r->buf.len == 0)
+        return sp_err_set(err, SP_EDECODE, "gRPC request has no message");
+    if (r->buf.len < 5)
+        return sp_err_set(err, SP_EDECODE, "gRPC message prefix truncated: %zu of 5 bytes",
+                          r->buf.len);
+    uint32_t mlen = otlp_be32(r->buf.data + 1);
+    if (r->buf.len - 5 != mlen)
+        return sp_err_set(err, SP_EDECODE,
+                          "gRPC message truncated: prefix declares %" PRIu32
+                          " bytes, the stream ended after %zu",
+                          mlen, r->buf.len - 5);
+    const uint8_t *body = r->buf.data + 5;
+    if (r->buf.data[0] == 0) {
+        *msg = body;
+        *len = mlen;
+        return 0;
+    }
+    int c = sp_compression_parse(encoding);
+    if (!encoding || c == SP_COMPRESSION_NONE)
+        return sp_err_set(err, SP_EDECODE,
+                          "gRPC message has the compressed flag set but grpc-encoding is '%s'",
+                          encoding ? encoding : "");
+    if (c < 0)
+        return sp_err_set(err, SP_EUNSUPPORTED, "grpc-encoding '%s' is not supported", encoding);
+    int rc = sp_decompress((enum sp_compression)c, body, mlen, r->max_msg, scratch, msg, len, err);
+    if (rc == SP_ETOOBIG)
+        sp_err_set(err, SP_ETOOBIG, "gRPC message inflates past the limit of %zu bytes",
+                   r->max_msg);
+    else if (rc)
+        sp_err_prefix(err, "gRPC message");
+    return rc;
+}
+
+void sp_grpc_reader_free(struct sp_grpc_reader *r)
+{
+    sp_buf_free(&r->buf);
+}
+
+int sp_grpc_frame(const uint8_t *msg, size_t len, struct sp_buf *out)
+{
+    uint8_t pre[5] = {0, (uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8),
+                      (uint8_t)len};
+    if (sp_buf_append(out, pre, 5) || sp_buf_append(out, msg, len))
+        return SP_ENOMEM;
+    return 0;
+}
+
+void sp_grpc_percent_encode(const char *msg, char *out, size_t out_size)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0;
+    if (out_size == 0)
+        return;
+    for (const unsigned char *p = (const unsigned char *)msg; p && *p; p++) {
+        if (*p >= 0x20 && *p <= 0x7e && *p != '%') {
+            if (o + 1 >= out_size)
+                break;
+            out[o++] = (char)*p;
+        } else {
+            if (o + 3 >= out_size)
+                break;
+            out[o++] = '%';
+            out[o++] = hex[*p >> 4];
+            out[o++] = hex[*p & 15];
+        }
+    }
+    out[o] = '\0';
+}
