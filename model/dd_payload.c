@@ -1,0 +1,2132 @@
+/* OTLP spans -> Datadog trace payloads.
+ *
+ * This is the Datadog Agent's OTLP ingestion redone in C, so the traces
+ * spanprof sends look exactly like the ones an Agent or the OTel Collector's
+ * Datadog exporter would send (../shared/spec/datadog.md §4; datadog-agent
+ * pkg/trace/transform/transform.go `otelSpanToDDSpanOld`, pkg/trace/api/otlp.go
+ * `receiveResourceSpansV2`/`createChunks`, pkg/trace/agent normalizer.go and
+ * truncator.go, read for facts only):
+ *
+ *   - names (service, operation, resource, type) come from dd_naming.c, the
+ *     same code the join uses for its `trace endpoint` label;
+ *   - meta/metrics follow the agent's order of precedence: minimal fields,
+ *     datadog.* overrides, span attributes (HTTP keys remapped, ints and
+ *     doubles to metrics), otel.* keys, events/links as JSON, error from the
+ *     status and the exception event, env, resource attributes, scope
+ *     attributes, db.name;
+ *   - then what the agent does before sending: normalisation, truncation,
+ *     `_top_level` per chunk, chunk priority and `_dd.p.dm`;
+ *   - plus spanprof's Code Hotspots bridge (runtime-id on local roots).
+ *
+ * Spans are grouped into one TraceChunk per (resource, low 64-bit trace id)
+ * and one TracerPayload per distinct resource. Everything the result points
+ * at is copied into the caller's arena, so it outlives the OTLP batch.
+ * Working memory (hash maps, string builders) is malloc'd and freed before
+ * returning. */
+#include <inttypes.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <msgpack.h>
+
+#include "dd_naming.h"
+#include "dd_payload.h"
+#include "sp_compress.h"
+
+/* Agent limits (pkg/trace/agent/truncator.go, normalizer.go). */
+#define DD_MAX_RESOURCE_LEN 5000
+#define DD_MAX_META_KEY_LEN 200
+#define DD_MAX_META_VAL_LEN 25000
+#define DD_MAX_METRIC_KEY_LEN 200
+#define DD_MAX_TYPE_LEN 100
+/* Agent defaults written into every AgentPayload (pkg/trace/config New()). */
+#define DD_TARGET_TPS 10.0
+#define DD_ERROR_TPS 10.0
+#define DD_DEFAULT_ENV "none"
+/* spanprof never samples: the OTLP probabilistic sampler's rate is 1. */
+#define DD_OTLP_SAMPLE_RATE "1.00"
+#define DD_PRIORITY_AUTO_KEEP 1
+/* OTLP span flags (trace.proto SpanFlags). */
+#define OTLP_FLAG_HAS_IS_REMOTE 0x100u
+#define OTLP_FLAG_IS_REMOTE 0x200u
+/* 2000-01-01T00:00:00Z in ns: the agent replaces earlier start times. */
+#define DD_YEAR2000_NS INT64_C(946684800000000000)
+
+#define AV(x) OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_##x
+#define SPAN_KIND(x) OPENTELEMETRY__PROTO__TRACE__V1__SPAN__SPAN_KIND__SPAN_KIND_##x
+#define STATUS_ERROR OPENTELEMETRY__PROTO__TRACE__V1__STATUS__STATUS_CODE__STATUS_CODE_ERROR
+
+/* ------------------------------------------------------------------------ */
+/* Small helpers                                                             */
+/* ------------------------------------------------------------------------ */
+
+static uint32_t fnv1a(const void *p, size_t n, uint32_t h)
+{
+    const unsigned char *s = p;
+    for (size_t i = 0; i < n; i++) {
+        h ^= s[i];
+        h *= 16777619u;
+    }
+    return h;
+}
+
+static uint32_t hash_str(const char *s)
+{
+    return fnv1a(s, strlen(s), 2166136261u);
+}
+
+static uint32_t hash_u64(uint64_t v)
+{
+    v ^= v >> 33;
+    v *= UINT64_C(0xff51afd7ed558ccd);
+    v ^= v >> 33;
+    return (uint32_t)v;
+}
+
+static const sp_otlp_any *kv_find(sp_otlp_kv *const *kv, size_t n, const char *key)
+{
+    if (!kv)
+        return NULL;
+    /* pdata's Map.Get: the first entry with the key. */
+    for (size_t i = 0; i < n; i++)
+        if (kv[i] && kv[i]->key && strcmp(kv[i]->key, key) == 0)
+            return kv[i]->value;
+    return NULL;
+}
+
+/* An attribute as a non-empty string (pdata AsString), or NULL. */
+static const char *kv_str(sp_otlp_kv *const *kv, size_t n, const char *key, struct sp_arena *a)
+{
+    const sp_otlp_any *v = kv_find(kv, n, key);
+    if (!v)
+        return NULL;
+    const char *s = sp_dd_any_string(v, a);
+    return s && *s ? s : NULL;
+}
+
+/* An integer attribute (an int, or a string holding a decimal integer). */
+static bool kv_int(sp_otlp_kv *const *kv, size_t n, const char *key, int64_t *out)
+{
+    const sp_otlp_any *v = kv_find(kv, n, key);
+    if (!v)
+        return false;
+    if (v->value_case == AV(INT_VALUE)) {
+        *out = v->int_value;
+        return true;
+    }
+    if (v->value_case == AV(STRING_VALUE) && v->string_value && *v->string_value) {
+        char *end;
+        long long x = strtoll(v->string_value, &end, 10);
+        if (*end == 0) {
+            *out = x;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Largest prefix of s no longer than limit bytes that ends on a UTF-8
+ * character boundary (the agent's TruncateUTF8). */
+static size_t utf8_cut(const char *s, size_t len, size_t limit)
+{
+    if (len <= limit)
+        return len;
+    size_t n = limit;
+    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+        n--;
+    return n;
+}
+
+static void hex_encode(char *out, const uint8_t *p, size_t n)
+{
+    static const char hx[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = hx[p[i] >> 4];
+        out[2 * i + 1] = hx[p[i] & 15];
+    }
+    out[2 * n] = 0;
+}
+
+/* JSON string literal as Go's encoding/json writes it: HTML-safe escapes,
+ * U+2028/2029 escaped, invalid UTF-8 replaced by U+FFFD. Always valid JSON. */
+static int json_str(struct sp_buf *b, const char *s, size_t n)
+{
+    static const char hx[] = "0123456789abcdef";
+    int rc = sp_buf_append_byte(b, '"');
+    size_t i = 0;
+    while (rc == 0 && i < n) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x80) {
+            switch (c) {
+            case '"': rc = sp_buf_append(b, "\\\"", 2); break;
+            case '\\': rc = sp_buf_append(b, "\\\\", 2); break;
+            case '\n': rc = sp_buf_append(b, "\\n", 2); break;
+            case '\r': rc = sp_buf_append(b, "\\r", 2); break;
+            case '\t': rc = sp_buf_append(b, "\\t", 2); break;
+            default:
+                if (c < 0x20 || c == '<' || c == '>' || c == '&') {
+                    char e[6] = {'\\', 'u', '0', '0', hx[c >> 4], hx[c & 15]};
+                    rc = sp_buf_append(b, e, 6);
+                } else {
+                    rc = sp_buf_append_byte(b, c);
+                }
+            }
+            i++;
+            continue;
+        }
+        /* Validate one multi-byte sequence. */
+        size_t len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 ? 2 : 0;
+        uint32_t cp = len == 4 ? c & 7u : len == 3 ? c & 15u : c & 31u;
+        bool ok = len != 0 && c <= 0xF4 && i + len <= n;
+        for (size_t k = 1; ok && k < len; k++) {
+            unsigned char cc = (unsigned char)s[i + k];
+            if ((cc & 0xC0) != 0x80)
+                ok = false;
+            cp = (cp << 6) | (cc & 0x3Fu);
+        }
+        if (ok && ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+                   (len == 4 && (cp < 0x10000 || cp > 0x10FFFF))))
+            ok = false;
+        if (!ok) {
+            rc = sp_buf_append(b, "\\ufffd", 6);
+            i++;
+        } else if (cp == 0x2028 || cp == 0x2029) {
+            rc = sp_buf_append(b, cp == 0x2028 ? "\\u2028" : "\\u2029", 6);
+            i += len;
+        } else {
+            rc = sp_buf_append(b, s + i, len);
+            i += len;
+        }
+    }
+    return rc ? rc : sp_buf_append_byte(b, '"');
+}
+
+static int json_cstr(struct sp_buf *b, const char *s)
+{
+    return json_str(b, s ? s : "", s ? strlen(s) : 0);
+}
+
+/* A double as a JSON number; NaN and infinities have none: null. */
+static int json_double(struct sp_buf *b, double d)
+{
+    if (isnan(d) || isinf(d))
+        return sp_buf_append_str(b, "null");
+    if (d == floor(d) && fabs(d) < 1e15)
+        return sp_buf_printf(b, "%.0f", d);
+    return sp_buf_printf(b, "%.17g", d);
+}
+
+/* The value as Go's json.Marshal(value.AsRaw()) writes it; false when Go
+ * would fail (NaN/Inf doubles), so the caller can substitute. */
+static bool json_any(struct sp_buf *b, const sp_otlp_any *v, struct sp_arena *a, int *rc)
+{
+    if (!v) {
+        *rc = sp_buf_append_str(b, "null");
+        return true;
+    }
+    switch (v->value_case) {
+    case AV(STRING_VALUE):
+        *rc = json_cstr(b, v->string_value);
+        return true;
+    case AV(BOOL_VALUE):
+        *rc = sp_buf_append_str(b, v->bool_value ? "true" : "false");
+        return true;
+    case AV(INT_VALUE):
+        *rc = sp_buf_printf(b, "%" PRId64, v->int_value);
+        return true;
+    case AV(DOUBLE_VALUE):
+        if (isnan(v->double_value) || isinf(v->double_value))
+            return false;
+        /* sp_dd_any_string renders Go's float format, as json.Marshal does */
+        __attribute__((fallthrough));
+    case AV(ARRAY_VALUE):
+    case AV(KVLIST_VALUE): {
+        const char *s = sp_dd_any_string(v, a);
+        *rc = s ? sp_buf_append_str(b, s) : SP_ENOMEM;
+        return true;
+    }
+    case AV(BYTES_VALUE): {
+        const char *s = sp_dd_any_string(v, a);
+        *rc = s ? json_cstr(b, s) : SP_ENOMEM;
+        return true;
+    }
+    default:
+        *rc = sp_buf_append_str(b, "null");
+        return true;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* A string-keyed map for one span's meta or metrics, in scratch memory     */
+/* ------------------------------------------------------------------------ */
+
+/* Entry strings are either owned by the output arena already (computed
+ * values) or borrowed (attribute keys and values in the OTLP batch, string
+ * literals); borrowed ones are copied into the arena when the span is
+ * finalised, so the payload never points into the batch. */
+struct ent {
+    const char *key;
+    const char *sval;
+    double dval;
+    bool live;
+    bool kborrowed, vborrowed;
+};
+
+struct smap {
+    struct ent *v;
+    size_t n, cap;
+    uint32_t *slots; /* 0 = empty, else index + 1; open addressing */
+    size_t nslots;
+};
+
+static void smap_reset(struct smap *m)
+{
+    m->n = 0;
+    if (m->slots)
+        memset(m->slots, 0, m->nslots * sizeof *m->slots);
+}
+
+static void smap_free(struct smap *m)
+{
+    free(m->v);
+    free(m->slots);
+    memset(m, 0, sizeof *m);
+}
+
+static size_t smap_find(const struct smap *m, const char *key, uint32_t h)
+{
+    size_t mask = m->nslots - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+        uint32_t s = m->slots[i];
+        if (s == 0 || strcmp(m->v[s - 1].key, key) == 0)
+            return i;
+    }
+}
+
+static int smap_grow(struct smap *m)
+{
+    if (m->n + 1 > m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 32;
+        struct ent *nv = realloc(m->v, cap * sizeof *nv);
+        if (!nv)
+            return SP_ENOMEM;
+        m->v = nv;
+        m->cap = cap;
+    }
+    if ((m->n + 1) * 2 > m->nslots) {
+        size_t ns = m->nslots ? m->nslots * 2 : 64;
+        uint32_t *sl = calloc(ns, sizeof *sl);
+        if (!sl)
+            return SP_ENOMEM;
+        free(m->slots);
+        m->slots = sl;
+        m->nslots = ns;
+        for (size_t i = 0; i < m->n; i++) {
+            size_t j = hash_str(m->v[i].key) & (ns - 1);
+            while (sl[j])
+                j = (j + 1) & (ns - 1);
+            sl[j] = (uint32_t)(i + 1);
+        }
+    }
+    return 0;
+}
+
+static struct ent *smap_get(const struct smap *m, const char *key)
+{
+    if (!m->nslots)
+        return NULL;
+    uint32_t s = m->slots[smap_find(m, key, hash_str(key))];
+    return s && m->v[s - 1].live ? &m->v[s - 1] : NULL;
+}
+
+enum put_mode {
+    PUT_SET,       /* overwrite */
+    PUT_IF_ABSENT, /* keep an existing value */
+    PUT_IF_EMPTY,  /* keep an existing non-empty string */
+};
+
+/* kb/vb: key/value borrowed (copy at finalisation). */
+static int smap_put(struct smap *m, const char *key, bool kb, const char *sval, bool vb,
+                    double dval, enum put_mode mode)
+{
+    int rc = smap_grow(m);
+    if (rc)
+        return rc;
+    size_t slot = smap_find(m, key, hash_str(key));
+    struct ent *e;
+    if (m->slots[slot]) {
+        e = &m->v[m->slots[slot] - 1];
+        if (e->live) {
+            if (mode == PUT_IF_ABSENT)
+                return 0;
+            if (mode == PUT_IF_EMPTY && e->sval && *e->sval)
+                return 0;
+        }
+    } else {
+        e = &m->v[m->n];
+        m->slots[slot] = (uint32_t)(m->n + 1);
+        m->n++;
+        e->key = key;
+        e->kborrowed = kb;
+    }
+    e->live = true;
+    e->sval = sval;
+    e->vborrowed = vb;
+    e->dval = dval;
+    return 0;
+}
+
+static void smap_del(struct smap *m, const char *key)
+{
+    struct ent *e = smap_get(m, key);
+    if (e)
+        e->live = false;
+}
+
+static bool meta_has(const struct smap *m, const char *key)
+{
+    return smap_get(m, key) != NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Mapping state                                                             */
+/* ------------------------------------------------------------------------ */
+
+/* One mapped span while its chunk is being built. Extra slots are reserved
+ * in the meta/metrics arrays for the keys added per chunk. */
+#define META_SPARE 2    /* runtime-id, _dd.p.dm */
+#define METRICS_SPARE 2 /* _top_level, _dd.profiling.enabled */
+
+struct mspan {
+    Datadog__Trace__Span *pb;
+    size_t meta_cap, metrics_cap;
+    uint32_t flags;
+    int kind;
+    int64_t sampling_priority;
+    bool has_priority;
+};
+
+struct chunk_b {
+    uint64_t tid;
+    struct mspan *v;
+    size_t n, cap;
+};
+
+/* One tracer payload: a distinct resource. */
+struct tp_b {
+    Datadog__Trace__TracerPayload *tp;
+    const char *key;       /* canonical rendering of the resource attributes */
+    uint32_t key_hash;
+    sp_otlp_kv *const *res_attrs;
+    size_t n_res_attrs;
+    struct chunk_b *chunks;
+    size_t n, cap;
+    uint32_t *slots; /* trace id -> chunk index + 1 */
+    size_t nslots;
+};
+
+struct mapper {
+    const struct sp_traces *traces;
+    const struct sp_dd_map_opts *opts;
+    struct sp_arena *a;
+    struct sp_err *err;
+    struct smap meta, metrics;
+    struct sp_buf sb; /* scratch string builder */
+    struct tp_b *tps;
+    size_t ntp, captp;
+    size_t dropped;
+    int64_t now_ns;
+};
+
+static int oom(struct mapper *m, const char *what)
+{
+    return sp_err_set(m->err, SP_ENOMEM, "datadog mapping: out of memory (%s)", what);
+}
+
+/* Copies the scratch builder into the arena. */
+static const char *sb_take(struct mapper *m)
+{
+    const char *s = sp_arena_strndup(m->a, m->sb.data ? (const char *)m->sb.data : "", m->sb.len);
+    sp_buf_reset(&m->sb);
+    return s;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Events and links as JSON meta (transform.go MarshalEvents/MarshalLinks)  */
+/* ------------------------------------------------------------------------ */
+
+static int marshal_events(struct mapper *m, const sp_otlp_span *s)
+{
+    struct sp_buf *b = &m->sb;
+    int rc = sp_buf_append_byte(b, '[');
+    for (size_t i = 0; rc == 0 && i < s->n_events; i++) {
+        const Opentelemetry__Proto__Trace__V1__Span__Event *e = s->events[i];
+        if (i)
+            rc = sp_buf_append_byte(b, ',');
+        if (rc == 0)
+            rc = sp_buf_append_byte(b, '{');
+        if (!e) {
+            if (rc == 0)
+                rc = sp_buf_append_byte(b, '}');
+            continue;
+        }
+        bool wrote = false;
+        if (rc == 0 && e->time_unix_nano) {
+            rc = sp_buf_printf(b, "\"time_unix_nano\":%" PRIu64, e->time_unix_nano);
+            wrote = true;
+        }
+        if (rc == 0 && e->name && *e->name) {
+            if (wrote)
+                rc = sp_buf_append_byte(b, ',');
+            if (rc == 0)
+                rc = sp_buf_append_str(b, "\"name\":");
+            if (rc == 0)
+                rc = json_cstr(b, e->name);
+            wrote = true;
+        }
+        if (rc == 0 && e->n_attributes) {
+            if (wrote)
+                rc = sp_buf_append_byte(b, ',');
+            if (rc == 0)
+                rc = sp_buf_append_str(b, "\"attributes\":{");
+            for (size_t j = 0; rc == 0 && j < e->n_attributes; j++) {
+                const sp_otlp_kv *kv = e->attributes[j];
+                if (j)
+                    rc = sp_buf_append_byte(b, ',');
+                if (rc == 0)
+                    rc = json_cstr(b, kv ? kv->key : "");
+                if (rc == 0)
+                    rc = sp_buf_append_byte(b, ':');
+                /* The agent writes "redacted" for a value Go cannot marshal. */
+                if (rc == 0 && !json_any(b, kv ? kv->value : NULL, m->a, &rc))
+                    rc = sp_buf_append_str(b, "\"redacted\"");
+            }
+            if (rc == 0)
+                rc = sp_buf_append_byte(b, '}');
+            wrote = true;
+        }
+        if (rc == 0 && e->dropped_attributes_count) {
+            if (wrote)
+                rc = sp_buf_append_byte(b, ',');
+            if (rc == 0)
+                rc = sp_buf_printf(b, "\"dropped_attributes_count\":%" PRIu32,
+                                   e->dropped_attributes_count);
+        }
+        if (rc == 0)
+            rc = sp_buf_append_byte(b, '}');
+    }
+    if (rc == 0)
+        rc = sp_buf_append_byte(b, ']');
+    return rc;
+}
+
+/* Links: the agent writes attribute values and tracestate without JSON
+ * escaping; spanprof escapes them so the meta value is always valid JSON
+ * (identical output for ordinary values). */
+static int marshal_links(struct mapper *m, const sp_otlp_span *s)
+{
+    struct sp_buf *b = &m->sb;
+    char hx[2 * 16 + 1];
+    int rc = sp_buf_append_byte(b, '[');
+    for (size_t i = 0; rc == 0 && i < s->n_links; i++) {
+        const Opentelemetry__Proto__Trace__V1__Span__Link *l = s->links[i];
+        if (i)
+            rc = sp_buf_append_byte(b, ',');
+        if (!l) {
+            if (rc == 0)
+                rc = sp_buf_append_str(b, "{}");
+            continue;
+        }
+        size_t tl = l->trace_id.len <= 16 ? l->trace_id.len : 16;
+        hex_encode(hx, l->trace_id.data, tl);
+        if (rc == 0)
+            rc = sp_buf_printf(b, "{\"trace_id\":\"%s\"", hx);
+        size_t sl = l->span_id.len <= 8 ? l->span_id.len : 8;
+        hex_encode(hx, l->span_id.data, sl);
+        if (rc == 0)
+            rc = sp_buf_printf(b, ",\"span_id\":\"%s\"", hx);
+        if (rc == 0 && l->trace_state && *l->trace_state) {
+            rc = sp_buf_append_str(b, ",\"tracestate\":");
+            if (rc == 0)
+                rc = json_cstr(b, l->trace_state);
+        }
+        if (rc == 0 && l->n_attributes) {
+            rc = sp_buf_append_str(b, ",\"attributes\":{");
+            for (size_t j = 0; rc == 0 && j < l->n_attributes; j++) {
+                const sp_otlp_kv *kv = l->attributes[j];
+                if (j)
+                    rc = sp_buf_append_byte(b, ',');
+                if (rc == 0)
+                    rc = json_cstr(b, kv ? kv->key : "");
+                if (rc == 0)
+                    rc = sp_buf_append_byte(b, ':');
+                const char *v = kv ? sp_dd_any_string(kv->value, m->a) : "";
+                if (rc == 0)
+                    rc = v ? json_cstr(b, v) : SP_ENOMEM;
+            }
+            if (rc == 0)
+                rc = sp_buf_append_byte(b, '}');
+        }
+        if (rc == 0 && l->dropped_attributes_count)
+            rc = sp_buf_printf(b, ",\"dropped_attributes_count\":%" PRIu32,
+                               l->dropped_attributes_count);
+        if (rc == 0)
+            rc = sp_buf_append_byte(b, '}');
+    }
+    if (rc == 0)
+        rc = sp_buf_append_byte(b, ']');
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Attribute -> meta/metrics                                                 */
+/* ------------------------------------------------------------------------ */
+
+/* attributes.HTTPMappings: OTel HTTP semantic conventions -> Datadog keys. */
+static const struct {
+    const char *otel, *dd;
+} http_mappings[] = {
+    {"client.address", "http.client_ip"},
+    {"http.response.body.size", "http.response.content_length"},
+    {"http.response.status_code", "http.status_code"},
+    {"http.request.body.size", "http.request.content_length"},
+    {"http.request.header.referrer", "http.referrer"},
+    {"http.request.method", "http.method"},
+    {"http.route", "http.route"},
+    {"network.protocol.version", "http.version"},
+    {"server.address", "http.server_name"},
+    {"url.full", "http.url"},
+    {"user_agent.original", "http.useragent"},
+};
+
+/* GetDDKeyForOTLPAttribute: the Datadog key an OTLP attribute is stored
+ * under; *out is NULL for keys handled elsewhere (service.name,
+ * operation.name, resource.name, span.type and the datadog.* namespace).
+ * *borrowed says whether *out points into the attribute. SP_ENOMEM only. */
+static int dd_key_for(struct mapper *m, const char *k, const char **out, bool *borrowed)
+{
+    *borrowed = false;
+    *out = NULL;
+    for (size_t i = 0; i < sizeof http_mappings / sizeof http_mappings[0]; i++)
+        if (strcmp(k, http_mappings[i].otel) == 0) {
+            *out = http_mappings[i].dd;
+            return 0;
+        }
+    static const char hdr[] = "http.request.header.";
+    if (strncmp(k, hdr, sizeof hdr - 1) == 0) {
+        *out = sp_arena_sprintf(m->a, "http.request.headers.%s", k + sizeof hdr - 1);
+        return *out ? 0 : SP_ENOMEM;
+    }
+    if (strcmp(k, "service.name") == 0 || strcmp(k, "operation.name") == 0 ||
+        strcmp(k, "resource.name") == 0 || strcmp(k, "span.type") == 0 ||
+        strncmp(k, "datadog.", 8) == 0)
+        return 0;
+    *borrowed = true;
+    *out = k;
+    return 0;
+}
+
+/* Go's strconv.ParseBool. */
+static int parse_go_bool(const char *s)
+{
+    static const char *const t[] = {"1", "t", "T", "TRUE", "true", "True"};
+    static const char *const f[] = {"0", "f", "F", "FALSE", "false", "False"};
+    for (size_t i = 0; i < 6; i++) {
+        if (strcmp(s, t[i]) == 0)
+            return 1;
+        if (strcmp(s, f[i]) == 0)
+            return 0;
+    }
+    return -1;
+}
+
+/* conditionallyMapOTLPAttributeToMeta + SetMetaOTLPIfEmpty. */
+static int attr_to_meta(struct mapper *m, const char *k, const char *v, bool vb)
+{
+    bool kb;
+    const char *mk;
+    if (dd_key_for(m, k, &mk, &kb))
+        return SP_ENOMEM;
+    if (!mk)
+        return 0;
+    struct ent *e = smap_get(&m->meta, mk);
+    if (e && e->sval && *e->sval)
+        return 0;
+    if (strcmp(mk, "analytics.event") == 0) {
+        int bv = parse_go_bool(v);
+        if (bv >= 0)
+            return smap_put(&m->metrics, "_dd1.sr.eausr", false, NULL, false, bv, PUT_IF_ABSENT);
+        return 0;
+    }
+    return smap_put(&m->meta, mk, kb, v, vb, 0, PUT_SET);
+}
+
+/* conditionallyMapOTLPAttributeToMetric + SetMetricOTLPIfEmpty. */
+static int attr_to_metric(struct mapper *m, const char *k, double v)
+{
+    bool kb;
+    const char *mk;
+    if (dd_key_for(m, k, &mk, &kb))
+        return SP_ENOMEM;
+    if (!mk)
+        return 0;
+    if (smap_get(&m->metrics, mk))
+        return 0;
+    if (strcmp(mk, "sampling.priority") == 0)
+        return smap_put(&m->metrics, "_sampling_priority_v1", false, NULL, false, v,
+                        PUT_IF_ABSENT);
+    return smap_put(&m->metrics, mk, kb, NULL, false, v, PUT_SET);
+}
+
+/* Status2Error (the spec's revision): error.msg/type/stack from the
+ * exception events (the last one wins), else the status message, else the
+ * HTTP status code found in meta. Returns the span's error flag. */
+static int status_to_error(struct mapper *m, const sp_otlp_span *s)
+{
+    if (!s->status || s->status->code != STATUS_ERROR)
+        return 0;
+    static const char *const from[] = {"exception.message", "exception.type",
+                                       "exception.stacktrace"};
+    static const char *const to[] = {"error.msg", "error.type", "error.stack"};
+    for (size_t i = 0; i < s->n_events; i++) {
+        const Opentelemetry__Proto__Trace__V1__Span__Event *e = s->events[i];
+        if (!e || !e->name || strcasecmp(e->name, "exception") != 0)
+            continue;
+        for (size_t k = 0; k < 3; k++) {
+            const sp_otlp_any *v = kv_find(e->attributes, e->n_attributes, from[k]);
+            if (!v)
+                continue;
+            const char *str = sp_dd_any_string(v, m->a);
+            if (!str || smap_put(&m->meta, to[k], false, str, true, 0, PUT_SET))
+                return -1;
+        }
+    }
+    if (!meta_has(&m->meta, "error.msg")) {
+        const char *msg = s->status->message;
+        if (msg && *msg) {
+            if (smap_put(&m->meta, "error.msg", false, msg, true, 0, PUT_SET))
+                return -1;
+        } else {
+            struct ent *code = smap_get(&m->meta, "http.response.status_code");
+            if (!code || !code->sval || !*code->sval)
+                code = smap_get(&m->meta, "http.status_code");
+            if (code && code->sval && *code->sval) {
+                struct ent *txt = smap_get(&m->meta, "http.status_text");
+                const char *v = code->sval;
+                if (txt && txt->sval)
+                    v = sp_arena_sprintf(m->a, "%s %s", code->sval, txt->sval);
+                if (!v || smap_put(&m->meta, "error.msg", false, v, code->vborrowed && !txt,
+                                   0, PUT_SET))
+                    return -1;
+            }
+        }
+    }
+    return 1;
+}
+
+/* Resource attribute lookups (TracerPayload fields). */
+static const char *res_str(const struct tp_b *t, const char *key, struct sp_arena *a)
+{
+    return kv_str(t->res_attrs, t->n_res_attrs, key, a);
+}
+
+/* The agent's hostname from resource attributes (opentelemetry-mapping-go
+ * attributes/source: `host`, datadog.host.name, Fargate has none, cloud
+ * provider ids, k8s node(-cluster), host.id, host.name; localhost names are
+ * discarded). *found says whether the resource decided (even on ""). */
+static const char *resource_hostname(const struct tp_b *t, struct sp_arena *a, bool *found)
+{
+    const char *h = NULL;
+    *found = true;
+    if ((h = res_str(t, "host", a)) || (h = res_str(t, "datadog.host.name", a)))
+        goto check;
+    const char *lt = res_str(t, "aws.ecs.launchtype", a);
+    if (lt && strcmp(lt, "fargate") == 0)
+        return "";
+    const char *cloud = res_str(t, "cloud.provider", a);
+    if (cloud && (strcmp(cloud, "aws") == 0 || strcmp(cloud, "azure") == 0)) {
+        if ((h = res_str(t, "host.id", a)) || (h = res_str(t, "host.name", a)))
+            goto check;
+    }
+    const char *node = res_str(t, "k8s.node.name", a);
+    if (node) {
+        const char *cluster = res_str(t, "k8s.cluster.name", a);
+        h = cluster ? sp_arena_sprintf(a, "%s-%s", node, cluster) : node;
+        goto check;
+    }
+    if ((h = res_str(t, "host.id", a)) || (h = res_str(t, "host.name", a)))
+        goto check;
+    *found = false;
+    return NULL;
+check:
+    if (!h || strcmp(h, "0.0.0.0") == 0 || strcmp(h, "127.0.0.1") == 0 ||
+        strcmp(h, "localhost") == 0 || strcmp(h, "localhost.localdomain") == 0 ||
+        strcmp(h, "localhost6.localdomain6") == 0 || strcmp(h, "ip6-localhost") == 0) {
+        *found = false;
+        return NULL;
+    }
+    return h;
+}
+
+/* ------------------------------------------------------------------------ */
+/* One span                                                                  */
+/* ------------------------------------------------------------------------ */
+
+static int span_entries(struct mapper *m, struct mspan *ms);
+
+/* Agent truncation (truncator.go): meta keys/values and metric keys, never
+ * structured `_dd.*.json|.msgpack|.protobuf` meta. */
+static bool is_structured_meta_key(const char *k)
+{
+    size_t n = strlen(k);
+    if (strncmp(k, "_dd.", 4) != 0)
+        return false;
+    return (n >= 5 && strcmp(k + n - 5, ".json") == 0) ||
+           (n >= 8 && strcmp(k + n - 8, ".msgpack") == 0) ||
+           (n >= 9 && strcmp(k + n - 9, ".protobuf") == 0);
+}
+
+static const char *truncated(struct mapper *m, const char *s, size_t limit)
+{
+    size_t n = utf8_cut(s, strlen(s), limit);
+    return sp_arena_sprintf(m->a, "%.*s...", (int)n, s);
+}
+
+static int truncate_maps(struct mapper *m)
+{
+    size_t n = m->meta.n;
+    for (size_t i = 0; i < n; i++) {
+        struct ent *e = &m->meta.v[i];
+        if (!e->live || is_structured_meta_key(e->key))
+            continue;
+        const char *k = e->key, *v = e->sval ? e->sval : "";
+        bool kb = e->kborrowed, vb = e->vborrowed;
+        bool mod = false;
+        if (strlen(k) > DD_MAX_META_KEY_LEN) {
+            e->live = false;
+            if (!(k = truncated(m, k, DD_MAX_META_KEY_LEN)))
+                return oom(m, "meta key");
+            kb = false;
+            mod = true;
+        }
+        if (strlen(v) > DD_MAX_META_VAL_LEN) {
+            if (!(v = truncated(m, v, DD_MAX_META_VAL_LEN)))
+                return oom(m, "meta value");
+            vb = false;
+            mod = true;
+        }
+        /* smap_put may move m->meta.v: e is not used after this. */
+        if (mod && smap_put(&m->meta, k, kb, v, vb, 0, PUT_SET))
+            return oom(m, "meta");
+    }
+    n = m->metrics.n;
+    for (size_t i = 0; i < n; i++) {
+        struct ent *e = &m->metrics.v[i];
+        if (!e->live || strlen(e->key) <= DD_MAX_METRIC_KEY_LEN)
+            continue;
+        e->live = false;
+        double d = e->dval;
+        const char *k = truncated(m, e->key, DD_MAX_METRIC_KEY_LEN);
+        if (!k || smap_put(&m->metrics, k, false, NULL, false, d, PUT_SET))
+            return oom(m, "metric key");
+    }
+    return 0;
+}
+
+/* http.status_code meta must be an integer in [100, 600) (normalizer.go). */
+static bool valid_status_code(const char *s)
+{
+    if (!s || !*s)
+        return false;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    return *end == 0 && s[0] != '-' && s[0] != '+' && v >= 100 && v < 600;
+}
+
+/* GetOTelStatusCode: datadog.http_status_code, then http.status_code and
+ * http.response.status_code, span attributes before resource attributes. */
+static int64_t http_status_code(const sp_otlp_span *s, sp_otlp_kv *const *ra, size_t nra)
+{
+    int64_t c;
+    if (kv_int(s->attributes, s->n_attributes, "datadog.http_status_code", &c) ||
+        kv_int(ra, nra, "datadog.http_status_code", &c) ||
+        kv_int(s->attributes, s->n_attributes, "http.status_code", &c) ||
+        kv_int(s->attributes, s->n_attributes, "http.response.status_code", &c) ||
+        kv_int(ra, nra, "http.status_code", &c) ||
+        kv_int(ra, nra, "http.response.status_code", &c))
+        return c;
+    return 0;
+}
+
+static int map_span(struct mapper *m, struct tp_b *t, const sp_otlp_scope_spans *ss,
+                    const sp_otlp_span *s, struct mspan *out)
+{
+    struct sp_arena *a = m->a;
+    sp_otlp_kv *const *ra = t->res_attrs;
+    size_t nra = t->n_res_attrs;
+    const Opentelemetry__Proto__Common__V1__InstrumentationScope *scope = ss->scope;
+    struct sp_dd_span_ctx c = {
+        .span = s,
+        .resource_attrs = ra,
+        .n_resource_attrs = nra,
+        .scope_name = scope && scope->name && *scope->name ? scope->name : NULL,
+    };
+    int rc = 0;
+#define CK(x)                                                                                      \
+    do {                                                                                           \
+        if ((x) != 0)                                                                              \
+            return oom(m, "span");                                                                 \
+    } while (0)
+
+    smap_reset(&m->meta);
+    smap_reset(&m->metrics);
+
+    Datadog__Trace__Span *d = sp_arena_alloc(a, sizeof *d);
+    if (!d)
+        return oom(m, "span");
+    datadog__trace__span__init(d);
+    out->pb = d;
+    out->flags = s->flags;
+    out->kind = (int)s->kind;
+    out->has_priority = false;
+
+    d->traceid = sp_dd_trace_id_low(s->trace_id.data, s->trace_id.len);
+    d->spanid = sp_dd_span_id(s->span_id.data, s->span_id.len);
+    d->parentid = s->parent_span_id.len ? sp_dd_span_id(s->parent_span_id.data,
+                                                         s->parent_span_id.len)
+                                        : 0;
+    const char *svc = sp_dd_service(&c, a), *name = sp_dd_operation_name(&c, a),
+               *res = sp_dd_resource(&c, a), *type = sp_dd_span_type(&c, a);
+    /* Copied: a name may point into the batch when no rule changed it. */
+    if (!svc || !name || !res || !type || !(svc = sp_arena_strdup(a, svc)) ||
+        !(name = sp_arena_strdup(a, name)) || !(res = sp_arena_strdup(a, res)) ||
+        !(type = sp_arena_strdup(a, type)))
+        return oom(m, "span names");
+    d->service = (char *)svc;
+    d->name = (char *)name;
+    d->resource = (char *)res;
+    d->type = (char *)type;
+
+    /* Start and duration, fixed as the agent's normaliser does. */
+    int64_t start = (int64_t)s->start_time_unix_nano;
+    int64_t dur = s->end_time_unix_nano >= s->start_time_unix_nano
+                      ? (int64_t)(s->end_time_unix_nano - s->start_time_unix_nano)
+                      : 0;
+    if (dur < 0 || (start > 0 && dur > INT64_MAX - start))
+        dur = 0;
+    if (start < DD_YEAR2000_NS) {
+        start = m->now_ns - dur;
+        if (start < 0)
+            start = m->now_ns;
+    }
+    d->start = start;
+    d->duration = dur;
+
+    /* --- minimal fields (otelSpanToDDSpanMinimalOld) --- */
+    /* datadog.error: the agent reads it with Value.Int(), ints only. */
+    const sp_otlp_any *derr = kv_find(s->attributes, s->n_attributes, "datadog.error");
+    if (derr && derr->value_case == AV(INT_VALUE))
+        d->error = (int32_t)derr->int_value;
+    else if (derr)
+        d->error = 0;
+    else
+        d->error = s->status && s->status->code == STATUS_ERROR;
+
+    const char *kind = sp_dd_attr(&c, "datadog.span.kind", a);
+    if (kind && !(kind = sp_dd_normalize_tag_value(kind, a)))
+        return oom(m, "span kind");
+    CK(smap_put(&m->meta, "span.kind", false, kind ? kind : sp_dd_span_kind_name((int)s->kind),
+                false, 0, PUT_SET));
+    int64_t code = http_status_code(s, ra, nra);
+    if (code > 0)
+        CK(smap_put(&m->metrics, "http.status_code", false, NULL, false, (double)code, PUT_SET));
+    const char *measured = sp_dd_attr(&c, "_dd.measured", a);
+    if (measured && strcmp(measured, "1") == 0)
+        CK(smap_put(&m->metrics, "_dd.measured", false, NULL, false, 1, PUT_SET));
+
+    /* --- datadog.* namespace keys into meta, span before resource --- */
+    static const char *const ddns[][2] = {
+        {"datadog.env", "env"},
+        {"datadog.version", "version"},
+        {"datadog.http_status_code", "http.status_code"},
+        {"datadog.error.msg", "error.msg"},
+        {"datadog.error.type", "error.type"},
+        {"datadog.error.stack", "error.stack"},
+    };
+    for (size_t i = 0; i < sizeof ddns / sizeof ddns[0]; i++) {
+        const char *v = sp_dd_attr(&c, ddns[i][0], a);
+        if (v)
+            CK(smap_put(&m->meta, ddns[i][1], false, v, false, 0, PUT_SET));
+    }
+
+    /* --- span attributes --- */
+    for (size_t i = 0; i < s->n_attributes; i++) {
+        const sp_otlp_kv *kv = s->attributes[i];
+        if (!kv || !kv->key)
+            continue;
+        const sp_otlp_any *v = kv->value;
+        if (v && v->value_case == AV(DOUBLE_VALUE))
+            rc = attr_to_metric(m, kv->key, v->double_value);
+        else if (v && v->value_case == AV(INT_VALUE))
+            rc = attr_to_metric(m, kv->key, (double)v->int_value);
+        else {
+            const char *sv = sp_dd_any_string(v, a);
+            bool vb = v && v->value_case == AV(STRING_VALUE);
+            rc = sv ? attr_to_meta(m, kv->key, sv, vb) : SP_ENOMEM;
+        }
+        if (rc)
+            return oom(m, "span attributes");
+    }
+
+    /* --- otel.trace_id (and _dd.p.tid, as Datadog tracers set it) --- */
+    char hx[2 * 16 + 1];
+    size_t tl = s->trace_id.len <= 16 ? s->trace_id.len : 16;
+    hex_encode(hx, s->trace_id.data, tl);
+    const char *tid_hex = sp_arena_strdup(a, hx);
+    if (!tid_hex)
+        return oom(m, "trace id");
+    CK(smap_put(&m->meta, "otel.trace_id", false, tid_hex, false, 0, PUT_SET));
+    uint64_t high = sp_dd_trace_id_high(s->trace_id.data, s->trace_id.len);
+    if (high) {
+        const char *h = sp_arena_sprintf(a, "%016" PRIx64, high);
+        if (!h)
+            return oom(m, "trace id");
+        CK(smap_put(&m->meta, "_dd.p.tid", false, h, false, 0, PUT_IF_ABSENT));
+    }
+
+    if (!meta_has(&m->meta, "version")) {
+        const char *v = sp_dd_attr(&c, "datadog.version", a);
+        if (!v)
+            v = sp_dd_attr(&c, "service.version", a);
+        if (v)
+            CK(smap_put(&m->meta, "version", false, v, false, 0, PUT_SET));
+    }
+
+    /* --- events, links, tracestate, scope, status --- */
+    if (s->n_events) {
+        const char *ev;
+        if (marshal_events(m, s) || !(ev = sb_take(m)))
+            return oom(m, "events");
+        CK(smap_put(&m->meta, "events", false, ev, false, 0, PUT_SET));
+        for (size_t i = 0; i < s->n_events; i++)
+            if (s->events[i] && s->events[i]->name &&
+                strcmp(s->events[i]->name, "exception") == 0) {
+                CK(smap_put(&m->meta, "_dd.span_events.has_exception", false, "true", false, 0,
+                            PUT_SET));
+                break;
+            }
+    }
+    if (s->n_links) {
+        const char *ln;
+        if (marshal_links(m, s) || !(ln = sb_take(m)))
+            return oom(m, "links");
+        CK(smap_put(&m->meta, "_dd.span_links", false, ln, false, 0, PUT_SET));
+    }
+    if (s->trace_state && *s->trace_state)
+        CK(smap_put(&m->meta, "w3c.tracestate", false, s->trace_state, true, 0, PUT_SET));
+    if (scope && scope->name && *scope->name)
+        CK(smap_put(&m->meta, "otel.library.name", false, scope->name, true, 0, PUT_SET));
+    if (scope && scope->version && *scope->version)
+        CK(smap_put(&m->meta, "otel.library.version", false, scope->version, true, 0, PUT_SET));
+    static const char *const status_names[] = {"Unset", "Ok", "Error"};
+    int sc = s->status ? (int)s->status->code : 0;
+    CK(smap_put(&m->meta, "otel.status_code", false,
+                sc >= 0 && sc <= 2 ? status_names[sc] : "Unset", false, 0, PUT_SET));
+    if (s->status && s->status->message && *s->status->message)
+        CK(smap_put(&m->meta, "otel.status_description", false, s->status->message, true, 0,
+                    PUT_SET));
+
+    /* --- error (overrides datadog.error unless all error.* are set) --- */
+    if (!meta_has(&m->meta, "error.msg") || !meta_has(&m->meta, "error.type") ||
+        !meta_has(&m->meta, "error.stack")) {
+        int e = status_to_error(m, s);
+        if (e < 0)
+            return oom(m, "error");
+        d->error = e;
+    }
+
+    /* --- env: attributes, else the exporter's env --- */
+    if (!meta_has(&m->meta, "env")) {
+        const char *env = sp_dd_attr(&c, "datadog.env", a);
+        if (!env)
+            env = sp_dd_attr(&c, "deployment.environment.name", a);
+        if (!env)
+            env = sp_dd_attr(&c, "deployment.environment", a);
+        if (!env && m->opts && m->opts->env && *m->opts->env)
+            env = m->opts->env;
+        if (env)
+            CK(smap_put(&m->meta, "env", false, env, true, 0, PUT_SET));
+    }
+
+    /* --- resource attributes (strings), then scope attributes --- */
+    for (size_t i = 0; i < nra; i++) {
+        const sp_otlp_kv *kv = ra[i];
+        if (!kv || !kv->key)
+            continue;
+        const char *sv = sp_dd_any_string(kv->value, a);
+        bool vb = kv->value && kv->value->value_case == AV(STRING_VALUE);
+        if (!sv || attr_to_meta(m, kv->key, sv, vb))
+            return oom(m, "resource attributes");
+    }
+    if (scope) {
+        for (size_t i = 0; i < scope->n_attributes; i++) {
+            const sp_otlp_kv *kv = scope->attributes[i];
+            if (!kv || !kv->key)
+                continue;
+            const char *sv = sp_dd_any_string(kv->value, a);
+            bool vb = kv->value && kv->value->value_case == AV(STRING_VALUE);
+            if (!sv)
+                return oom(m, "scope attributes");
+            CK(smap_put(&m->meta, kv->key, true, sv, vb, 0, PUT_SET));
+        }
+    }
+    if (!meta_has(&m->meta, "db.name")) {
+        const char *ns = sp_dd_attr(&c, "db.namespace", a);
+        if (ns)
+            CK(smap_put(&m->meta, "db.name", false, ns, false, 0, PUT_SET));
+    }
+
+    /* --- the exporter's `tags`, like a tracer's global tags --- */
+    if (m->opts && m->opts->tags) {
+        for (const char *const *tg = m->opts->tags; *tg; tg++) {
+            const char *colon = strchr(*tg, ':');
+            if (!colon || colon == *tg)
+                continue;
+            const char *k = sp_arena_strndup(a, *tg, (size_t)(colon - *tg));
+            if (!k)
+                return oom(m, "tags");
+            CK(smap_put(&m->meta, k, false, colon + 1, true, 0, PUT_IF_ABSENT));
+        }
+    }
+
+    /* --- the agent's normaliser and truncator --- */
+    struct ent *env = smap_get(&m->meta, "env");
+    if (env && env->sval) {
+        const char *n = sp_dd_normalize_tag_value(env->sval, a);
+        if (!n)
+            return oom(m, "env");
+        if (n != env->sval) {
+            env->sval = n;
+            env->vborrowed = false;
+        }
+    }
+    struct ent *hsc = smap_get(&m->meta, "http.status_code");
+    if (hsc && !valid_status_code(hsc->sval))
+        smap_del(&m->meta, "http.status_code");
+    if (strlen(d->type) > DD_MAX_TYPE_LEN)
+        d->type[utf8_cut(d->type, strlen(d->type), DD_MAX_TYPE_LEN)] = 0;
+    if (strlen(d->resource) > DD_MAX_RESOURCE_LEN)
+        d->resource[utf8_cut(d->resource, strlen(d->resource), DD_MAX_RESOURCE_LEN)] = 0;
+    if (!*d->resource)
+        d->resource = d->name;
+    rc = truncate_maps(m);
+    if (rc)
+        return rc;
+
+    struct ent *prio = smap_get(&m->metrics, "_sampling_priority_v1");
+    if (prio) {
+        out->has_priority = true;
+        out->sampling_priority = (int64_t)prio->dval;
+    }
+#undef CK
+    return span_entries(m, out);
+}
+
+/* ------------------------------------------------------------------------ */
+/* protobuf-c map entries, sorted by key so payloads are deterministic      */
+/* ------------------------------------------------------------------------ */
+
+static int cmp_meta(const void *x, const void *y)
+{
+    const Datadog__Trace__Span__MetaEntry *a = *(Datadog__Trace__Span__MetaEntry *const *)x;
+    const Datadog__Trace__Span__MetaEntry *b = *(Datadog__Trace__Span__MetaEntry *const *)y;
+    return strcmp(a->key, b->key);
+}
+
+static int cmp_metric(const void *x, const void *y)
+{
+    const Datadog__Trace__Span__MetricsEntry *a = *(Datadog__Trace__Span__MetricsEntry *const *)x;
+    const Datadog__Trace__Span__MetricsEntry *b = *(Datadog__Trace__Span__MetricsEntry *const *)y;
+    return strcmp(a->key, b->key);
+}
+
+static char *own_str(struct mapper *m, const char *s, bool borrowed)
+{
+    if (!s)
+        return (char *)protobuf_c_empty_string;
+    return borrowed ? sp_arena_strdup(m->a, s) : (char *)s;
+}
+
+static int span_entries(struct mapper *m, struct mspan *ms)
+{
+    Datadog__Trace__Span *d = ms->pb;
+    size_t nm = 0, nx = 0;
+    for (size_t i = 0; i < m->meta.n; i++)
+        nm += m->meta.v[i].live;
+    for (size_t i = 0; i < m->metrics.n; i++)
+        nx += m->metrics.v[i].live;
+    ms->meta_cap = nm + META_SPARE;
+    ms->metrics_cap = nx + METRICS_SPARE;
+    d->meta = sp_arena_alloc(m->a, ms->meta_cap * sizeof *d->meta);
+    d->metrics = sp_arena_alloc(m->a, ms->metrics_cap * sizeof *d->metrics);
+    Datadog__Trace__Span__MetaEntry *me = nm ? sp_arena_alloc(m->a, nm * sizeof *me) : NULL;
+    Datadog__Trace__Span__MetricsEntry *xe = nx ? sp_arena_alloc(m->a, nx * sizeof *xe) : NULL;
+    if (!d->meta || !d->metrics || (nm && !me) || (nx && !xe))
+        return oom(m, "span entries");
+    d->n_meta = 0;
+    for (size_t i = 0; i < m->meta.n; i++) {
+        const struct ent *e = &m->meta.v[i];
+        if (!e->live)
+            continue;
+        Datadog__Trace__Span__MetaEntry *x = &me[d->n_meta];
+        datadog__trace__span__meta_entry__init(x);
+        x->key = own_str(m, e->key, e->kborrowed);
+        x->value = own_str(m, e->sval, e->vborrowed);
+        if (!x->key || !x->value)
+            return oom(m, "meta");
+        d->meta[d->n_meta++] = x;
+    }
+    d->n_metrics = 0;
+    for (size_t i = 0; i < m->metrics.n; i++) {
+        const struct ent *e = &m->metrics.v[i];
+        if (!e->live)
+            continue;
+        Datadog__Trace__Span__MetricsEntry *x = &xe[d->n_metrics];
+        datadog__trace__span__metrics_entry__init(x);
+        x->key = own_str(m, e->key, e->kborrowed);
+        x->value = e->dval;
+        if (!x->key)
+            return oom(m, "metrics");
+        d->metrics[d->n_metrics++] = x;
+    }
+    qsort(d->meta, d->n_meta, sizeof *d->meta, cmp_meta);
+    qsort(d->metrics, d->n_metrics, sizeof *d->metrics, cmp_metric);
+    return 0;
+}
+
+/* Sorted insert/overwrite into a finalised span (uses the spare slots). */
+static int span_set_meta(struct mapper *m, struct mspan *ms, const char *k, const char *v)
+{
+    Datadog__Trace__Span *d = ms->pb;
+    size_t lo = 0, hi = d->n_meta;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = strcmp(d->meta[mid]->key, k);
+        if (c == 0) {
+            d->meta[mid]->value = (char *)v;
+            return 0;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (d->n_meta >= ms->meta_cap)
+        return oom(m, "meta slot");
+    Datadog__Trace__Span__MetaEntry *x = sp_arena_alloc(m->a, sizeof *x);
+    if (!x)
+        return oom(m, "meta");
+    datadog__trace__span__meta_entry__init(x);
+    x->key = (char *)k;
+    x->value = (char *)v;
+    memmove(&d->meta[lo + 1], &d->meta[lo], (d->n_meta - lo) * sizeof *d->meta);
+    d->meta[lo] = x;
+    d->n_meta++;
+    return 0;
+}
+
+static int span_set_metric(struct mapper *m, struct mspan *ms, const char *k, double v)
+{
+    Datadog__Trace__Span *d = ms->pb;
+    size_t lo = 0, hi = d->n_metrics;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = strcmp(d->metrics[mid]->key, k);
+        if (c == 0) {
+            d->metrics[mid]->value = v;
+            return 0;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (d->n_metrics >= ms->metrics_cap)
+        return oom(m, "metric slot");
+    Datadog__Trace__Span__MetricsEntry *x = sp_arena_alloc(m->a, sizeof *x);
+    if (!x)
+        return oom(m, "metrics");
+    datadog__trace__span__metrics_entry__init(x);
+    x->key = (char *)k;
+    x->value = v;
+    memmove(&d->metrics[lo + 1], &d->metrics[lo], (d->n_metrics - lo) * sizeof *d->metrics);
+    d->metrics[lo] = x;
+    d->n_metrics++;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Grouping                                                                  */
+/* ------------------------------------------------------------------------ */
+
+static int kvp_cmp(const void *x, const void *y)
+{
+    const sp_otlp_kv *a = *(sp_otlp_kv *const *)x, *b = *(sp_otlp_kv *const *)y;
+    return strcmp(a->key ? a->key : "", b->key ? b->key : "");
+}
+
+/* A canonical rendering of a resource (attributes sorted by key), so
+ * ResourceSpans of the same service instance share a TracerPayload. */
+static const char *resource_key(struct mapper *m, const sp_otlp_resource_spans *rs)
+{
+    size_t n = rs->resource ? rs->resource->n_attributes : 0;
+    sp_otlp_kv **v = n ? malloc(n * sizeof *v) : NULL;
+    if (n && !v)
+        return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (rs->resource->attributes[i])
+            v[k++] = rs->resource->attributes[i];
+    if (k)
+        qsort(v, k, sizeof *v, kvp_cmp);
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < k; i++) {
+        const char *val = sp_dd_any_string(v[i]->value, m->a);
+        rc = val ? sp_buf_printf(&m->sb, "%s\x1f%d\x1f%s\x1e", v[i]->key ? v[i]->key : "",
+                                 v[i]->value ? (int)v[i]->value->value_case : 0, val)
+                 : SP_ENOMEM;
+    }
+    free(v);
+    if (rc) {
+        sp_buf_reset(&m->sb);
+        return NULL;
+    }
+    return sb_take(m);
+}
+
+static struct tp_b *tp_for(struct mapper *m, const sp_otlp_resource_spans *rs)
+{
+    const char *key = resource_key(m, rs);
+    if (!key)
+        return NULL;
+    uint32_t h = hash_str(key);
+    for (size_t i = 0; i < m->ntp; i++)
+        if (m->tps[i].key_hash == h && strcmp(m->tps[i].key, key) == 0)
+            return &m->tps[i];
+    if (m->ntp == m->captp) {
+        size_t cap = m->captp ? m->captp * 2 : 4;
+        struct tp_b *nv = realloc(m->tps, cap * sizeof *nv);
+        if (!nv)
+            return NULL;
+        m->tps = nv;
+        m->captp = cap;
+    }
+    struct tp_b *t = &m->tps[m->ntp];
+    memset(t, 0, sizeof *t);
+    t->key = key;
+    t->key_hash = h;
+    t->res_attrs = rs->resource ? rs->resource->attributes : NULL;
+    t->n_res_attrs = rs->resource ? rs->resource->n_attributes : 0;
+    t->tp = sp_arena_alloc(m->a, sizeof *t->tp);
+    if (!t->tp)
+        return NULL;
+    datadog__trace__tracer_payload__init(t->tp);
+    m->ntp++;
+    return t;
+}
+
+static struct chunk_b *chunk_for(struct tp_b *t, uint64_t tid)
+{
+    if ((t->n + 1) * 2 > t->nslots) {
+        size_t ns = t->nslots ? t->nslots * 2 : 16;
+        uint32_t *sl = calloc(ns, sizeof *sl);
+        if (!sl)
+            return NULL;
+        for (size_t i = 0; i < t->n; i++) {
+            size_t j = hash_u64(t->chunks[i].tid) & (ns - 1);
+            while (sl[j])
+                j = (j + 1) & (ns - 1);
+            sl[j] = (uint32_t)(i + 1);
+        }
+        free(t->slots);
+        t->slots = sl;
+        t->nslots = ns;
+    }
+    size_t j = hash_u64(tid) & (t->nslots - 1);
+    while (t->slots[j]) {
+        if (t->chunks[t->slots[j] - 1].tid == tid)
+            return &t->chunks[t->slots[j] - 1];
+        j = (j + 1) & (t->nslots - 1);
+    }
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 8;
+        struct chunk_b *nv = realloc(t->chunks, cap * sizeof *nv);
+        if (!nv)
+            return NULL;
+        t->chunks = nv;
+        t->cap = cap;
+    }
+    struct chunk_b *c = &t->chunks[t->n];
+    memset(c, 0, sizeof *c);
+    c->tid = tid;
+    t->slots[j] = (uint32_t)(t->n + 1);
+    t->n++;
+    return c;
+}
+
+static struct mspan *chunk_add(struct chunk_b *c)
+{
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 8;
+        struct mspan *nv = realloc(c->v, cap * sizeof *nv);
+        if (!nv)
+            return NULL;
+        c->v = nv;
+        c->cap = cap;
+    }
+    return &c->v[c->n++];
+}
+
+/* ------------------------------------------------------------------------ */
+/* Per chunk: top level, Code Hotspots bridge, priority                     */
+/* ------------------------------------------------------------------------ */
+
+/* Span id -> index within the chunk (open addressing, scratch). */
+struct idindex {
+    uint32_t *slots;
+    size_t n;
+};
+
+static int idindex_build(struct idindex *ix, const struct chunk_b *c)
+{
+    size_t ns = 16;
+    while (ns < c->n * 2)
+        ns *= 2;
+    ix->slots = calloc(ns, sizeof *ix->slots);
+    if (!ix->slots)
+        return SP_ENOMEM;
+    ix->n = ns;
+    for (size_t i = 0; i < c->n; i++) {
+        size_t j = hash_u64(c->v[i].pb->spanid) & (ns - 1);
+        while (ix->slots[j])
+            j = (j + 1) & (ns - 1);
+        ix->slots[j] = (uint32_t)(i + 1);
+    }
+    return 0;
+}
+
+static const struct mspan *idindex_get(const struct idindex *ix, const struct chunk_b *c,
+                                       uint64_t id)
+{
+    size_t j = hash_u64(id) & (ix->n - 1);
+    while (ix->slots[j]) {
+        const struct mspan *s = &c->v[ix->slots[j] - 1];
+        if (s->pb->spanid == id)
+            return s;
+        j = (j + 1) & (ix->n - 1);
+    }
+    return NULL;
+}
+
+/* A local root: no parent, a parent flagged remote, or, when the exporter
+ * did not say (no HAS_IS_REMOTE flag), an entry span (SERVER/CONSUMER) or a
+ * span whose parent is not in this chunk. */
+static bool is_local_root(const struct mspan *s, const struct idindex *ix,
+                          const struct chunk_b *c)
+{
+    if (!s->pb->parentid)
+        return true;
+    if (s->flags & OTLP_FLAG_HAS_IS_REMOTE)
+        return (s->flags & OTLP_FLAG_IS_REMOTE) != 0;
+    if (s->kind == SPAN_KIND(SERVER) || s->kind == SPAN_KIND(CONSUMER))
+        return true;
+    return idindex_get(ix, c, s->pb->parentid) == NULL;
+}
+
+/* The runtime id the join recorded for this span's service instance. */
+static const char *runtime_id_for(struct mapper *m, const struct tp_b *t, const char *service)
+{
+    const struct sp_traces *tr = m->traces;
+    if (!tr->runtime_ids || !tr->runtime_id_count)
+        return NULL;
+    const char *inst = res_str(t, "service.instance.id", m->a);
+    const char *host = res_str(t, "host.name", m->a);
+    const char *raw = res_str(t, "service.name", m->a);
+    for (size_t i = 0; i < tr->runtime_id_count; i++) {
+        const struct sp_runtime_id *r = &tr->runtime_ids[i];
+        if (!r->service || !r->runtime_id || !*r->runtime_id)
+            continue;
+        if (strcmp(r->service, service) != 0 && !(raw && strcmp(r->service, raw) == 0))
+            continue;
+        if (r->instance && *r->instance &&
+            !((inst && strcmp(r->instance, inst) == 0) || (host && strcmp(r->instance, host) == 0)))
+            continue;
+        return r->runtime_id;
+    }
+    return NULL;
+}
+
+static int finish_chunk(struct mapper *m, struct tp_b *t, struct chunk_b *c,
+                        Datadog__Trace__TraceChunk *out)
+{
+    struct idindex ix;
+    if (idindex_build(&ix, c))
+        return oom(m, "chunk index");
+    int rc = 0;
+    bool has_prio = false;
+    int64_t prio = DD_PRIORITY_AUTO_KEEP;
+    for (size_t i = 0; rc == 0 && i < c->n; i++) {
+        struct mspan *s = &c->v[i];
+        Datadog__Trace__Span *d = s->pb;
+        /* traceutil.ComputeTopLevel: root, parent absent, or parent in
+         * another service. */
+        const struct mspan *p = d->parentid ? idindex_get(&ix, c, d->parentid) : NULL;
+        if (!d->parentid || !p || strcmp(p->pb->service, d->service) != 0)
+            rc = span_set_metric(m, s, "_top_level", 1);
+        if (rc == 0 && is_local_root(s, &ix, c)) {
+            const char *rid = runtime_id_for(m, t, d->service);
+            if (rid) {
+                const char *r = sp_arena_strdup(m->a, rid);
+                rc = r ? span_set_meta(m, s, "runtime-id", r) : oom(m, "runtime id");
+                if (rc == 0)
+                    rc = span_set_metric(m, s, "_dd.profiling.enabled", 1);
+                if (rc == 0 && !*t->tp->runtimeid)
+                    t->tp->runtimeid = (char *)r;
+            }
+        }
+        if (s->has_priority) {
+            has_prio = true;
+            prio = s->sampling_priority;
+        }
+    }
+    free(ix.slots);
+    if (rc)
+        return rc;
+
+    /* createChunks: a user priority (decision maker -4), else the OTLP
+     * probabilistic sampler at rate 1 (auto keep, decision maker -9). */
+    datadog__trace__trace_chunk__init(out);
+    out->priority = (int32_t)prio;
+    if (prio > 0 && c->n)
+        rc = span_set_meta(m, &c->v[0], "_dd.p.dm", has_prio ? "-4" : "-9");
+    if (rc)
+        return rc;
+    Datadog__Trace__TraceChunk__TagsEntry *te = sp_arena_alloc(m->a, sizeof *te);
+    out->tags = sp_arena_alloc(m->a, sizeof *out->tags);
+    out->spans = sp_arena_alloc(m->a, (c->n ? c->n : 1) * sizeof *out->spans);
+    if (!te || !out->tags || !out->spans)
+        return oom(m, "chunk");
+    datadog__trace__trace_chunk__tags_entry__init(te);
+    te->key = "_dd.otlp_sr";
+    te->value = DD_OTLP_SAMPLE_RATE;
+    out->tags[0] = te;
+    out->n_tags = 1;
+    for (size_t i = 0; i < c->n; i++)
+        out->spans[i] = c->v[i].pb;
+    out->n_spans = c->n;
+    return 0;
+}
+
+/* attributes.ContainerMappings plus datadog.container.tag.* (semantic
+ * conventions win), flattened "k:v,k:v" with keys sorted. */
+static const struct {
+    const char *otel, *dd;
+} container_mappings[] = {
+    {"container.id", "container_id"},
+    {"container.name", "container_name"},
+    {"container.image.name", "image_name"},
+    {"container.image.tag", "image_tag"},
+    {"container.runtime", "runtime"},
+    {"cloud.provider", "cloud_provider"},
+    {"cloud.region", "region"},
+    {"cloud.availability_zone", "zone"},
+    {"aws.ecs.task.family", "task_family"},
+    {"aws.ecs.task.arn", "task_arn"},
+    {"aws.ecs.cluster.arn", "ecs_cluster_name"},
+    {"aws.ecs.task.revision", "task_version"},
+    {"aws.ecs.container.arn", "ecs_container_name"},
+    {"k8s.container.name", "kube_container_name"},
+    {"k8s.cluster.name", "kube_cluster_name"},
+    {"k8s.deployment.name", "kube_deployment"},
+    {"k8s.replicaset.name", "kube_replica_set"},
+    {"k8s.statefulset.name", "kube_stateful_set"},
+    {"k8s.daemonset.name", "kube_daemon_set"},
+    {"k8s.job.name", "kube_job"},
+    {"k8s.cronjob.name", "kube_cronjob"},
+    {"k8s.namespace.name", "kube_namespace"},
+    {"k8s.pod.name", "pod_name"},
+};
+
+struct ctag {
+    const char *k, *v;
+    bool semconv;
+};
+
+static int ctag_cmp(const void *x, const void *y)
+{
+    const struct ctag *a = x, *b = y;
+    int c = strcmp(a->k, b->k);
+    if (c)
+        return c;
+    return (int)b->semconv - (int)a->semconv; /* semantic conventions first */
+}
+
+static const char *container_tags(struct mapper *m, const struct tp_b *t)
+{
+    size_t n = t->n_res_attrs, k = 0;
+    if (!n)
+        return "";
+    struct ctag *v = malloc(n * sizeof *v);
+    if (!v)
+        return NULL;
+    static const char pfx[] = "datadog.container.tag.";
+    for (size_t i = 0; i < n; i++) {
+        const sp_otlp_kv *kv = t->res_attrs[i];
+        if (!kv || !kv->key || !kv->value || kv->value->value_case != AV(STRING_VALUE) ||
+            !kv->value->string_value || !*kv->value->string_value)
+            continue;
+        for (size_t j = 0; j < sizeof container_mappings / sizeof container_mappings[0]; j++)
+            if (strcmp(kv->key, container_mappings[j].otel) == 0)
+                v[k++] = (struct ctag){container_mappings[j].dd, kv->value->string_value, true};
+        if (strncmp(kv->key, pfx, sizeof pfx - 1) == 0 && kv->key[sizeof pfx - 1])
+            v[k++] = (struct ctag){kv->key + sizeof pfx - 1, kv->value->string_value, false};
+        if (k + 2 > n) /* each attribute adds at most one tag */
+            break;
+    }
+    qsort(v, k, sizeof *v, ctag_cmp);
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < k; i++) {
+        if (i && strcmp(v[i].k, v[i - 1].k) == 0)
+            continue;
+        rc = sp_buf_printf(&m->sb, "%s%s:%s", m->sb.len ? "," : "", v[i].k, v[i].v);
+    }
+    free(v);
+    if (rc) {
+        sp_buf_reset(&m->sb);
+        return NULL;
+    }
+    return sb_take(m);
+}
+
+static int finish_tracer_payload(struct mapper *m, struct tp_b *t)
+{
+    Datadog__Trace__TracerPayload *tp = t->tp;
+    struct sp_arena *a = m->a;
+    const char *s;
+
+    /* receiveResourceSpansV2: hostname from the resource, else the
+     * configured host; datadog.host wins. */
+    bool found;
+    const char *host = resource_hostname(t, a, &found);
+    if (!found)
+        host = m->opts && m->opts->hostname ? m->opts->hostname : "";
+    if ((s = res_str(t, "datadog.host", a)))
+        host = s;
+    tp->hostname = sp_arena_strdup(a, host ? host : "");
+    const char *cid = res_str(t, "datadog.container_id", a);
+    if (!cid)
+        cid = res_str(t, "container.id", a);
+    if (!cid)
+        cid = res_str(t, "k8s.pod.uid", a);
+    tp->containerid = sp_arena_strdup(a, cid ? cid : "");
+    const char *env = res_str(t, "datadog.env", a);
+    if (!env)
+        env = res_str(t, "deployment.environment.name", a);
+    if (!env)
+        env = res_str(t, "deployment.environment", a);
+    if (!env && m->opts && m->opts->env)
+        env = m->opts->env;
+    tp->env = (char *)(env ? sp_dd_normalize_tag_value(env, a) : "");
+    if (tp->env && tp->env == env)
+        tp->env = sp_arena_strdup(a, env);
+    const char *lang = res_str(t, "telemetry.sdk.language", a);
+    tp->languagename = sp_arena_strdup(a, lang ? lang : "");
+    const char *ver = res_str(t, "telemetry.sdk.version", a);
+    tp->tracerversion = sp_arena_sprintf(a, "otlp-%s", ver ? ver : "");
+    if (!tp->hostname || !tp->containerid || !tp->env || !tp->languagename ||
+        !tp->tracerversion)
+        return oom(m, "tracer payload");
+
+    const char *ctags = container_tags(m, t);
+    if (!ctags)
+        return oom(m, "container tags");
+    if (*ctags) {
+        Datadog__Trace__TracerPayload__TagsEntry *te = sp_arena_alloc(a, sizeof *te);
+        tp->tags = sp_arena_alloc(a, sizeof *tp->tags);
+        if (!te || !tp->tags)
+            return oom(m, "tracer payload tags");
+        datadog__trace__tracer_payload__tags_entry__init(te);
+        te->key = "_dd.tags.container";
+        te->value = (char *)ctags;
+        tp->tags[0] = te;
+        tp->n_tags = 1;
+    }
+
+    tp->chunks = sp_arena_alloc(a, (t->n ? t->n : 1) * sizeof *tp->chunks);
+    Datadog__Trace__TraceChunk *cv = sp_arena_alloc(a, (t->n ? t->n : 1) * sizeof *cv);
+    if (!tp->chunks || !cv)
+        return oom(m, "chunks");
+    for (size_t i = 0; i < t->n; i++) {
+        int rc = finish_chunk(m, t, &t->chunks[i], &cv[i]);
+        if (rc)
+            return rc;
+        tp->chunks[i] = &cv[i];
+    }
+    tp->n_chunks = t->n;
+    return 0;
+}
+
+static void mapper_free(struct mapper *m)
+{
+    for (size_t i = 0; i < m->ntp; i++) {
+        for (size_t j = 0; j < m->tps[i].n; j++)
+            free(m->tps[i].chunks[j].v);
+        free(m->tps[i].chunks);
+        free(m->tps[i].slots);
+    }
+    free(m->tps);
+    smap_free(&m->meta);
+    smap_free(&m->metrics);
+    sp_buf_free(&m->sb);
+}
+
+int sp_dd_map_traces(const struct sp_traces *traces, const struct sp_dd_map_opts *opts,
+                     struct sp_arena *arena, Datadog__Trace__AgentPayload **out, size_t *dropped,
+                     struct sp_err *err)
+{
+    struct mapper m = {.traces = traces, .opts = opts, .a = arena, .err = err};
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    m.now_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    *out = NULL;
+    if (dropped)
+        *dropped = 0;
+    int rc = 0;
+
+    const sp_otlp_request *req = traces ? traces->req : NULL;
+    for (size_t r = 0; rc == 0 && req && r < req->n_resource_spans; r++) {
+        const sp_otlp_resource_spans *rs = req->resource_spans[r];
+        if (!rs)
+            continue;
+        struct tp_b *t = NULL;
+        for (size_t k = 0; rc == 0 && k < rs->n_scope_spans; k++) {
+            const sp_otlp_scope_spans *ss = rs->scope_spans[k];
+            for (size_t i = 0; rc == 0 && ss && i < ss->n_spans; i++) {
+                const sp_otlp_span *s = ss->spans[i];
+                if (!s)
+                    continue;
+                uint64_t tid = sp_dd_trace_id_low(s->trace_id.data, s->trace_id.len);
+                uint64_t sid = sp_dd_span_id(s->span_id.data, s->span_id.len);
+                /* The agent rejects zero ids (reason:trace_id_zero / span_id_zero). */
+                if (!tid || !sid) {
+                    m.dropped++;
+                    continue;
+                }
+                if (!t && !(t = tp_for(&m, rs))) {
+                    rc = oom(&m, "tracer payload");
+                    break;
+                }
+                struct chunk_b *c = chunk_for(t, tid);
+                struct mspan *ms = c ? chunk_add(c) : NULL;
+                if (!ms) {
+                    rc = oom(&m, "chunk");
+                    break;
+                }
+                rc = map_span(&m, t, ss, s, ms);
+                if (rc)
+                    c->n--;
+            }
+        }
+    }
+
+    Datadog__Trace__AgentPayload *p = NULL;
+    if (rc == 0 && !(p = sp_arena_alloc(arena, sizeof *p)))
+        rc = oom(&m, "payload");
+    if (rc == 0) {
+        datadog__trace__agent_payload__init(p);
+        p->tracerpayloads = sp_arena_alloc(arena, (m.ntp ? m.ntp : 1) * sizeof *p->tracerpayloads);
+        if (!p->tracerpayloads)
+            rc = oom(&m, "payload");
+    }
+    for (size_t i = 0; rc == 0 && i < m.ntp; i++) {
+        rc = finish_tracer_payload(&m, &m.tps[i]);
+        if (rc == 0)
+            p->tracerpayloads[p->n_tracerpayloads++] = m.tps[i].tp;
+    }
+    if (rc == 0) {
+        /* pkg/trace/writer: the agent's own host, env and version, and the
+         * sampler targets it reports (agent defaults). */
+        const char *host = opts && opts->hostname ? opts->hostname : NULL;
+        if (!host && p->n_tracerpayloads)
+            host = p->tracerpayloads[0]->hostname;
+        p->hostname = sp_arena_strdup(arena, host ? host : "");
+        p->env = sp_arena_strdup(arena, opts && opts->env && *opts->env ? opts->env
+                                                                         : DD_DEFAULT_ENV);
+        p->agentversion = sp_arena_strdup(arena, opts && opts->agent_version
+                                                     ? opts->agent_version
+                                                     : "spanprof");
+        p->targettps = DD_TARGET_TPS;
+        p->errortps = DD_ERROR_TPS;
+        if (!p->hostname || !p->env || !p->agentversion)
+            rc = oom(&m, "payload");
+    }
+    if (dropped)
+        *dropped = m.dropped;
+    mapper_free(&m);
+    if (rc)
+        return rc;
+    *out = p;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Splitting                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/* Bytes a length-delimited field of len bytes takes (1-byte tag). */
+static size_t field_size(size_t len)
+{
+    size_t n = 1;
+    size_t v = len;
+    do {
+        n++;
+        v >>= 7;
+    } while (v);
+    return n + len;
+}
+
+static Datadog__Trace__AgentPayload *part_new(const Datadog__Trace__AgentPayload *src,
+                                              struct sp_arena *a)
+{
+    Datadog__Trace__AgentPayload *p = sp_arena_alloc(a, sizeof *p);
+    if (!p)
+        return NULL;
+    *p = *src;
+    p->n_tracerpayloads = 0;
+    p->tracerpayloads = sp_arena_alloc(a, (src->n_tracerpayloads ? src->n_tracerpayloads : 1) *
+                                              sizeof *p->tracerpayloads);
+    return p->tracerpayloads ? p : NULL;
+}
+
+/* Greedy: chunks in order fill a part until the next one would pass
+ * max_bytes; a tracer payload spanning parts is repeated (header fields)
+ * in each. A single chunk larger than max_bytes gets a part of its own. */
+int sp_dd_split_payload(const Datadog__Trace__AgentPayload *p, size_t max_bytes,
+                        struct sp_arena *arena, Datadog__Trace__AgentPayload ***parts,
+                        size_t *n_parts, struct sp_err *err)
+{
+    *parts = NULL;
+    *n_parts = 0;
+    size_t total_chunks = 0;
+    for (size_t i = 0; i < p->n_tracerpayloads; i++)
+        total_chunks += p->tracerpayloads[i]->n_chunks;
+    Datadog__Trace__AgentPayload **v =
+        sp_arena_alloc(arena, (total_chunks ? total_chunks : 1) * sizeof *v);
+    if (!v)
+        goto nomem;
+    if (datadog__trace__agent_payload__get_packed_size(p) <= max_bytes || !total_chunks) {
+        v[0] = (Datadog__Trace__AgentPayload *)p;
+        *parts = v;
+        *n_parts = 1;
+        return 0;
+    }
+    size_t n = 0, size = 0;
+    Datadog__Trace__AgentPayload *cur = NULL;
+    for (size_t i = 0; i < p->n_tracerpayloads; i++) {
+        const Datadog__Trace__TracerPayload *tp = p->tracerpayloads[i];
+        Datadog__Trace__TracerPayload hdr = *tp;
+        hdr.n_chunks = 0;
+        size_t hdr_size = field_size(datadog__trace__tracer_payload__get_packed_size(&hdr));
+        Datadog__Trace__TracerPayload *open = NULL;
+        for (size_t j = 0; j < tp->n_chunks; j++) {
+            /* +8: the tracer payload's length prefix grows with its chunks. */
+            size_t cs = field_size(datadog__trace__trace_chunk__get_packed_size(tp->chunks[j])) + 8;
+            size_t need = open ? cs : hdr_size + cs;
+            if (cur && cur->n_tracerpayloads && size + need > max_bytes) {
+                v[n++] = cur;
+                cur = NULL;
+                open = NULL;
+                need = hdr_size + cs;
+            }
+            if (!cur) {
+                if (!(cur = part_new(p, arena)))
+                    goto nomem;
+                size = datadog__trace__agent_payload__get_packed_size(cur);
+            }
+            if (!open) {
+                open = sp_arena_alloc(arena, sizeof *open);
+                if (!open)
+                    goto nomem;
+                *open = hdr;
+                open->chunks = sp_arena_alloc(arena, (tp->n_chunks - j) * sizeof *open->chunks);
+                if (!open->chunks)
+                    goto nomem;
+                cur->tracerpayloads[cur->n_tracerpayloads++] = open;
+            }
+            open->chunks[open->n_chunks++] = tp->chunks[j];
+            size += need;
+        }
+    }
+    if (cur && cur->n_tracerpayloads)
+        v[n++] = cur;
+    *parts = v;
+    *n_parts = n;
+    return 0;
+nomem:
+    return sp_err_set(err, SP_ENOMEM, "datadog payload split: out of memory");
+}
+
+/* ------------------------------------------------------------------------ */
+/* Encodings                                                                 */
+/* ------------------------------------------------------------------------ */
+
+int sp_dd_encode_agent_payload(const Datadog__Trace__AgentPayload *p, struct sp_buf *out,
+                               struct sp_err *err)
+{
+    size_t n = datadog__trace__agent_payload__get_packed_size(p);
+    uint8_t *raw = malloc(n ? n : 1);
+    if (!raw)
+        return sp_err_set(err, SP_ENOMEM, "datadog payload: out of memory packing %zu bytes", n);
+    size_t w = datadog__trace__agent_payload__pack(p, raw);
+    int rc = w == n ? sp_compress(SP_COMPRESSION_GZIP, 1, raw, n, out, err)
+                    : sp_err_set(err, SP_EINVAL, "datadog payload: packed %zu bytes, expected %zu",
+                                 w, n);
+    free(raw);
+    return rc;
+}
+
+static int mp_write(void *data, const char *buf, size_t len)
+{
+    return sp_buf_append((struct sp_buf *)data, buf, len) ? -1 : 0;
+}
+
+static int mp_str(msgpack_packer *pk, const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (msgpack_pack_str(pk, n))
+        return -1;
+    return msgpack_pack_str_body(pk, s ? s : "", n);
+}
+
+static bool span_has_metric(const Datadog__Trace__Span *d, const char *k)
+{
+    for (size_t i = 0; i < d->n_metrics; i++)
+        if (strcmp(d->metrics[i]->key, k) == 0)
+            return true;
+    return false;
+}
+
+/* One /v0.4 span map. add_prio/add_host carry what the protobuf path keeps
+ * in the chunk or the payload (priority on the first span, the resource's
+ * host as the tracer tag _dd.hostname). */
+static int mp_span(msgpack_packer *pk, const Datadog__Trace__Span *d, bool add_prio, int32_t prio,
+                   const char *add_host)
+{
+    if (msgpack_pack_map(pk, 12) || mp_str(pk, "service") || mp_str(pk, d->service) ||
+        mp_str(pk, "name") || mp_str(pk, d->name) || mp_str(pk, "resource") ||
+        mp_str(pk, d->resource) || mp_str(pk, "trace_id") || msgpack_pack_uint64(pk, d->traceid) ||
+        mp_str(pk, "span_id") || msgpack_pack_uint64(pk, d->spanid) || mp_str(pk, "parent_id") ||
+        msgpack_pack_uint64(pk, d->parentid) || mp_str(pk, "start") ||
+        msgpack_pack_int64(pk, d->start) || mp_str(pk, "duration") ||
+        msgpack_pack_int64(pk, d->duration) || mp_str(pk, "error") ||
+        msgpack_pack_int32(pk, d->error) || mp_str(pk, "meta") ||
+        msgpack_pack_map(pk, d->n_meta + (add_host ? 1 : 0)))
+        return -1;
+    for (size_t i = 0; i < d->n_meta; i++)
+        if (mp_str(pk, d->meta[i]->key) || mp_str(pk, d->meta[i]->value))
+            return -1;
+    if (add_host && (mp_str(pk, "_dd.hostname") || mp_str(pk, add_host)))
+        return -1;
+    if (mp_str(pk, "metrics") || msgpack_pack_map(pk, d->n_metrics + (add_prio ? 1 : 0)))
+        return -1;
+    for (size_t i = 0; i < d->n_metrics; i++)
+        if (mp_str(pk, d->metrics[i]->key) || msgpack_pack_double(pk, d->metrics[i]->value))
+            return -1;
+    if (add_prio && (mp_str(pk, "_sampling_priority_v1") || msgpack_pack_double(pk, prio)))
+        return -1;
+    if (mp_str(pk, "type") || mp_str(pk, d->type))
+        return -1;
+    return 0;
+}
+
+int sp_dd_encode_v04(const Datadog__Trace__AgentPayload *p, struct sp_buf *out,
+                     size_t *trace_count, struct sp_err *err)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < p->n_tracerpayloads; i++)
+        n += p->tracerpayloads[i]->n_chunks;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, out, mp_write);
+    int r = msgpack_pack_array(&pk, n);
+    for (size_t i = 0; r == 0 && i < p->n_tracerpayloads; i++) {
+        const Datadog__Trace__TracerPayload *tp = p->tracerpayloads[i];
+        /* The Agent knows its own host; a different one from the resource
+         * travels as the tracer's _dd.hostname tag. */
+        const char *host = tp->hostname && *tp->hostname &&
+                                   strcmp(tp->hostname, p->hostname ? p->hostname : "") != 0
+                               ? tp->hostname
+                               : NULL;
+        for (size_t j = 0; r == 0 && j < tp->n_chunks; j++) {
+            const Datadog__Trace__TraceChunk *c = tp->chunks[j];
+            r = msgpack_pack_array(&pk, c->n_spans);
+            /* v0.4 has no chunk: the priority rides on the first span as
+             * tracers send it, unless a span carries one already. */
+            bool has = false;
+            for (size_t k = 0; k < c->n_spans && !has; k++)
+                has = span_has_metric(c->spans[k], "_sampling_priority_v1");
+            for (size_t k = 0; r == 0 && k < c->n_spans; k++)
+                r = mp_span(&pk, c->spans[k], k == 0 && !has, c->priority, k == 0 ? host : NULL);
+        }
+    }
+    if (r)
+        return sp_err_set(err, SP_ENOMEM, "datadog v0.4 payload: out of memory encoding");
+    if (trace_count)
+        *trace_count = n;
+    return 0;
+}
+
+static int json_map_str(struct sp_buf *b, Datadog__Trace__Span__MetaEntry *const *v, size_t n)
+{
+    int rc = sp_buf_append_byte(b, '{');
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (i)
+            rc = sp_buf_append_byte(b, ',');
+        if (rc == 0)
+            rc = json_cstr(b, v[i]->key);
+        if (rc == 0)
+            rc = sp_buf_append_byte(b, ':');
+        if (rc == 0)
+            rc = json_cstr(b, v[i]->value);
+    }
+    return rc ? rc : sp_buf_append_byte(b, '}');
+}
+
+#define JSON_TAGS_FN(fname, type)                                                                  \
+    static int fname(struct sp_buf *b, type *const *v, size_t n)                                   \
+    {                                                                                              \
+        int rc = sp_buf_append_byte(b, '{');                                                       \
+        for (size_t i = 0; rc == 0 && i < n; i++) {                                                \
+            if (i)                                                                                 \
+                rc = sp_buf_append_byte(b, ',');                                                   \
+            if (rc == 0)                                                                           \
+                rc = json_cstr(b, v[i]->key);                                                      \
+            if (rc == 0)                                                                           \
+                rc = sp_buf_append_byte(b, ':');                                                   \
+            if (rc == 0)                                                                           \
+                rc = json_cstr(b, v[i]->value);                                                    \
+        }                                                                                          \
+        return rc ? rc : sp_buf_append_byte(b, '}');                                               \
+    }
+JSON_TAGS_FN(json_chunk_tags, Datadog__Trace__TraceChunk__TagsEntry)
+JSON_TAGS_FN(json_tp_tags, Datadog__Trace__TracerPayload__TagsEntry)
+
+int sp_dd_encode_json_lines(const Datadog__Trace__AgentPayload *p, struct sp_buf *out,
+                            struct sp_err *err)
+{
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < p->n_tracerpayloads; i++) {
+        const Datadog__Trace__TracerPayload *tp = p->tracerpayloads[i];
+        for (size_t j = 0; rc == 0 && j < tp->n_chunks; j++) {
+            const Datadog__Trace__TraceChunk *c = tp->chunks[j];
+            for (size_t k = 0; rc == 0 && k < c->n_spans; k++) {
+                const Datadog__Trace__Span *d = c->spans[k];
+                rc = sp_buf_printf(out,
+                                   "{\"trace_id\":%" PRIu64 ",\"span_id\":%" PRIu64
+                                   ",\"parent_id\":%" PRIu64 ",\"service\":",
+                                   d->traceid, d->spanid, d->parentid);
+                if (rc == 0)
+                    rc = json_cstr(out, d->service);
+                if (rc == 0)
+                    rc = sp_buf_append_str(out, ",\"name\":");
+                if (rc == 0)
+                    rc = json_cstr(out, d->name);
+                if (rc == 0)
+                    rc = sp_buf_append_str(out, ",\"resource\":");
+                if (rc == 0)
+                    rc = json_cstr(out, d->resource);
+                if (rc == 0)
+                    rc = sp_buf_append_str(out, ",\"type\":");
+                if (rc == 0)
+                    rc = json_cstr(out, d->type);
+                if (rc == 0)
+                    rc = sp_buf_printf(out,
+                                       ",\"start\":%" PRId64 ",\"duration\":%" PRId64
+                                       ",\"error\":%" PRId32 ",\"meta\":",
+                                       d->start, d->duration, d->error);
+                if (rc == 0)
+                    rc = json_map_str(out, d->meta, d->n_meta);
+                if (rc == 0)
+                    rc = sp_buf_append_str(out, ",\"metrics\":{");
+                for (size_t x = 0; rc == 0 && x < d->n_metrics; x++) {
+                    if (x)
+                        rc = sp_buf_append_byte(out, ',');
+                    if (rc == 0)
+                        rc = json_cstr(out, d->metrics[x]->key);
+                    if (rc == 0)
+                        rc = sp_buf_append_byte(out, ':');
+                    if (rc == 0)
+                        rc = json_double(out, d->metrics[x]->value);
+                }
+                if (rc == 0)
+                    rc = sp_buf_printf(out, "},\"chunk\":{\"priority\":%" PRId32 ",\"origin\":",
+                                       c->priority);
+                if (rc == 0)
+                    rc = json_cstr(out, c->origin);
+                if (rc == 0)
+                    rc = sp_buf_append_str(out, ",\"tags\":");
+                if (rc == 0)
+                    rc = json_chunk_tags(out, c->tags, c->n_tags);
+                if (rc == 0)
+                    rc = sp_buf_append_str(out, "},\"payload\":{\"hostname\":");
+                if (rc == 0)
+                    rc = json_cstr(out, tp->hostname);
+                if (rc == 0)
+                    rc = sp_buf_append_str(out, ",\"env\":");
+                if (rc == 0)
+                    rc = json_cstr(out, tp->env);
+                if (rc == 0)
+                    rc = sp_buf_append_str(out, ",\"container_id\":");
+                if (rc == 0)
+                    rc = json_cstr(out, tp->containerid);
+                if (rc == 0)
+                    rc = sp_buf_append_str(out, ",\"language\":");
+                if (rc == 0)
+                    rc = json_cstr(out, tp->languagename);
+                if (rc == 0)
+                    rc = sp_buf_append_str(out, ",\"tracer_version\":");
+                if (rc == 0)
+                    rc = json_cstr(out, tp->tracerversion);
+                if (rc == 0)
+                    rc = sp_buf_append_str(out, ",\"runtime_id\":");
+                if (rc == 0)
+                    rc = json_cstr(out, tp->runtimeid);
+                if (rc == 0)
+                    rc = sp_buf_append_str(out, ",\"tags\":");
+                if (rc == 0)
+                    rc = json_tp_tags(out, tp->tags, tp->n_tags);
+                if (rc == 0)
+                    rc = sp_buf_append_str(out, "},\"agent\":{\"hostname\":");
+                if (rc == 0)
+                    rc = json_cstr(out, p->hostname);
+                if (rc == 0)
+                    rc = sp_buf_append_str(out, ",\"env\":");
+                if (rc == 0)
+                    rc = json_cstr(out, p->env);
+                if (rc == 0)
+                    rc = sp_buf_append_str(out, ",\"version\":");
+                if (rc == 0)
+                    rc = json_cstr(out, p->agentversion);
+                if (rc == 0)
+                    rc = sp_buf_append_str(out, "}}\n");
+            }
+        }
+    }
+    if (rc)
+        return sp_err_set(err, SP_ENOMEM, "datadog json lines: out of memory encoding");
+    return 0;
+}
