@@ -76,6 +76,11 @@ int sp_service_conf_load(const char *const *files, size_t n, struct sp_service_c
                          struct sp_diag *diag);
 void sp_service_conf_free(struct sp_service_conf *conf);
 
+/* True when msg already starts with "file:" for one of the files this
+ * configuration was read from (e.g. a component's sp_conf_errorf() message),
+ * so the caller does not prefix a second position. */
+bool sp_service_conf_msg_has_pos(const struct sp_service_conf *conf, const char *msg);
+
 /* The effective configuration as YAML (after merge and env expansion),
  * every SP_CONF_SECRET value replaced by "[REDACTED]". */
 int sp_service_conf_print(const struct sp_service_conf *conf, struct sp_buf *out);
