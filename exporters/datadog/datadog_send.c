@@ -20,34 +20,6 @@
 #include "datadog_int.h"
 #include "sp_log.h"
 
-enum dd_verdict dd_classify(long status)
-{
-    if (status >= 200 && status < 300)
-        return DD_SENT;
-    if (status == 0 || status == 408 || status == 429 || status >= 500)
-        return DD_RETRY;
-    return DD_PERMANENT;
-}
-
-int64_t dd_backoff_ms(const struct dd_retry_conf *rc, unsigned attempt, double rnd,
-                      int64_t retry_after_ms)
-{
-    if (retry_after_ms >= 0)
-        return retry_after_ms;
-    double d = (double)rc->initial_interval_ms;
-    for (unsigned i = 1; i < attempt && d < (double)rc->max_interval_ms; i++)
-        d *= 1.5;
-    if (d > (double)rc->max_interval_ms)
-        d = (double)rc->max_interval_ms;
-    /* Jitter +-50% so many sidecars restarted together do not retry in step. */
-    if (rnd < 0)
-        rnd = 0;
-    if (rnd >= 1)
-        rnd = 0.999999;
-    d = d * (0.5 + rnd);
-    return d < 1 ? 1 : (int64_t)d;
-}
-
 int dd_req_add_header(struct dd_req *r, const char *fmt, ...)
 {
     char **nh = realloc(r->headers, (r->n_headers + 2) * sizeof(*nh));

@@ -8,53 +8,15 @@
  *   agent      PUT  <agent>/v0.4/traces, msgpack, one request per tracer
  *              payload so the Datadog-Meta-* headers describe its spans
  * The scratch arena is freed before returning: only the bodies stay.
- *
- * The Agent answers /v0.4/traces with rate_by_service JSON; spanprof does
- * no sampling of its own, so the reply is parsed only to be logged, and a
- * reply that is not what we expect is never an error. */
+ */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <json-c/json.h>
 
 #include "datadog_int.h"
 #include "dd_payload.h"
 #include "sp_arena.h"
 #include "sp_version.h"
-
-size_t dd_parse_rate_by_service(const uint8_t *body, size_t len, double *default_rate)
-{
-    if (!body || len == 0 || len > (1u << 20))
-        return 0;
-    struct json_tokener *tok = json_tokener_new_ex(16);
-    if (!tok)
-        return 0;
-    struct json_object *root = json_tokener_parse_ex(tok, (const char *)body, (int)len);
-    json_tokener_free(tok);
-    if (!root)
-        return 0;
-    size_t n = 0;
-    struct json_object *rates = NULL;
-    if (json_object_is_type(root, json_type_object) &&
-        json_object_object_get_ex(root, "rate_by_service", &rates) &&
-        json_object_is_type(rates, json_type_object)) {
-        json_object_object_foreach(rates, key, val)
-        {
-            if (!json_object_is_type(val, json_type_double) &&
-                !json_object_is_type(val, json_type_int))
-                continue;
-            double r = json_object_get_double(val);
-            if (!(r >= 0.0 && r <= 1.0))
-                continue;
-            n++;
-            if (strcmp(key, "service:,env:") == 0 && default_rate)
-                *default_rate = r;
-        }
-    }
-    json_object_put(root);
-    return n;
-}
 
 static size_t dd_count_spans_tp(const Datadog__Trace__TracerPayload *tp)
 {

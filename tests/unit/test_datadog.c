@@ -1,0 +1,324 @@
+/* Unit tests of the datadog exporter's pure parts: the bounded queue, the
+ * retry classification and backoff, API key trimming, settings derived
+ * from the config (URLs per site and mode, errors that never show the key)
+ * and the lenient rate_by_service parser. No sockets. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "exporters/datadog/datadog_int.h"
+#include "sp_test.h"
+
+static struct sp_batch *mk_batch(void)
+{
+    return sp_batch_create(SP_SIGNAL_PROFILES, 0);
+}
+
+static int dropped_n;
+static size_t dropped_bytes;
+static void on_drop(void *ud, struct dd_item *it)
+{
+    (void)ud;
+    dropped_n++;
+    dropped_bytes += it->bytes;
+    sp_batch_unref(it->batch);
+}
+
+static void test_queue_refuse_by_items(void)
+{
+    struct dd_queue q;
+    dd_queue_init(&q, 3, 1 << 20, DD_FULL_REFUSE);
+    for (int i = 0; i < 3; i++) {
+        struct dd_item it = {mk_batch(), 10, 1};
+        ASSERT_EQ_INT(dd_queue_push(&q, &it, on_drop, NULL), 0);
+    }
+    struct dd_item extra = {mk_batch(), 10, 1};
+    ASSERT_EQ_INT(dd_queue_push(&q, &extra, on_drop, NULL), SP_EFULL);
+    sp_batch_unref(extra.batch);
+    ASSERT_EQ_INT(q.len, 3);
+    ASSERT_EQ_INT(q.bytes, 30);
+    struct dd_item out;
+    int n = 0;
+    while (dd_queue_pop(&q, &out)) {
+        sp_batch_unref(out.batch);
+        n++;
+    }
+    ASSERT_EQ_INT(n, 3);
+    ASSERT_EQ_INT(q.bytes, 0);
+    dd_queue_free(&q);
+}
+
+static void test_queue_refuse_by_bytes_but_oversized_alone_goes(void)
+{
+    struct dd_queue q;
+    dd_queue_init(&q, 100, 100, DD_FULL_REFUSE);
+    struct dd_item big = {mk_batch(), 500, 1};
+    ASSERT_EQ_INT(dd_queue_push(&q, &big, on_drop, NULL), 0); /* empty queue: accepted */
+    struct dd_item small = {mk_batch(), 1, 1};
+    ASSERT_EQ_INT(dd_queue_push(&q, &small, on_drop, NULL), SP_EFULL);
+    sp_batch_unref(small.batch);
+    struct dd_item out;
+    ASSERT(dd_queue_pop(&q, &out));
+    ASSERT_EQ_INT(out.bytes, 500);
+    sp_batch_unref(out.batch);
+    struct dd_item a = {mk_batch(), 60, 1}, b = {mk_batch(), 50, 1};
+    ASSERT_EQ_INT(dd_queue_push(&q, &a, on_drop, NULL), 0);
+    ASSERT_EQ_INT(dd_queue_push(&q, &b, on_drop, NULL), SP_EFULL);
+    sp_batch_unref(b.batch);
+    while (dd_queue_pop(&q, &out))
+        sp_batch_unref(out.batch);
+    dd_queue_free(&q);
+}
+
+static void test_queue_drop_oldest_keeps_order(void)
+{
+    struct dd_queue q;
+    dd_queue_init(&q, 40, 1000, DD_FULL_DROP_OLDEST);
+    dropped_n = 0;
+    dropped_bytes = 0;
+    /* 100 pushes through a 40-slot ring: the ring grows, wraps, drops. */
+    for (size_t i = 0; i < 100; i++) {
+        struct dd_item it = {mk_batch(), 10, i};
+        ASSERT_EQ_INT(dd_queue_push(&q, &it, on_drop, NULL), 0);
+    }
+    ASSERT_EQ_INT(q.len, 40);
+    ASSERT_EQ_INT(dropped_n, 60);
+    struct dd_item out;
+    size_t expect = 60;
+    while (dd_queue_pop(&q, &out)) {
+        ASSERT_EQ_INT(out.count, expect);
+        expect++;
+        sp_batch_unref(out.batch);
+    }
+    /* Bytes: a 300-byte item makes room by dropping the oldest. */
+    for (size_t i = 0; i < 10; i++) {
+        struct dd_item it = {mk_batch(), 100, i};
+        ASSERT_EQ_INT(dd_queue_push(&q, &it, on_drop, NULL), 0);
+    }
+    dropped_n = 0;
+    struct dd_item big = {mk_batch(), 300, 99};
+    ASSERT_EQ_INT(dd_queue_push(&q, &big, on_drop, NULL), 0);
+    ASSERT_EQ_INT(dropped_n, 3);
+    ASSERT(q.bytes <= 1000);
+    while (dd_queue_pop(&q, &out))
+        sp_batch_unref(out.batch);
+    dd_queue_free(&q);
+}
+
+static void test_queue_disabled_refuses(void)
+{
+    struct dd_queue q;
+    dd_queue_init(&q, 0, 1000, DD_FULL_DROP_OLDEST);
+    struct dd_item it = {mk_batch(), 1, 1};
+    ASSERT_EQ_INT(dd_queue_push(&q, &it, on_drop, NULL), SP_EFULL);
+    sp_batch_unref(it.batch);
+    dd_queue_free(&q);
+}
+
+static void test_classify(void)
+{
+    ASSERT_EQ_INT(dd_classify(200), DD_SENT);
+    ASSERT_EQ_INT(dd_classify(202), DD_SENT);
+    ASSERT_EQ_INT(dd_classify(0), DD_RETRY);
+    ASSERT_EQ_INT(dd_classify(408), DD_RETRY);
+    ASSERT_EQ_INT(dd_classify(429), DD_RETRY);
+    ASSERT_EQ_INT(dd_classify(500), DD_RETRY);
+    ASSERT_EQ_INT(dd_classify(503), DD_RETRY);
+    ASSERT_EQ_INT(dd_classify(400), DD_PERMANENT);
+    ASSERT_EQ_INT(dd_classify(403), DD_PERMANENT);
+    ASSERT_EQ_INT(dd_classify(404), DD_PERMANENT);
+    ASSERT_EQ_INT(dd_classify(413), DD_PERMANENT);
+    ASSERT_EQ_INT(dd_classify(301), DD_PERMANENT);
+}
+
+static void test_backoff(void)
+{
+    struct dd_retry_conf rc = {true, 5000, 30000, 300000};
+    /* rnd 0.5 = no jitter */
+    ASSERT_EQ_INT(dd_backoff_ms(&rc, 1, 0.5, -1), 5000);
+    ASSERT_EQ_INT(dd_backoff_ms(&rc, 2, 0.5, -1), 7500);
+    ASSERT_EQ_INT(dd_backoff_ms(&rc, 3, 0.5, -1), 11250);
+    ASSERT_EQ_INT(dd_backoff_ms(&rc, 10, 0.5, -1), 30000);
+    ASSERT_EQ_INT(dd_backoff_ms(&rc, 1000, 0.5, -1), 30000);
+    /* jitter bounds: [50%, 150%) */
+    ASSERT_EQ_INT(dd_backoff_ms(&rc, 1, 0.0, -1), 2500);
+    ASSERT(dd_backoff_ms(&rc, 1, 0.999, -1) < 7500);
+    ASSERT(dd_backoff_ms(&rc, 1, 0.999, -1) > 7400);
+    ASSERT_EQ_INT(dd_backoff_ms(&rc, 1, 7.0, -1), dd_backoff_ms(&rc, 1, 0.999999, -1));
+    /* Retry-After wins, including 0 */
+    ASSERT_EQ_INT(dd_backoff_ms(&rc, 1, 0.5, 2000), 2000);
+    ASSERT_EQ_INT(dd_backoff_ms(&rc, 5, 0.5, 0), 0);
+    ASSERT_EQ_INT(dd_backoff_ms(&rc, 1, 0.5, 120000), 120000);
+}
+
+static void test_trim_key(void)
+{
+    char *k;
+    ASSERT_EQ_STR((k = dd_trim_key("  abc123\n")), "abc123");
+    free(k);
+    ASSERT_EQ_STR((k = dd_trim_key("\"abc123\"")), "abc123");
+    free(k);
+    ASSERT_EQ_STR((k = dd_trim_key(" ' abc123 '\t")), "abc123");
+    free(k);
+    ASSERT_EQ_STR((k = dd_trim_key("\"abc'")), "\"abc'");
+    free(k);
+    ASSERT_EQ_STR((k = dd_trim_key("\"\"")), "");
+    free(k);
+    ASSERT_EQ_STR((k = dd_trim_key(NULL)), "");
+    free(k);
+}
+
+static void base_conf(struct dd_conf *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->api.site = "datadoghq.com";
+    c->timeout_ms = 10000;
+    c->retry = (struct dd_retry_conf){true, 5000, 30000, 300000};
+    c->queue = (struct dd_queue_conf){true, 1000, 64u << 20, 10, "refuse"};
+}
+
+#define KEY "0123456789abcdef0123456789abcdef"
+
+static void test_settings_agentless(void)
+{
+    struct dd_conf c;
+    base_conf(&c);
+    c.api.key = " \"" KEY "\"\n";
+    c.api.site = "datadoghq.eu";
+    struct dd_settings s;
+    struct sp_err err = {0};
+    ASSERT_EQ_INT(dd_settings_init(&c, NULL, &s, &err), 0);
+    ASSERT(!s.agent_mode);
+    ASSERT_EQ_STR(s.api_key, KEY);
+    ASSERT_EQ_STR(s.key_hint, "...cdef");
+    ASSERT_EQ_STR(s.traces_url, "https://trace.agent.datadoghq.eu/api/v0.2/traces");
+    ASSERT_EQ_STR(s.profiles_url, "https://intake.profile.datadoghq.eu/api/v2/profile");
+    dd_settings_free(&s);
+
+    c.traces.endpoint = "http://127.0.0.1:9/";
+    c.profiles.endpoint = "http://127.0.0.1:10";
+    char *tags[] = {"team:a", "region:eu"};
+    c.tags.v = tags;
+    c.tags.n = 2;
+    ASSERT_EQ_INT(dd_settings_init(&c, NULL, &s, &err), 0);
+    ASSERT_EQ_STR(s.traces_url, "http://127.0.0.1:9/api/v0.2/traces");
+    ASSERT_EQ_STR(s.profiles_url, "http://127.0.0.1:10/api/v2/profile");
+    ASSERT_EQ_STR(s.tags[1], "region:eu");
+    ASSERT(s.tags[2] == NULL);
+    dd_settings_free(&s);
+}
+
+static void test_settings_errors_never_show_the_key(void)
+{
+    struct dd_conf c;
+    base_conf(&c);
+    struct dd_settings s;
+    struct sp_err err = {0};
+    c.api.key = "  ";
+    ASSERT_EQ_INT(dd_settings_init(&c, NULL, &s, &err), SP_EINVAL);
+    ASSERT_CONTAINS(err.msg, "api.key");
+
+    c.api.key = KEY;
+    c.api.site = "https://datadoghq.com";
+    ASSERT_EQ_INT(dd_settings_init(&c, NULL, &s, &err), SP_EINVAL);
+    ASSERT_CONTAINS(err.msg, "api.site");
+    ASSERT(!strstr(err.msg, KEY));
+
+    c.api.site = "datadoghq.com";
+    c.api.key = "abc def0123456789";
+    ASSERT_EQ_INT(dd_settings_init(&c, NULL, &s, &err), SP_EINVAL);
+    ASSERT_CONTAINS(err.msg, "api.key");
+    ASSERT(!strstr(err.msg, "def0123456789"));
+
+    c.api.key = KEY;
+    c.traces.endpoint = "ftp://x";
+    ASSERT_EQ_INT(dd_settings_init(&c, NULL, &s, &err), SP_EINVAL);
+    ASSERT_CONTAINS(err.msg, "traces.endpoint");
+    c.traces.endpoint = NULL;
+
+    char *bad[] = {"novalue"};
+    c.tags.v = bad;
+    c.tags.n = 1;
+    ASSERT_EQ_INT(dd_settings_init(&c, NULL, &s, &err), SP_EINVAL);
+    ASSERT_CONTAINS(err.msg, "novalue");
+    c.tags.n = 0;
+
+    c.queue.on_full = "block";
+    ASSERT_EQ_INT(dd_settings_init(&c, NULL, &s, &err), SP_EINVAL);
+    ASSERT_CONTAINS(err.msg, "sending_queue.on_full");
+    c.queue.on_full = "drop_oldest";
+    c.queue.num_consumers = 0;
+    ASSERT_EQ_INT(dd_settings_init(&c, NULL, &s, &err), SP_EINVAL);
+    ASSERT_CONTAINS(err.msg, "num_consumers");
+    c.queue.num_consumers = 2;
+    c.retry.max_interval_ms = 1000;
+    ASSERT_EQ_INT(dd_settings_init(&c, NULL, &s, &err), SP_EINVAL);
+    ASSERT_CONTAINS(err.msg, "max_interval");
+    c.retry.max_interval_ms = 30000;
+    ASSERT_EQ_INT(dd_settings_init(&c, NULL, &s, &err), 0);
+    dd_settings_free(&s);
+}
+
+static void test_settings_agent_mode(void)
+{
+    struct dd_conf c;
+    base_conf(&c);
+    struct dd_settings s;
+    struct sp_err err = {0};
+    c.agent.endpoint = "10.1.2.3:8126";
+    ASSERT_EQ_INT(dd_settings_init(&c, NULL, &s, &err), 0); /* no key needed */
+    ASSERT(s.agent_mode);
+    ASSERT(s.api_key == NULL);
+    ASSERT_EQ_STR(s.traces_url, "http://10.1.2.3:8126/v0.4/traces");
+    ASSERT_EQ_STR(s.profiles_url, "http://10.1.2.3:8126/profiling/v1/input");
+    dd_settings_free(&s);
+    c.agent.endpoint = "http://agent:8126/";
+    ASSERT_EQ_INT(dd_settings_init(&c, NULL, &s, &err), 0);
+    ASSERT_EQ_STR(s.traces_url, "http://agent:8126/v0.4/traces");
+    dd_settings_free(&s);
+    c.agent.endpoint = "unix:///var/run/datadog/apm.socket";
+    ASSERT_EQ_INT(dd_settings_init(&c, NULL, &s, &err), SP_EINVAL);
+    ASSERT_CONTAINS(err.msg, "agent.endpoint");
+}
+
+static size_t rates(const char *s, double *def)
+{
+    return dd_parse_rate_by_service((const uint8_t *)s, strlen(s), def);
+}
+
+static void test_rate_by_service(void)
+{
+    double def = -1;
+    ASSERT_EQ_INT(rates("{\"rate_by_service\":{\"service:,env:\":1,\"service:a,env:b\":0.25}}", &def),
+                  2);
+    ASSERT(fabs(def - 1.0) < 1e-9);
+    def = -1;
+    ASSERT_EQ_INT(rates("{\"rate_by_service\":{\"service:,env:\":0.5}}", &def), 1);
+    ASSERT(fabs(def - 0.5) < 1e-9);
+    def = -1;
+    ASSERT_EQ_INT(rates("{}", &def), 0);
+    ASSERT_EQ_INT(rates("OK", &def), 0);
+    ASSERT_EQ_INT(rates("", &def), 0);
+    ASSERT_EQ_INT(rates("{\"rate_by_service\":[1,2]}", &def), 0);
+    ASSERT_EQ_INT(rates("{\"rate_by_service\":{\"a\":\"x\",\"b\":7,\"c\":-1,\"d\":0.1}}", &def), 1);
+    ASSERT_EQ_INT(rates("{\"rate_by_service\":{\"a\":0.1", &def), 0); /* truncated */
+    ASSERT_EQ_INT(rates("[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[", &def), 0);
+    ASSERT(def == -1);
+    ASSERT_EQ_INT(dd_parse_rate_by_service(NULL, 0, NULL), 0);
+}
+
+int main(void)
+{
+    RUN(test_queue_refuse_by_items);
+    RUN(test_queue_refuse_by_bytes_but_oversized_alone_goes);
+    RUN(test_queue_drop_oldest_keeps_order);
+    RUN(test_queue_disabled_refuses);
+    RUN(test_classify);
+    RUN(test_backoff);
+    RUN(test_trim_key);
+    RUN(test_settings_agentless);
+    RUN(test_settings_errors_never_show_the_key);
+    RUN(test_settings_agent_mode);
+    RUN(test_rate_by_service);
+    return sp_test_summary();
+}
