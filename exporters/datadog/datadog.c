@@ -141,10 +141,10 @@ void dd_item_drop(struct dd_exporter *dd, struct dd_item *it)
     sp_metric_add(dd->m[s].dropped_overflow, (double)it->count);
     if (dd_ratelog_ok(dd, &dd->overflow_log, 10000))
         sp_log_warn(dd->comp->id,
-                    "sending queue full (%zu batches, %zu bytes): dropped the oldest batch "
-                    "(%zu %s); Datadog is slower than the input (see "
+                    "sending queue full (limits: %zu batches, %zu bytes): dropped the oldest "
+                    "batch (%zu %s); Datadog is slower than the input (see "
                     "spanprof_exporter_dropped_%s_total)",
-                    dd->queue.len, dd->queue.bytes, it->count, dd_noun(s), dd_noun(s));
+                    dd->queue.max_items, dd->queue.max_bytes, it->count, dd_noun(s), dd_noun(s));
     sp_batch_unref(it->batch);
     it->batch = NULL;
 }
@@ -408,8 +408,11 @@ static void dd_shutdown(struct sp_component *comp, sp_done_fn done)
     uint64_t now = uv_now(dd->loop);
     uint64_t dl = comp->host ? comp->host->shutdown_deadline_ms : 0;
     uint64_t wait = dl > now ? dl - now : (dl ? 0 : 10000);
-    sp_log_info(comp->id, "draining %zu queued batches and %zu requests in flight (up to %llu ms)",
-                dd->queue.len, sp_http_client_in_flight(dd->http), (unsigned long long)wait);
+    size_t busy = 0;
+    for (size_t i = 0; i < dd->n_workers; i++)
+        busy += dd->workers[i].busy;
+    sp_log_info(comp->id, "draining %zu queued batches and %zu being sent (up to %llu ms)",
+                dd->queue.len, busy, (unsigned long long)wait);
     uv_timer_start(&dd->deadline, dd_on_deadline, wait, 0);
 }
 

@@ -219,7 +219,7 @@ struct dd_exporter {
     /* metrics */
     struct dd_sig_metrics m[SP_SIGNAL_COUNT];
     struct sp_metric *queue_size, *queue_bytes, *queue_capacity, *queue_capacity_bytes;
-    struct dd_ratelog overflow_log, forbidden_log, fail_log;
+    struct dd_ratelog overflow_log, forbidden_log, fail_log, retry_log;
     /* agent mode: the last default rate the agent reported (for debug logs) */
     double agent_default_rate;
     char agent_version[64];

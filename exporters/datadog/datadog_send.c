@@ -188,7 +188,11 @@ static void dd_worker_on_done(void *ud, const struct sp_http_response *resp)
             delay = left / 2;
     }
     sp_metric_inc(dd->m[r->signal].retries);
-    sp_log_debug(dd->comp->id, "%s: retry %u in %lld ms (%s)", r->url, w->attempt,
+    if (dd_ratelog_ok(dd, &dd->retry_log, 30000))
+        sp_log_warn(dd->comp->id, "%s failed (%s): retrying in %lld ms (attempt %u)", r->url, why,
+                    (long long)delay, w->attempt + 1);
+    else
+        sp_log_debug(dd->comp->id, "%s: retry %u in %lld ms (%s)", r->url, w->attempt,
                  (long long)delay, why);
     w->in_backoff = true;
     uv_timer_start(&w->timer, dd_worker_on_timer, (uint64_t)delay, 0);

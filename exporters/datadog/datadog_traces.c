@@ -92,7 +92,8 @@ static int dd_agentless_req(struct dd_exporter *dd, const Datadog__Trace__AgentP
     rc |= dd_req_add_header(r, "Content-Type: application/x-protobuf");
     rc |= dd_req_add_header(r, "Content-Encoding: gzip");
     rc |= dd_req_add_header(r, "DD-Api-Key: %s", dd->set.api_key ? dd->set.api_key : "");
-    rc |= dd_req_add_header(r, "X-Datadog-Reported-Languages: %s", langs);
+    if (langs[0])
+        rc |= dd_req_add_header(r, "X-Datadog-Reported-Languages: %s", langs);
     rc |= dd_req_add_header(r, "User-Agent: Datadog Trace Agent/spanprof-%s/", SP_VERSION);
     return rc ? sp_err_set(err, SP_ENOMEM, "out of memory") : 0;
 }
