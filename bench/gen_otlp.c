@@ -32,6 +32,7 @@ int main(int argc, char **argv)
 {
     struct bench_otlp_opts o = {.spans = 100, .seed = 1, .base_time_ns = 0, .service = NULL};
     const char *dir = ".";
+    uint32_t patch_seq = 0; /* test hook: write the bodies as request number N would look */
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--spans") == 0 && i + 1 < argc)
             o.spans = strtoul(argv[++i], NULL, 10);
@@ -39,10 +40,14 @@ int main(int argc, char **argv)
             o.seed = strtoull(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--out") == 0 && i + 1 < argc)
             dir = argv[++i];
+        else if (strcmp(argv[i], "--base-time-ns") == 0 && i + 1 < argc)
+            o.base_time_ns = strtoll(argv[++i], NULL, 10);
+        else if (strcmp(argv[i], "--patch-seq") == 0 && i + 1 < argc)
+            patch_seq = (uint32_t)strtoul(argv[++i], NULL, 10);
         else if (strcmp(argv[i], "--service") == 0 && i + 1 < argc)
             o.service = argv[++i];
         else {
-            fprintf(stderr, "usage: gen_otlp [--spans N] [--seed N] [--service NAME] [--out DIR]\n");
+            fprintf(stderr, "usage: gen_otlp [--spans N] [--seed N] [--service NAME] [--out DIR] [--base-time-ns T] [--patch-seq N]\n");
             return 2;
         }
     }
@@ -57,6 +62,20 @@ int main(int argc, char **argv)
         bench_otlp_json(req, &json)) {
         fprintf(stderr, "gen_otlp: out of memory\n");
         return 1;
+    }
+    if (patch_seq) {
+        struct bench_patches pp, pj;
+        if (bench_otlp_find_patches(req, pb.data, pb.len, 0, &pp) ||
+            bench_otlp_find_patches(req, json.data, json.len, 1, &pj)) {
+            fprintf(stderr, "gen_otlp: out of memory\n");
+            return 1;
+        }
+        bench_otlp_patch(pb.data, &pp, patch_seq, 1000000000);
+        bench_otlp_patch(grpc.data + 5, &pp, patch_seq, 1000000000);
+        bench_otlp_patch(json.data, &pj, patch_seq, 1000000000);
+        printf("patch points: %zu protobuf, %zu json\n", pp.n, pj.n);
+        bench_patches_free(&pp);
+        bench_patches_free(&pj);
     }
     int rc = write_file(dir, "otlp.pb", &pb) | write_file(dir, "otlp.grpc", &grpc) |
              write_file(dir, "otlp.json", &json);
