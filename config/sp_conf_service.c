@@ -89,6 +89,11 @@ static const char *sp_section_name(enum sp_kind k)
     return "?";
 }
 
+static const char *sp_kind_article(enum sp_kind k)
+{
+    return k == SP_KIND_EXPORTER || k == SP_KIND_EXTENSION ? "an" : "a";
+}
+
 static void sp_quote_into(struct sp_buf *b, const char *s)
 {
     sp_buf_reset(b);
@@ -202,9 +207,10 @@ static void sp_unknown_type(struct sp_loader *L, enum sp_kind kind, const char *
     }
     for (size_t i = 0; i < count; i++) {
         if (all[i]->kind != kind && strcmp(all[i]->name, type) == 0) {
-            sp_diag_error(L->d, pos, "unknown %s type %s: '%s' is a %s, define it under %s",
+            sp_diag_error(L->d, pos, "unknown %s type %s: '%s' is %s %s, define it under %s",
                           sp_kind_name(kind), (const char *)L->q.data, type,
-                          sp_kind_name(all[i]->kind), sp_section_name(all[i]->kind));
+                          sp_kind_article(all[i]->kind), sp_kind_name(all[i]->kind),
+                          sp_section_name(all[i]->kind));
             return;
         }
     }
@@ -302,9 +308,9 @@ static void sp_undefined_ref(struct sp_loader *L, enum sp_kind kind, const char 
     }
     for (int k = 0; k < 4; k++) {
         if ((enum sp_kind)k != kind && sp_find_comp(conf, (enum sp_kind)k, id)) {
-            sp_diag_error(L->d, pos, "%s names %s %s, but '%s' is defined as a %s", where,
+            sp_diag_error(L->d, pos, "%s names %s %s, but '%s' is defined as %s %s", where,
                           sp_kind_name(kind), (const char *)L->q.data, id,
-                          sp_kind_name((enum sp_kind)k));
+                          sp_kind_article((enum sp_kind)k), sp_kind_name((enum sp_kind)k));
             return;
         }
     }
