@@ -142,6 +142,19 @@ static size_t utf8_cut(const char *s, size_t len, size_t limit)
     return n;
 }
 
+/* Bytes of an incomplete UTF-8 sequence at the end of s (0 if none). */
+static size_t trailing_partial_utf8(const char *s, size_t len)
+{
+    for (size_t back = 1; back <= 3 && back <= len; back++) {
+        unsigned char c = (unsigned char)s[len - back];
+        if ((c & 0xC0) == 0x80)
+            continue; /* continuation byte: keep looking for the lead */
+        size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+        return need > back ? back : 0;
+    }
+    return 0;
+}
+
 static void hex_encode(char *out, const uint8_t *p, size_t n)
 {
     static const char hx[] = "0123456789abcdef";
@@ -1120,8 +1133,13 @@ static int map_span(struct mapper *m, struct tp_b *t, const sp_otlp_scope_spans 
         smap_del(&m->meta, "http.status_code");
     if (strlen(d->type) > DD_MAX_TYPE_LEN)
         d->type[utf8_cut(d->type, strlen(d->type), DD_MAX_TYPE_LEN)] = 0;
-    if (strlen(d->resource) > DD_MAX_RESOURCE_LEN)
-        d->resource[utf8_cut(d->resource, strlen(d->resource), DD_MAX_RESOURCE_LEN)] = 0;
+    size_t rlen = strlen(d->resource);
+    if (rlen > DD_MAX_RESOURCE_LEN)
+        d->resource[utf8_cut(d->resource, rlen, DD_MAX_RESOURCE_LEN)] = 0;
+    else if (rlen == DD_MAX_RESOURCE_LEN)
+        /* Cut to the limit upstream of here: never end inside a character
+         * (the agent's TruncateUTF8 does not). */
+        d->resource[rlen - trailing_partial_utf8(d->resource, rlen)] = 0;
     if (!*d->resource)
         d->resource = d->name;
     rc = truncate_maps(m);
