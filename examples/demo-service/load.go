@@ -1,5 +1,5 @@
-// The load generator: real HTTP requests at a fixed rate, round-robin over
-// the three endpoints (so CPU shares follow the route weights), one request
+// The load generator: real HTTP requests at a mean rate (random, Poisson
+// arrivals), round-robin over the three endpoints (so CPU shares follow the route weights), one request
 // in three carrying a W3C traceparent as if an upstream service had called.
 package main
 
@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"math/rand"
 	"net/http"
 	"strconv"
 	"sync"
@@ -18,7 +19,7 @@ import (
 type loadStats struct {
 	Requests         int64            `json:"requests"`
 	Failures         int64            `json:"failures"` // transport errors, no HTTP answer
-	Skipped          int64            `json:"skipped"`  // ticks with every worker busy
+	Skipped          int64            `json:"skipped"`  // arrivals with every worker busy
 	ByStatus         map[string]int64 `json:"by_status"`
 	WithRemoteParent int64            `json:"with_remote_parent"`
 	Concurrency      int              `json:"concurrency"`
@@ -26,7 +27,7 @@ type loadStats struct {
 }
 
 // runLoad drives baseURL for d (or until ctx ends) at rps requests per second
-// with up to conc requests in flight.
+// on average, with up to conc requests in flight.
 func runLoad(ctx context.Context, baseURL string, d time.Duration, rps float64, conc int) loadStats {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
@@ -73,15 +74,18 @@ func runLoad(ctx context.Context, baseURL string, d time.Duration, rps float64, 
 		go worker()
 	}
 
+	// Poisson arrivals (exponential gaps) rather than a fixed-period ticker:
+	// a fixed period can lock in phase with the kernel tick that delivers the
+	// CPU profiler's signals and skew which endpoint the samples land in.
 	start := time.Now()
-	tick := time.NewTicker(time.Duration(float64(time.Second) / rps))
+	timer := time.NewTimer(0)
 	var n int64
 loop:
 	for {
 		select {
 		case <-ctx.Done():
 			break loop
-		case <-tick.C:
+		case <-timer.C:
 			select {
 			case jobs <- n:
 				n++
@@ -90,9 +94,10 @@ loop:
 				st.Skipped++
 				mu.Unlock()
 			}
+			timer.Reset(time.Duration(rand.ExpFloat64() / rps * float64(time.Second)))
 		}
 	}
-	tick.Stop()
+	timer.Stop()
 	close(jobs)
 	workers.Wait()
 	st.DurationS = time.Since(start).Seconds()

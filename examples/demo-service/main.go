@@ -18,6 +18,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"math/rand"
 	"net"
 	"net/http"
 	"net/url"
@@ -130,6 +131,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "demo-service:", err)
 		os.Exit(2)
 	}
+	rand.Seed(time.Now().UnixNano()) // the load generator's random arrivals (load.go)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
