@@ -1,26 +1,1075 @@
-/* join processor: placeholder until its issue lands. */
+/* join processor: joins profile samples to the spans they ran under.
+ *
+ * One instance sits in both pipelines. Trace batches are observed: every
+ * span goes into a bounded index (join_index.c) of span id -> parent or,
+ * for local roots, -> endpoint record, and the batch moves on unchanged
+ * except for the runtime ids the join knows (the Code Hotspots bridge the
+ * Datadog exporter reads). Profiles are held for join_delay (spans end
+ * and arrive after the samples they cover), then their CPU/wall/goroutine
+ * samples get Datadog's `span id`, `local root span id` and `trace
+ * endpoint` labels (join_label.c), the envelope gets endpoint_counts and a
+ * runtime id, and the profile moves on. At shutdown whatever is held is
+ * joined with what is known and passed on. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <json-c/json.h>
+
+#include "dd_naming.h"
+#include "join_index.h"
+#include "join_label.h"
 #include "sp_component.h"
+#include "sp_log.h"
+#include "sp_metrics.h"
+
+#define JOIN_FLAG_HAS_REMOTE 0x100u
+#define JOIN_FLAG_REMOTE 0x200u
+#define JOIN_MAX_SERVICES 4096
+#define JOIN_MAX_RUNTIME_IDS 256
+#define JOIN_SUMMARY_MS 60000
 
 struct join_conf {
-    int unused;
+    int64_t join_delay_ms;
+    int64_t span_ttl_ms;
+    int64_t max_spans;
+    int64_t max_pending_profiles;
+    uint64_t max_pending_bytes;
+    int64_t endpoint_cardinality_limit;
+    int64_t max_depth;
+    struct sp_strlist span_id_labels;
 };
+
+struct join_pending {
+    struct sp_batch *batch;
+    uint64_t due_ms;
+    size_t bytes;
+    struct join_pending *next;
+};
+
+struct join_runtime {
+    char *service;     /* Datadog-normalised service */
+    char *instance;    /* service.instance.id or host; "" when unknown */
+    char runtime_id[40];
+    uint64_t last_ms;
+};
+
+struct join_ctx {
+    struct sp_component *comp;
+    struct join_conf *conf;
+    struct join_index *ix;
+    struct join_names *names;
+    int64_t epoch_ms; /* wall-clock origin of root start times in the index */
+
+    struct join_pending *head, *tail;
+    size_t pending_n, pending_bytes;
+
+    struct join_runtime runtimes[JOIN_MAX_RUNTIME_IDS];
+    size_t n_runtimes;
+
+    uv_timer_t hold_timer;
+    uv_timer_t summary_timer;
+    bool started, shutting_down, shut;
+    int closing;
+    sp_done_fn done;
+    uint64_t last_drop_log_ms;
+
+    /* Totals since the last summary line. */
+    struct join_label_stats period;
+    uint64_t period_profiles, period_spans;
+
+    struct sp_metric *m_samples[JOIN_OUT_COUNT];
+    struct sp_metric *m_spans;
+    struct sp_metric *m_evict_ttl, *m_evict_cap;
+    struct sp_metric *m_card_drops;
+    struct sp_metric *m_prof_labelled, *m_prof_passed, *m_prof_early, *m_prof_dropped;
+    struct sp_metric *m_labels_added;
+    uint64_t seen_evict_ttl, seen_evict_cap, seen_card_drops;
+};
+
+/* ---- clocks ---- */
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t now_ms(struct join_ctx *ctx)
+{
+    return ctx->comp->loop ? (int64_t)uv_now(ctx->comp->loop) : wall_ms();
+}
+
+static uint32_t rel_ms(const struct join_ctx *ctx, int64_t unix_ns)
+{
+    return (uint32_t)(unix_ns / 1000000 - ctx->epoch_ms);
+}
+
+/* ---- metrics ---- */
+
+static double g_index_spans(void *ud)
+{
+    struct join_index_stats s;
+    join_index_stats(((struct join_ctx *)ud)->ix, &s);
+    return (double)s.count;
+}
+
+static double g_index_capacity(void *ud)
+{
+    return (double)((struct join_ctx *)ud)->conf->max_spans;
+}
+
+static double g_index_bytes(void *ud)
+{
+    struct join_index_stats s;
+    join_index_stats(((struct join_ctx *)ud)->ix, &s);
+    return (double)s.bytes;
+}
+
+static double g_pending(void *ud)
+{
+    return (double)((struct join_ctx *)ud)->pending_n;
+}
+
+static double g_pending_bytes(void *ud)
+{
+    return (double)((struct join_ctx *)ud)->pending_bytes;
+}
+
+static double g_endpoints(void *ud)
+{
+    return (double)join_names_pair_count(((struct join_ctx *)ud)->names);
+}
+
+static double g_hit_ratio(void *ud)
+{
+    struct join_ctx *ctx = ud;
+    double hit = sp_metric_value(ctx->m_samples[JOIN_OUT_MATCHED]);
+    double labelled = 0;
+    for (int i = 0; i < JOIN_OUT_COUNT; i++)
+        if (i != JOIN_OUT_NO_SPAN_LABEL)
+            labelled += sp_metric_value(ctx->m_samples[i]);
+    return labelled > 0 ? hit / labelled : 0;
+}
+
+static void join_metrics(struct join_ctx *ctx)
+{
+    const char *base = ctx->comp->metric_labels ? ctx->comp->metric_labels : "";
+    char l[512];
+    for (int i = 0; i < JOIN_OUT_COUNT; i++) {
+        snprintf(l, sizeof l, "%s,outcome=\"%s\"", base, join_outcome_names[i]);
+        ctx->m_samples[i] = sp_counter("spanprof_join_samples_total",
+                                       "profile samples of labelled types by join outcome", l);
+    }
+    ctx->m_spans = sp_counter("spanprof_join_spans_indexed_total", "spans put in the span index",
+                              base);
+    snprintf(l, sizeof l, "%s,reason=\"ttl\"", base);
+    ctx->m_evict_ttl = sp_counter("spanprof_join_index_evictions_total",
+                                  "spans dropped from the index by age or capacity", l);
+    snprintf(l, sizeof l, "%s,reason=\"capacity\"", base);
+    ctx->m_evict_cap = sp_counter("spanprof_join_index_evictions_total",
+                                  "spans dropped from the index by age or capacity", l);
+    ctx->m_card_drops = sp_counter("spanprof_join_endpoint_cardinality_drops_total",
+                                   "local roots whose endpoint passed endpoint_cardinality_limit",
+                                   base);
+    snprintf(l, sizeof l, "%s,outcome=\"labelled\"", base);
+    ctx->m_prof_labelled = sp_counter("spanprof_join_profiles_total",
+                                      "profiles passed on, by what the join did", l);
+    snprintf(l, sizeof l, "%s,outcome=\"passed\"", base);
+    ctx->m_prof_passed = sp_counter("spanprof_join_profiles_total",
+                                    "profiles passed on, by what the join did", l);
+    snprintf(l, sizeof l, "%s,outcome=\"joined_early\"", base);
+    ctx->m_prof_early = sp_counter("spanprof_join_profiles_total",
+                                   "profiles passed on, by what the join did", l);
+    snprintf(l, sizeof l, "%s,outcome=\"dropped\"", base);
+    ctx->m_prof_dropped = sp_counter("spanprof_join_profiles_total",
+                                     "profiles passed on, by what the join did", l);
+    ctx->m_labels_added = sp_counter("spanprof_join_labels_added_total",
+                                     "labels the join added to samples", base);
+    sp_gauge_fn("spanprof_join_hit_ratio",
+                "matched / span-labelled samples since start (samples whose endpoint is known)",
+                base, g_hit_ratio, ctx);
+    sp_gauge_fn("spanprof_join_index_spans", "spans in the index", base, g_index_spans, ctx);
+    sp_gauge_fn("spanprof_join_index_capacity", "the index bound (max_spans)", base,
+                g_index_capacity, ctx);
+    sp_gauge_fn("spanprof_join_index_bytes", "memory held by the span index", base,
+                g_index_bytes, ctx);
+    sp_gauge_fn("spanprof_join_pending_profiles", "profiles held for join_delay", base,
+                g_pending, ctx);
+    sp_gauge_fn("spanprof_join_pending_bytes", "bytes of profiles held for join_delay", base,
+                g_pending_bytes, ctx);
+    sp_gauge_fn("spanprof_join_endpoints", "distinct (service, endpoint) pairs interned", base,
+                g_endpoints, ctx);
+}
+
+static void sync_index_metrics(struct join_ctx *ctx)
+{
+    struct join_index_stats s;
+    join_index_stats(ctx->ix, &s);
+    if (s.evicted_ttl > ctx->seen_evict_ttl)
+        sp_metric_add(ctx->m_evict_ttl, (double)(s.evicted_ttl - ctx->seen_evict_ttl));
+    if (s.evicted_capacity > ctx->seen_evict_cap) {
+        uint64_t n = s.evicted_capacity - ctx->seen_evict_cap;
+        sp_metric_add(ctx->m_evict_cap, (double)n);
+        uint64_t now = (uint64_t)now_ms(ctx);
+        if (now - ctx->last_drop_log_ms >= 10000) {
+            ctx->last_drop_log_ms = now;
+            sp_log_warn(ctx->comp->id,
+                        "span index full (max_spans=%" PRId64 "): %" PRIu64
+                        " oldest spans evicted; raise max_spans or lower span_ttl",
+                        ctx->conf->max_spans, n);
+        }
+    }
+    ctx->seen_evict_ttl = s.evicted_ttl;
+    ctx->seen_evict_cap = s.evicted_capacity;
+    uint64_t drops = join_names_drops(ctx->names);
+    if (drops > ctx->seen_card_drops)
+        sp_metric_add(ctx->m_card_drops, (double)(drops - ctx->seen_card_drops));
+    ctx->seen_card_drops = drops;
+}
+
+/* ---- runtime ids (Code Hotspots bridge) ---- */
+
+static const char *kv_str(sp_otlp_kv *const *kv, size_t n, const char *key)
+{
+    for (size_t i = 0; i < n; i++)
+        if (kv[i] && kv[i]->key && strcmp(kv[i]->key, key) == 0 && kv[i]->value &&
+            kv[i]->value->value_case ==
+                OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE &&
+            kv[i]->value->string_value && *kv[i]->value->string_value)
+            return kv[i]->value->string_value;
+    return NULL;
+}
+
+static const char *profile_tag(const struct sp_profile *p, const char *key)
+{
+    for (size_t i = 0; i < p->tag_count; i++)
+        if (p->tags[i].key && strcmp(p->tags[i].key, key) == 0 && p->tags[i].value &&
+            *p->tags[i].value)
+            return p->tags[i].value;
+    return NULL;
+}
+
+/* A UUID-shaped id derived from what identifies the process, so the same
+ * instance gets the same id across profiles (and restarts of spanprof). */
+static void derive_runtime_id(const char *service, const char *instance, const char *pid,
+                              char out[40])
+{
+    uint64_t h1 = 0xcbf29ce484222325ULL, h2 = 0x84222325cbf29ce4ULL;
+    const char *parts[3] = {service ? service : "", instance ? instance : "", pid ? pid : ""};
+    for (int k = 0; k < 3; k++) {
+        for (const unsigned char *s = (const unsigned char *)parts[k];; s++) {
+            unsigned c = *s ? *s : 0x1f; /* separator between parts */
+            h1 = (h1 ^ c) * 0x100000001b3ULL;
+            h2 = (h2 ^ c) * 0x100000001b3ULL;
+            h2 ^= h2 >> 29;
+            if (!*s)
+                break;
+        }
+    }
+    /* Version 4 / variant 10 bits so it parses as a UUID. */
+    snprintf(out, 40, "%08x-%04x-4%03x-%04x-%012" PRIx64, (unsigned)(h1 >> 32),
+             (unsigned)(h1 >> 16) & 0xffff, (unsigned)h1 & 0xfff,
+             (unsigned)(0x8000 | ((h2 >> 48) & 0x3fff)), (uint64_t)(h2 & 0xffffffffffffULL));
+}
+
+static struct join_runtime *runtime_find(struct join_ctx *ctx, const char *service,
+                                         const char *instance)
+{
+    struct join_runtime *any = NULL;
+    for (size_t i = 0; i < ctx->n_runtimes; i++) {
+        struct join_runtime *r = &ctx->runtimes[i];
+        if (strcmp(r->service, service) != 0)
+            continue;
+        if (instance && strcmp(r->instance, instance) == 0)
+            return r;
+        if (!any || r->last_ms > any->last_ms)
+            any = r;
+    }
+    return instance ? NULL : any;
+}
+
+/* Records the profile's runtime id (or derives one and puts it on the
+ * envelope, so profile and spans carry the same value). */
+static void runtime_note_profile(struct join_ctx *ctx, struct sp_batch *b)
+{
+    struct sp_profile *p = &b->u.profile;
+    if (!p->service || !*p->service)
+        return;
+    const char *svc = sp_dd_normalize_tag_value(p->service, b->arena);
+    if (!svc || !*svc)
+        return;
+    const char *instance = profile_tag(p, "service.instance.id");
+    if (!instance)
+        instance = p->host ? p->host : "";
+    char rid[40];
+    if (p->runtime_id && *p->runtime_id) {
+        snprintf(rid, sizeof rid, "%s", p->runtime_id);
+    } else {
+        const char *pid = profile_tag(p, "process_id");
+        if (!pid)
+            pid = profile_tag(p, "pid");
+        derive_runtime_id(svc, instance, pid, rid);
+        p->runtime_id = sp_arena_strdup(b->arena, rid);
+    }
+    struct join_runtime *r = runtime_find(ctx, svc, instance);
+    if (!r) {
+        if (ctx->n_runtimes == JOIN_MAX_RUNTIME_IDS) {
+            /* Replace the least recently seen instance. */
+            size_t old = 0;
+            for (size_t i = 1; i < ctx->n_runtimes; i++)
+                if (ctx->runtimes[i].last_ms < ctx->runtimes[old].last_ms)
+                    old = i;
+            r = &ctx->runtimes[old];
+            free(r->service);
+            free(r->instance);
+        } else {
+            r = &ctx->runtimes[ctx->n_runtimes++];
+        }
+        r->service = strdup(svc);
+        r->instance = strdup(instance);
+        if (!r->service || !r->instance) {
+            free(r->service);
+            free(r->instance);
+            *r = ctx->runtimes[--ctx->n_runtimes];
+            return;
+        }
+    }
+    snprintf(r->runtime_id, sizeof r->runtime_id, "%s", rid);
+    r->last_ms = (uint64_t)now_ms(ctx);
+}
+
+/* ---- traces ---- */
+
+/* span id -> index of its ResourceSpans, for the service-change fallback
+ * (only built when a span without remote-parent flags has a parent). */
+struct span_rs_map {
+    uint64_t *keys;
+    uint32_t *vals;
+    size_t cap;
+};
+
+static void rs_map_build(struct span_rs_map *m, const sp_otlp_request *req, size_t spans)
+{
+    m->cap = 16;
+    while (m->cap < spans * 2)
+        m->cap *= 2;
+    m->keys = calloc(m->cap, sizeof *m->keys);
+    m->vals = calloc(m->cap, sizeof *m->vals);
+    if (!m->keys || !m->vals) {
+        free(m->keys);
+        free(m->vals);
+        m->keys = NULL;
+        m->cap = 0;
+        return;
+    }
+    for (size_t r = 0; r < req->n_resource_spans; r++) {
+        const sp_otlp_resource_spans *rs = req->resource_spans[r];
+        for (size_t s = 0; rs && s < rs->n_scope_spans; s++)
+            for (size_t k = 0; rs->scope_spans[s] && k < rs->scope_spans[s]->n_spans; k++) {
+                const sp_otlp_span *sp = rs->scope_spans[s]->spans[k];
+                uint64_t id = sp_dd_span_id(sp->span_id.data, sp->span_id.len);
+                if (!id)
+                    continue;
+                size_t j = (size_t)((id * 0x9E3779B97F4A7C15ULL) >> 20) & (m->cap - 1);
+                while (m->keys[j] && m->keys[j] != id)
+                    j = (j + 1) & (m->cap - 1);
+                m->keys[j] = id;
+                m->vals[j] = (uint32_t)r;
+            }
+    }
+}
+
+static int rs_map_get(const struct span_rs_map *m, uint64_t id, uint32_t *rs)
+{
+    if (!m->cap)
+        return -1;
+    for (size_t j = (size_t)((id * 0x9E3779B97F4A7C15ULL) >> 20) & (m->cap - 1); m->keys[j];
+         j = (j + 1) & (m->cap - 1))
+        if (m->keys[j] == id) {
+            *rs = m->vals[j];
+            return 0;
+        }
+    return -1;
+}
+
+static void index_root(struct join_ctx *ctx, const sp_otlp_span *sp,
+                       const sp_otlp_resource_spans *rs, const char *scope, struct sp_arena *scratch,
+                       uint64_t id, int64_t now)
+{
+    struct sp_dd_span_ctx dc = {
+        .span = sp,
+        .resource_attrs = rs->resource ? rs->resource->attributes : NULL,
+        .n_resource_attrs = rs->resource ? rs->resource->n_attributes : 0,
+        .scope_name = scope,
+    };
+    unsigned flags = 0;
+    uint32_t pair = 0;
+    const char *type = sp_dd_span_type(&dc, scratch);
+    if (!sp_dd_endpoint_allowed(type)) {
+        flags |= JOIN_ROOT_NOT_PII;
+    } else {
+        const char *svc = sp_dd_service(&dc, scratch);
+        const char *res = sp_dd_resource(&dc, scratch);
+        uint32_t sid = svc ? join_names_service(ctx->names, svc) : 0;
+        if (sid && res)
+            pair = join_names_pair(ctx->names, sid, res);
+        if (!pair)
+            flags |= JOIN_ROOT_CARD_DROP;
+    }
+    uint64_t rec = join_root_record(rel_ms(ctx, (int64_t)sp->start_time_unix_nano), pair, flags);
+    join_index_put(ctx->ix, id, true, rec, now);
+}
+
+static void index_traces(struct join_ctx *ctx, const sp_otlp_request *req, size_t span_count)
+{
+    int64_t now = now_ms(ctx);
+    struct sp_arena *scratch = sp_arena_create(0);
+    struct span_rs_map rsmap = {0};
+    bool rsmap_built = false;
+    /* Services per ResourceSpans, for the fallback (flags absent) rule. */
+    const char **rs_service = calloc(req->n_resource_spans ? req->n_resource_spans : 1,
+                                     sizeof *rs_service);
+    if (!scratch || !rs_service) {
+        sp_log_warn(ctx->comp->id, "out of memory indexing %zu spans", span_count);
+        sp_arena_destroy(scratch);
+        free(rs_service);
+        return;
+    }
+    uint64_t indexed = 0;
+    for (size_t r = 0; r < req->n_resource_spans; r++) {
+        const sp_otlp_resource_spans *rs = req->resource_spans[r];
+        if (!rs)
+            continue;
+        for (size_t s = 0; s < rs->n_scope_spans; s++) {
+            const sp_otlp_scope_spans *ss = rs->scope_spans[s];
+            if (!ss)
+                continue;
+            const char *scope = ss->scope ? ss->scope->name : NULL;
+            for (size_t k = 0; k < ss->n_spans; k++) {
+                const sp_otlp_span *sp = ss->spans[k];
+                uint64_t id = sp_dd_span_id(sp->span_id.data, sp->span_id.len);
+                if (!id)
+                    continue;
+                uint64_t parent = sp_dd_span_id(sp->parent_span_id.data, sp->parent_span_id.len);
+                bool root;
+                if (!parent) {
+                    root = true;
+                } else if (sp->flags & JOIN_FLAG_HAS_REMOTE) {
+                    root = (sp->flags & JOIN_FLAG_REMOTE) != 0;
+                } else if (sp->kind ==
+                               OPENTELEMETRY__PROTO__TRACE__V1__SPAN__SPAN_KIND__SPAN_KIND_SERVER ||
+                           sp->kind ==
+                               OPENTELEMETRY__PROTO__TRACE__V1__SPAN__SPAN_KIND__SPAN_KIND_CONSUMER) {
+                    root = true;
+                } else {
+                    /* Service change: only decidable when the parent is in
+                     * this batch (or already indexed as a root of another
+                     * service). */
+                    root = false;
+                    if (!rsmap_built) {
+                        rs_map_build(&rsmap, req, span_count);
+                        rsmap_built = true;
+                    }
+                    struct sp_dd_span_ctx rc = {
+                        .resource_attrs = rs->resource ? rs->resource->attributes : NULL,
+                        .n_resource_attrs = rs->resource ? rs->resource->n_attributes : 0,
+                    };
+                    if (!rs_service[r])
+                        rs_service[r] = sp_dd_service(&rc, scratch);
+                    uint32_t prs;
+                    bool is_root;
+                    uint64_t rec;
+                    if (rs_map_get(&rsmap, parent, &prs) == 0) {
+                        const sp_otlp_resource_spans *ors = req->resource_spans[prs];
+                        struct sp_dd_span_ctx oc = {
+                            .resource_attrs = ors->resource ? ors->resource->attributes : NULL,
+                            .n_resource_attrs = ors->resource ? ors->resource->n_attributes : 0,
+                        };
+                        if (!rs_service[prs])
+                            rs_service[prs] = sp_dd_service(&oc, scratch);
+                        root = rs_service[r] && rs_service[prs] &&
+                               strcmp(rs_service[r], rs_service[prs]) != 0;
+                    } else if (join_index_get(ctx->ix, parent, &is_root, &rec) && is_root &&
+                               join_root_pair(rec)) {
+                        const char *psvc = join_names_service_name(
+                            ctx->names, join_names_pair_service(ctx->names, join_root_pair(rec)));
+                        root = rs_service[r] && psvc && strcmp(rs_service[r], psvc) != 0;
+                    }
+                }
+                if (root)
+                    index_root(ctx, sp, rs, scope, scratch, id, now);
+                else
+                    join_index_put(ctx->ix, id, false, parent, now);
+                indexed++;
+            }
+        }
+    }
+    free(rsmap.keys);
+    free(rsmap.vals);
+    free(rs_service);
+    sp_arena_destroy(scratch);
+    sp_metric_add(ctx->m_spans, (double)indexed);
+    ctx->period_spans += indexed;
+    sync_index_metrics(ctx);
+}
+
+/* Hands the exporter the runtime ids of this batch's service instances. */
+static void attach_runtime_ids(struct join_ctx *ctx, struct sp_batch *b)
+{
+    const sp_otlp_request *req = b->u.traces.req;
+    if (!ctx->n_runtimes || !req || !req->n_resource_spans)
+        return;
+    struct sp_runtime_id *out = sp_arena_calloc(b->arena, req->n_resource_spans, sizeof *out);
+    if (!out)
+        return;
+    size_t n = 0;
+    for (size_t r = 0; r < req->n_resource_spans; r++) {
+        const sp_otlp_resource_spans *rs = req->resource_spans[r];
+        if (!rs)
+            continue;
+        struct sp_dd_span_ctx rc = {
+            .resource_attrs = rs->resource ? rs->resource->attributes : NULL,
+            .n_resource_attrs = rs->resource ? rs->resource->n_attributes : 0,
+        };
+        const char *svc = sp_dd_service(&rc, b->arena);
+        if (!svc)
+            continue;
+        sp_otlp_kv *const *ra = rc.resource_attrs;
+        const char *inst = ra ? kv_str(ra, rc.n_resource_attrs, "service.instance.id") : NULL;
+        if (!inst && ra)
+            inst = kv_str(ra, rc.n_resource_attrs, "host.name");
+        const struct join_runtime *rt = inst ? runtime_find(ctx, svc, inst) : NULL;
+        if (!rt)
+            rt = runtime_find(ctx, svc, NULL);
+        if (!rt)
+            continue;
+        bool dup = false;
+        for (size_t i = 0; i < n && !dup; i++)
+            dup = strcmp(out[i].service, svc) == 0 &&
+                  ((!out[i].instance && !inst) ||
+                   (out[i].instance && inst && strcmp(out[i].instance, inst) == 0));
+        if (dup)
+            continue;
+        out[n].service = svc;
+        out[n].instance = inst ? sp_arena_strdup(b->arena, inst) : NULL;
+        out[n].runtime_id = sp_arena_strdup(b->arena, rt->runtime_id);
+        n++;
+    }
+    if (n) {
+        b->u.traces.runtime_ids = out;
+        b->u.traces.runtime_id_count = n;
+    }
+}
+
+/* ---- profiles ---- */
+
+struct count_acc {
+    struct join_ctx *ctx;
+    uint32_t service;  /* 0: any */
+    bool any_service;
+    uint32_t ws, we;   /* window in index-relative ms */
+    int64_t *counts;   /* by pair id */
+};
+
+static void count_root(uint64_t id, uint64_t rec, void *ud)
+{
+    (void)id;
+    struct count_acc *a = ud;
+    uint32_t pair = join_root_pair(rec);
+    if (!pair)
+        return;
+    if (!a->any_service && join_names_pair_service(a->ctx->names, pair) != a->service)
+        return;
+    uint32_t st = join_root_start(rec);
+    if ((int32_t)(st - a->ws) >= 0 && (int32_t)(st - a->we) < 0)
+        a->counts[pair]++;
+}
+
+/* The upload's own endpoint counts from event.json, when the receiver did
+ * not already parse them. */
+static void parse_upload_counts(struct sp_batch *b)
+{
+    struct sp_profile *p = &b->u.profile;
+    if (p->endpoint_count_count || !p->event_json || !p->event_json_len)
+        return;
+    struct json_tokener *tok = json_tokener_new_ex(32);
+    if (!tok)
+        return;
+    json_object *root = json_tokener_parse_ex(tok, p->event_json, (int)p->event_json_len);
+    json_tokener_free(tok);
+    json_object *ec;
+    if (root && json_object_is_type(root, json_type_object) &&
+        json_object_object_get_ex(root, "endpoint_counts", &ec) &&
+        json_object_is_type(ec, json_type_object)) {
+        size_t n = (size_t)json_object_object_length(ec), k = 0;
+        struct sp_endpoint_count *out = n ? sp_arena_calloc(b->arena, n, sizeof *out) : NULL;
+        if (out) {
+            json_object_object_foreach(ec, key, val)
+            {
+                if (k < n && (json_object_is_type(val, json_type_int) ||
+                              json_object_is_type(val, json_type_double))) {
+                    out[k].endpoint = sp_arena_strdup(b->arena, key);
+                    out[k].count = json_object_get_int64(val);
+                    if (out[k].endpoint)
+                        k++;
+                }
+            }
+            p->endpoint_counts = out;
+            p->endpoint_count_count = k;
+        }
+    }
+    json_object_put(root);
+}
+
+/* endpoint_counts: the local roots per endpoint that started in the
+ * profile's window, merged with the upload's own (per endpoint the larger
+ * count wins: a Datadog tracer that counted in-process saw the same
+ * requests, so adding would count them twice). */
+static void endpoint_counts(struct join_ctx *ctx, struct sp_batch *b)
+{
+    struct sp_profile *p = &b->u.profile;
+    int64_t start = p->start_ns, end = p->end_ns;
+    if (start <= 0 || end <= start) {
+        for (size_t i = 0; i < p->attachment_count; i++) {
+            const sp_pprof *pp = p->attachments[i].pprof;
+            if (pp && p->attachments[i].labelled_type && pp->time_nanos > 0 &&
+                pp->duration_nanos > 0) {
+                start = pp->time_nanos;
+                end = pp->time_nanos + pp->duration_nanos;
+                break;
+            }
+        }
+    }
+    parse_upload_counts(b);
+    if (start <= 0 || end <= start)
+        return;
+    size_t npairs = join_names_pair_count(ctx->names);
+    if (!npairs)
+        return;
+    struct count_acc acc = {.ctx = ctx, .any_service = true};
+    if (p->service && *p->service) {
+        const char *svc = sp_dd_normalize_tag_value(p->service, b->arena);
+        acc.any_service = false;
+        acc.service = svc ? join_names_find_service(ctx->names, svc) : 0;
+        if (!acc.service)
+            return;
+    }
+    acc.ws = rel_ms(ctx, start);
+    acc.we = rel_ms(ctx, end);
+    acc.counts = calloc(npairs + 1, sizeof *acc.counts);
+    if (!acc.counts)
+        return;
+    join_index_for_each_root(ctx->ix, count_root, &acc);
+    size_t ours = 0;
+    for (size_t i = 1; i <= npairs; i++)
+        ours += acc.counts[i] > 0;
+    if (ours) {
+        size_t n0 = p->endpoint_count_count;
+        struct sp_endpoint_count *out = sp_arena_calloc(b->arena, n0 + ours, sizeof *out);
+        if (out) {
+            if (n0)
+                memcpy(out, p->endpoint_counts, n0 * sizeof *out);
+            size_t n = n0;
+            for (size_t i = 1; i <= npairs; i++) {
+                if (!acc.counts[i])
+                    continue;
+                const char *ep = join_names_endpoint(ctx->names, (uint32_t)i);
+                size_t j;
+                for (j = 0; j < n0; j++)
+                    if (out[j].endpoint && strcmp(out[j].endpoint, ep) == 0)
+                        break;
+                if (j < n0) {
+                    if (acc.counts[i] > out[j].count)
+                        out[j].count = acc.counts[i];
+                    continue;
+                }
+                out[n].endpoint = sp_arena_strdup(b->arena, ep);
+                out[n].count = acc.counts[i];
+                if (out[n].endpoint)
+                    n++;
+            }
+            p->endpoint_counts = out;
+            p->endpoint_count_count = n;
+        }
+    }
+    free(acc.counts);
+}
+
+static bool has_labelled(const struct sp_profile *p)
+{
+    for (size_t i = 0; i < p->attachment_count; i++)
+        if (p->attachments[i].pprof && p->attachments[i].labelled_type)
+            return true;
+    return false;
+}
+
+static void process_profile(struct join_ctx *ctx, struct sp_batch *b)
+{
+    struct sp_profile *p = &b->u.profile;
+    join_index_expire(ctx->ix, now_ms(ctx));
+    sync_index_metrics(ctx);
+    runtime_note_profile(ctx, b);
+    if (!has_labelled(p))
+        return;
+    struct join_label_ctx lc = {
+        .ix = ctx->ix,
+        .names = ctx->names,
+        .max_depth = (unsigned)ctx->conf->max_depth,
+        .extra_keys = ctx->conf->span_id_labels.v,
+        .n_extra = ctx->conf->span_id_labels.n,
+    };
+    struct join_label_stats st = {0};
+    for (size_t i = 0; i < p->attachment_count; i++) {
+        struct sp_attachment *a = &p->attachments[i];
+        if (!a->pprof || !a->labelled_type)
+            continue;
+        bool modified = false;
+        int rc = join_label_pprof(&lc, a->pprof, b->arena, &st, &modified);
+        if (modified)
+            a->modified = true;
+        if (rc < 0)
+            sp_log_warn(ctx->comp->id, "attachment '%s' of service '%s': out of memory labelling",
+                        a->name ? a->name : "", p->service ? p->service : "");
+    }
+    endpoint_counts(ctx, b);
+    for (int i = 0; i < JOIN_OUT_COUNT; i++) {
+        sp_metric_add(ctx->m_samples[i], (double)st.samples[i]);
+        ctx->period.samples[i] += st.samples[i];
+    }
+    sp_metric_add(ctx->m_labels_added, (double)st.labels_added);
+    ctx->period.labels_added += st.labels_added;
+    ctx->period_profiles++;
+    if (sp_log_enabled(SP_LOG_DEBUG)) {
+        uint64_t with = 0;
+        for (int i = 0; i < JOIN_OUT_COUNT; i++)
+            if (i != JOIN_OUT_NO_SPAN_LABEL)
+                with += st.samples[i];
+        sp_log_debug(ctx->comp->id,
+                     "profile service=%s type=%s: %" PRIu64 " of %" PRIu64
+                     " span-labelled samples matched (unknown=%" PRIu64 " root_unknown=%" PRIu64
+                     " not_pii_safe=%" PRIu64 " no_span_label=%" PRIu64 ") labels_added=%" PRIu64
+                     " endpoints=%zu",
+                     p->service ? p->service : "", p->profile_type ? p->profile_type : "",
+                     st.samples[JOIN_OUT_MATCHED], with, st.samples[JOIN_OUT_SPAN_UNKNOWN],
+                     st.samples[JOIN_OUT_ROOT_UNKNOWN], st.samples[JOIN_OUT_NOT_PII_SAFE],
+                     st.samples[JOIN_OUT_NO_SPAN_LABEL], st.labels_added,
+                     p->endpoint_count_count);
+    }
+}
+
+static void emit_profile(struct join_ctx *ctx, struct sp_batch *b, struct sp_metric *outcome)
+{
+    process_profile(ctx, b);
+    struct sp_err err = {0};
+    int rc = sp_component_emit(ctx->comp, b, &err);
+    if (rc < 0) {
+        sp_metric_inc(ctx->m_prof_dropped);
+        uint64_t now = (uint64_t)now_ms(ctx);
+        if (now - ctx->last_drop_log_ms >= 10000) {
+            ctx->last_drop_log_ms = now;
+            sp_log_warn(ctx->comp->id, "profile of service '%s' dropped after the join: %s",
+                        b->u.profile.service ? b->u.profile.service : "",
+                        err.msg[0] ? err.msg : sp_strerror(rc));
+        }
+    } else {
+        sp_metric_inc(outcome);
+    }
+}
+
+static struct join_pending *pop_pending(struct join_ctx *ctx)
+{
+    struct join_pending *p = ctx->head;
+    if (!p)
+        return NULL;
+    ctx->head = p->next;
+    if (!ctx->head)
+        ctx->tail = NULL;
+    ctx->pending_n--;
+    ctx->pending_bytes -= p->bytes;
+    return p;
+}
+
+static void join_on_hold(uv_timer_t *t);
+
+static void arm_hold(struct join_ctx *ctx)
+{
+    if (!ctx->started || ctx->shutting_down)
+        return;
+    if (!ctx->head) {
+        uv_timer_stop(&ctx->hold_timer);
+        return;
+    }
+    uint64_t now = uv_now(ctx->comp->loop);
+    uint64_t due = ctx->head->due_ms;
+    uv_timer_start(&ctx->hold_timer, join_on_hold, due > now ? due - now : 0, 0);
+}
+
+static void join_on_hold(uv_timer_t *t)
+{
+    struct join_ctx *ctx = t->data;
+    uint64_t now = uv_now(ctx->comp->loop);
+    while (ctx->head && ctx->head->due_ms <= now) {
+        struct join_pending *p = pop_pending(ctx);
+        emit_profile(ctx, p->batch, ctx->m_prof_labelled);
+        sp_batch_unref(p->batch);
+        free(p);
+    }
+    arm_hold(ctx);
+}
+
+static void join_on_summary(uv_timer_t *t)
+{
+    struct join_ctx *ctx = t->data;
+    struct join_index_stats s;
+    join_index_stats(ctx->ix, &s);
+    uint64_t with = 0;
+    for (int i = 0; i < JOIN_OUT_COUNT; i++)
+        if (i != JOIN_OUT_NO_SPAN_LABEL)
+            with += ctx->period.samples[i];
+    if (ctx->period_profiles || ctx->period_spans)
+        sp_log_info(ctx->comp->id,
+                    "last minute: %" PRIu64 " spans indexed, %" PRIu64 " profiles joined, %" PRIu64
+                    " of %" PRIu64 " span-labelled samples matched (%.1f%%), index %zu/%zu spans "
+                    "(%.1f MiB), pending %zu profiles",
+                    ctx->period_spans, ctx->period_profiles, ctx->period.samples[JOIN_OUT_MATCHED],
+                    with, with ? 100.0 * (double)ctx->period.samples[JOIN_OUT_MATCHED] / (double)with : 0.0,
+                    s.count, s.max_spans, (double)s.bytes / (1024.0 * 1024.0), ctx->pending_n);
+    memset(&ctx->period, 0, sizeof ctx->period);
+    ctx->period_profiles = ctx->period_spans = 0;
+    join_index_expire(ctx->ix, now_ms(ctx));
+    sync_index_metrics(ctx);
+}
+
+/* ---- vtable ---- */
 
 static int join_create(struct sp_component *comp, struct sp_err *err)
 {
-    return sp_err_set(err, SP_EUNSUPPORTED, "processor '%s' is not implemented yet", comp->id);
+    struct join_conf *conf = comp->conf;
+    if (conf->join_delay_ms < 0)
+        return sp_conf_errorf(comp->conf_ctx, err, "join_delay", "must not be negative");
+    if (conf->span_ttl_ms <= 0)
+        return sp_conf_errorf(comp->conf_ctx, err, "span_ttl", "must be positive");
+    if (conf->max_spans < 1 || conf->max_spans > 1000000000)
+        return sp_conf_errorf(comp->conf_ctx, err, "max_spans",
+                              "must be between 1 and 1000000000, got %" PRId64, conf->max_spans);
+    if (conf->max_pending_profiles < 0)
+        return sp_conf_errorf(comp->conf_ctx, err, "max_pending_profiles",
+                              "must not be negative");
+    if (conf->endpoint_cardinality_limit < 0 || conf->endpoint_cardinality_limit > 1000000)
+        return sp_conf_errorf(comp->conf_ctx, err, "endpoint_cardinality_limit",
+                              "must be between 0 and 1000000");
+    if (conf->max_depth < 1 || conf->max_depth > 10000)
+        return sp_conf_errorf(comp->conf_ctx, err, "max_depth", "must be between 1 and 10000");
+    for (size_t i = 0; i < conf->span_id_labels.n; i++)
+        if (!conf->span_id_labels.v[i] || !*conf->span_id_labels.v[i])
+            return sp_conf_errorf(comp->conf_ctx, err, "span_id_labels",
+                                  "entry %zu is empty", i);
+    struct join_ctx *ctx = calloc(1, sizeof *ctx);
+    if (!ctx)
+        return sp_err_set(err, SP_ENOMEM, "'%s': out of memory", comp->id);
+    ctx->comp = comp;
+    ctx->conf = conf;
+    ctx->epoch_ms = wall_ms();
+    /* Start small; the slab doubles up to max_spans as spans arrive. */
+    ctx->ix = join_index_create((size_t)conf->max_spans, conf->span_ttl_ms, 0);
+    ctx->names = join_names_create((size_t)conf->endpoint_cardinality_limit, JOIN_MAX_SERVICES);
+    if (!ctx->ix || !ctx->names) {
+        join_index_destroy(ctx->ix);
+        join_names_destroy(ctx->names);
+        free(ctx);
+        return sp_err_set(err, SP_ENOMEM, "'%s': out of memory for the span index", comp->id);
+    }
+    join_metrics(ctx);
+    comp->ctx = ctx;
+    return 0;
+}
+
+static int join_start(struct sp_component *comp, struct sp_host *host, struct sp_err *err)
+{
+    struct join_ctx *ctx = comp->ctx;
+    (void)host;
+    (void)err;
+    uv_timer_init(comp->loop, &ctx->hold_timer);
+    uv_timer_init(comp->loop, &ctx->summary_timer);
+    ctx->hold_timer.data = ctx;
+    ctx->summary_timer.data = ctx;
+    uv_timer_start(&ctx->summary_timer, join_on_summary, JOIN_SUMMARY_MS, JOIN_SUMMARY_MS);
+    uv_unref((uv_handle_t *)&ctx->summary_timer);
+    ctx->started = true;
+    return 0;
+}
+
+static int consume_traces(struct join_ctx *ctx, struct sp_batch *b)
+{
+    if (b->u.traces.req)
+        index_traces(ctx, b->u.traces.req, b->u.traces.span_count);
+    attach_runtime_ids(ctx, b);
+    return sp_component_emit(ctx->comp, b, NULL);
+}
+
+static int consume_profile(struct join_ctx *ctx, struct sp_batch *b)
+{
+    struct sp_profile *p = &b->u.profile;
+    /* Nothing to label (heap, block...) or no hold: join now. The runtime id
+     * is still noted and set. */
+    if (!has_labelled(p) || ctx->conf->join_delay_ms == 0 || ctx->shutting_down || !ctx->started) {
+        process_profile(ctx, b);
+        int rc = sp_component_emit(ctx->comp, b, NULL);
+        if (rc == 0)
+            sp_metric_inc(has_labelled(p) ? ctx->m_prof_labelled : ctx->m_prof_passed);
+        return rc;
+    }
+    size_t bytes = sp_batch_bytes(b);
+    /* Make room: the oldest is joined early with what is known. */
+    while (ctx->head && (ctx->pending_n >= (size_t)ctx->conf->max_pending_profiles ||
+                         ctx->pending_bytes + bytes > ctx->conf->max_pending_bytes)) {
+        struct join_pending *old = pop_pending(ctx);
+        emit_profile(ctx, old->batch, ctx->m_prof_early);
+        sp_batch_unref(old->batch);
+        free(old);
+    }
+    if (ctx->conf->max_pending_profiles == 0 || bytes > ctx->conf->max_pending_bytes) {
+        process_profile(ctx, b);
+        int rc = sp_component_emit(ctx->comp, b, NULL);
+        if (rc == 0)
+            sp_metric_inc(ctx->m_prof_early);
+        return rc;
+    }
+    struct join_pending *pe = calloc(1, sizeof *pe);
+    if (!pe)
+        return SP_ENOMEM;
+    pe->batch = sp_batch_ref(b);
+    pe->bytes = bytes;
+    pe->due_ms = uv_now(ctx->comp->loop) + (uint64_t)ctx->conf->join_delay_ms;
+    if (ctx->tail)
+        ctx->tail->next = pe;
+    else
+        ctx->head = pe;
+    ctx->tail = pe;
+    ctx->pending_n++;
+    ctx->pending_bytes += bytes;
+    if (ctx->head == pe)
+        arm_hold(ctx);
+    return 0;
+}
+
+static int join_consume(struct sp_component *comp, struct sp_batch *b)
+{
+    struct join_ctx *ctx = comp->ctx;
+    if (b->signal == SP_SIGNAL_TRACES)
+        return consume_traces(ctx, b);
+    if (b->signal == SP_SIGNAL_PROFILES)
+        return consume_profile(ctx, b);
+    return SP_EINVAL;
+}
+
+static void join_on_closed(uv_handle_t *h)
+{
+    struct join_ctx *ctx = h->data;
+    if (--ctx->closing == 0) {
+        ctx->shut = true;
+        sp_done_fn done = ctx->done;
+        ctx->done = NULL;
+        if (done)
+            done(ctx->comp);
+    }
+}
+
+static void join_shutdown(struct sp_component *comp, sp_done_fn done)
+{
+    struct join_ctx *ctx = comp->ctx;
+    if (ctx->shut || ctx->shutting_down) {
+        /* Already down, or closing: a second call is answered at once. */
+        done(comp);
+        return;
+    }
+    ctx->shutting_down = true;
+    /* Receivers are stopped: join what is held with what is known. */
+    size_t flushed = ctx->pending_n;
+    while (ctx->head) {
+        struct join_pending *p = pop_pending(ctx);
+        emit_profile(ctx, p->batch, ctx->m_prof_labelled);
+        sp_batch_unref(p->batch);
+        free(p);
+    }
+    if (flushed)
+        sp_log_info(comp->id, "shutdown: joined %zu held profiles with the spans known", flushed);
+    if (!ctx->started) {
+        ctx->shut = true;
+        done(comp);
+        return;
+    }
+    ctx->done = done;
+    ctx->closing = 2;
+    uv_timer_stop(&ctx->hold_timer);
+    uv_timer_stop(&ctx->summary_timer);
+    uv_close((uv_handle_t *)&ctx->hold_timer, join_on_closed);
+    uv_close((uv_handle_t *)&ctx->summary_timer, join_on_closed);
 }
 
 static void join_destroy(struct sp_component *comp)
 {
-    (void)comp;
+    struct join_ctx *ctx = comp->ctx;
+    if (!ctx)
+        return;
+    while (ctx->head) {
+        struct join_pending *p = pop_pending(ctx);
+        sp_batch_unref(p->batch);
+        free(p);
+    }
+    for (size_t i = 0; i < ctx->n_runtimes; i++) {
+        free(ctx->runtimes[i].service);
+        free(ctx->runtimes[i].instance);
+    }
+    join_index_destroy(ctx->ix);
+    join_names_destroy(ctx->names);
+    free(ctx);
+    comp->ctx = NULL;
 }
+
+static const struct sp_conf_key join_keys[] = {
+    {.name = "join_delay", .type = SP_CONF_DURATION,
+     .offset = offsetof(struct join_conf, join_delay_ms), .defval = "10s",
+     .doc = "how long a profile is held after arrival so the spans it covers can arrive"},
+    {.name = "span_ttl", .type = SP_CONF_DURATION,
+     .offset = offsetof(struct join_conf, span_ttl_ms), .defval = "90s",
+     .doc = "how long a span stays in the index after arrival (profile period + join_delay + slack)"},
+    {.name = "max_spans", .type = SP_CONF_INT, .offset = offsetof(struct join_conf, max_spans),
+     .defval = "1000000",
+     .doc = "span index bound (about 21 bytes per span); the oldest are evicted beyond it"},
+    {.name = "max_pending_profiles", .type = SP_CONF_INT,
+     .offset = offsetof(struct join_conf, max_pending_profiles), .defval = "256",
+     .doc = "profiles held at once; when full the oldest is joined early"},
+    {.name = "max_pending_bytes", .type = SP_CONF_SIZE,
+     .offset = offsetof(struct join_conf, max_pending_bytes), .defval = "128MiB",
+     .doc = "bytes of profiles held at once; when full the oldest is joined early"},
+    {.name = "endpoint_cardinality_limit", .type = SP_CONF_INT,
+     .offset = offsetof(struct join_conf, endpoint_cardinality_limit), .defval = "1000",
+     .doc = "distinct endpoints per service; local roots beyond it get no `trace endpoint`"},
+    {.name = "max_depth", .type = SP_CONF_INT, .offset = offsetof(struct join_conf, max_depth),
+     .defval = "64", .doc = "parent links walked to find a local root (bounds cycles)"},
+    {.name = "span_id_labels", .type = SP_CONF_STRLIST,
+     .offset = offsetof(struct join_conf, span_id_labels),
+     .doc = "extra pprof label keys holding a span id, besides `span_id` and `span id`"},
+};
 
 const struct sp_component_type sp_join_processor_type = {
     .name = "join",
     .kind = SP_KIND_PROCESSOR,
     .signals = SP_SIGNAL_BIT(SP_SIGNAL_TRACES) | SP_SIGNAL_BIT(SP_SIGNAL_PROFILES),
-    .doc = "placeholder",
+    .flags = SP_COMP_MUTATES,
+    .doc = "indexes spans and labels profile samples with Datadog's span id, local root span id "
+           "and trace endpoint",
+    .conf_keys = join_keys,
+    .conf_key_count = sizeof(join_keys) / sizeof(join_keys[0]),
     .conf_size = sizeof(struct join_conf),
     .create = join_create,
+    .start = join_start,
+    .consume = join_consume,
+    .shutdown = join_shutdown,
     .destroy = join_destroy,
 };

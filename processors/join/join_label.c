@@ -1,0 +1,477 @@
+/* Adds Datadog's span labels to profile samples (see join_label.h).
+ *
+ * Two passes: the first reads every sample's labels and resolves its span
+ * (with a per-profile cache, since thousands of samples share a span) and
+ * plans what to add; the second, only if something is to be added, interns
+ * the three keys and appends the new value strings to the string table in
+ * one go (sp_pprof_intern searches the whole table per call, which is fine
+ * for three keys but not for thousands of span ids). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "join_label.h"
+#include "pprof_codec.h"
+#include "sp_err.h"
+
+const char *const join_outcome_names[JOIN_OUT_COUNT] = {
+    "matched", "no_span_label", "span_unknown", "not_pii_safe", "root_unknown",
+    "endpoint_dropped",
+};
+
+int join_parse_hex_id(const char *s, uint64_t *out)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 16)
+        return -1;
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        unsigned d;
+        if (c >= '0' && c <= '9')
+            d = (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            d = (unsigned)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            d = (unsigned)(c - 'A' + 10);
+        else
+            return -1;
+        v = (v << 4) | d;
+    }
+    *out = v;
+    return 0;
+}
+
+int join_parse_dec_id(const char *s, uint64_t *out)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 20)
+        return -1;
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        unsigned d = (unsigned)(s[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return -1;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 0;
+}
+
+/* ---- a small u64 -> i64 map (per profile) ---- */
+
+struct u64map {
+    uint64_t *keys; /* any u64 is a valid key, so occupancy is kept apart */
+    int64_t *vals;
+    uint8_t *used;
+    size_t cap, n;
+};
+
+static uint64_t mapmix(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    return x;
+}
+
+static void map_free(struct u64map *m)
+{
+    free(m->keys);
+    free(m->vals);
+    free(m->used);
+    memset(m, 0, sizeof *m);
+}
+
+static int map_grow(struct u64map *m)
+{
+    size_t nc = m->cap ? m->cap * 2 : 256;
+    struct u64map nm = {calloc(nc, 8), calloc(nc, 8), calloc(nc, 1), nc, 0};
+    if (!nm.keys || !nm.vals || !nm.used) {
+        map_free(&nm);
+        return SP_ENOMEM;
+    }
+    for (size_t i = 0; i < m->cap; i++) {
+        if (!m->used[i])
+            continue;
+        size_t j = mapmix(m->keys[i]) & (nc - 1);
+        while (nm.used[j])
+            j = (j + 1) & (nc - 1);
+        nm.used[j] = 1;
+        nm.keys[j] = m->keys[i];
+        nm.vals[j] = m->vals[i];
+        nm.n++;
+    }
+    map_free(m);
+    *m = nm;
+    return 0;
+}
+
+static int64_t *map_get(struct u64map *m, uint64_t k)
+{
+    if (!m->cap)
+        return NULL;
+    for (size_t j = mapmix(k) & (m->cap - 1);; j = (j + 1) & (m->cap - 1)) {
+        if (!m->used[j])
+            return NULL;
+        if (m->keys[j] == k)
+            return &m->vals[j];
+    }
+}
+
+static int64_t *map_put(struct u64map *m, uint64_t k, int64_t v)
+{
+    if ((m->n + 1) * 2 > m->cap && map_grow(m) < 0)
+        return NULL;
+    size_t j = mapmix(k) & (m->cap - 1);
+    while (m->used[j]) {
+        if (m->keys[j] == k) {
+            m->vals[j] = v;
+            return &m->vals[j];
+        }
+        j = (j + 1) & (m->cap - 1);
+    }
+    m->used[j] = 1;
+    m->keys[j] = k;
+    m->vals[j] = v;
+    m->n++;
+    return &m->vals[j];
+}
+
+/* ---- key classification ---- */
+
+enum key_kind {
+    KEY_NONE = 0,
+    KEY_OTEL_HEX,   /* span_id */
+    KEY_DD_SPAN,    /* span id */
+    KEY_DD_ROOT,    /* local root span id */
+    KEY_DD_ENDPOINT,/* trace endpoint */
+    KEY_EXTRA,
+};
+
+#define ADD_SPAN 0x1u
+#define ADD_ROOT 0x2u
+#define ADD_ENDPOINT 0x4u
+
+struct plan {
+    uint64_t span;
+    uint64_t root;
+    uint32_t pair;
+    uint32_t add;
+};
+
+/* Resolution result cached per span id. */
+struct resolved {
+    int status;
+    uint64_t root_id;
+    uint64_t rec;
+};
+
+static int label_id(const sp_pprof *p, const Perftools__Profiles__Label *l, enum key_kind k,
+                    uint64_t *out)
+{
+    if (l->str == 0) {
+        /* Numeric label (dd-trace-js, libdatadog): the u64 bit pattern. */
+        if (l->num == 0)
+            return -1;
+        *out = (uint64_t)l->num;
+        return 0;
+    }
+    const char *s = sp_pprof_str(p, l->str);
+    if (!s)
+        return -1;
+    int rc;
+    switch (k) {
+    case KEY_OTEL_HEX:
+        rc = join_parse_hex_id(s, out);
+        break;
+    case KEY_EXTRA:
+        rc = strlen(s) == 16 ? join_parse_hex_id(s, out) : join_parse_dec_id(s, out);
+        break;
+    default:
+        rc = join_parse_dec_id(s, out);
+    }
+    return rc == 0 && *out != 0 ? 0 : -1;
+}
+
+int join_label_pprof(const struct join_label_ctx *c, sp_pprof *p, struct sp_arena *arena,
+                     struct join_label_stats *st, bool *modified)
+{
+    *modified = false;
+    if (!p || p->n_sample == 0)
+        return 0;
+
+    /* Which string-table indexes are the keys we read (a table may hold a
+     * string twice; every copy counts). */
+    uint8_t *kind = calloc(p->n_string_table ? p->n_string_table : 1, 1);
+    if (!kind)
+        return SP_ENOMEM;
+    bool any_key = false;
+    for (size_t i = 1; i < p->n_string_table; i++) {
+        const char *s = p->string_table[i];
+        if (!s)
+            continue;
+        enum key_kind k = KEY_NONE;
+        if (strcmp(s, "span_id") == 0)
+            k = KEY_OTEL_HEX;
+        else if (strcmp(s, "span id") == 0)
+            k = KEY_DD_SPAN;
+        else if (strcmp(s, "local root span id") == 0)
+            k = KEY_DD_ROOT;
+        else if (strcmp(s, "trace endpoint") == 0)
+            k = KEY_DD_ENDPOINT;
+        else
+            for (size_t e = 0; e < c->n_extra; e++)
+                if (c->extra_keys[e] && strcmp(s, c->extra_keys[e]) == 0)
+                    k = KEY_EXTRA;
+        kind[i] = (uint8_t)k;
+        if (k != KEY_NONE && k != KEY_DD_ENDPOINT)
+            any_key = true;
+    }
+    if (!any_key) {
+        st->samples[JOIN_OUT_NO_SPAN_LABEL] += p->n_sample;
+        free(kind);
+        return 0;
+    }
+
+    struct plan *plans = calloc(p->n_sample, sizeof *plans);
+    struct resolved *cache = NULL;
+    size_t cache_n = 0, cache_cap = 0;
+    struct u64map cache_ix = {0};
+    int rc = 0;
+    if (!plans) {
+        free(kind);
+        return SP_ENOMEM;
+    }
+    size_t to_add = 0;
+
+    for (size_t si = 0; si < p->n_sample; si++) {
+        const Perftools__Profiles__Sample *s = p->sample[si];
+        uint64_t dd_span = 0, otel_span = 0, extra_span = 0, dd_root = 0;
+        bool has_span = false, has_root = false, has_endpoint = false;
+        for (size_t li = 0; li < s->n_label; li++) {
+            const Perftools__Profiles__Label *l = s->label[li];
+            if (l->key <= 0 || (uint64_t)l->key >= p->n_string_table)
+                continue;
+            uint64_t v;
+            switch ((enum key_kind)kind[l->key]) {
+            case KEY_DD_SPAN:
+                has_span = true;
+                if (!dd_span && label_id(p, l, KEY_DD_SPAN, &v) == 0)
+                    dd_span = v;
+                break;
+            case KEY_OTEL_HEX:
+                if (!otel_span && label_id(p, l, KEY_OTEL_HEX, &v) == 0)
+                    otel_span = v;
+                break;
+            case KEY_EXTRA:
+                if (!extra_span && label_id(p, l, KEY_EXTRA, &v) == 0)
+                    extra_span = v;
+                break;
+            case KEY_DD_ROOT:
+                has_root = true;
+                if (!dd_root && label_id(p, l, KEY_DD_ROOT, &v) == 0)
+                    dd_root = v;
+                break;
+            case KEY_DD_ENDPOINT:
+                has_endpoint = true;
+                break;
+            default:
+                break;
+            }
+        }
+        /* Datadog's own label first: it is what the backend will read. */
+        uint64_t span = dd_span ? dd_span : otel_span ? otel_span : extra_span;
+        if (!span) {
+            st->samples[JOIN_OUT_NO_SPAN_LABEL]++;
+            continue;
+        }
+        struct resolved r;
+        int64_t *ci = map_get(&cache_ix, span);
+        if (ci) {
+            r = cache[*ci];
+        } else {
+            r.status = (int)join_index_resolve(c->ix, span, c->max_depth, &r.root_id, &r.rec);
+            /* A sample that already names its local root (a Datadog
+             * profiler's) can still get the endpoint from that root. */
+            if (r.status != JOIN_RESOLVED && dd_root) {
+                bool is_root;
+                uint64_t rec;
+                if (join_index_get(c->ix, dd_root, &is_root, &rec) && is_root) {
+                    r.status = JOIN_RESOLVED;
+                    r.root_id = dd_root;
+                    r.rec = rec;
+                }
+            }
+            if (cache_n == cache_cap) {
+                size_t nc = cache_cap ? cache_cap * 2 : 256;
+                struct resolved *ncache = realloc(cache, nc * sizeof *ncache);
+                if (!ncache) {
+                    rc = SP_ENOMEM;
+                    break;
+                }
+                cache = ncache;
+                cache_cap = nc;
+            }
+            cache[cache_n] = r;
+            if (!map_put(&cache_ix, span, (int64_t)cache_n)) {
+                rc = SP_ENOMEM;
+                break;
+            }
+            cache_n++;
+        }
+        struct plan *pl = &plans[si];
+        pl->span = span;
+        if (r.status == JOIN_SPAN_UNKNOWN) {
+            st->samples[JOIN_OUT_SPAN_UNKNOWN]++;
+            continue;
+        }
+        if (!has_span)
+            pl->add |= ADD_SPAN;
+        if (r.status == JOIN_ROOT_UNKNOWN) {
+            st->samples[JOIN_OUT_ROOT_UNKNOWN]++;
+        } else {
+            pl->root = r.root_id;
+            if (!has_root)
+                pl->add |= ADD_ROOT;
+            unsigned fl = join_root_flags(r.rec);
+            uint32_t pair = join_root_pair(r.rec);
+            if (fl & JOIN_ROOT_NOT_PII) {
+                st->samples[JOIN_OUT_NOT_PII_SAFE]++;
+            } else if (!pair) {
+                st->samples[JOIN_OUT_ENDPOINT_DROPPED]++;
+            } else {
+                st->samples[JOIN_OUT_MATCHED]++;
+                if (!has_endpoint) {
+                    pl->pair = pair;
+                    pl->add |= ADD_ENDPOINT;
+                }
+            }
+        }
+        if (pl->add)
+            to_add++;
+    }
+    free(kind);
+    free(cache);
+    map_free(&cache_ix);
+    if (rc < 0 || to_add == 0) {
+        free(plans);
+        return rc;
+    }
+
+    /* Second pass: keys, then value strings appended in one table. */
+    int64_t k_span = sp_pprof_intern(p, arena, "span id");
+    int64_t k_root = sp_pprof_intern(p, arena, "local root span id");
+    int64_t k_endpoint = sp_pprof_intern(p, arena, "trace endpoint");
+    if (k_span < 0 || k_root < 0 || k_endpoint < 0) {
+        free(plans);
+        return SP_ENOMEM;
+    }
+    struct u64map ids = {0}, pairs = {0};
+    /* Collect distinct new strings first, then grow the table once. */
+    char **newstr = NULL;
+    size_t n_new = 0, cap_new = 0;
+    size_t base = p->n_string_table;
+#define NEW_STRING(str_expr, out_idx)                                                              \
+    do {                                                                                           \
+        if (n_new == cap_new) {                                                                    \
+            size_t nc_ = cap_new ? cap_new * 2 : 64;                                               \
+            char **nn_ = realloc(newstr, nc_ * sizeof *nn_);                                       \
+            if (!nn_)                                                                              \
+                goto oom;                                                                          \
+            newstr = nn_;                                                                          \
+            cap_new = nc_;                                                                         \
+        }                                                                                          \
+        newstr[n_new] = (str_expr);                                                                \
+        if (!newstr[n_new])                                                                        \
+            goto oom;                                                                              \
+        (out_idx) = (int64_t)(base + n_new);                                                       \
+        n_new++;                                                                                   \
+    } while (0)
+
+    for (size_t si = 0; si < p->n_sample; si++) {
+        struct plan *pl = &plans[si];
+        if (!pl->add)
+            continue;
+        uint64_t need[2] = {pl->add & ADD_SPAN ? pl->span : 0, pl->add & ADD_ROOT ? pl->root : 0};
+        for (int k = 0; k < 2; k++) {
+            if (!need[k] || map_get(&ids, need[k]))
+                continue;
+            int64_t idx;
+            NEW_STRING(sp_arena_sprintf(arena, "%" PRIu64, need[k]), idx);
+            if (!map_put(&ids, need[k], idx))
+                goto oom;
+        }
+        if ((pl->add & ADD_ENDPOINT) && !map_get(&pairs, pl->pair)) {
+            const char *ep = join_names_endpoint(c->names, pl->pair);
+            int64_t idx;
+            NEW_STRING(sp_arena_strdup(arena, ep ? ep : ""), idx);
+            if (!map_put(&pairs, pl->pair, idx))
+                goto oom;
+        }
+    }
+#undef NEW_STRING
+    {
+        char **table = sp_arena_alloc(arena, (base + n_new) * sizeof *table);
+        if (!table)
+            goto oom;
+        if (base)
+            memcpy(table, p->string_table, base * sizeof *table);
+        memcpy(table + base, newstr, n_new * sizeof *table);
+        p->string_table = table;
+        p->n_string_table = base + n_new;
+    }
+
+    for (size_t si = 0; si < p->n_sample; si++) {
+        struct plan *pl = &plans[si];
+        if (!pl->add)
+            continue;
+        Perftools__Profiles__Sample *s = p->sample[si];
+        size_t extra = (size_t)__builtin_popcount(pl->add);
+        Perftools__Profiles__Label **nl = sp_arena_alloc(arena, (s->n_label + extra) * sizeof *nl);
+        Perftools__Profiles__Label *lab = sp_arena_alloc(arena, extra * sizeof *lab);
+        if (!nl || !lab)
+            goto oom;
+        if (s->n_label)
+            memcpy(nl, s->label, s->n_label * sizeof *nl);
+        size_t n = s->n_label, k = 0;
+        /* Keys in dd-trace-go v2's order (alphabetical). */
+        if (pl->add & ADD_ROOT) {
+            perftools__profiles__label__init(&lab[k]);
+            lab[k].key = k_root;
+            lab[k].str = *map_get(&ids, pl->root);
+            nl[n++] = &lab[k++];
+        }
+        if (pl->add & ADD_SPAN) {
+            perftools__profiles__label__init(&lab[k]);
+            lab[k].key = k_span;
+            lab[k].str = *map_get(&ids, pl->span);
+            nl[n++] = &lab[k++];
+        }
+        if (pl->add & ADD_ENDPOINT) {
+            perftools__profiles__label__init(&lab[k]);
+            lab[k].key = k_endpoint;
+            lab[k].str = *map_get(&pairs, pl->pair);
+            nl[n++] = &lab[k++];
+        }
+        s->label = nl;
+        s->n_label = n;
+        st->labels_added += k;
+    }
+    *modified = true;
+    free(newstr);
+    free(plans);
+    map_free(&ids);
+    map_free(&pairs);
+    return 0;
+
+oom:
+    free(newstr);
+    free(plans);
+    map_free(&ids);
+    map_free(&pairs);
+    return SP_ENOMEM;
+}

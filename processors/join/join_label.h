@@ -1,0 +1,59 @@
+/* Sample labelling for the join processor (private to processors/join).
+ *
+ * join_label_pprof() reads each sample's span id from its labels (`span_id`
+ * as 16 hex chars, `span id` as a decimal string, either as a numeric
+ * Label.num, or configured extra keys), resolves the span's local root in
+ * the index and appends what Datadog needs and the sample lacks: `span id`,
+ * `local root span id` (decimal strings, as dd-trace-go writes them) and
+ * `trace endpoint` (the local root's resource, only for PII-safe roots).
+ * Existing labels are never changed, reordered or duplicated; samples whose
+ * span is unknown are left as they are. New label arrays, labels and
+ * strings are allocated in the profile's arena. */
+#ifndef SP_JOIN_LABEL_H
+#define SP_JOIN_LABEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "join_index.h"
+#include "sp_arena.h"
+#include "sp_batch.h"
+
+/* Per-sample outcomes (metric label values). */
+enum join_outcome {
+    JOIN_OUT_MATCHED = 0,      /* labels added or already complete, endpoint known */
+    JOIN_OUT_NO_SPAN_LABEL,    /* the sample names no span */
+    JOIN_OUT_SPAN_UNKNOWN,     /* the span is not (or no longer) indexed */
+    JOIN_OUT_NOT_PII_SAFE,     /* local root typed db/cache/http client...: no endpoint */
+    JOIN_OUT_ROOT_UNKNOWN,     /* an ancestor is missing: only `span id` added */
+    JOIN_OUT_ENDPOINT_DROPPED, /* endpoint over the cardinality limit */
+    JOIN_OUT_COUNT
+};
+
+extern const char *const join_outcome_names[JOIN_OUT_COUNT];
+
+struct join_label_ctx {
+    const struct join_index *ix;
+    const struct join_names *names;
+    unsigned max_depth;
+    /* Extra label keys holding a span id (hex if 16 hex digits, else
+     * decimal; numeric labels taken as the 64-bit pattern). */
+    char *const *extra_keys;
+    size_t n_extra;
+};
+
+struct join_label_stats {
+    uint64_t samples[JOIN_OUT_COUNT];
+    uint64_t labels_added;
+};
+
+/* Labels every sample of p. *modified is set when p changed. 0 or
+ * SP_ENOMEM (p may then be partly labelled, still valid). */
+int join_label_pprof(const struct join_label_ctx *c, sp_pprof *p, struct sp_arena *arena,
+                     struct join_label_stats *st, bool *modified);
+
+/* Parsers shared with tests: 0 on success. */
+int join_parse_hex_id(const char *s, uint64_t *out);
+int join_parse_dec_id(const char *s, uint64_t *out);
+
+#endif
