@@ -72,7 +72,8 @@ int sp_multipart_boundary(const char *content_type, char *out, struct sp_err *er
         p++;
         while (isspace((unsigned char)*p))
             p++;
-        char val[SP_MULTIPART_BOUNDARY_MAX + 2];
+        /* room for the longest valid boundary and its NUL: longer fails */
+        char val[SP_MULTIPART_BOUNDARY_MAX + 1];
         bool ok = mp_param_value(&p, val, sizeof(val));
         if (nlen == 8 && strncasecmp(name, "boundary", 8) == 0) {
             if (!ok)

@@ -94,16 +94,19 @@ int sp_pyroscope_parse_time(const char *s, int64_t *ns, struct sp_err *err)
         end++;
     if (errno || *end || v > (unsigned long long)INT64_MAX)
         return sp_err_set(err, SP_EDECODE, "time '%.32s' is not a Unix timestamp", s);
-    /* Seconds up to 1e11 reach year 5138; ms, µs and ns follow by 1000s. */
-    int64_t t = (int64_t)v;
-    if (t < 100000000000LL)
-        *ns = t * 1000000000LL;
-    else if (t < 100000000000000LL)
-        *ns = t * 1000000LL;
-    else if (t < 100000000000000000LL)
-        *ns = t * 1000LL;
+    /* Seconds below 1e10 reach year 2286; ms, µs and ns follow by 1000s.
+     * A value whose conversion would not fit in int64 ns is refused. */
+    int64_t t = (int64_t)v, mul;
+    if (t < 10000000000LL)
+        mul = 1000000000LL;
+    else if (t < 10000000000000LL)
+        mul = 1000000LL;
+    else if (t < 10000000000000000LL)
+        mul = 1000LL;
     else
-        *ns = t;
+        mul = 1;
+    if (__builtin_mul_overflow(t, mul, ns))
+        return sp_err_set(err, SP_EDECODE, "time '%.32s' is out of range", s);
     return 0;
 }
 

@@ -36,8 +36,9 @@ struct sp_pyroscope_ingest {
 int sp_pyroscope_parse_name(const char *name, struct sp_arena *arena, const char **app,
                             struct sp_kv_str **labels, size_t *count, struct sp_err *err);
 
-/* A from/until value: integer Unix time in s, ms, µs or ns (told apart by
- * magnitude). SP_EDECODE for anything else or a negative value. */
+/* A from/until value: integer Unix time in s, ms, µs or ns, told apart by
+ * magnitude (below 1e10 seconds, 1e13 ms, 1e16 µs). SP_EDECODE for anything
+ * else, a negative value, or one past year 2262 in ns. */
 int sp_pyroscope_parse_time(const char *s, int64_t *ns, struct sp_err *err);
 
 /* Reads the ingest query through get(ud, key) (NULL when absent; a query

@@ -60,6 +60,12 @@ static void test_boundary(void)
     snprintf(longb, sizeof(longb), "multipart/form-data; boundary=%0100d", 7);
     ASSERT_EQ_INT(sp_multipart_boundary(longb, b, &err), SP_EDECODE);
     ASSERT_CONTAINS(err.msg, "longer than 70");
+    /* found by fuzzing: exactly 71 bytes overflowed the caller's buffer */
+    snprintf(longb, sizeof(longb), "multipart/form-data; boundary=%071d", 7);
+    ASSERT_EQ_INT(sp_multipart_boundary(longb, b, &err), SP_EDECODE);
+    snprintf(longb, sizeof(longb), "multipart/form-data; boundary=%070d", 7);
+    ASSERT_EQ_INT(sp_multipart_boundary(longb, b, &err), 0);
+    ASSERT_EQ_INT(strlen(b), 70);
 }
 
 static void test_dd_fixture(void)

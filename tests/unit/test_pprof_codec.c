@@ -471,8 +471,23 @@ static void test_labelled_types(void)
     ASSERT(!sp_pprof_is_labelled_type(NULL));
 }
 
-int main(void)
+static const char *compare_path;
+
+static void test_compare_file(void)
 {
+    check_against_go(compare_path, 1);
+}
+
+/* `test_pprof_codec --compare FILE`: decode FILE and compare with `go tool
+ * pprof -raw FILE` (used by the integration tests on profiles that real Go
+ * programs produce and on what spanprof hands to the next stage). */
+int main(int argc, char **argv)
+{
+    if (argc == 3 && strcmp(argv[1], "--compare") == 0) {
+        compare_path = argv[2];
+        RUN(test_compare_file);
+        return sp_test_summary();
+    }
     RUN(test_go_cpu_matches_go_tool);
     RUN(test_pyroscope_matches_go_tool);
     RUN(test_go_cpu_labels);

@@ -6,6 +6,7 @@
 #ifndef TEST_PPROF_RAW_H
 #define TEST_PPROF_RAW_H
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -285,12 +286,22 @@ static char *pprof_raw_canon(const char *text)
         locs[nl++].text = (char *)sp_buf_steal(&b, &ignored);
     }
     struct sp_buf out = {0};
+    bool skipping = false;
     for (size_t i = 0; i < iloc; i++) {
         char *sep = strstr(lines[i], ": ");
         if (strncmp(lines[i], "                ", 16) == 0 || !sep || i < 2) {
-            sp_buf_printf(&out, "%s\n", lines[i]);
+            if (!skipping)
+                sp_buf_printf(&out, "%s\n", lines[i]);
             continue;
         }
+        /* Go's tool leaves out samples without a stack (seen in goroutine
+         * profiles: a goroutine caught while starting); so do we, here only. */
+        const char *q0 = sep + 2;
+        while (*q0 == ' ')
+            q0++;
+        skipping = *q0 == '\0';
+        if (skipping)
+            continue;
         sp_buf_printf(&out, "%.*s:", (int)(sep - lines[i]), lines[i]);
         for (char *q = sep + 2; *q;) {
             char *end;

@@ -96,6 +96,10 @@ static void test_times(void)
     ASSERT_EQ_INT(sp_pyroscope_parse_time("now-1h", &ns, &err), SP_EDECODE);
     ASSERT_EQ_INT(sp_pyroscope_parse_time("12x", &ns, &err), SP_EDECODE);
     ASSERT_EQ_INT(sp_pyroscope_parse_time("99999999999999999999999", &ns, &err), SP_EDECODE);
+    /* found by fuzzing: seconds that overflow int64 nanoseconds */
+    ASSERT_EQ_INT(sp_pyroscope_parse_time("9999999999", &ns, &err), SP_EDECODE);
+    ASSERT_EQ_INT(sp_pyroscope_parse_time("9223372036", &ns, &err), 0);
+    ASSERT_EQ_INT(sp_pyroscope_parse_time("9999999999999", &ns, &err), SP_EDECODE);
 }
 
 static void test_names(void)
