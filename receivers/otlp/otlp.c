@@ -1,26 +1,428 @@
-/* otlp receiver: placeholder until its issue lands. */
-#include "sp_component.h"
+/* otlp receiver: OTLP traces over gRPC (:4317) and HTTP (:4318).
+ *
+ * The entry of every span into spanprof: applications point
+ * OTEL_EXPORTER_OTLP_ENDPOINT here and change nothing else. This file holds
+ * the component (configuration with the Collector's key names and defaults,
+ * lifecycle, metrics) and the export path both transports share: decode
+ * (model/otlp_codec.c), validate, hand the batch to the pipeline, and map
+ * the outcome to what the transport answers. The transports themselves are
+ * otlp_grpc.c (nghttp2 on libuv) and otlp_http.c (sp_httpd). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
-struct otlp_conf {
-    int unused;
+#include "otlp_int.h"
+#include "sp_log.h"
+
+/* A decoded request may take this many times its inflated size in the
+ * batch arena (protobuf-c's structs and pointer arrays), plus a constant;
+ * the fixtures decode to 2-8x. A hostile body made of empty messages hits
+ * the bound and is answered as too large. */
+#define OTLP_ARENA_FACTOR 16
+#define OTLP_ARENA_EXTRA ((size_t)4 << 20)
+
+/* ---- configuration ---- */
+
+static const struct sp_conf_key otlp_ka_server_keys[] = {
+    {"max_connection_idle", SP_CONF_DURATION,
+     offsetof(struct otlp_keepalive_server, max_connection_idle_ms), "0", NULL, 0, 0, 0,
+     "close (GOAWAY) a connection that has had no stream for this long; 0 = never"},
+    {"max_connection_age", SP_CONF_DURATION,
+     offsetof(struct otlp_keepalive_server, max_connection_age_ms), "0", NULL, 0, 0, 0,
+     "ask a connection to go away (GOAWAY) once it is this old; 0 = never"},
+    {"max_connection_age_grace", SP_CONF_DURATION,
+     offsetof(struct otlp_keepalive_server, max_connection_age_grace_ms), "0", NULL, 0, 0, 0,
+     "after max_connection_age, close the connection this much later even with streams "
+     "open; 0 = wait for them"},
+    {"time", SP_CONF_DURATION, offsetof(struct otlp_keepalive_server, time_ms), "2h", NULL, 0, 0, 0,
+     "send a keepalive PING after this long without reading anything from the client"},
+    {"timeout", SP_CONF_DURATION, offsetof(struct otlp_keepalive_server, timeout_ms), "20s", NULL,
+     0, 0, 0, "close the connection when nothing arrives this long after a keepalive PING"},
 };
+
+static const struct sp_conf_key otlp_ka_enforcement_keys[] = {
+    {"min_time", SP_CONF_DURATION, offsetof(struct otlp_keepalive_enforcement, min_time_ms), "5m",
+     NULL, 0, 0, 0,
+     "clients pinging more often than this get GOAWAY ENHANCE_YOUR_CALM after 2 strikes"},
+    {"permit_without_stream", SP_CONF_BOOL,
+     offsetof(struct otlp_keepalive_enforcement, permit_without_stream), "false", NULL, 0, 0, 0,
+     "allow client keepalive pings when no stream is open"},
+};
+
+static const struct sp_conf_key otlp_keepalive_keys[] = {
+    {"server_parameters", SP_CONF_BLOCK, offsetof(struct otlp_keepalive, server_parameters), NULL,
+     otlp_ka_server_keys, SP_CONF_END_COUNT(otlp_ka_server_keys), 0, 0,
+     "server-side keepalive and connection lifetime"},
+    {"enforcement_policy", SP_CONF_BLOCK, offsetof(struct otlp_keepalive, enforcement_policy),
+     NULL, otlp_ka_enforcement_keys, SP_CONF_END_COUNT(otlp_ka_enforcement_keys), 0, 0,
+     "what the server tolerates of client keepalive pings"},
+};
+
+static const struct sp_conf_key otlp_grpc_keys[] = {
+    {"endpoint", SP_CONF_STRING, offsetof(struct otlp_grpc_conf, endpoint), "127.0.0.1:4317", NULL,
+     0, 0, 0, "host:port for OTLP/gRPC (h2c with prior knowledge)"},
+    {"transport", SP_CONF_STRING, offsetof(struct otlp_grpc_conf, transport), "tcp", NULL, 0, 0, 0,
+     "network; only tcp"},
+    {"max_recv_msg_size_mib", SP_CONF_INT, offsetof(struct otlp_grpc_conf, max_recv_msg_size_mib),
+     "4", NULL, 0, 0, 0,
+     "largest request message in MiB, compressed and after inflating (RESOURCE_EXHAUSTED above)"},
+    {"max_concurrent_streams", SP_CONF_INT,
+     offsetof(struct otlp_grpc_conf, max_concurrent_streams), "100", NULL, 0, 0, 0,
+     "SETTINGS_MAX_CONCURRENT_STREAMS per connection (the Collector leaves it unlimited; "
+     "spanprof bounds it)"},
+    {"read_buffer_size", SP_CONF_SIZE, offsetof(struct otlp_grpc_conf, read_buffer_size),
+     "512KiB", NULL, 0, 0, 0, "socket read buffer (one, shared by all connections)"},
+    {"write_buffer_size", SP_CONF_SIZE, offsetof(struct otlp_grpc_conf, write_buffer_size), "32KiB",
+     NULL, 0, 0, 0,
+     "unsent bytes per connection above which spanprof stops reading from it until the "
+     "client reads"},
+    {"max_connections", SP_CONF_INT, offsetof(struct otlp_grpc_conf, max_connections), "256", NULL,
+     0, 0, 0, "connections served at once; more are closed at accept (spanprof extension)"},
+    {"max_inflight_bytes", SP_CONF_SIZE, offsetof(struct otlp_grpc_conf, max_inflight_bytes),
+     "64MiB", NULL, 0, 0, 0,
+     "request bytes buffered across all unfinished streams; a stream that would pass it is "
+     "answered UNAVAILABLE (spanprof extension)"},
+    {"keepalive", SP_CONF_BLOCK, offsetof(struct otlp_grpc_conf, keepalive), NULL,
+     otlp_keepalive_keys, SP_CONF_END_COUNT(otlp_keepalive_keys), 0, 0,
+     "gRPC keepalive, as the Collector's configgrpc"},
+};
+
+static const struct sp_conf_key otlp_cors_keys[] = {
+    {"allowed_origins", SP_CONF_STRLIST, offsetof(struct otlp_cors_conf, allowed_origins), NULL,
+     NULL, 0, 0, 0,
+     "origins allowed to POST from a browser: exact, \"*\", or with one wildcard "
+     "(https://*.example.com); empty turns CORS off"},
+    {"allowed_headers", SP_CONF_STRLIST, offsetof(struct otlp_cors_conf, allowed_headers), NULL,
+     NULL, 0, 0, 0,
+     "request headers allowed besides Content-Type, Content-Encoding, Accept, Origin and "
+     "X-Requested-With (\"*\" = any)"},
+    {"max_age", SP_CONF_INT, offsetof(struct otlp_cors_conf, max_age), "0", NULL, 0, 0, 0,
+     "seconds a browser may cache a preflight answer (Access-Control-Max-Age); 0 = unset"},
+};
+
+static const struct sp_conf_key otlp_http_keys[] = {
+    {"endpoint", SP_CONF_STRING, offsetof(struct otlp_http_conf, endpoint), "127.0.0.1:4318", NULL,
+     0, 0, 0, "host:port for OTLP/HTTP (protobuf and JSON)"},
+    {"traces_url_path", SP_CONF_STRING, offsetof(struct otlp_http_conf, traces_url_path),
+     "/v1/traces", NULL, 0, 0, 0, "path that accepts trace exports"},
+    {"max_request_body_size", SP_CONF_SIZE, offsetof(struct otlp_http_conf, max_request_body_size),
+     "20MiB", NULL, 0, 0, 0, "largest body, as received and after inflating (413 above)"},
+    {"idle_timeout", SP_CONF_DURATION, offsetof(struct otlp_http_conf, idle_timeout_ms), "1m", NULL,
+     0, 0, 0,
+     "close a connection that sends nothing for this long, mid-request included (slow or "
+     "stalled clients)"},
+    {"max_connections", SP_CONF_INT, offsetof(struct otlp_http_conf, max_connections), "256", NULL,
+     0, 0, 0, "connections served at once (spanprof extension)"},
+    {"cors", SP_CONF_BLOCK, offsetof(struct otlp_http_conf, cors), NULL, otlp_cors_keys,
+     SP_CONF_END_COUNT(otlp_cors_keys), 0, 0, "cross-origin requests from browsers"},
+};
+
+static const struct sp_conf_key otlp_protocols_keys[] = {
+    {"grpc", SP_CONF_BLOCK, offsetof(struct otlp_protocols_conf, grpc), NULL, otlp_grpc_keys,
+     SP_CONF_END_COUNT(otlp_grpc_keys), 0, SP_CONF_OPTIONAL_BLOCK,
+     "OTLP/gRPC server; absent = not served"},
+    {"http", SP_CONF_BLOCK, offsetof(struct otlp_protocols_conf, http), NULL, otlp_http_keys,
+     SP_CONF_END_COUNT(otlp_http_keys), 0, SP_CONF_OPTIONAL_BLOCK,
+     "OTLP/HTTP server; absent = not served"},
+};
+
+static const struct sp_conf_key otlp_keys[] = {
+    {"protocols", SP_CONF_BLOCK, offsetof(struct otlp_conf, protocols), NULL, otlp_protocols_keys,
+     SP_CONF_END_COUNT(otlp_protocols_keys), 0, SP_CONF_REQUIRED,
+     "which protocols to serve: grpc, http or both"},
+};
+
+/* ---- metrics and logs ---- */
+
+static const char *const otlp_transport_names[OTLP_TRANSPORT_COUNT] = {"grpc", "http"};
+static const char *const otlp_outcome_names[OTLP_OUT_COUNT] = {
+    "success", "partial", "invalid", "too_large", "refused", "failed", "unsupported",
+};
+
+static void otlp_metrics_create(struct otlp_ctx *ctx)
+{
+    const char *comp = ctx->comp->metric_labels;
+    char labels[512];
+    for (int t = 0; t < OTLP_TRANSPORT_COUNT; t++) {
+        snprintf(labels, sizeof(labels), "%s,transport=\"%s\"", comp, otlp_transport_names[t]);
+        ctx->accepted[t] = sp_counter("spanprof_receiver_accepted_spans_total",
+                                      "Spans accepted and passed to the pipeline", labels);
+        ctx->refused[t] = sp_counter("spanprof_receiver_refused_spans_total",
+                                     "Spans not accepted: invalid, or refused by a full pipeline",
+                                     labels);
+        ctx->bytes[t] = sp_counter("spanprof_receiver_received_bytes_total",
+                                   "Request body bytes received, as sent (compressed)", labels);
+        for (int o = 0; o < OTLP_OUT_COUNT; o++) {
+            snprintf(labels, sizeof(labels), "%s,transport=\"%s\",outcome=\"%s\"", comp,
+                     otlp_transport_names[t], otlp_outcome_names[o]);
+            ctx->requests[t][o] = sp_counter("spanprof_receiver_requests_total",
+                                             "Export requests by transport and outcome", labels);
+        }
+    }
+}
+
+void otlp_warn_limited(struct otlp_ctx *ctx, const char *fmt, ...)
+{
+    char msg[SP_ERR_MSG_MAX + 64];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    uint64_t now = ctx->comp->loop ? uv_now(ctx->comp->loop) : 0;
+    if (ctx->warn_window_ms && now < ctx->warn_window_ms + 1000) {
+        ctx->warn_suppressed++;
+        sp_log_debug(ctx->comp->id, "%s", msg);
+        return;
+    }
+    if (ctx->warn_suppressed)
+        sp_log_warn(ctx->comp->id, "%s (%u similar messages suppressed in the last second)", msg,
+                    ctx->warn_suppressed);
+    else
+        sp_log_warn(ctx->comp->id, "%s", msg);
+    ctx->warn_window_ms = now ? now : 1;
+    ctx->warn_suppressed = 0;
+}
+
+void otlp_count_early(struct otlp_ctx *ctx, enum otlp_transport t, enum otlp_outcome o,
+                      const char *why)
+{
+    sp_metric_inc(ctx->requests[t][o]);
+    if (why)
+        otlp_warn_limited(ctx, "%s request %s: %s", otlp_transport_names[t],
+                          otlp_outcome_names[o], why);
+}
+
+void otlp_count_bytes(struct otlp_ctx *ctx, enum otlp_transport t, size_t n)
+{
+    sp_metric_add(ctx->bytes[t], (double)n);
+}
+
+/* ---- the export path ---- */
+
+void otlp_export(struct otlp_ctx *ctx, enum otlp_transport t, enum sp_otlp_encoding enc,
+                 const uint8_t *body, size_t len, struct otlp_result *res)
+{
+    struct sp_err err = {0};
+    struct sp_otlp_decode_info info;
+    memset(res, 0, sizeof(*res));
+
+    size_t limit = len > (SIZE_MAX - OTLP_ARENA_EXTRA) / OTLP_ARENA_FACTOR
+                       ? SIZE_MAX
+                       : len * OTLP_ARENA_FACTOR + OTLP_ARENA_EXTRA;
+    struct sp_batch *batch = sp_batch_create(SP_SIGNAL_TRACES, limit);
+    if (!batch) {
+        res->outcome = OTLP_OUT_REFUSED;
+        res->code = SP_ERETRY;
+        snprintf(res->message, sizeof(res->message), "out of memory");
+        goto out;
+    }
+    batch->origin_component = ctx->comp->id;
+    int rc = sp_otlp_decode_traces(batch, enc, body, len, &info, &err);
+    if (rc) {
+        res->code = rc;
+        res->outcome = rc == SP_ETOOBIG ? OTLP_OUT_TOO_LARGE
+                       : rc == SP_ENOMEM ? OTLP_OUT_REFUSED
+                                         : OTLP_OUT_INVALID;
+        snprintf(res->message, sizeof(res->message), "%s", err.msg);
+        goto out;
+    }
+    size_t spans = batch->u.traces.span_count;
+    res->rejected = (int64_t)info.spans_rejected;
+    if (info.spans_rejected) {
+        sp_metric_add(ctx->refused[t], (double)info.spans_rejected);
+        snprintf(res->message, sizeof(res->message), "%s", info.message);
+        otlp_warn_limited(ctx, "%s export: %s", otlp_transport_names[t], info.message);
+    }
+    if (spans > 0) {
+        sp_err_clear(&err);
+        rc = sp_component_emit(ctx->comp, batch, &err);
+        if (rc != SP_OK) {
+            /* A full queue and transient failures are for the client to
+             * retry; so is a shutdown in progress. Everything else is a
+             * permanent failure of the pipeline for this data. */
+            bool retry = rc == SP_EFULL || rc == SP_ERETRY || rc == SP_ENOMEM ||
+                         rc == SP_ESHUTDOWN || rc == SP_EIO;
+            res->outcome = retry ? OTLP_OUT_REFUSED : OTLP_OUT_FAILED;
+            res->code = rc;
+            res->rejected = 0;
+            snprintf(res->message, sizeof(res->message), "%s",
+                     err.msg[0] ? err.msg : sp_strerror(rc));
+            sp_metric_add(ctx->refused[t], (double)spans);
+            goto out;
+        }
+        sp_metric_add(ctx->accepted[t], (double)spans);
+    }
+    res->outcome = info.spans_rejected ? OTLP_OUT_PARTIAL : OTLP_OUT_SUCCESS;
+out:
+    sp_metric_inc(ctx->requests[t][res->outcome]);
+    if (res->outcome != OTLP_OUT_SUCCESS && res->outcome != OTLP_OUT_PARTIAL)
+        otlp_warn_limited(ctx, "%s export %s: %s", otlp_transport_names[t],
+                          otlp_outcome_names[res->outcome], res->message);
+    sp_batch_unref(batch);
+}
+
+/* ---- lifecycle ---- */
+
+static int otlp_check_endpoint(struct sp_component *comp, const char *path, const char *ep,
+                               struct sp_err *err)
+{
+    char host[256];
+    int port;
+    struct sp_err perr = {0};
+    if (!ep || !*ep)
+        return sp_conf_errorf(comp->conf_ctx, err, path, "an endpoint is required");
+    if (sp_conf_parse_endpoint(ep, host, &port, &perr))
+        return sp_conf_errorf(comp->conf_ctx, err, path, "%s", perr.msg);
+    return 0;
+}
 
 static int otlp_create(struct sp_component *comp, struct sp_err *err)
 {
-    return sp_err_set(err, SP_EUNSUPPORTED, "receiver '%s' is not implemented yet", comp->id);
+    struct otlp_conf *conf = comp->conf;
+    struct otlp_grpc_conf *g = &conf->protocols.grpc;
+    struct otlp_http_conf *h = &conf->protocols.http;
+    int rc;
+
+    if (!g->present && !h->present)
+        return sp_conf_errorf(comp->conf_ctx, err, "protocols",
+                              "at least one protocol (grpc or http) must be configured");
+    if (g->present) {
+        if ((rc = otlp_check_endpoint(comp, "protocols.grpc.endpoint", g->endpoint, err)))
+            return rc;
+        if (g->transport && strcmp(g->transport, "tcp") != 0)
+            return sp_conf_errorf(comp->conf_ctx, err, "protocols.grpc.transport",
+                                  "transport '%s' is not supported: only 'tcp'", g->transport);
+        if (g->max_recv_msg_size_mib < 0 || g->max_recv_msg_size_mib > 2047)
+            return sp_conf_errorf(comp->conf_ctx, err, "protocols.grpc.max_recv_msg_size_mib",
+                                  "must be between 1 and 2047 (0 = the default 4)");
+        if (g->max_recv_msg_size_mib == 0)
+            g->max_recv_msg_size_mib = 4;
+        if (g->max_concurrent_streams < 1 || g->max_concurrent_streams > 100000)
+            return sp_conf_errorf(comp->conf_ctx, err, "protocols.grpc.max_concurrent_streams",
+                                  "must be between 1 and 100000");
+        if (g->read_buffer_size < 4096 || g->read_buffer_size > (64u << 20))
+            return sp_conf_errorf(comp->conf_ctx, err, "protocols.grpc.read_buffer_size",
+                                  "must be between 4KiB and 64MiB");
+        if (g->write_buffer_size < 4096 || g->write_buffer_size > (1ull << 30))
+            return sp_conf_errorf(comp->conf_ctx, err, "protocols.grpc.write_buffer_size",
+                                  "must be between 4KiB and 1GiB");
+        if (g->max_connections < 1 || g->max_connections > 65536)
+            return sp_conf_errorf(comp->conf_ctx, err, "protocols.grpc.max_connections",
+                                  "must be between 1 and 65536");
+        if (g->max_inflight_bytes < (uint64_t)g->max_recv_msg_size_mib << 20)
+            return sp_conf_errorf(comp->conf_ctx, err, "protocols.grpc.max_inflight_bytes",
+                                  "must hold at least one message of max_recv_msg_size_mib");
+        const struct otlp_keepalive_server *sp = &g->keepalive.server_parameters;
+        if (sp->max_connection_idle_ms < 0 || sp->max_connection_age_ms < 0 ||
+            sp->max_connection_age_grace_ms < 0 || sp->time_ms < 0 || sp->timeout_ms < 0 ||
+            g->keepalive.enforcement_policy.min_time_ms < 0)
+            return sp_conf_errorf(comp->conf_ctx, err, "protocols.grpc.keepalive",
+                                  "durations must not be negative");
+    }
+    if (h->present) {
+        if ((rc = otlp_check_endpoint(comp, "protocols.http.endpoint", h->endpoint, err)))
+            return rc;
+        if (!h->traces_url_path || h->traces_url_path[0] != '/')
+            return sp_conf_errorf(comp->conf_ctx, err, "protocols.http.traces_url_path",
+                                  "must start with '/'");
+        if (h->max_request_body_size < 1024 || h->max_request_body_size > (1ull << 31))
+            return sp_conf_errorf(comp->conf_ctx, err, "protocols.http.max_request_body_size",
+                                  "must be between 1KiB and 2GiB");
+        if (h->idle_timeout_ms < 1000)
+            return sp_conf_errorf(comp->conf_ctx, err, "protocols.http.idle_timeout",
+                                  "must be at least 1s");
+        if (h->max_connections < 1 || h->max_connections > 65536)
+            return sp_conf_errorf(comp->conf_ctx, err, "protocols.http.max_connections",
+                                  "must be between 1 and 65536");
+        if (h->cors.max_age < 0)
+            return sp_conf_errorf(comp->conf_ctx, err, "protocols.http.cors.max_age",
+                                  "must not be negative");
+    }
+    struct otlp_ctx *ctx = calloc(1, sizeof(*ctx));
+    if (!ctx)
+        return sp_err_set(err, SP_ENOMEM, "out of memory");
+    ctx->comp = comp;
+    ctx->conf = conf;
+    otlp_metrics_create(ctx);
+    comp->ctx = ctx;
+    return 0;
+}
+
+static int otlp_start(struct sp_component *comp, struct sp_host *host, struct sp_err *err)
+{
+    (void)host;
+    struct otlp_ctx *ctx = comp->ctx;
+    int rc;
+    if (ctx->conf->protocols.grpc.present && (rc = otlp_grpc_start(ctx, err)))
+        return rc;
+    if (ctx->conf->protocols.http.present && (rc = otlp_http_start(ctx, err)))
+        return rc;
+    ctx->started = true;
+    if (ctx->conf->protocols.grpc.present)
+        sp_log_info(comp->id, "OTLP/gRPC on %s", ctx->conf->protocols.grpc.endpoint);
+    if (ctx->conf->protocols.http.present)
+        sp_log_info(comp->id, "OTLP/HTTP on %s%s", ctx->conf->protocols.http.endpoint,
+                    ctx->conf->protocols.http.traces_url_path);
+    return 0;
+}
+
+static void otlp_transport_stopped(struct otlp_ctx *ctx)
+{
+    if (--ctx->pending_stops > 0 || ctx->shutdown_done)
+        return;
+    ctx->shutdown_done = true;
+    if (ctx->done)
+        ctx->done(ctx->comp);
+}
+
+static void otlp_shutdown(struct sp_component *comp, sp_done_fn done)
+{
+    struct otlp_ctx *ctx = comp->ctx;
+    if (ctx->shutting_down) {
+        if (ctx->shutdown_done && done)
+            done(comp);
+        return;
+    }
+    ctx->shutting_down = true;
+    ctx->done = done;
+    /* One extra count so a transport finishing synchronously cannot end the
+     * shutdown before the other has begun. */
+    ctx->pending_stops = 1;
+    if (ctx->grpc) {
+        ctx->pending_stops++;
+        otlp_grpc_shutdown(ctx, otlp_transport_stopped);
+    }
+    if (ctx->httpd) {
+        ctx->pending_stops++;
+        otlp_http_shutdown(ctx, otlp_transport_stopped);
+    }
+    otlp_transport_stopped(ctx);
 }
 
 static void otlp_destroy(struct sp_component *comp)
 {
-    (void)comp;
+    struct otlp_ctx *ctx = comp->ctx;
+    if (!ctx)
+        return;
+    /* Transports free themselves when their shutdown completes; a receiver
+     * that was started but never shut down (start failed half way) leaves
+     * its handles to the loop's teardown. */
+    free(ctx);
+    comp->ctx = NULL;
 }
 
 const struct sp_component_type sp_otlp_receiver_type = {
     .name = "otlp",
     .kind = SP_KIND_RECEIVER,
     .signals = SP_SIGNAL_BIT(SP_SIGNAL_TRACES),
-    .doc = "placeholder",
+    .doc = "OTLP traces over gRPC (h2c) and HTTP (protobuf and JSON), as the OpenTelemetry "
+           "SDK exporters send them",
+    .conf_keys = otlp_keys,
+    .conf_key_count = SP_CONF_END_COUNT(otlp_keys),
     .conf_size = sizeof(struct otlp_conf),
     .create = otlp_create,
+    .start = otlp_start,
+    .shutdown = otlp_shutdown,
     .destroy = otlp_destroy,
 };

@@ -1,0 +1,145 @@
+/* otlp receiver internals shared by otlp.c (component, config, export path),
+ * otlp_grpc.c (gRPC on nghttp2) and otlp_http.c (OTLP/HTTP on sp_httpd). */
+#ifndef OTLP_INT_H
+#define OTLP_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "otlp_codec.h"
+#include "sp_component.h"
+#include "sp_conf.h"
+#include "sp_httpd.h"
+#include "sp_metrics.h"
+
+/* ---- configuration (the Collector's names and defaults) ---- */
+
+struct otlp_keepalive_server {
+    int64_t max_connection_idle_ms;      /* 0 = no limit */
+    int64_t max_connection_age_ms;       /* 0 = no limit */
+    int64_t max_connection_age_grace_ms; /* 0 = no limit */
+    int64_t time_ms;                     /* ping an idle client after this */
+    int64_t timeout_ms;                  /* close when the ping is not answered in time */
+};
+
+struct otlp_keepalive_enforcement {
+    int64_t min_time_ms;
+    bool permit_without_stream;
+};
+
+struct otlp_keepalive {
+    struct otlp_keepalive_server server_parameters;
+    struct otlp_keepalive_enforcement enforcement_policy;
+};
+
+struct otlp_grpc_conf {
+    bool present; /* SP_CONF_OPTIONAL_BLOCK */
+    char *endpoint;
+    char *transport;
+    int64_t max_recv_msg_size_mib;
+    int64_t max_concurrent_streams;
+    uint64_t read_buffer_size;
+    uint64_t write_buffer_size;
+    int64_t max_connections;
+    uint64_t max_inflight_bytes;
+    struct otlp_keepalive keepalive;
+};
+
+struct otlp_cors_conf {
+    struct sp_strlist allowed_origins;
+    struct sp_strlist allowed_headers;
+    int64_t max_age;
+};
+
+struct otlp_http_conf {
+    bool present; /* SP_CONF_OPTIONAL_BLOCK */
+    char *endpoint;
+    char *traces_url_path;
+    uint64_t max_request_body_size;
+    int64_t idle_timeout_ms;
+    int64_t max_connections;
+    struct otlp_cors_conf cors;
+};
+
+struct otlp_protocols_conf {
+    struct otlp_grpc_conf grpc;
+    struct otlp_http_conf http;
+};
+
+struct otlp_conf {
+    struct otlp_protocols_conf protocols;
+};
+
+/* ---- runtime ---- */
+
+enum otlp_transport { OTLP_GRPC = 0, OTLP_HTTP = 1, OTLP_TRANSPORT_COUNT = 2 };
+
+/* What became of a request: one counter per outcome and transport. */
+enum otlp_outcome {
+    OTLP_OUT_SUCCESS = 0,  /* every span accepted */
+    OTLP_OUT_PARTIAL,      /* some spans rejected by validation, the rest accepted */
+    OTLP_OUT_INVALID,      /* undecodable or malformed request */
+    OTLP_OUT_TOO_LARGE,    /* over a size limit */
+    OTLP_OUT_REFUSED,      /* the pipeline is full or failing transiently: retry */
+    OTLP_OUT_FAILED,       /* the pipeline failed permanently */
+    OTLP_OUT_UNSUPPORTED,  /* method, path, media type or encoding not served */
+    OTLP_OUT_COUNT,
+};
+
+struct otlp_result {
+    enum otlp_outcome outcome;
+    int code;                /* the sp_errcode behind it (refused: SP_EFULL or SP_ERETRY) */
+    int64_t rejected;        /* spans rejected (partial success) */
+    char message[SP_ERR_MSG_MAX];
+};
+
+struct otlp_grpc;
+
+struct otlp_ctx {
+    struct sp_component *comp;
+    struct otlp_conf *conf;
+    struct otlp_grpc *grpc;
+    struct sp_httpd *httpd;
+    int http_port;
+    sp_done_fn done;
+    int pending_stops;
+    bool started;
+    bool shutting_down;
+    bool shutdown_done;
+    struct sp_metric *accepted[OTLP_TRANSPORT_COUNT];
+    struct sp_metric *refused[OTLP_TRANSPORT_COUNT];
+    struct sp_metric *bytes[OTLP_TRANSPORT_COUNT];
+    struct sp_metric *requests[OTLP_TRANSPORT_COUNT][OTLP_OUT_COUNT];
+    /* Rate limit for warnings about bad requests: one line per second,
+     * with how many were suppressed. */
+    uint64_t warn_window_ms;
+    unsigned warn_suppressed;
+};
+
+/* Decodes, validates and passes on one export request (body already
+ * inflated), counts it, and says what to answer. */
+void otlp_export(struct otlp_ctx *ctx, enum otlp_transport t, enum sp_otlp_encoding enc,
+                 const uint8_t *body, size_t len, struct otlp_result *res);
+
+/* Counts a request answered before decoding (method, path, media type,
+ * size...) and logs why, rate-limited. */
+void otlp_count_early(struct otlp_ctx *ctx, enum otlp_transport t, enum otlp_outcome o,
+                      const char *why);
+void otlp_count_bytes(struct otlp_ctx *ctx, enum otlp_transport t, size_t n);
+void otlp_warn_limited(struct otlp_ctx *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* The two transports' halves of start and shutdown. done_one() is called by
+ * each transport once it has fully stopped. */
+int otlp_grpc_start(struct otlp_ctx *ctx, struct sp_err *err);
+void otlp_grpc_shutdown(struct otlp_ctx *ctx, void (*done_one)(struct otlp_ctx *ctx));
+int otlp_http_start(struct otlp_ctx *ctx, struct sp_err *err);
+void otlp_http_shutdown(struct otlp_ctx *ctx, void (*done_one)(struct otlp_ctx *ctx));
+
+/* The gRPC port actually bound (tests use port 0). */
+int otlp_grpc_port(const struct otlp_grpc *g);
+
+#define OTLP_GRPC_EXPORT_PATH "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+
+#endif
