@@ -1,0 +1,3 @@
+module spanprof/tests/pprofapp
+
+go 1.19
