@@ -632,6 +632,7 @@ static int pprof_ingest(struct pprof_ctx *ctx, struct sp_http_request *req)
 static void pprof_tracer(struct pprof_ctx *ctx, struct sp_http_request *req, enum pprof_route r)
 {
     sp_metric_inc(ctx->tracer_requests);
+    sp_log_debug(ctx->comp->id, "tracer request %s %s answered and dropped", req->method, req->path);
     if (r == ROUTE_TRACES) {
         static const char body[] = "{\"rate_by_service\":{}}";
         sp_httpd_respond(req, 200, "application/json", body, sizeof(body) - 1, NULL);
@@ -688,6 +689,7 @@ void pprof_http_handler(void *ud, struct sp_http_request *req)
         case ROUTE_NONE:
             break;
         }
+        sp_log_debug(ctx->comp->id, "no route for %s %s: 404", req->method, req->path);
         sp_httpd_respond_text(req, 404, "not found");
         return;
     }
