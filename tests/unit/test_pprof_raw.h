@@ -285,36 +285,90 @@ static char *pprof_raw_canon(const char *text)
         size_t ignored;
         locs[nl++].text = (char *)sp_buf_steal(&b, &ignored);
     }
+    /* Go's tool also merges samples with the same stack and labels (adding
+     * their values) and leaves out samples whose values are all zero or
+     * whose stack is empty; the canonical form does the same, keeping the
+     * order of first appearance, as Go does. */
+    struct canon_sample {
+        char *key;        /* stack and label lines */
+        long long vals[16];
+        size_t nvals;
+    };
+    struct canon_sample *cs = calloc(iloc + 1, sizeof(*cs));
+    size_t ncs = 0;
     struct sp_buf out = {0};
-    bool skipping = false;
-    for (size_t i = 0; i < iloc; i++) {
+    struct canon_sample cur = {0};
+    struct sp_buf key = {0};
+    bool in_sample = false;
+    for (size_t i = 0; i <= iloc; i++) {
+        bool label = i < iloc && strncmp(lines[i], "                ", 16) == 0;
+        if (label && in_sample) {
+            sp_buf_printf(&key, "\n%s", lines[i]);
+            continue;
+        }
+        if (in_sample) {
+            /* close the current sample: merge or append */
+            bool zero = true;
+            for (size_t v = 0; v < cur.nvals; v++)
+                zero &= cur.vals[v] == 0;
+            bool empty_stack = key.data && strncmp((char *)key.data, "\n", 1) == 0;
+            if (!zero && !empty_stack && key.data) {
+                size_t k = 0;
+                while (k < ncs && strcmp(cs[k].key, (char *)key.data) != 0)
+                    k++;
+                if (k == ncs) {
+                    cs[ncs] = cur;
+                    cs[ncs++].key = strdup((char *)key.data);
+                } else {
+                    for (size_t v = 0; v < cur.nvals && v < cs[k].nvals; v++)
+                        cs[k].vals[v] += cur.vals[v];
+                }
+            }
+            sp_buf_reset(&key);
+            in_sample = false;
+        }
+        if (i == iloc)
+            break;
         char *sep = strstr(lines[i], ": ");
-        if (strncmp(lines[i], "                ", 16) == 0 || !sep || i < 2) {
-            if (!skipping)
+        if (!sep || i < 2) {
+            if (!label)
                 sp_buf_printf(&out, "%s\n", lines[i]);
             continue;
         }
-        /* Go's tool leaves out samples without a stack (seen in goroutine
-         * profiles: a goroutine caught while starting); so do we, here only. */
-        const char *q0 = sep + 2;
-        while (*q0 == ' ')
-            q0++;
-        skipping = *q0 == '\0';
-        if (skipping)
-            continue;
-        sp_buf_printf(&out, "%.*s:", (int)(sep - lines[i]), lines[i]);
-        for (char *q = sep + 2; *q;) {
-            char *end;
-            unsigned long long id = strtoull(q, &end, 10);
-            if (end == q)
+        memset(&cur, 0, sizeof(cur));
+        char *vp = lines[i];
+        while (vp < sep && cur.nvals < 16) {
+            char *e;
+            long long v = strtoll(vp, &e, 10);
+            if (e == vp)
                 break;
-            sp_buf_printf(&out, " [%s]", pprof_raw_lookup(locs, nl, id));
-            q = end;
+            cur.vals[cur.nvals++] = v;
+            vp = e;
+        }
+        in_sample = true;
+        for (char *q = sep + 2; *q;) {
+            char *e;
+            unsigned long long id = strtoull(q, &e, 10);
+            if (e == q)
+                break;
+            sp_buf_printf(&key, " [%s]", pprof_raw_lookup(locs, nl, id));
+            q = e;
             while (*q == ' ')
                 q++;
         }
-        sp_buf_append_str(&out, "\n");
+        if (!key.data)
+            sp_buf_append_str(&key, ""); /* empty stack */
+        if (key.len == 0)
+            sp_buf_append_str(&key, "\n"); /* marks the empty stack */
     }
+    for (size_t k = 0; k < ncs; k++) {
+        for (size_t v = 0; v < cs[k].nvals; v++)
+            sp_buf_printf(&out, " %lld", cs[k].vals[v]);
+        sp_buf_printf(&out, ":%s\n", cs[k].key);
+        free(cs[k].key);
+    }
+    free(cs);
+    sp_buf_free(&key);
     for (size_t i = 0; i < nm; i++)
         free(maps[i].text);
     for (size_t i = 0; i < nl; i++)
