@@ -99,6 +99,22 @@ const char *sp_conf_suggest(const char *word, const char *const *candidates, siz
  * long values cut with "...". */
 void sp_conf_quote(struct sp_buf *out, const char *value, size_t len);
 
+/* One configuration text: data (len bytes) when given, else the file name
+ * is read. name is what messages show. */
+struct sp_conf_source {
+    const char *name;
+    const char *data;
+    size_t len;
+};
+
+/* sp_service_conf_load() over sources merged in order (n >= 1); the
+ * embedded default and the fuzz target use it without a file. */
+int sp_service_conf_load_sources(const struct sp_conf_source *src, size_t n,
+                                 struct sp_service_conf **out, struct sp_diag *diag);
+
+/* Like sp_conf_print_scalar, for an item of a flow sequence `[a, b]`. */
+void sp_conf_print_scalar_flow(struct sp_buf *out, const char *s);
+
 /* Positions of the keys of one component, for sp_conf_errorf(). */
 struct sp_conf_posent {
     struct sp_conf_posent *next;

@@ -732,56 +732,116 @@ void sp_conf_format_size(char *buf, size_t n, uint64_t bytes)
     snprintf(buf, n, "%" PRIu64, bytes);
 }
 
-static bool sp_plain_safe(const char *s)
+static bool sp_plain_safe(const char *s, bool flow)
 {
     static const char *const special[] = {"null", "Null", "NULL", "~", "true", "True", "TRUE",
                                           "false", "False", "FALSE", "yes", "Yes", "YES", "no",
-                                          "No", "NO", "on", "On", "ON", "off", "Off", "OFF"};
+                                          "No", "NO", "on", "On", "ON", "off", "Off", "OFF",
+                                          "y", "Y", "n", "N", "<<"};
     if (!*s)
         return false;
     for (size_t i = 0; i < sizeof(special) / sizeof(special[0]); i++)
         if (strcmp(s, special[i]) == 0)
             return false;
-    if (strchr("-?:,[]{}#&*!|>'\"%@` ", s[0]))
+    if (strchr("-?:,[]{}#&*!|>'\"%@`=< ", s[0]))
         return false;
     size_t len = strlen(s);
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (!(isalnum(c) || strchr("_./:@+-$=<>()", c) || c >= 0x80))
+        /* ASCII only: a plain scalar must not hide line separators (U+0085,
+         * U+2028) or a BOM; anything else goes double-quoted. */
+        if (!(isalnum(c) || strchr("_./:@+-$=<>()", c)))
             return false;
-        if (c == ':' && (i + 1 == len || s[i + 1] == ' '))
+        if (c == ':' && (flow || i + 1 == len || s[i + 1] == ' '))
             return false;
     }
     return true;
 }
 
-void sp_conf_print_scalar(struct sp_buf *out, const char *s)
+/* Length of the valid UTF-8 sequence at p and its code point; 0 if invalid. */
+static size_t sp_utf8_decode(const unsigned char *p, uint32_t *cp)
+{
+    size_t n;
+    uint32_t c = p[0], min;
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    } else if ((c & 0xe0) == 0xc0) {
+        n = 2, c &= 0x1f, min = 0x80;
+    } else if ((c & 0xf0) == 0xe0) {
+        n = 3, c &= 0x0f, min = 0x800;
+    } else if ((c & 0xf8) == 0xf0) {
+        n = 4, c &= 0x07, min = 0x10000;
+    } else {
+        return 0;
+    }
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        c = (c << 6) | (p[i] & 0x3f);
+    }
+    if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+        return 0;
+    *cp = c;
+    return n;
+}
+
+static void sp_print_scalar(struct sp_buf *out, const char *s, bool flow)
 {
     if (!s) {
         sp_buf_append_str(out, "null");
         return;
     }
-    bool plain = sp_plain_safe(s);
+    bool plain = sp_plain_safe(s, flow);
     if (!plain)
         sp_buf_append_byte(out, '"');
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '$')
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        if (*p == '$') {
             sp_buf_append_str(out, "$$");
-        else if (plain)
-            sp_buf_append_byte(out, *p);
-        else if (*p == '"' || *p == '\\')
-            sp_buf_printf(out, "\\%c", *p);
-        else if (*p == '\n')
+            p++;
+        } else if (plain) {
+            sp_buf_append_byte(out, *p++);
+        } else if (*p == '"' || *p == '\\') {
+            sp_buf_printf(out, "\\%c", *p++);
+        } else if (*p == '\n') {
             sp_buf_append_str(out, "\\n");
-        else if (*p == '\t')
+            p++;
+        } else if (*p == '\t') {
             sp_buf_append_str(out, "\\t");
-        else if (*p < 0x20 || *p == 0x7f)
-            sp_buf_printf(out, "\\x%02x", *p);
-        else
-            sp_buf_append_byte(out, *p);
+            p++;
+        } else if (*p < 0x20 || *p == 0x7f) {
+            sp_buf_printf(out, "\\x%02x", *p++);
+        } else if (*p < 0x80) {
+            sp_buf_append_byte(out, *p++);
+        } else {
+            uint32_t cp;
+            size_t n = sp_utf8_decode(p, &cp);
+            if (n == 0) {
+                /* Not UTF-8 (an environment variable can hold anything):
+                 * YAML cannot carry it, show the replacement character. */
+                sp_buf_append_str(out, "\\uFFFD");
+                p++;
+            } else if (cp <= 0x9f || cp == 0x2028 || cp == 0x2029 || cp == 0xfeff) {
+                sp_buf_printf(out, "\\u%04X", (unsigned)cp);
+                p += n;
+            } else {
+                sp_buf_append(out, p, n);
+                p += n;
+            }
+        }
     }
     if (!plain)
         sp_buf_append_byte(out, '"');
+}
+
+void sp_conf_print_scalar(struct sp_buf *out, const char *s)
+{
+    sp_print_scalar(out, s, false);
+}
+
+void sp_conf_print_scalar_flow(struct sp_buf *out, const char *s)
+{
+    sp_print_scalar(out, s, true);
 }
 
 static void sp_indent(struct sp_buf *out, int indent)

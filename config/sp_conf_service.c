@@ -658,6 +658,29 @@ static size_t sp_count_components(const struct sp_node *root)
 int sp_service_conf_load(const char *const *files, size_t n, struct sp_service_conf **out,
                          struct sp_diag *diag)
 {
+    if (n == 0) {
+        struct sp_conf_source def = {SP_CONF_EMBEDDED_NAME, sp_default_config_yaml,
+                                     sp_default_config_yaml_len};
+        int rc = sp_service_conf_load_sources(&def, 1, out, diag);
+        if (rc == 0)
+            (*out)->from_embedded_default = true;
+        return rc;
+    }
+    struct sp_conf_source *src = calloc(n, sizeof(*src));
+    if (!src) {
+        sp_diag_error(diag, NULL, "out of memory while loading the configuration");
+        return SP_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++)
+        src[i].name = files[i];
+    int rc = sp_service_conf_load_sources(src, n, out, diag);
+    free(src);
+    return rc;
+}
+
+int sp_service_conf_load_sources(const struct sp_conf_source *src, size_t n,
+                                 struct sp_service_conf **out, struct sp_diag *diag)
+{
     struct sp_diag local = {0};
     struct sp_diag *d = diag ? diag : &local;
     size_t errors_before = d->errors;
@@ -670,7 +693,8 @@ int sp_service_conf_load(const char *const *files, size_t n, struct sp_service_c
     sp_arena_set_limit(a, SP_CONF_ARENA_LIMIT);
     struct sp_service_conf *conf = sp_arena_calloc(a, 1, sizeof(*conf));
     struct sp_conf_internal *in = sp_arena_calloc(a, 1, sizeof(*in));
-    in->files = sp_arena_calloc(a, n ? n : 1, sizeof(*in->files));
+    if (in)
+        in->files = sp_arena_calloc(a, n ? n : 1, sizeof(*in->files));
     if (!conf || !in || !in->files) {
         sp_arena_destroy(a);
         sp_diag_error(d, NULL, "out of memory while loading the configuration");
@@ -681,20 +705,22 @@ int sp_service_conf_load(const char *const *files, size_t n, struct sp_service_c
 
     struct sp_node *root = NULL;
     bool parse_failed = false;
-    if (n == 0) {
-        conf->from_embedded_default = true;
-        in->files[in->nfiles++] = SP_CONF_EMBEDDED_NAME;
-        if (sp_yaml_parse(a, SP_CONF_EMBEDDED_NAME, sp_default_config_yaml,
-                          sp_default_config_yaml_len, d, &root) != 0)
-            parse_failed = true;
-    }
     for (size_t i = 0; i < n; i++) {
         struct sp_buf text = {0};
         struct sp_node *r = NULL;
-        in->files[in->nfiles++] = sp_arena_strdup(a, files[i]);
-        if (sp_read_file(files[i], &text, d) != 0 ||
-            sp_yaml_parse(a, files[i], text.data ? (const char *)text.data : "", text.len, d,
-                          &r) != 0) {
+        const char *data = src[i].data;
+        size_t len = src[i].len;
+        in->files[in->nfiles++] = sp_arena_strdup(a, src[i].name);
+        if (!data) {
+            if (sp_read_file(src[i].name, &text, d) != 0) {
+                parse_failed = true;
+                sp_buf_free(&text);
+                continue;
+            }
+            data = text.data ? (const char *)text.data : "";
+            len = text.len;
+        }
+        if (sp_yaml_parse(a, src[i].name, data, len, d, &r) != 0) {
             parse_failed = true;
         } else {
             root = sp_node_merge(a, root, r);
@@ -704,6 +730,10 @@ int sp_service_conf_load(const char *const *files, size_t n, struct sp_service_c
             }
         }
         sp_buf_free(&text);
+    }
+    if (!parse_failed && !root) {
+        sp_diag_error(d, NULL, "no configuration given");
+        parse_failed = true;
     }
     if (parse_failed) {
         sp_arena_destroy(a);
@@ -768,7 +798,7 @@ static void sp_print_idlist(struct sp_buf *out, struct sp_conf_component *const 
     for (size_t i = 0; i < n; i++) {
         if (i)
             sp_buf_append_str(out, ", ");
-        sp_conf_print_scalar(out, v[i]->id);
+        sp_conf_print_scalar_flow(out, v[i]->id);
     }
     sp_buf_append_byte(out, ']');
 }
