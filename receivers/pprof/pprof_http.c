@@ -303,7 +303,6 @@ static int pprof_dd_input(struct pprof_ctx *ctx, struct sp_http_request *req)
     p->attachment_count = kept;
     sp_metric_add(ctx->m[D].bytes, (double)req->body_len);
     if (dropped.n) {
-        sp_metric_add(ctx->m[D].dropped_attachments, (double)dropped.n);
         pprof_log_warn(ctx, "upload from service '%s' (%s): dropped %zu attachment(s): %s",
                        p->service ? p->service : "", p->origin ? p->origin : "unknown client",
                        dropped.n, (const char *)dropped.text.data);
@@ -323,6 +322,8 @@ static int pprof_dd_input(struct pprof_ctx *ctx, struct sp_http_request *req)
         pprof_dropped_free(&dropped);
         return 0;
     }
+    /* counted for uploads that go on; a refused upload counts as refused */
+    sp_metric_add(ctx->m[D].dropped_attachments, (double)dropped.n);
     if (!info.has_start || !info.has_end)
         pprof_times_from_pprof(p);
     struct sp_buf ok = {0};
