@@ -131,7 +131,7 @@ def main():
           "truth gives for their span")
     series = metric_lines(a.metrics)
     ratio = [s for s in series if "ratio" in s[0]]
-    outcome = [s for s in series if "outcome=" in s[1]]
+    outcome = [s for s in series if s[0].endswith("join_samples_total") and "outcome=" in s[1]]
     if ratio:
         for name, labels, value in ratio:
             print(f"                spanprof reports {name}{labels} = {value:.4f}")
