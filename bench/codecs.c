@@ -142,6 +142,8 @@ static int c_pb_malloc(void *ctx)
 }
 
 #ifdef HAVE_OTLP_CODEC
+static size_t batch_bytes; /* arena bytes of the last decoded batch */
+
 static int c_otlp_proto(void *ctx)
 {
     (void)ctx;
@@ -174,6 +176,7 @@ static int c_otlp_batch(void *ctx)
     int rc = sp_otlp_decode_traces(b, enc, body->data, body->len, &info, &err);
     if (rc)
         fprintf(stderr, "codecs: decode_traces: %s\n", err.msg);
+    batch_bytes = sp_batch_bytes(b);
     sp_batch_unref(b);
     return rc;
 }
@@ -365,6 +368,7 @@ int main(int argc, char **argv)
     }
     in.spans = sp_traces_count_spans(req);
     char extra[256];
+    (void)extra;
 
     if (selected("otlp_pb_protobuf_c_arena"))
         report("otlp_pb_protobuf_c_arena", run_case(c_pb_arena, NULL), in.pb.len, in.spans, NULL);
@@ -376,15 +380,19 @@ int main(int argc, char **argv)
     if (selected("otlp_pb_decode_proto"))
         report("otlp_pb_decode_proto", run_case(c_otlp_proto, NULL), in.pb.len, in.spans, NULL);
     enum sp_otlp_encoding enc_pb = SP_OTLP_PROTOBUF, enc_js = SP_OTLP_JSON;
-    if (selected("otlp_pb_decode_traces"))
-        report("otlp_pb_decode_traces", run_case(c_otlp_batch, &enc_pb), in.pb.len, in.spans,
-               NULL);
+    if (selected("otlp_pb_decode_traces")) {
+        double ns = run_case(c_otlp_batch, &enc_pb);
+        snprintf(extra, sizeof(extra), "batch_bytes=%zu", batch_bytes);
+        report("otlp_pb_decode_traces", ns, in.pb.len, in.spans, extra);
+    }
 #ifdef HAVE_OTLP_JSON
     if (selected("otlp_json_decode_json"))
         report("otlp_json_decode_json", run_case(c_otlp_json, NULL), in.json.len, in.spans, NULL);
-    if (selected("otlp_json_decode_traces"))
-        report("otlp_json_decode_traces", run_case(c_otlp_batch, &enc_js), in.json.len, in.spans,
-               NULL);
+    if (selected("otlp_json_decode_traces")) {
+        double ns = run_case(c_otlp_batch, &enc_js);
+        snprintf(extra, sizeof(extra), "batch_bytes=%zu", batch_bytes);
+        report("otlp_json_decode_traces", ns, in.json.len, in.spans, extra);
+    }
 #else
     (void)enc_js;
     printf("skipped: codec otlp_json: model/otlp_json.c not in the build yet\n");

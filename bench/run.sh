@@ -38,9 +38,9 @@ T_START=$(date +%s)
 
 # Durations (seconds).
 if [ "$QUICK" = 1 ]; then
-    FLOOR_S=1; CODEC_S=0.3; CG_ITERS=10; LIMIT_S=3; STEP_S=3; FIXED_S=15; IDLE_WAIT=5
+    FLOOR_S=1; CODEC_S=0.3; CG_ITERS=10; LIMIT_S=3; STEP_S=3; FIXED_S=15; IDLE_WAIT=5; CG_E2E_S=5
 else
-    FLOOR_S=4; CODEC_S=1; CG_ITERS=40; LIMIT_S=6; STEP_S=6; FIXED_S=60; IDLE_WAIT=15
+    FLOOR_S=4; CODEC_S=1; CG_ITERS=20; LIMIT_S=5; STEP_S=5; FIXED_S=60; IDLE_WAIT=15; CG_E2E_S=10
 fi
 WARM_S=1
 
@@ -233,7 +233,7 @@ if want codecs; then
                 v="$(kv "$r" mb_per_s) MB/s"
                 [ -n "$(kv "$r" spans_per_s)" ] && v="$v, $(kv "$r" spans_per_s) spans/s ($(kv "$r" ns_per_span) ns/span)"
                 [ -z "$(kv "$r" spans_per_s)" ] && v="$v, $(awk -v n="$(kv "$r" ns_per_op)" 'BEGIN { printf "%.2f ms/op", n / 1e6 }')"
-                for extra in samples raw_bytes gzip_bytes out_bytes out_gzip_bytes; do
+                for extra in samples raw_bytes gzip_bytes out_bytes out_gzip_bytes batch_bytes; do
                     [ -n "$(kv "$r" $extra)" ] && v="$v $extra=$(kv "$r" $extra)"
                 done
                 row codecs "$name" "$v" "$cmd --only $name"
@@ -402,10 +402,11 @@ EOF
         SP_WHY="config rejected: $(grep -m1 -v '^$' "$OUT/spanprof-$tag.validate")"
         return 1
     fi
-    taskset -c "$SP_CPU" "$SPANPROF" --config "$conf" > "$OUT/spanprof-$tag.log" 2>&1 &
+    # SP_WRAP: a command to run spanprof under (callgrind), empty otherwise.
+    taskset -c "$SP_CPU" ${SP_WRAP:-} "$SPANPROF" --config "$conf" > "$OUT/spanprof-$tag.log" 2>&1 &
     SP_PID=$!
     PIDS+=("$SP_PID")
-    if ! wait_port "$SP_GRPC" 10 || ! wait_port "$SP_HTTP" 5; then
+    if ! wait_port "$SP_GRPC" "${SP_START_S:-10}" || ! wait_port "$SP_HTTP" 5; then
         SP_WHY="spanprof did not open the OTLP ports ($(tail -1 "$OUT/spanprof-$tag.log"))"
         kill -0 "$SP_PID" 2>/dev/null || SP_WHY="spanprof exited: $(tail -1 "$OUT/spanprof-$tag.log")"
         kill "$SP_PID" 2>/dev/null
@@ -550,6 +551,65 @@ if want e2e && [ "$SP_READY" = 1 ]; then
     sp_stop
 fi
 
+# ------------------------------------------------------ e2e callgrind ----
+
+# Instructions per span of the whole spanprof process (receive, decode,
+# join, Datadog mapping, encode, gzip, send): repeatable on a shared
+# machine where wall-clock figures are not. spanprof runs under callgrind;
+# counters are zeroed once it is up, a fixed number of requests goes
+# through, and the dump is taken when the sink has every span.
+# cg_incl FILE FUNCTION: inclusive instructions of FUNCTION (0 if absent).
+cg_incl() {
+    callgrind_annotate --inclusive=yes "$1" 2>/dev/null |
+        awk -v f=":$2 [" 'index($0, f) { gsub(",", "", $1); s += $1 } END { printf "%.0f", s + 0 }'
+}
+declare -A CG_SPAN
+if want e2e && [ "$SP_READY" = 1 ] && command -v callgrind_control > /dev/null && have loadgen; then
+    for proto in grpc http-pb http-json; do
+        f=$OUT/callgrind.spanprof.$proto
+        rm -f "$f" "$f".*
+        SP_WRAP="valgrind --tool=callgrind --callgrind-out-file=$f"
+        SP_START_S=60
+        if ! sp_start "cg-$proto"; then
+            skip e2e "$proto: callgrind instructions/span" "$SP_WHY"
+            SP_WRAP=""
+            sp_stop
+            continue
+        fi
+        SP_WRAP=""
+        sleep 2
+        callgrind_control -z "$SP_PID" > /dev/null 2>&1
+        acc0=$(metric spanprof_receiver_accepted_spans_total)
+        sink0=$(sink_spans)
+        port=$SP_GRPC
+        [ "$proto" = grpc ] || port=$SP_HTTP
+        cmd="taskset -c $LOAD_CPU $BIN/loadgen --proto $proto --target 127.0.0.1:$port --conns 1 --inflight 2 --rate 2 --duration $CG_E2E_S --warmup 0 --unique"
+        r=$($cmd 2>&1 | grep '^RESULT loadgen')
+        acc=$(( $(metric spanprof_receiver_accepted_spans_total) - acc0 ))
+        sink_wait "${sink0:-0}" "$acc" > /dev/null
+        sleep 2
+        callgrind_control -d "$SP_PID" > /dev/null 2>&1
+        sleep 1
+        dump=$(ls -t "$f".* 2>/dev/null | head -1)
+        sp_stop
+        if [ -z "$dump" ] || [ "${acc:-0}" -le 0 ]; then
+            skip e2e "$proto: callgrind instructions/span" "no dump or no spans accepted (ok=$(kv "$r" ok))"
+            continue
+        fi
+        tot=$(awk '/^(summary|totals):/ {print $2; exit}' "$dump")
+        dec=$(cg_incl "$dump" sp_otlp_decode_traces)
+        chk=$(cg_incl "$dump" sp_otlp_pb_check)
+        jn=$(( $(cg_incl "$dump" join_consume) - $(cg_incl "$dump" dd_consume) ))
+        map=$(cg_incl "$dump" sp_dd_map_traces)
+        enc=$(cg_incl "$dump" sp_dd_encode_agent_payload)
+        per() { awk -v i="$1" -v n="$acc" 'BEGIN { printf "%.0f", i / n }'; }
+        CG_SPAN[$proto]=$(per "$tot")
+        rest=$((tot - dec - jn - map - enc))
+        row e2e "$proto: callgrind instructions/span, whole process" "$(per "$tot") (decode $(per "$dec") of which wire check $(per "$chk"), join $(per "$jn"), datadog map $(per "$map"), encode+gzip $(per "$enc"), transport+rest $(per "$rest"); $acc spans)" "$cmd  # spanprof under: valgrind --tool=callgrind, callgrind_control -z / -d"
+    done
+    SP_START_S=10
+fi
+
 # ---------------------------------------------------------------- fixed ----
 
 declare -A FIXED_CPU FIXED_HWM
@@ -610,6 +670,11 @@ fi
 
 # -------------------------------------------------------------- summary ----
 
+FLOOR_IR=$(awk -F'\t' '$2 == "callgrind instructions/span (mode=full)" { if (match($3, /all=[0-9]+/)) print substr($3, RSTART + 4, RLENGTH - 4) }' "$TABLE")
+for proto in grpc http-pb http-json; do
+    [ -n "${CG_SPAN[$proto]:-}" ] && [ -n "$FLOOR_IR" ] || continue
+    row ratio "$proto: spanprof instructions per span / floor (callgrind; 1.0 = no wasted work)" "$(awk -v a="${CG_SPAN[$proto]}" -v b="$FLOOR_IR" 'BEGIN { printf "%.1f", a / b }') (${CG_SPAN[$proto]} / $FLOOR_IR)" "e2e and floor callgrind rows above"
+done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "" && b != "" && b + 0 > 0) printf "%.2f", a / b; else print "?" }'; }
 if [ -n "$FLOOR_NS" ]; then
     for proto in grpc http-pb http-json; do
