@@ -87,6 +87,7 @@ struct join_ctx {
     struct sp_metric *m_prof_labelled, *m_prof_passed, *m_prof_early, *m_prof_dropped;
     struct sp_metric *m_labels_added;
     uint64_t seen_evict_ttl, seen_evict_cap, seen_card_drops;
+    int64_t last_compact_ms;
 };
 
 /* ---- clocks ---- */
@@ -396,6 +397,41 @@ static int rs_map_get(const struct span_rs_map *m, uint64_t id, uint32_t *rs)
     return -1;
 }
 
+static void mark_pair(uint64_t id, uint64_t rec, void *ud)
+{
+    (void)id;
+    bool *keep = ud;
+    keep[join_root_pair(rec)] = true;
+}
+
+/* The endpoint table is bounded per service over the process's life; when
+ * a service hits the bound, the endpoints no indexed root names any more
+ * (spans expired) are dropped and the rest renumbered, at most once per
+ * span_ttl, so a long-running service with changing endpoints keeps
+ * getting labels. */
+static bool compact_names(struct join_ctx *ctx, int64_t now)
+{
+    if (now - ctx->last_compact_ms < ctx->conf->span_ttl_ms)
+        return false;
+    ctx->last_compact_ms = now;
+    size_t np = join_names_pair_count(ctx->names);
+    bool *keep = calloc(np + 1, sizeof *keep);
+    uint32_t *remap = calloc(np + 1, sizeof *remap);
+    if (keep && remap) {
+        join_index_for_each_root(ctx->ix, mark_pair, keep);
+        if (join_names_compact(ctx->names, keep, remap) == 0) {
+            join_index_remap_pairs(ctx->ix, remap, np + 1);
+            sp_log_info(ctx->comp->id,
+                        "endpoint table compacted: %zu of %zu endpoints still named by indexed "
+                        "local roots",
+                        join_names_pair_count(ctx->names), np);
+        }
+    }
+    free(keep);
+    free(remap);
+    return join_names_pair_count(ctx->names) < np;
+}
+
 static void index_root(struct join_ctx *ctx, const sp_otlp_span *sp,
                        const sp_otlp_resource_spans *rs, const char *scope, struct sp_arena *scratch,
                        uint64_t id, int64_t now)
@@ -415,8 +451,12 @@ static void index_root(struct join_ctx *ctx, const sp_otlp_span *sp,
         const char *svc = sp_dd_service(&dc, scratch);
         const char *res = sp_dd_resource(&dc, scratch);
         uint32_t sid = svc ? join_names_service(ctx->names, svc) : 0;
-        if (sid && res)
+        if (sid && res) {
+            uint64_t drops = join_names_drops(ctx->names);
             pair = join_names_pair(ctx->names, sid, res);
+            if (!pair && join_names_drops(ctx->names) > drops && compact_names(ctx, now))
+                pair = join_names_pair(ctx->names, sid, res);
+        }
         if (!pair)
             flags |= JOIN_ROOT_CARD_DROP;
     }
@@ -427,6 +467,8 @@ static void index_root(struct join_ctx *ctx, const sp_otlp_span *sp,
 static void index_traces(struct join_ctx *ctx, const sp_otlp_request *req, size_t span_count)
 {
     int64_t now = now_ms(ctx);
+    /* Expire first: the name table's compaction looks at live roots. */
+    join_index_expire(ctx->ix, now);
     struct sp_arena *scratch = sp_arena_create(0);
     struct span_rs_map rsmap = {0};
     bool rsmap_built = false;
@@ -874,6 +916,7 @@ static int join_create(struct sp_component *comp, struct sp_err *err)
     ctx->comp = comp;
     ctx->conf = conf;
     ctx->epoch_ms = wall_ms();
+    ctx->last_compact_ms = INT64_MIN / 2;
     /* Start small; the slab doubles up to max_spans as spans arrive. */
     ctx->ix = join_index_create((size_t)conf->max_spans, conf->span_ttl_ms, 0);
     ctx->names = join_names_create((size_t)conf->endpoint_cardinality_limit, JOIN_MAX_SERVICES);

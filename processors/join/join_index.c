@@ -335,6 +335,22 @@ void join_index_for_each_root(const struct join_index *ix,
     }
 }
 
+void join_index_remap_pairs(struct join_index *ix, const uint32_t *remap, size_t n_remap)
+{
+    for (size_t k = 0; k < ix->count; k++) {
+        size_t idx = (ix->tail + k) % ix->cap;
+        if (!rootbit(ix, idx))
+            continue;
+        uint64_t rec = ix->links[idx];
+        uint32_t pair = join_root_pair(rec);
+        uint32_t np = pair < n_remap ? remap[pair] : 0;
+        unsigned fl = join_root_flags(rec);
+        if (pair && !np)
+            fl |= JOIN_ROOT_CARD_DROP;
+        ix->links[idx] = join_root_record(join_root_start(rec), np, fl);
+    }
+}
+
 void join_index_stats(const struct join_index *ix, struct join_index_stats *out)
 {
     out->count = ix->count;
@@ -518,6 +534,38 @@ uint32_t join_names_pair(struct join_names *n, uint32_t service, const char *end
     n->pair_hash[i] = id;
     n->svc_endpoints[service - 1]++;
     return id;
+}
+
+int join_names_compact(struct join_names *n, const bool *keep, uint32_t *remap)
+{
+    remap[0] = 0;
+    if (!n->n_pairs)
+        return 0;
+    size_t hn = n->pair_hash_n;
+    uint32_t *h = calloc(hn, sizeof *h);
+    if (!h)
+        return SP_ENOMEM;
+    size_t w = 0;
+    for (size_t k = 0; k < n->n_pairs; k++) {
+        struct join_pair pr = n->pairs[k];
+        if (!keep[k + 1]) {
+            remap[k + 1] = 0;
+            n->svc_endpoints[pr.service - 1]--;
+            free(pr.endpoint);
+            continue;
+        }
+        n->pairs[w] = pr;
+        remap[k + 1] = (uint32_t)(w + 1);
+        size_t i = (size_t)(pair_hash(pr.service, pr.endpoint) % hn);
+        while (h[i])
+            i = (i + 1) % hn;
+        h[i] = (uint32_t)(w + 1);
+        w++;
+    }
+    free(n->pair_hash);
+    n->pair_hash = h;
+    n->n_pairs = w;
+    return 0;
 }
 
 const char *join_names_endpoint(const struct join_names *n, uint32_t pair)

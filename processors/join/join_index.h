@@ -88,6 +88,10 @@ void join_index_for_each_root(const struct join_index *ix,
 
 void join_index_stats(const struct join_index *ix, struct join_index_stats *out);
 
+/* Rewrites the pair id of every root record through remap (indexed by old
+ * pair id, 0 -> 0), after join_names_compact(). */
+void join_index_remap_pairs(struct join_index *ix, const uint32_t *remap, size_t n_remap);
+
 /* ---- names ---- */
 
 struct join_names;
@@ -109,6 +113,11 @@ const char *join_names_endpoint(const struct join_names *n, uint32_t pair);
 uint32_t join_names_pair_service(const struct join_names *n, uint32_t pair);
 const char *join_names_service_name(const struct join_names *n, uint32_t service);
 uint64_t join_names_drops(const struct join_names *n);
+/* Keeps only the pairs with keep[id] set (keep has pair_count + 1 entries)
+ * and renumbers them densely; remap[old] = new id or 0. Frees the others'
+ * strings and their slots under the per-service limit. 0 or SP_ENOMEM (the
+ * table is then unchanged). */
+int join_names_compact(struct join_names *n, const bool *keep, uint32_t *remap);
 size_t join_names_pair_count(const struct join_names *n);
 
 #endif

@@ -573,6 +573,40 @@ static void test_runtime_ids(void)
     jt_sink_clear();
 }
 
+/* The endpoint table is bounded for the process's life; endpoints whose
+ * roots expired are compacted away so new ones still get labels. */
+static void test_endpoint_table_compaction(void)
+{
+    struct jt t;
+    ASSERT_EQ_INT(jt_open(&t, "    join_delay: 0s\n    span_ttl: 200ms\n"
+                              "    endpoint_cardinality_limit: 2"),
+                  0);
+    struct jt_span r[] = {
+        {0x31, 0, 0x100, 2, "s", T0, {"http.request.method=GET", "http.route=/one"}},
+        {0x32, 0, 0x100, 2, "s", T0, {"http.request.method=GET", "http.route=/two"}},
+        {0x33, 0, 0x100, 2, "s", T0, {"http.request.method=GET", "http.route=/three"}},
+    };
+    ASSERT_EQ_INT(jt_consume(&t, batch_of(SVC, r, 2)), 0);
+    usleep(250 * 1000);
+    uv_update_time(&t.loop);
+    ASSERT_EQ_INT(jt_consume(&t, batch_of(SVC, r + 2, 1)), 0);
+    ASSERT_EQ_INT(jt_consume(&t, simple_profile("0000000000000033")), 0);
+    sp_pprof *q = jt_sink_last(SP_SIGNAL_PROFILES)->u.profile.attachments[0].pprof;
+    ASSERT_EQ_STR(jt_label_str(q, q->sample[0], "trace endpoint"), "GET /three");
+    ASSERT_EQ_INT(jt_metric("spanprof_join_endpoints", "component=\"join\""), 1);
+    /* Still bounded: two live endpoints, a third is refused. */
+    struct jt_span more[] = {
+        {0x34, 0, 0x100, 2, "s", T0, {"http.request.method=GET", "http.route=/four"}},
+        {0x35, 0, 0x100, 2, "s", T0, {"http.request.method=GET", "http.route=/five"}},
+    };
+    ASSERT_EQ_INT(jt_consume(&t, batch_of(SVC, more, 2)), 0);
+    ASSERT_EQ_INT(jt_metric("spanprof_join_endpoints", "component=\"join\""), 2);
+    ASSERT_EQ_INT(jt_metric("spanprof_join_endpoint_cardinality_drops_total",
+                            "component=\"join\""), 2);
+    jt_close(&t);
+    jt_sink_clear();
+}
+
 static void test_config_errors(void)
 {
     struct jt t;
@@ -782,6 +816,7 @@ int main(void)
     RUN(test_traces_pass_and_backpressure);
     RUN(test_endpoint_counts);
     RUN(test_runtime_ids);
+    RUN(test_endpoint_table_compaction);
     RUN(test_config_errors);
     RUN(test_property_forests_through_otlp);
     return sp_test_summary();

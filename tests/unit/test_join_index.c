@@ -399,6 +399,38 @@ static void test_names(void)
     join_names_destroy(n);
 }
 
+static void test_names_compact_and_remap(void)
+{
+    struct join_names *n = join_names_create(3, 4);
+    struct join_index *ix = join_index_create(16, 1000, 0);
+    uint32_t s = join_names_service(n, "s");
+    uint32_t a = join_names_pair(n, s, "A"), b = join_names_pair(n, s, "B"),
+             c = join_names_pair(n, s, "C");
+    ASSERT_EQ_INT(join_names_pair(n, s, "D"), 0);
+    join_index_put(ix, 1, true, join_root_record(5, a, 0), 0);
+    join_index_put(ix, 2, true, join_root_record(6, c, 0), 0);
+    join_index_put(ix, 3, false, 1, 0);
+    bool keep[4] = {false, true, false, true};
+    uint32_t remap[4];
+    ASSERT_EQ_INT(join_names_compact(n, keep, remap), 0);
+    join_index_remap_pairs(ix, remap, 4);
+    ASSERT_EQ_INT(join_names_pair_count(n), 2);
+    ASSERT_EQ_INT(remap[b], 0);
+    uint64_t rid, rec;
+    ASSERT_EQ_INT(join_index_resolve(ix, 3, 4, &rid, &rec), JOIN_RESOLVED);
+    ASSERT_EQ_STR(join_names_endpoint(n, join_root_pair(rec)), "A");
+    ASSERT_EQ_INT(join_root_start(rec), 5);
+    ASSERT_EQ_INT(join_index_resolve(ix, 2, 4, &rid, &rec), JOIN_RESOLVED);
+    ASSERT_EQ_STR(join_names_endpoint(n, join_root_pair(rec)), "C");
+    /* The freed slot is usable; lookups of kept pairs still work. */
+    uint32_t d = join_names_pair(n, s, "D");
+    ASSERT(d != 0);
+    ASSERT_EQ_INT(join_names_pair(n, s, "A"), remap[a]);
+    ASSERT_EQ_INT(join_names_pair(n, s, "E"), 0);
+    join_index_destroy(ix);
+    join_names_destroy(n);
+}
+
 int main(void)
 {
     RUN(test_basic);
@@ -406,6 +438,7 @@ int main(void)
     RUN(test_ttl_and_capacity);
     RUN(test_property_random_forests);
     RUN(test_names);
+    RUN(test_names_compact_and_remap);
     RUN(test_bytes_per_span);
     return sp_test_summary();
 }

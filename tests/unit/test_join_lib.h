@@ -105,7 +105,10 @@ static inline int jt_open(struct jt *t, const char *join_keys)
         return -1;
     FILE *f = fdopen(fd, "w");
     fprintf(f,
-            "receivers:\n  otlp:\n  pprof:\nprocessors:\n  join:\n%s\nexporters:\n  debug:\n"
+            /* Receivers are only named (the pipelines need them), never created. */
+            "receivers:\n  otlp:\n    protocols:\n      http:\n        endpoint: 127.0.0.1:1\n"
+            "  pprof:\n    endpoint: 127.0.0.1:1\n"
+            "processors:\n  join:\n%s\nexporters:\n  debug:\n"
             "service:\n  pipelines:\n"
             "    traces: {receivers: [otlp], processors: [join], exporters: [debug]}\n"
             "    profiles: {receivers: [pprof], processors: [join], exporters: [debug]}\n",
