@@ -53,8 +53,9 @@ int sp_multipart_boundary(const char *content_type, char *out, struct sp_err *er
     while (isspace((unsigned char)*p))
         p++;
     static const char mt[] = "multipart/form-data";
+    char after = p[0] ? p[strnlen(p, sizeof(mt) - 1)] : '\0';
     if (strncasecmp(p, mt, sizeof(mt) - 1) != 0 ||
-        (p[sizeof(mt) - 1] && p[sizeof(mt) - 1] != ';' && !isspace((unsigned char)p[sizeof(mt) - 1])))
+        (after && after != ';' && !isspace((unsigned char)after)))
         return sp_err_set(err, SP_EUNSUPPORTED, "content type '%.100s' is not multipart/form-data",
                           content_type);
     p += sizeof(mt) - 1;
@@ -137,7 +138,8 @@ static bool mp_find_delim(const uint8_t *b, size_t len, size_t from, const char 
         bool closing;
         size_t next;
         bool line_start = off == 0 || b[off - 1] == '\n';
-        bool well_ended = off + dlen >= len || mp_after_delim(b, len, off + dlen, &closing, &next) == 0;
+        bool well_ended =
+            off + dlen >= len || mp_after_delim(b, len, off + dlen, &closing, &next) == 0;
         if (line_start && well_ended) {
             *at = off;
             if (off == 0)

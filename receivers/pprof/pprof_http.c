@@ -633,7 +633,8 @@ static int pprof_ingest(struct pprof_ctx *ctx, struct sp_http_request *req)
 static void pprof_tracer(struct pprof_ctx *ctx, struct sp_http_request *req, enum pprof_route r)
 {
     sp_metric_inc(ctx->tracer_requests);
-    sp_log_debug(ctx->comp->id, "tracer request %s %s answered and dropped", req->method, req->path);
+    sp_log_debug(ctx->comp->id, "tracer request %s %s answered and dropped", req->method,
+                 req->path);
     if (r == ROUTE_TRACES) {
         static const char body[] = "{\"rate_by_service\":{}}";
         sp_httpd_respond(req, 200, "application/json", body, sizeof(body) - 1, NULL);

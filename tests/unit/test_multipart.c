@@ -151,7 +151,8 @@ static void test_dd_attachments_match_go_tool(void)
         fwrite(parts[i].data, 1, parts[i].len, f);
         fclose(f);
         sp_pprof *p = NULL;
-        ASSERT_EQ_INT(sp_pprof_decode(parts[i].data, parts[i].len, 32u << 20, a, &p, NULL, &err), 0);
+        ASSERT_EQ_INT(
+            sp_pprof_decode(parts[i].data, parts[i].len, 32u << 20, a, &p, NULL, &err), 0);
         struct sp_buf ours = {0}, theirs = {0};
         pprof_raw_render(p, &ours);
         int grc = pprof_raw_go(tmp, &theirs);
