@@ -663,8 +663,27 @@ if want join; then
             esac
         done < "$OUT/join_bench.txt"
         [ "$n" = 0 ] && skip join "join_bench" "printed no RESULT lines (see $OUT/join_bench.txt)"
+    fi
+    if have join_label_bench; then
+        cmd="taskset -c $SP_CPU $BIN/join_label_bench --fixtures $SHARED/fixtures --seconds $CODEC_S"
+        $cmd > "$OUT/join_label_bench.txt" 2>&1
+        while IFS= read -r r; do
+            case "$r" in
+            "RESULT join_index "*)
+                row join "span index, $(kv "$r" spans) spans: insert / lookup / resolve local root; bytes per span" "$(kv "$r" insert_ns) / $(kv "$r" lookup_ns) / $(kv "$r" resolve_ns) ns; $(kv "$r" bytes_per_span) B/span ($(mib $(($(kv "$r" bytes) / 1024))) MiB)" "$cmd"
+                ;;
+            "RESULT join_label_go_fixture "*)
+                row join "samples labelled/s, real Go CPU profile (fixtures/go-cpu-spanid.pprof)" "$(kv "$r" samples_per_s) ($(kv "$r" ns_per_sample) ns/sample; $(kv "$r" matched) of $(kv "$r" samples) samples matched, $(kv "$r" labels_added) labels added; decode $(kv "$r" decode_ms) ms, label $(kv "$r" label_ms) ms)" "$cmd"
+                ;;
+            "RESULT join_1mib_profile "*)
+                row join "1 MiB profile ($(kv "$r" raw_bytes) B raw, $(kv "$r" upload_gzip_bytes) B gzip, $(kv "$r" samples) samples): hold (decode) / label / re-encode gzip" "$(kv "$r" decode_ms) / $(kv "$r" label_ms) / $(kv "$r" encode_gzip_ms) ms = $(kv "$r" total_ms) ms; held in memory during join_delay: $(mib $(($(kv "$r" held_bytes) / 1024))) MiB" "$cmd"
+                ;;
+            "RESULT "*" error="*) skip join "$(cut -d' ' -f2 <<< "$r")" "$(kv "$r" error)" ;;
+            "skipped: "*) skip join "${r#skipped: join }" "fixture missing" ;;
+            esac
+        done < "$OUT/join_label_bench.txt"
     else
-        skip join "index insert/lookup, bytes/span, labelling" "bench/join_bench.c has not landed"
+        skip join "index, labelling" "bench/join_label_bench did not build (the join has not landed?)"
     fi
 fi
 
