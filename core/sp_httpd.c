@@ -48,7 +48,18 @@ struct sp_httpd_req {
     struct sp_buf body;
     bool too_big;
     bool headers_done;
+    /* An answer given before the body was read is held until the body has
+     * been read and discarded: queued at once, MHD would stop reading and
+     * close with unread data, and the client would get a reset instead of
+     * the answer. Past SP_HTTPD_DISCARD_MAX discarded bytes it goes out
+     * anyway. */
+    bool first_call;
+    struct MHD_Response *deferred;
+    unsigned deferred_status;
+    uint64_t discarded;
 };
+
+#define SP_HTTPD_DISCARD_MAX ((uint64_t)64 << 20)
 
 #if MHD_VERSION < 0x00097002
 typedef int sp_mhd_result;
@@ -105,10 +116,25 @@ int sp_httpd_respond(struct sp_http_request *req, unsigned status, const char *c
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     for (size_t i = 0; headers && headers[i] && headers[i + 1]; i += 2)
         MHD_add_response_header(resp, headers[i], headers[i + 1]);
+    req->answered = true;
+    if (r->first_call) {
+        r->deferred = resp;
+        r->deferred_status = status;
+        return SP_OK;
+    }
     sp_mhd_result rc = MHD_queue_response(r->conn, status, resp);
     MHD_destroy_response(resp);
-    req->answered = true;
     return rc == MHD_YES ? SP_OK : SP_EIO;
+}
+
+/* Sends an answer held back by sp_httpd_respond (see first_call). */
+static void sp_httpd_send_deferred(struct sp_httpd_req *r)
+{
+    if (!r->deferred)
+        return;
+    MHD_queue_response(r->conn, r->deferred_status, r->deferred);
+    MHD_destroy_response(r->deferred);
+    r->deferred = NULL;
 }
 
 int sp_httpd_respond_text(struct sp_http_request *req, unsigned status, const char *msg)
@@ -192,7 +218,9 @@ static sp_mhd_result sp_httpd_access(void *cls, struct MHD_Connection *conn, con
         r->pub.path = url;
         r->pub.max_body = h->max_body;
         r->pub.phase = SP_HTTP_HEADERS;
+        r->first_call = true;
         h->handler(h->ud, &r->pub);
+        r->first_call = false;
         if (r->pub.answered)
             return MHD_YES;
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
@@ -202,7 +230,7 @@ static sp_mhd_result sp_httpd_access(void *cls, struct MHD_Connection *conn, con
             errno = 0;
             unsigned long long n = strtoull(cl, &end, 10);
             if (errno == 0 && *end == '\0' && n > r->pub.max_body) {
-                sp_httpd_answer_too_big(r);
+                r->too_big = true; /* answered once the body is discarded */
                 return MHD_YES;
             }
             if (errno == 0 && *end == '\0' && n > 0 && sp_buf_reserve(&r->body, (size_t)n))
@@ -214,13 +242,22 @@ static sp_mhd_result sp_httpd_access(void *cls, struct MHD_Connection *conn, con
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (r->pub.answered || r->too_big)
+        if (r->pub.answered || r->too_big) {
+            r->discarded += n;
+            if (r->discarded > SP_HTTPD_DISCARD_MAX) {
+                if (r->deferred)
+                    sp_httpd_send_deferred(r);
+                else if (!r->pub.answered)
+                    sp_httpd_answer_too_big(r);
+            }
             return MHD_YES;
+        }
         if (r->body.len + n > r->pub.max_body) {
-            /* Stop buffering at once: the bound holds while reading. */
+            /* Stop buffering at once: the bound holds while reading. The
+             * rest is discarded and 413 answered at the end. */
             r->too_big = true;
+            r->discarded = n;
             sp_buf_free(&r->body);
-            sp_httpd_answer_too_big(r);
             return MHD_YES;
         }
         if (sp_buf_append(&r->body, upload_data, n))
@@ -228,6 +265,10 @@ static sp_mhd_result sp_httpd_access(void *cls, struct MHD_Connection *conn, con
         return MHD_YES;
     }
 
+    if (r->deferred) {
+        sp_httpd_send_deferred(r);
+        return MHD_YES;
+    }
     if (r->pub.answered)
         return MHD_YES;
     if (r->too_big) {
@@ -256,6 +297,8 @@ static void sp_httpd_completed(void *cls, struct MHD_Connection *conn, void **co
         return;
     if (r->pub.user_free && r->pub.user)
         r->pub.user_free(r->pub.user);
+    if (r->deferred)
+        MHD_destroy_response(r->deferred);
     sp_buf_free(&r->body);
     free(r);
     *con_cls = NULL;
