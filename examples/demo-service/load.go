@@ -1,6 +1,7 @@
 // The load generator: real HTTP requests at a mean rate (random, Poisson
-// arrivals), round-robin over the three endpoints (so CPU shares follow the route weights), one request
-// in three carrying a W3C traceparent as if an upstream service had called.
+// arrivals), round-robin over the three endpoints (so CPU shares follow the
+// route weights), one request in three carrying a W3C traceparent as if an
+// upstream service had called.
 package main
 
 import (

@@ -87,7 +87,7 @@ func parseFlags(args []string) (options, map[string]bool, error) {
 	fs.StringVar(&o.pushURL, "push-url", "", "push CPU profiles to this `URL` (spanprof: http://127.0.0.1:8126/v1/pprof); empty: no push")
 	fs.DurationVar(&o.pushPeriod, "push-period", 10*time.Second, "length of each pushed CPU profile")
 	fs.DurationVar(&o.load, "load", 0, "drive the endpoints for this long, then exit (0: serve until SIGTERM/SIGINT)")
-	fs.Float64Var(&o.loadRPS, "load-rps", 50, "requests per second of -load")
+	fs.Float64Var(&o.loadRPS, "load-rps", 50, "mean requests per second of -load (Poisson arrivals)")
 	fs.IntVar(&o.loadConcurrency, "load-concurrency", 4, "requests in flight at most during -load")
 	fs.StringVar(&o.target, "target", "", "with -load: drive the service at this base `URL` instead of serving (a load driver only)")
 	fs.StringVar(&o.truth, "truth", "", "write the ground truth JSON to this `file` at exit")
