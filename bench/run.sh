@@ -651,18 +651,19 @@ fi
 
 if want join; then
     if have join_bench; then
-        cmd="taskset -c $SP_CPU $BIN/join_bench --fixtures $SHARED/fixtures"
+        # The join author's index benchmark: one `spans=... key=value` line per size.
+        cmd="taskset -c $SP_CPU $BIN/join_bench"
         $cmd > "$OUT/join_bench.txt" 2>&1
         n=0
         while IFS= read -r r; do
             case "$r" in
-            "RESULT "*)
+            spans=*)
                 n=$((n + 1))
-                row join "$(cut -d' ' -f2 <<< "$r")" "$(cut -d' ' -f3- <<< "$r")" "$cmd"
+                row join "span index (join_bench), $(kv "$r" spans) spans, max_spans $(kv "$r" max_spans): inserts/s, resolves/s, bytes/span" "$(kv "$r" inserts_per_s) / $(kv "$r" resolves_per_s); $(kv "$r" bytes_per_span) B/span (capacity $(kv "$r" capacity))" "$cmd"
                 ;;
             esac
         done < "$OUT/join_bench.txt"
-        [ "$n" = 0 ] && skip join "join_bench" "printed no RESULT lines (see $OUT/join_bench.txt)"
+        [ "$n" = 0 ] && skip join "join_bench" "printed nothing usable (see $OUT/join_bench.txt)"
     fi
     if have join_label_bench; then
         cmd="taskset -c $SP_CPU $BIN/join_label_bench --fixtures $SHARED/fixtures --seconds $CODEC_S"
