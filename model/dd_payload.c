@@ -1148,8 +1148,13 @@ static int map_span(struct mapper *m, struct tp_b *t, const sp_otlp_scope_spans 
 
     struct ent *prio = smap_get(&m->metrics, "_sampling_priority_v1");
     if (prio) {
+        /* Go converts with int32(p); keep the value in range (no UB on NaN
+         * or a huge attribute). */
+        double v = prio->dval;
         out->has_priority = true;
-        out->sampling_priority = (int64_t)prio->dval;
+        out->sampling_priority = isnan(v) ? 0 : v >= INT32_MAX ? INT32_MAX
+                                              : v <= INT32_MIN ? INT32_MIN
+                                                               : (int64_t)v;
     }
 #undef CK
     return span_entries(m, out);
