@@ -244,10 +244,13 @@ static void pprof_maybe_done(struct pprof_ctx *ctx)
 {
     if (--ctx->pending_closes > 0)
         return;
-    sp_done_fn done = ctx->done;
-    ctx->done = NULL;
+    sp_done_fn done = ctx->done, again = ctx->done_again;
+    ctx->done = ctx->done_again = NULL;
+    ctx->stopped = true;
     if (done)
         done(ctx->comp);
+    if (again)
+        again(ctx->comp);
 }
 
 static void pprof_on_httpd_stopped(void *ud)
@@ -264,9 +267,11 @@ static void pprof_shutdown(struct sp_component *comp, sp_done_fn done)
 {
     struct pprof_ctx *ctx = comp->ctx;
     if (ctx->shutting_down) {
-        /* a second call: the first one's done is still pending or ran */
-        if (!ctx->done)
+        /* a second call: done at once if the first finished, else with it */
+        if (ctx->stopped)
             done(comp);
+        else
+            ctx->done_again = done;
         return;
     }
     ctx->shutting_down = true;

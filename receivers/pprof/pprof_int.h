@@ -96,6 +96,8 @@ struct pprof_ctx {
     bool started;
     bool shutting_down;
     sp_done_fn done;
+    sp_done_fn done_again; /* a second shutdown() while the first is pending */
+    bool stopped;
     int pending_closes;
     struct pprof_dialect_metrics m[PPROF_DIALECT_COUNT];
     struct sp_metric *tracer_requests; /* dd-trace's trace/telemetry posts answered and dropped */

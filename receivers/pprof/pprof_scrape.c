@@ -61,8 +61,37 @@ static void pprof_target_host(const char *t, char *out, size_t cap)
 {
     const char *h = strstr(t, "://");
     h = h ? h + 3 : t;
+    const char *at = strchr(h, '@');
+    if (at && at < h + strcspn(h, "/"))
+        h = at + 1;
     size_t n = strcspn(h, ":/");
     snprintf(out, cap, "%.*s", (int)n, h);
+}
+
+/* The target as logs and metric labels show it: credentials in a URL
+ * (http://user:pass@host) are replaced, and also registered as log
+ * secrets in case a transport error repeats them. */
+static char *pprof_target_display(const char *t)
+{
+    const char *h = strstr(t, "://");
+    const char *auth = h ? h + 3 : t;
+    size_t alen = strcspn(auth, "/");
+    const char *at = memchr(auth, '@', alen);
+    if (!at)
+        return strdup(t);
+    char *userinfo = strndup(auth, (size_t)(at - auth));
+    if (userinfo) {
+        sp_log_add_secret(userinfo);
+        char *colon = strchr(userinfo, ':');
+        if (colon)
+            sp_log_add_secret(colon + 1);
+        free(userinfo);
+    }
+    size_t n = strlen(t) + 16;
+    char *out = malloc(n);
+    if (out)
+        snprintf(out, n, "%.*s[REDACTED]%s", (int)(auth - t), t, at);
+    return out;
 }
 
 int pprof_scrape_validate(struct pprof_ctx *ctx, struct sp_err *err)
@@ -131,7 +160,7 @@ int pprof_scrape_validate(struct pprof_ctx *ctx, struct sp_err *err)
                 struct pprof_scrape_job *j = &ctx->jobs[ctx->job_count++];
                 j->ctx = ctx;
                 j->conf = s;
-                j->target = strdup(s->targets.v[t]);
+                j->target = pprof_target_display(s->targets.v[t]);
                 char *base = pprof_target_base(s->targets.v[t]);
                 if (!j->target || !base) {
                     free(base);
@@ -154,8 +183,8 @@ int pprof_scrape_validate(struct pprof_ctx *ctx, struct sp_err *err)
                 j->cumulative = k->cumulative;
                 if (j->cumulative && !(j->delta = pprof_delta_new()))
                     return sp_err_set(err, SP_ENOMEM, "out of memory");
-                /* target values are operator config, never secrets; quotes
-                 * and backslashes are escaped for the exposition format */
+                /* credentials are out of the displayed target; quotes and
+                 * backslashes are escaped for the exposition format */
                 char labels[768], tq[256];
                 size_t o = 0;
                 for (const char *c = j->target; *c && o + 2 < sizeof(tq); c++) {

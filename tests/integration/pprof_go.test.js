@@ -70,7 +70,7 @@ async function main() {
         cpu_duration: 2s
         timeout: 5s
         tags: {env: itest, version: 4.5.6, team: profiling}
-      - targets: [${hang.target}, ${html.target}, ${nf.target}, 127.0.0.1:${refused}]
+      - targets: [${hang.target}, ${html.target}, ${nf.target}, 127.0.0.1:${refused}, "http://scraper:s3cret-pass@127.0.0.1:${refused}/"]
         profiles: [heap]
         interval: 2s
         cpu_duration: 1s
@@ -198,6 +198,10 @@ async function main() {
     assert.match(log, /HTTP 404: 404 page not found/);
     assert.match(log, new RegExp(`from '127.0.0.1:${refused}' failed: .*(refused|connect)`, 'i'));
     assert.match(log, new RegExp(`from '${hang.target}' failed: .*(timed out|timeout)`, 'i'));
+    // credentials in a target URL never reach logs or metrics
+    await L.waitFor(fails(`http://[REDACTED]@127.0.0.1:${refused}/`), 15000, 'a failed scrape of the URL with credentials');
+    assert.doesNotMatch(s.sp.log(), /s3cret-pass/);
+    assert.doesNotMatch(JSON.stringify(await s.metrics()), /s3cret-pass/);
     // none of them produced a profile, and the good target still works
     assert.ok(!s.out().some((l) => l.service === '127.0.0.1'), 'a bad target produced a profile');
     assert.ok(await s.healthy());
