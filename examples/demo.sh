@@ -91,26 +91,27 @@ wait_exit() {
     return $rc
 }
 
-# Four free loopback ports for spanprof (OTLP/HTTP, pprof intake, health,
-# metrics). The kernel hands them out; they stay free for the moments until
-# spanprof binds them.
-read -r otlp_port pprof_port health_port metrics_port < <(python3 -c '
+# Five free loopback ports, distinct (held together while chosen): spanprof's
+# OTLP/HTTP, pprof intake, health and metrics, and the demo service's. They
+# stay free for the moment until the programs bind them.
+read -r otlp_port pprof_port health_port metrics_port app_port < <(python3 -c '
 import socket
-socks = [socket.socket() for _ in range(4)]
+socks = [socket.socket() for _ in range(5)]
 for s in socks:
     s.bind(("127.0.0.1", 0))
 print(*[s.getsockname()[1] for s in socks])')
 
-# The service first (any free port): spanprof's scrape job needs its address.
-"$work/demo-service" -listen 127.0.0.1:0 -otlp-endpoint "http://127.0.0.1:$otlp_port" \
+# The service first: it exports its spans to spanprof's OTLP port (retrying
+# until spanprof listens there) and is the target of spanprof's scrape job.
+app_addr=127.0.0.1:$app_port
+"$work/demo-service" -listen "$app_addr" -otlp-endpoint "http://127.0.0.1:$otlp_port" \
     -truth "$work/truth.json" >"$work/demo-service.out" 2>"$work/demo-service.log" &
 app_pid=$!
 wait_for 10 "$app_pid" grep -q 'listening on' "$work/demo-service.out" ||
     die "the demo service did not start: $(tail -5 "$work/demo-service.log")"
-app_addr=$(sed -n 's/^demo-service listening on //p' "$work/demo-service.out")
 
 export DEMO_OTLP_HTTP_PORT=$otlp_port DEMO_PPROF_PORT=$pprof_port DEMO_HEALTH_PORT=$health_port \
-    DEMO_METRICS_PORT=$metrics_port DEMO_APP_PORT=${app_addr##*:} DEMO_DATA_DIR=$data
+    DEMO_METRICS_PORT=$metrics_port DEMO_APP_PORT=$app_port DEMO_DATA_DIR=$data
 "$spanprof" --config examples/demo.yaml >"$work/spanprof.log" 2>&1 &
 sp_pid=$!
 if ! wait_for 15 "$sp_pid" "$spanprof" healthcheck --endpoint "127.0.0.1:$health_port"; then
