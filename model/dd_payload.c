@@ -173,6 +173,19 @@ static int json_str(struct sp_buf *b, const char *s, size_t n)
     int rc = sp_buf_append_byte(b, '"');
     size_t i = 0;
     while (rc == 0 && i < n) {
+        /* A run of bytes that need no escape goes in one copy. */
+        size_t run = i;
+        while (run < n) {
+            unsigned char r = (unsigned char)s[run];
+            if (r < 0x20 || r >= 0x80 || r == '"' || r == '\\' || r == '<' || r == '>' || r == '&')
+                break;
+            run++;
+        }
+        if (run > i) {
+            rc = sp_buf_append(b, s + i, run - i);
+            i = run;
+            continue;
+        }
         unsigned char c = (unsigned char)s[i];
         if (c < 0x80) {
             switch (c) {
@@ -437,6 +450,7 @@ struct tp_b {
     uint32_t key_hash;
     sp_otlp_kv *const *res_attrs;
     size_t n_res_attrs;
+    bool dd_namespace; /* a resource attribute is in datadog.* */
     struct chunk_b *chunks;
     size_t n, cap;
     uint32_t *slots; /* trace id -> chunk index + 1 */
@@ -876,6 +890,16 @@ static int64_t http_status_code(const sp_otlp_span *s, sp_otlp_kv *const *ra, si
     return 0;
 }
 
+/* Whether any key is in the datadog.* namespace: most spans have none, and
+ * then the namespace lookups are skipped. */
+static bool has_dd_namespace(sp_otlp_kv *const *kv, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (kv[i] && kv[i]->key && strncmp(kv[i]->key, "datadog.", 8) == 0)
+            return true;
+    return false;
+}
+
 static int map_span(struct mapper *m, struct tp_b *t, const sp_otlp_scope_spans *ss,
                     const sp_otlp_span *s, struct mspan *out)
 {
@@ -898,6 +922,7 @@ static int map_span(struct mapper *m, struct tp_b *t, const sp_otlp_scope_spans 
 
     smap_reset(&m->meta);
     smap_reset(&m->metrics);
+    bool ddns_keys = t->dd_namespace || has_dd_namespace(s->attributes, s->n_attributes);
 
     Datadog__Trace__Span *d = sp_arena_alloc(a, sizeof *d);
     if (!d)
@@ -950,7 +975,7 @@ static int map_span(struct mapper *m, struct tp_b *t, const sp_otlp_scope_spans 
     else
         d->error = s->status && s->status->code == STATUS_ERROR;
 
-    const char *kind = sp_dd_attr(&c, "datadog.span.kind", a);
+    const char *kind = ddns_keys ? sp_dd_attr(&c, "datadog.span.kind", a) : NULL;
     if (kind && !(kind = sp_dd_normalize_tag_value(kind, a)))
         return oom(m, "span kind");
     CK(smap_put(&m->meta, "span.kind", false, kind ? kind : sp_dd_span_kind_name((int)s->kind),
@@ -971,7 +996,7 @@ static int map_span(struct mapper *m, struct tp_b *t, const sp_otlp_scope_spans 
         {"datadog.error.type", "error.type"},
         {"datadog.error.stack", "error.stack"},
     };
-    for (size_t i = 0; i < sizeof ddns / sizeof ddns[0]; i++) {
+    for (size_t i = 0; ddns_keys && i < sizeof ddns / sizeof ddns[0]; i++) {
         const char *v = sp_dd_attr(&c, ddns[i][0], a);
         if (v)
             CK(smap_put(&m->meta, ddns[i][1], false, v, false, 0, PUT_SET));
@@ -1013,7 +1038,7 @@ static int map_span(struct mapper *m, struct tp_b *t, const sp_otlp_scope_spans 
     }
 
     if (!meta_has(&m->meta, "version")) {
-        const char *v = sp_dd_attr(&c, "datadog.version", a);
+        const char *v = ddns_keys ? sp_dd_attr(&c, "datadog.version", a) : NULL;
         if (!v)
             v = sp_dd_attr(&c, "service.version", a);
         if (v)
@@ -1065,7 +1090,7 @@ static int map_span(struct mapper *m, struct tp_b *t, const sp_otlp_scope_spans 
 
     /* --- env: attributes, else the exporter's env --- */
     if (!meta_has(&m->meta, "env")) {
-        const char *env = sp_dd_attr(&c, "datadog.env", a);
+        const char *env = ddns_keys ? sp_dd_attr(&c, "datadog.env", a) : NULL;
         if (!env)
             env = sp_dd_attr(&c, "deployment.environment.name", a);
         if (!env)
@@ -1355,6 +1380,7 @@ static struct tp_b *tp_for(struct mapper *m, const sp_otlp_resource_spans *rs)
     t->key_hash = h;
     t->res_attrs = rs->resource ? rs->resource->attributes : NULL;
     t->n_res_attrs = rs->resource ? rs->resource->n_attributes : 0;
+    t->dd_namespace = has_dd_namespace(t->res_attrs, t->n_res_attrs);
     t->tp = sp_arena_alloc(m->a, sizeof *t->tp);
     if (!t->tp)
         return NULL;
