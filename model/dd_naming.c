@@ -798,8 +798,14 @@ const char *sp_dd_resource(const struct sp_dd_span_ctx *c, struct sp_arena *a)
     if (!r)
         return NULL;
     size_t n = strlen(r);
-    if (n > DD_MAX_RESOURCE_LEN)
-        r = sp_arena_strndup(a, r, DD_MAX_RESOURCE_LEN);
+    if (n > DD_MAX_RESOURCE_LEN) {
+        /* Cut on a UTF-8 character boundary (the agent's TruncateUTF8), so
+         * the endpoint label and the exported resource stay byte-equal. */
+        size_t cut = DD_MAX_RESOURCE_LEN;
+        while (cut > 0 && ((unsigned char)r[cut] & 0xC0) == 0x80)
+            cut--;
+        r = sp_arena_strndup(a, r, cut);
+    }
     else if (n == 0)
         /* The agent's normaliser: an empty resource takes the name. */
         r = sp_dd_operation_name(c, a);
