@@ -567,6 +567,9 @@ static void sp_fill_key(struct sp_fill *f, const struct sp_conf_key *k, void *ba
         sp_fill_map(f, k->sub, k->sub_count, dst, v, kpath, pair ? &pair->key_pos : owner_pos);
         if (k->flags & SP_CONF_OPTIONAL_BLOCK)
             *(bool *)dst = pair != NULL; /* the sub-table must not overwrite it */
+        if ((k->flags & SP_CONF_REQUIRED) && !pair)
+            sp_fill_error(f, owner_pos, "missing required key '%s' in %s", k->name,
+                          sp_full(f, path));
         return;
     case SP_CONF_BLOCKLIST: {
         struct sp_blocklist *bl = dst;

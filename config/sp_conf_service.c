@@ -752,7 +752,12 @@ int sp_service_conf_load_sources(const struct sp_conf_source *src, size_t n,
     for (int k = 0; k < 4; k++)
         sp_load_section(&L, (enum sp_kind)k, root);
     sp_load_service(&L, root);
-    sp_warn_unused(&L);
+    /* The embedded default defines both the datadog and the file exporter
+     * and picks one through SPANPROF_EXPORTER: the other is unused on
+     * purpose, not worth a warning at every start. */
+    bool embedded = n == 1 && src[0].data == sp_default_config_yaml;
+    if (!embedded)
+        sp_warn_unused(&L);
     sp_buf_free(&L.q);
     sp_buf_free(&L.q2);
 

@@ -57,7 +57,7 @@ struct hc_conf {
 
 #define BASE_OK                                                                                    \
     "receivers:\n"                                                                                 \
-    "  otlp:\n"                                                                                    \
+    "  otlp: {protocols: {grpc: }}\n"                                                                                    \
     "exporters:\n"                                                                                 \
     "  debug:\n"                                                                                   \
     "extensions:\n"                                                                                \
@@ -107,7 +107,7 @@ static void test_unknown_key_suggests(void)
     struct sp_service_conf *c = NULL;
     struct sp_diag d = {0};
     int rc = load_text("receivers:\n"
-                       "  otlp:\n"
+                       "  otlp: {protocols: {grpc: }}\n"
                        "exporters:\n"
                        "  debug:\n"
                        "extensions:\n"
@@ -213,7 +213,7 @@ static void test_pipeline_references(void)
     struct sp_service_conf *c = NULL;
     struct sp_diag d = {0};
     int rc = load_text("receivers:\n"
-                       "  otlp:\n"
+                       "  otlp: {protocols: {grpc: }}\n"
                        "  pprof:\n"
                        "processors:\n"
                        "  join:\n"
@@ -259,7 +259,7 @@ static void test_processor_shared_by_same_signal(void)
     struct sp_service_conf *c = NULL;
     struct sp_diag d = {0};
     const char *head = "receivers:\n"
-                       "  otlp:\n"
+                       "  otlp: {protocols: {grpc: }}\n"
                        "  pprof:\n"
                        "processors:\n"
                        "  join:\n"
@@ -307,8 +307,8 @@ static void test_unused_component_warns(void)
     sp_diag_free(&d);
 
     rc = load_text("receivers:\n"
-                   "  otlp:\n"
-                   "  otlp/unused:\n"
+                   "  otlp: {protocols: {grpc: }}\n"
+                   "  otlp/unused: {protocols: {grpc: }}\n"
                    "exporters:\n"
                    "  debug:\n"
                    "extensions:\n"
@@ -446,7 +446,7 @@ static void test_anchors_and_merge_keys(void)
     int rc = load_text("x-common: &hc\n"
                        "  endpoint: 127.0.0.1:23134\n"
                        "  path: /common\n"
-                       "receivers: {otlp: }\n"
+                       "receivers: {otlp: {protocols: {grpc: }}}\n"
                        "exporters: {debug: }\n"
                        "extensions:\n"
                        "  health_check:\n"
@@ -462,7 +462,7 @@ static void test_anchors_and_merge_keys(void)
     ASSERT_EQ_INT(d.errors, 1);
     sp_diag_free(&d);
 
-    rc = load_text("receivers: {otlp: }\n"
+    rc = load_text("receivers: {otlp: {protocols: {grpc: }}}\n"
                    "exporters: {debug: }\n"
                    "extensions:\n"
                    "  health_check: &hc\n"
@@ -493,7 +493,7 @@ static void test_env_expansion(void)
     setenv("SPT_PORT", "23135", 1);
     setenv("SPT_EMPTY", "", 1);
     unsetenv("SPT_UNSET");
-    int rc = load_text("receivers: {otlp: }\n"
+    int rc = load_text("receivers: {otlp: {protocols: {grpc: }}}\n"
                        "exporters: {debug: }\n"
                        "extensions:\n"
                        "  health_check:\n"
@@ -520,7 +520,7 @@ static void test_env_expansion(void)
     sp_diag_free(&d);
 
     /* An unset variable without default expands to "" with a warning. */
-    rc = load_text("receivers: {otlp: }\n"
+    rc = load_text("receivers: {otlp: {protocols: {grpc: }}}\n"
                    "exporters: {debug: }\n"
                    "service:\n"
                    "  pipelines: {traces: {receivers: [otlp], exporters: [debug]}}\n"
@@ -534,7 +534,7 @@ static void test_env_expansion(void)
     sp_diag_free(&d);
 
     /* Only ${env:...} is supported; the column points at the '${'. */
-    rc = load_text("receivers: {otlp: }\n"
+    rc = load_text("receivers: {otlp: {protocols: {grpc: }}}\n"
                    "exporters: {debug: }\n"
                    "extensions:\n"
                    "  health_check:\n"
@@ -611,7 +611,7 @@ static void test_component_errors_carry_position(void)
 {
     struct sp_service_conf *c = NULL;
     struct sp_diag d = {0};
-    int rc = load_text("receivers: {otlp: }\n"
+    int rc = load_text("receivers: {otlp: {protocols: {grpc: }}}\n"
                        "exporters: {debug: }\n"
                        "extensions:\n"
                        "  health_check:\n"
@@ -951,7 +951,7 @@ static void test_print_config(void)
     setenv("SPT_DOLLAR", "a$b", 1);
     struct sp_service_conf *c = NULL;
     struct sp_diag d = {0};
-    int rc = load_text("receivers: {otlp: }\n"
+    int rc = load_text("receivers: {otlp: {protocols: {grpc: }}}\n"
                        "exporters: {debug: , debug/spare: }\n"
                        "extensions:\n"
                        "  health_check:\n"
