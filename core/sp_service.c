@@ -153,7 +153,7 @@ int sp_service_create(uv_loop_t *loop, struct sp_service_conf *conf, struct sp_s
         struct sp_err err = {0};
         if (c->type->create(c, &err) != 0) {
             /* Messages from sp_conf_errorf already carry file:line:col. */
-            if (strchr(err.msg, ':') && strstr(err.msg, ".y"))
+            if (sp_service_conf_msg_has_pos(conf, err.msg))
                 sp_diag_error(diag, NULL, "%s", err.msg);
             else
                 sp_diag_error(diag, &cc->pos, "%s '%s': %s", sp_kind_name(cc->kind), cc->id,
