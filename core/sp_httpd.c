@@ -14,6 +14,7 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -54,6 +55,7 @@ struct sp_httpd_req {
      * the answer. Past SP_HTTPD_DISCARD_MAX discarded bytes it goes out
      * anyway. */
     bool first_call;
+    bool expect_continue; /* the client waits for 100 Continue: answering now saves the body */
     struct MHD_Response *deferred;
     unsigned deferred_status;
     uint64_t discarded;
@@ -117,7 +119,7 @@ int sp_httpd_respond(struct sp_http_request *req, unsigned status, const char *c
     for (size_t i = 0; headers && headers[i] && headers[i + 1]; i += 2)
         MHD_add_response_header(resp, headers[i], headers[i + 1]);
     req->answered = true;
-    if (r->first_call) {
+    if (r->first_call && !r->expect_continue) {
         r->deferred = resp;
         r->deferred_status = status;
         return SP_OK;
@@ -218,6 +220,8 @@ static sp_mhd_result sp_httpd_access(void *cls, struct MHD_Connection *conn, con
         r->pub.path = url;
         r->pub.max_body = h->max_body;
         r->pub.phase = SP_HTTP_HEADERS;
+        const char *expect = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Expect");
+        r->expect_continue = expect && strcasecmp(expect, "100-continue") == 0;
         r->first_call = true;
         h->handler(h->ud, &r->pub);
         r->first_call = false;
@@ -230,7 +234,10 @@ static sp_mhd_result sp_httpd_access(void *cls, struct MHD_Connection *conn, con
             errno = 0;
             unsigned long long n = strtoull(cl, &end, 10);
             if (errno == 0 && *end == '\0' && n > r->pub.max_body) {
-                r->too_big = true; /* answered once the body is discarded */
+                if (r->expect_continue)
+                    sp_httpd_answer_too_big(r);
+                else
+                    r->too_big = true; /* answered once the body is discarded */
                 return MHD_YES;
             }
             if (errno == 0 && *end == '\0' && n > 0 && sp_buf_reserve(&r->body, (size_t)n))
