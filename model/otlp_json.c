@@ -532,9 +532,9 @@ int sp_otlp_decode_json(struct sp_arena *arena, const uint8_t *data, size_t len,
     struct otlp_jctx c = {.arena = arena, .err = err};
     c.path[0] = '\0';
     ProtobufCMessage *m = NULL;
-    int rc = jmessage(&c,
-                      &opentelemetry__proto__collector__trace__v1__export_trace_service_request__descriptor,
-                      root, &m);
+    const ProtobufCMessageDescriptor *desc =
+        &opentelemetry__proto__collector__trace__v1__export_trace_service_request__descriptor;
+    int rc = jmessage(&c, desc, root, &m);
     json_object_put(root);
     if (rc)
         return rc;

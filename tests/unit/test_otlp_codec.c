@@ -122,10 +122,12 @@ static int compare_truth(const sp_otlp_request *req, const char *truth_name, cha
             snprintf(bad, bad_size, "span %s: flags 0x%x, parentRemote=%d", sid, s->flags, remote);
             goto out;
         }
-        const sp_otlp_any *svc = find_attr(f.rs->resource->attributes,
-                                           f.rs->resource->n_attributes, "service.name");
-        if (!svc || svc->value_case != OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE ||
-            strcmp(svc->string_value, json_object_get_string(json_object_object_get(t, "service")))) {
+        const sp_otlp_any *svc =
+            find_attr(f.rs->resource->attributes, f.rs->resource->n_attributes, "service.name");
+        if (!svc ||
+            svc->value_case != OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE ||
+            strcmp(svc->string_value,
+                   json_object_get_string(json_object_object_get(t, "service")))) {
             snprintf(bad, bad_size, "span %s: service.name", sid);
             goto out;
         }
@@ -134,20 +136,24 @@ static int compare_truth(const sp_otlp_request *req, const char *truth_name, cha
             const sp_otlp_any *got = find_attr(s->attributes, s->n_attributes, key);
             bool ok = got != NULL;
             if (ok && json_object_is_type(want, json_type_string))
-                ok = got->value_case == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE &&
+                ok = got->value_case ==
+                         OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE &&
                      strcmp(got->string_value, json_object_get_string(want)) == 0;
             else if (ok && json_object_is_type(want, json_type_int))
-                ok = got->value_case == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE &&
+                ok = got->value_case ==
+                         OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE &&
                      got->int_value == json_object_get_int64(want);
             else if (ok && json_object_is_type(want, json_type_boolean))
-                ok = got->value_case == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE &&
+                ok = got->value_case ==
+                         OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE &&
                      !!got->bool_value == json_object_get_boolean(want);
             if (!ok) {
                 snprintf(bad, bad_size, "span %s: attribute '%s'", sid, key);
                 goto out;
             }
         }
-        if (s->n_attributes != (size_t)json_object_object_length(json_object_object_get(t, "attributes"))) {
+        if (s->n_attributes !=
+            (size_t)json_object_object_length(json_object_object_get(t, "attributes"))) {
             snprintf(bad, bad_size, "span %s: %zu attributes", sid, s->n_attributes);
             goto out;
         }
@@ -159,7 +165,8 @@ static int compare_truth(const sp_otlp_request *req, const char *truth_name, cha
         for (size_t e = 0; e < s->n_events; e++)
             if (strcmp(s->events[e]->name, "exception") == 0 && error && s->kind == 3 &&
                 s->events[e]->time_unix_nano >= s->start_time_unix_nano &&
-                find_attr(s->events[e]->attributes, s->events[e]->n_attributes, "exception.message"))
+                find_attr(s->events[e]->attributes, s->events[e]->n_attributes,
+                          "exception.message"))
                 exception_events++;
     }
     if (exception_events != 1) {
@@ -247,8 +254,9 @@ static void test_fixture_grpc_framed(void)
         struct sp_otlp_decode_info info;
         rc = sp_otlp_decode_traces(b, SP_OTLP_PROTOBUF, m, mlen, &info, &err);
         char bad[256] = "";
-        int cmp = rc ? -1 : compare_truth(b->u.traces.req, "otlp-grpc-message.sent.json", bad,
-                                          sizeof(bad));
+        int cmp =
+            rc ? -1
+               : compare_truth(b->u.traces.req, "otlp-grpc-message.sent.json", bad, sizeof(bad));
         if (cmp)
             fprintf(stderr, "  %s %s\n", err.msg, bad);
         sp_batch_unref(b);
@@ -313,11 +321,14 @@ static void test_json_mapping_rules(void)
         "{\"key\":\"d\",\"value\":{\"doubleValue\":1.5}},"
         "{\"key\":\"b\",\"value\":{\"boolValue\":true}},"
         "{\"key\":\"by\",\"value\":{\"bytesValue\":\"aGVsbG8\"}},"
-        "{\"key\":\"arr\",\"value\":{\"arrayValue\":{\"values\":[{\"intValue\":1},{\"stringValue\":\"x\"}]}}},"
-        "{\"key\":\"kv\",\"value\":{\"kvlistValue\":{\"values\":[{\"key\":\"k\",\"value\":{\"boolValue\":false}}]}}},"
+        "{\"key\":\"arr\",\"value\":{\"arrayValue\":{\"values\":[{\"intValue\":1},{\"stringValue\":"
+        "\"x\"}]}}},"
+        "{\"key\":\"kv\",\"value\":{\"kvlistValue\":{\"values\":[{\"key\":\"k\",\"value\":{"
+        "\"boolValue\":false}}]}}},"
         "{\"key\":\"empty\",\"value\":{}}],"
         "\"events\":[{\"timeUnixNano\":\"5\",\"name\":\"ev\",\"attributes\":[]}],"
-        "\"links\":[{\"traceId\":\"0102030405060708090a0b0c0d0e0f10\",\"spanId\":\"0102030405060708\","
+        "\"links\":[{\"traceId\":\"0102030405060708090a0b0c0d0e0f10\",\"spanId\":"
+        "\"0102030405060708\","
         "\"flags\":256}]}]}]}]}";
     struct sp_arena *a = sp_arena_create(0);
     sp_otlp_request *req = NULL;
@@ -365,8 +376,13 @@ static void test_json_mapping_rules(void)
     rc = sp_otlp_decode_proto(a, packed, n, &again, &err);
     free(packed);
     ASSERT_EQ_INT(rc, 0);
-    ASSERT_EQ_STR(again->resource_spans[0]->scope_spans[0]->spans[0]->attributes[5]
-                      ->value->kvlist_value->values[0]->key, "k");
+    ASSERT_EQ_STR(again->resource_spans[0]
+                      ->scope_spans[0]
+                      ->spans[0]
+                      ->attributes[5]
+                      ->value->kvlist_value->values[0]
+                      ->key,
+                  "k");
     sp_arena_destroy(a);
 }
 
@@ -397,16 +413,18 @@ static void test_json_errors(void)
     expect_json_error("{\"resourceSpans\":[}", SP_EDECODE, "invalid JSON at byte");
     expect_json_error("[1]", SP_EDECODE, "must be a JSON object");
     expect_json_error("{\"resourceSpans\":{}}", SP_EDECODE, "'resourceSpans': expected an array");
-    expect_json_error("{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"kind\":\"SERVERISH\"}]}]}]}",
-                      SP_EDECODE, "spans[0].kind");
+    expect_json_error(
+        "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"kind\":\"SERVERISH\"}]}]}]}",
+        SP_EDECODE, "spans[0].kind");
     expect_json_error("{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"startTimeUnixNano\":"
                       "\"12x\"}]}]}]}",
                       SP_EDECODE, "not an integer");
     expect_json_error("{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"startTimeUnixNano\":"
                       "-1}]}]}]}",
                       SP_EDECODE, "negative");
-    expect_json_error("{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"flags\":4294967296}]}]}]}",
-                      SP_EDECODE, "out of range");
+    expect_json_error(
+        "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"flags\":4294967296}]}]}]}", SP_EDECODE,
+        "out of range");
     expect_json_error("{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"name\":7}]}]}]}",
                       SP_EDECODE, "expected a string");
     expect_json_error("{\"resourceSpans\":[{\"resource\":{\"attributes\":[{\"key\":\"x\","
@@ -469,7 +487,8 @@ static void test_proto_errors(void)
     expect_pb_error(body, 1, "truncated length");
     free(body);
     /* resource_spans[0].scope_spans[0].spans[0].kind sent length-delimited. */
-    static const uint8_t wrong_kind[] = {0x0a, 0x08, 0x12, 0x06, 0x12, 0x04, 0x32, 0x02, 0x00, 0x00};
+    static const uint8_t wrong_kind[] = {0x0a, 0x08, 0x12, 0x06, 0x12,
+                                         0x04, 0x32, 0x02, 0x00, 0x00};
     expect_pb_error(wrong_kind, sizeof(wrong_kind),
                     "'resource_spans[0].scope_spans[0].spans[0].kind': wire type 2");
     /* Span.flags (fixed32) sent as a varint. */
@@ -493,7 +512,7 @@ static void test_proto_errors(void)
         uint8_t hdr[12];
         size_t h = 0;
         hdr[h++] = 0x0a;
-        for (size_t v = any.len; ; v >>= 7) {
+        for (size_t v = any.len;; v >>= 7) {
             hdr[h++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
             if (v <= 0x7f)
                 break;
@@ -502,7 +521,7 @@ static void test_proto_errors(void)
         sp_buf_append(&arr, any.data, any.len);
         h = 0;
         hdr[h++] = 0x2a;
-        for (size_t v = arr.len; ; v >>= 7) {
+        for (size_t v = arr.len;; v >>= 7) {
             hdr[h++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
             if (v <= 0x7f)
                 break;
@@ -521,7 +540,7 @@ static void test_proto_errors(void)
         uint8_t hdr[12];
         size_t h = 0;
         hdr[h++] = tags[t];
-        for (size_t v = any.len; ; v >>= 7) {
+        for (size_t v = any.len;; v >>= 7) {
             hdr[h++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
             if (v <= 0x7f)
                 break;
@@ -553,9 +572,9 @@ static void test_validation(void)
     struct sp_batch *b = sp_batch_create(SP_SIGNAL_TRACES, 0);
     struct sp_otlp_decode_info info;
     struct sp_err err = {0};
-    ASSERT_EQ_INT(sp_otlp_decode_traces(b, SP_OTLP_JSON, (const uint8_t *)json, strlen(json),
-                                        &info, &err),
-                  0);
+    ASSERT_EQ_INT(
+        sp_otlp_decode_traces(b, SP_OTLP_JSON, (const uint8_t *)json, strlen(json), &info, &err),
+        0);
     ASSERT_EQ_INT(info.spans_received, 8);
     ASSERT_EQ_INT(info.spans_rejected, 6);
     ASSERT_EQ_INT(b->u.traces.span_count, 2);
@@ -615,8 +634,7 @@ static void test_grpc_reader_errors(void)
     ASSERT_EQ_INT(sp_grpc_reader_feed(&r6, c1, sizeof(c1), &err), 0);
     ASSERT_EQ_INT(sp_grpc_reader_finish(&r6, NULL, scratch, &m, &mlen, &err), SP_EDECODE);
     ASSERT_CONTAINS(err.msg, "compressed flag");
-    ASSERT_EQ_INT(sp_grpc_reader_finish(&r6, "snappy", scratch, &m, &mlen, &err),
-                  SP_EUNSUPPORTED);
+    ASSERT_EQ_INT(sp_grpc_reader_finish(&r6, "snappy", scratch, &m, &mlen, &err), SP_EUNSUPPORTED);
     ASSERT_EQ_INT(sp_grpc_reader_finish(&r6, "gzip", scratch, &m, &mlen, &err), SP_EDECODE);
     sp_grpc_reader_free(&r6);
 
@@ -625,9 +643,9 @@ static void test_grpc_reader_errors(void)
     uint8_t *zeros = calloc(1, zn);
     for (int zstd = 0; zstd < 2; zstd++) {
         struct sp_buf gz = {0}, framed = {0};
-        ASSERT_EQ_INT(sp_compress(zstd ? SP_COMPRESSION_ZSTD : SP_COMPRESSION_GZIP, 9, zeros, zn,
-                                  &gz, &err),
-                      0);
+        ASSERT_EQ_INT(
+            sp_compress(zstd ? SP_COMPRESSION_ZSTD : SP_COMPRESSION_GZIP, 9, zeros, zn, &gz, &err),
+            0);
         ASSERT(gz.len < 20000);
         sp_grpc_frame(gz.data, gz.len, &framed);
         framed.data[0] = 1;
@@ -652,8 +670,9 @@ static void test_answers(void)
     ASSERT_EQ_STR((char *)b.data, "{}");
     sp_buf_reset(&b);
     ASSERT_EQ_INT(sp_otlp_encode_response(SP_OTLP_JSON, 3, "bad \"ids\"", &b), 0);
-    ASSERT_EQ_STR((char *)b.data,
-                  "{\"partialSuccess\":{\"rejectedSpans\":\"3\",\"errorMessage\":\"bad \\\"ids\\\"\"}}");
+    ASSERT_EQ_STR(
+        (char *)b.data,
+        "{\"partialSuccess\":{\"rejectedSpans\":\"3\",\"errorMessage\":\"bad \\\"ids\\\"\"}}");
     sp_buf_reset(&b);
     ASSERT_EQ_INT(sp_otlp_encode_response(SP_OTLP_PROTOBUF, 0, NULL, &b), 0);
     ASSERT_EQ_INT(b.len, 0);
@@ -665,7 +684,7 @@ static void test_answers(void)
     ASSERT_EQ_INT(resp->partial_success->rejected_spans, 2);
     ASSERT_EQ_STR(resp->partial_success->error_message, "why");
     opentelemetry__proto__collector__trace__v1__export_trace_service_response__free_unpacked(resp,
-                                                                                            NULL);
+                                                                                             NULL);
     sp_buf_reset(&b);
     ASSERT_EQ_INT(sp_otlp_encode_status(SP_OTLP_JSON, 3, "x", &b), 0);
     ASSERT_EQ_STR((char *)b.data, "{\"code\":3,\"message\":\"x\"}");
