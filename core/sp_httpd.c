@@ -313,8 +313,7 @@ static void sp_httpd_completed(void *cls, struct MHD_Connection *conn, void **co
 
 /* MHD's own format strings: not ours to check, hence the attribute. */
 __attribute__((format(printf, 2, 0)))
-__attribute__((format(printf, 2, 0))) static void sp_httpd_log(void *cls, const char *fmt,
-                                                           va_list ap)
+static void sp_httpd_log(void *cls, const char *fmt, va_list ap)
 {
     struct sp_httpd *h = cls;
     char msg[512];
