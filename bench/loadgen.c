@@ -18,7 +18,8 @@
  * (one request at a time per connection). --rate 0 is closed loop (every
  * slot always busy): the maximum throughput at that concurrency. Latency is
  * measured from the moment the request is handed to the socket; in rate
- * mode a request that finds no free slot is counted as `late`.
+ * mode a request that goes out more than 10 ms after its scheduled time
+ * (no free slot: the server is behind) is counted as `late`.
  * Prints one `RESULT loadgen ...` line. */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -597,13 +598,16 @@ int main(int argc, char **argv)
                     next_send += interval;
                 }
                 while (pending > 0) {
+                    /* The oldest due request was scheduled pending
+                     * intervals before next_send. */
+                    int64_t due = next_send - (int64_t)pending * interval;
                     int r = send_one();
                     if (r <= 0)
                         break;
+                    if (now - due > 10000000 && now >= t_measure)
+                        st.late++; /* sent more than 10 ms after its time */
                     pending--;
                 }
-                if (pending > 0 && now >= t_measure)
-                    st.late++; /* counted once per wake with a backlog */
             } else {
                 while (send_one() > 0)
                     ;
@@ -618,9 +622,14 @@ int main(int argc, char **argv)
                 break;
         }
         int timeout_ms = 50;
-        if (interval && now < t_end) {
+        if (interval && now < t_end && pending == 0) {
             int64_t wait = next_send - bench_mono_ns();
             timeout_ms = wait <= 0 ? 0 : (int)(wait / 1000000);
+        } else if (interval && now < t_end) {
+            /* A backlog waits for a free slot, i.e. for an answer: sleep in
+             * epoll until one comes or the next request is due. */
+            int64_t wait = next_send - bench_mono_ns();
+            timeout_ms = wait <= 1000000 ? 1 : (int)(wait / 1000000);
         }
         struct epoll_event evs[64];
         int n = epoll_wait(ep, evs, 64, timeout_ms);

@@ -448,15 +448,23 @@ lost_spans() {
         awk '/^spanprof_(receiver|exporter)_[a-z_]*(refused|failed|dropped)[a-z_]*spans_total/ { s += $NF } END { printf "%.0f", s + 0 }'
 }
 sink_spans() { awk -F= '$1 == "dd_spans" {print $2}' "$SINK_STATS" 2>/dev/null || echo 0; }
-# Waits until the sink has seen N more spans than BASE (or 10 s pass).
+# Waits until the sink has seen N more spans than BASE, or its count stops
+# moving for 3 s (the sink writes its stats every second), or 15 s pass.
 sink_wait() { # base expected
-    local i n
-    for ((i = 0; i < 100; i++)); do
+    local i n last=-1 still=0
+    for ((i = 0; i < 150; i++)); do
         n=$(sink_spans)
         [ "${n:-0}" -ge $(($1 + $2)) ] && break
+        if [ "${n:-0}" = "$last" ]; then
+            still=$((still + 1))
+            [ "$still" -ge 30 ] && break
+        else
+            still=0
+            last=${n:-0}
+        fi
         sleep 0.1
     done
-    sleep 1.2 # the sink writes its stats every second
+    sleep 1.1
     sink_spans
 }
 
@@ -507,7 +515,9 @@ if want e2e && [ "$SP_READY" = 1 ]; then
                 { [ "$H_BAD" -ne 0 ] || [ "$lost" -ne 0 ] || [ "$delivered" -lt "$sent" ]; } && ok=0
                 tried="$tried c$c/m$m:${sps}$([ $ok = 0 ] && echo "(lost=$lost,bad=$H_BAD,delivered=$delivered)")"
                 log "e2e $proto -c $c -m $m: $sps spans/s, bad=$H_BAD lost=$lost delivered=$delivered (>= $sent expected)"
-                if [ "$ok" = 1 ] && [ "$sps" -gt "$best_sps" ]; then
+                # More concurrency only adds refusals once a step failed.
+                [ "$ok" = 0 ] && break
+                if [ "$sps" -gt "$best_sps" ]; then
                     best_sps=$sps
                     best="$H_CMD"
                     best_p="p50 ${H_P50} us, p99 ${H_P99} us"
