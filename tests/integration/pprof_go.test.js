@@ -104,8 +104,10 @@ async function main() {
     assert.strictEqual(a.compression, 'gzip');
     assert.strictEqual(a.bytes, fs.statSync(pushed).size);
     assert.deepStrictEqual(a.pprof.sample_types, raw.sampleTypes);
-    // Go's tool merges samples with equal stacks and labels: never more than ours
-    assert.ok(a.pprof.samples >= raw.samples.length && a.pprof.samples <= raw.samples.length + 5);
+    // Go's tool merges samples with equal stacks and labels and drops
+    // zero-valued ones, so it never shows more than we decoded; how many it
+    // merges depends on the run. The exact check is compareWithGo below.
+    assert.ok(a.pprof.samples >= raw.samples.length, `${a.pprof.samples} samples, go tool shows ${raw.samples.length}`);
     assert.ok(raw.samples.length >= 5, `only ${raw.samples.length} samples`);
     // the profile's own window: ~2 s
     const dur = (line.end_ns - line.start_ns) / 1e9;
