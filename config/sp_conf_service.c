@@ -138,6 +138,7 @@ static int sp_read_file(const char *path, struct sp_buf *out, struct sp_diag *d)
 /* ---- components ---- */
 
 struct sp_loader {
+    const struct sp_node *root;
     struct sp_arena *arena;
     struct sp_diag *d;
     struct sp_service_conf *conf;
@@ -293,6 +294,10 @@ static void sp_undefined_ref(struct sp_loader *L, enum sp_kind kind, const char 
                       where, sp_kind_name(kind));
         return;
     }
+    /* Defined, but its definition failed (unknown type, bad id): that was
+     * reported where it is defined; a second error here is only noise. */
+    if (sp_node_get(sp_node_get(L->root, sp_section_name(kind), NULL), id, NULL))
+        return;
     const char *names[256];
     size_t n = 0;
     for (size_t i = 0; i < conf->component_count && n < 256; i++)
@@ -740,7 +745,7 @@ int sp_service_conf_load_sources(const struct sp_conf_source *src, size_t n,
         return SP_EINVAL;
     }
 
-    struct sp_loader L = {.arena = a, .d = d, .conf = conf};
+    struct sp_loader L = {.root = root, .arena = a, .d = d, .conf = conf};
     size_t total = sp_count_components(root);
     conf->components = sp_arena_calloc(a, total ? total : 1, sizeof(*conf->components));
     if (!conf->components) {

@@ -111,8 +111,9 @@ static void health_check_handler(void *ud, struct sp_http_request *req)
     char uptime[64];
     health_check_format_uptime(uptime, sizeof(uptime), uv_now(hc->comp->loop) - hc->up_since_ms);
     char body[256];
-    int len = snprintf(body, sizeof(body), "{\"status\":\"%s\",\"upSince\":\"%s\",\"uptime\":\"%s\"}",
-                       status, since, uptime);
+    int len = snprintf(body, sizeof(body),
+                       "{\"status\":\"%s\",\"upSince\":\"%s\",\"uptime\":\"%s\"}", status,
+                       since, uptime);
     /* Probes must see the current state, never a cached one. */
     static const char *const headers[] = {"Cache-Control", "no-store", NULL};
     sp_httpd_respond(req, code, "application/json", body, (size_t)len, headers);
