@@ -55,14 +55,13 @@ static void choose_default_exporter(void)
     setenv("SPANPROF_EXPORTER", key && *key ? "datadog" : "file", 1);
 }
 
-static int load_config(const char **files, size_t n, struct sp_service_conf **conf, bool quiet_ok)
+/* Loads the config; errors and warnings go to stderr either way. */
+static int load_config(const char **files, size_t n, struct sp_service_conf **conf)
 {
     struct sp_diag diag = {0};
     choose_default_exporter();
     int rc = sp_service_conf_load(files, n, conf, &diag);
-    if (diag.text.len && (rc || !quiet_ok))
-        fputs((const char *)diag.text.data, stderr);
-    else if (diag.text.len)
+    if (diag.text.len)
         fputs((const char *)diag.text.data, stderr);
     sp_diag_free(&diag);
     return rc;
@@ -71,7 +70,7 @@ static int load_config(const char **files, size_t n, struct sp_service_conf **co
 static int cmd_validate(const char **files, size_t n)
 {
     struct sp_service_conf *conf = NULL;
-    if (load_config(files, n, &conf, false) != 0)
+    if (load_config(files, n, &conf) != 0)
         return 1;
     /* Creating the components runs their own validation (no I/O). */
     uv_loop_t loop;
@@ -96,7 +95,7 @@ static int cmd_validate(const char **files, size_t n)
 static int cmd_print_config(const char **files, size_t n)
 {
     struct sp_service_conf *conf = NULL;
-    if (load_config(files, n, &conf, false) != 0)
+    if (load_config(files, n, &conf) != 0)
         return 1;
     struct sp_buf out = {0};
     sp_service_conf_print(conf, &out);
@@ -183,7 +182,7 @@ static int cmd_healthcheck(const char *endpoint)
 static int cmd_run(const char **files, size_t n)
 {
     struct sp_service_conf *conf = NULL;
-    if (load_config(files, n, &conf, true) != 0)
+    if (load_config(files, n, &conf) != 0)
         return 1;
     sp_log_set_level((enum sp_log_level)conf->log_level);
     sp_log_set_format((enum sp_log_format)conf->log_format);

@@ -395,15 +395,16 @@ int sp_httpd_start(uv_loop_t *loop, const struct sp_httpd_opts *opts, sp_httpd_h
     if (v6)
         flags |= MHD_USE_IPv6;
     h->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, sp_httpd_access, h, MHD_OPTION_LISTEN_SOCKET, fd,
+        /* The logger goes first so MHD logs nothing before it is set. */
+        flags, 0, NULL, NULL, sp_httpd_access, h, MHD_OPTION_EXTERNAL_LOGGER, sp_httpd_log, h,
+        MHD_OPTION_LISTEN_SOCKET, fd,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)(opts->max_header_bytes ? opts->max_header_bytes : 32768),
         MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned int)(opts->connection_timeout_s ? opts->connection_timeout_s : 30),
         MHD_OPTION_CONNECTION_LIMIT,
         (unsigned int)(opts->max_connections ? opts->max_connections : 256),
-        MHD_OPTION_NOTIFY_COMPLETED, sp_httpd_completed, h, MHD_OPTION_EXTERNAL_LOGGER,
-        sp_httpd_log, h, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_COMPLETED, sp_httpd_completed, h, MHD_OPTION_END);
     if (!h->daemon) {
         close(fd);
         free(h->name);
