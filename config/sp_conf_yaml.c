@@ -21,6 +21,7 @@
 
 /* ---- diagnostics ---- */
 
+__attribute__((format(printf, 4, 0)))
 static void sp_diag_vadd(struct sp_diag *d, bool warning, const struct sp_conf_pos *pos,
                          const char *fmt, va_list ap)
 {
