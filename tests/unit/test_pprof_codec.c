@@ -64,8 +64,8 @@ static void check_against_go(const char *path, size_t min_samples)
         shown += nz > 0;
     }
     size_t ct_lines = 0;
-    for (const char *c = ct; *c; c++)
-        ct_lines += *c == '\n';
+    for (const char *ch = ct; *ch; ch++)
+        ct_lines += *ch == '\n';
     ASSERT(ct_lines >= (shown < min_samples ? shown : min_samples));
     free(co);
     free(ct);
