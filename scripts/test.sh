@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Builds spanprof twice (optimised with -Werror; ASan+UBSan) and runs every
-# test: unit, fuzz-corpus replay and integration in the first build, unit and
-# fuzz again under the sanitizers. Ends with the line `N passed, N failed`.
+# Builds spanprof twice, with two compilers (gcc, optimised; clang with
+# ASan+UBSan; -Werror in both) and runs every test: unit, fuzz-corpus replay
+# and integration in the first build; unit, fuzz and the integration tests
+# that feed spanprof hostile input or drive every path again on the
+# sanitized binary. Ends with the line `N passed, N failed`.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,15 +27,24 @@ setup() { # dir, extra meson args...
 }
 
 setup build || exit 1
-setup build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dintegration_tests=false \
-    -Dbuildtype=debug || exit 1
+CC=clang setup build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug || exit 1
 ninja -C build || exit 1
 ninja -C build-asan || exit 1
 
 status=0
 meson test -C build --no-rebuild --print-errorlogs --num-processes 2 "$@" || status=1
+# Under the sanitizers: every unit and fuzz test, and the integration tests
+# that send bad input, shut down mid-request, or cross every pipeline.
+rm -f build-asan/meson-logs/testlog-*.json
 meson test -C build-asan --no-rebuild --print-errorlogs --num-processes 2 --suite unit --suite fuzz \
     "$@" || status=1
+cp build-asan/meson-logs/testlog.json build-asan/meson-logs/testlog-unit.json
+if [ $# -eq 0 ]; then
+    meson test -C build-asan --no-rebuild --print-errorlogs --num-processes 2 \
+        otlp_bad_input pprof_bad_input lifecycle otlp_lifecycle datadog_faults e2e || status=1
+    cp build-asan/meson-logs/testlog.json build-asan/meson-logs/testlog-integration.json
+fi
 
-python3 scripts/test_summary.py build/meson-logs/testlog.json build-asan/meson-logs/testlog.json
+python3 scripts/test_summary.py build/meson-logs/testlog.json build-asan/meson-logs/testlog-unit.json \
+    build-asan/meson-logs/testlog-integration.json
 exit $status
