@@ -7,6 +7,9 @@
  * at it (sp_conf_errorf). The same walk prints the effective config with
  * secrets redacted and writes the reference. Also here: the scalar parsers
  * (durations, sizes, booleans, endpoints) shared with the CLI. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include "sp_conf_internal.h"
 
 #include <ctype.h>
@@ -233,6 +236,33 @@ int sp_conf_parse_endpoint(const char *s, char *host_out, int *port_out, struct 
         host_out[hlen] = '\0';
     }
     *port_out = (int)p;
+    return 0;
+}
+
+int sp_conf_endpoint_addr(const char *endpoint, struct sockaddr_storage *ss, unsigned *len,
+                          struct sp_err *err)
+{
+    char host[256];
+    int port;
+    if (sp_conf_parse_endpoint(endpoint, host, &port, err))
+        return SP_EINVAL;
+    if (strcmp(host, "localhost") == 0)
+        strcpy(host, "127.0.0.1");
+    memset(ss, 0, sizeof(*ss));
+    struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons((uint16_t)port);
+        *len = sizeof(*sin);
+    } else if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons((uint16_t)port);
+        *len = sizeof(*sin6);
+    } else {
+        return sp_err_set(err, SP_EINVAL,
+                          "endpoint '%s': host must be an IP address or localhost", endpoint);
+    }
     return 0;
 }
 

@@ -119,37 +119,26 @@ static int cmd_reference(void)
 /* A plain-socket HTTP GET, so a distroless image needs no curl. */
 static int cmd_healthcheck(const char *endpoint)
 {
-    char host[256];
-    int port;
-    struct sp_err err = {0};
-    if (sp_conf_parse_endpoint(endpoint, host, &port, &err)) {
-        fprintf(stderr, "healthcheck: %s\n", err.msg);
-        return 1;
-    }
-    if (strcmp(host, "0.0.0.0") == 0 || strcmp(host, "localhost") == 0)
-        strcpy(host, "127.0.0.1");
+    /* A health check bound to all interfaces answers on loopback too. */
+    char probe[300];
+    if (strncmp(endpoint, "0.0.0.0:", 8) == 0)
+        snprintf(probe, sizeof(probe), "127.0.0.1:%s", endpoint + 8);
+    else
+        snprintf(probe, sizeof(probe), "%s", endpoint);
     struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof(ss));
-    socklen_t slen;
-    struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-    if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
-        sin->sin_family = AF_INET;
-        sin->sin_port = htons((uint16_t)port);
-        slen = sizeof(*sin);
-    } else if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
-        sin6->sin6_family = AF_INET6;
-        sin6->sin6_port = htons((uint16_t)port);
-        slen = sizeof(*sin6);
-    } else {
-        fprintf(stderr, "healthcheck: host '%s' is not an IP address\n", host);
+    unsigned slen;
+    struct sp_err err = {0};
+    if (sp_conf_endpoint_addr(probe, &ss, &slen, &err)) {
+        fprintf(stderr, "healthcheck: %s\n", err.msg);
         return 1;
     }
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct timeval tv = {.tv_sec = 3};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    if (fd < 0 || connect(fd, (struct sockaddr *)&ss, slen) != 0) {
+    if (fd >= 0) {
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    }
+    if (fd < 0 || connect(fd, (struct sockaddr *)&ss, (socklen_t)slen) != 0) {
         fprintf(stderr, "healthcheck: cannot connect to %s: %s\n", endpoint, strerror(errno));
         if (fd >= 0)
             close(fd);

@@ -327,36 +327,17 @@ static void sp_httpd_log(void *cls, const char *fmt, va_list ap)
 static int sp_httpd_listen(const char *endpoint, int *fd_out, int *port_out, bool *v6,
                            struct sp_err *err)
 {
-    char host[256];
-    int port;
-    if (sp_conf_parse_endpoint(endpoint, host, &port, err))
-        return SP_EINVAL;
     struct sockaddr_storage ss;
-    socklen_t slen;
-    memset(&ss, 0, sizeof(ss));
-    if (strcmp(host, "localhost") == 0)
-        strcpy(host, "127.0.0.1");
-    struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-    if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
-        sin->sin_family = AF_INET;
-        sin->sin_port = htons((uint16_t)port);
-        slen = sizeof(*sin);
-        *v6 = false;
-    } else if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
-        sin6->sin6_family = AF_INET6;
-        sin6->sin6_port = htons((uint16_t)port);
-        slen = sizeof(*sin6);
-        *v6 = true;
-    } else {
-        return sp_err_set(err, SP_EINVAL, "endpoint '%s': host must be an IP address", endpoint);
-    }
+    unsigned slen;
+    if (sp_conf_endpoint_addr(endpoint, &ss, &slen, err))
+        return SP_EINVAL;
+    *v6 = ss.ss_family == AF_INET6;
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return sp_err_set(err, SP_EIO, "endpoint '%s': socket: %s", endpoint, strerror(errno));
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (bind(fd, (struct sockaddr *)&ss, slen) != 0 || listen(fd, 128) != 0) {
+    if (bind(fd, (struct sockaddr *)&ss, (socklen_t)slen) != 0 || listen(fd, 128) != 0) {
         int e = errno;
         close(fd);
         return sp_err_set(err, SP_EIO, "cannot listen on '%s': %s", endpoint, strerror(e));

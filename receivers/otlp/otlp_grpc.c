@@ -850,19 +850,13 @@ int otlp_grpc_start(struct otlp_ctx *ctx, struct sp_err *err)
 {
     struct otlp_grpc_conf *conf = &ctx->conf->protocols.grpc;
     uv_loop_t *loop = ctx->comp->loop;
-    char host[256];
-    int port, rc;
-    if (sp_conf_parse_endpoint(conf->endpoint, host, &port, err))
-        return SP_EINVAL;
-    if (strcmp(host, "localhost") == 0)
-        strcpy(host, "127.0.0.1");
+    int rc;
     struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof(ss));
-    if (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) != 0 &&
-        uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss) != 0)
-        return sp_err_set(err, SP_EINVAL,
-                          "protocols.grpc.endpoint '%s': host must be an IP address or localhost",
-                          conf->endpoint);
+    unsigned slen;
+    if (sp_conf_endpoint_addr(conf->endpoint, &ss, &slen, err)) {
+        sp_err_prefix(err, "protocols.grpc.endpoint");
+        return SP_EINVAL;
+    }
 
     struct otlp_grpc *g = calloc(1, sizeof(*g));
     if (!g)

@@ -89,6 +89,14 @@ int sp_conf_errorf(const struct sp_conf_ctx *ctx, struct sp_err *err, const char
  * host_out must hold 256 bytes. Returns 0 or SP_EINVAL with a message. */
 int sp_conf_parse_endpoint(const char *s, char *host_out, int *port_out, struct sp_err *err);
 
+/* "host:port" as a socket address: the host must be an IP literal or
+ * `localhost` (127.0.0.1); a sidecar binds loopback or an explicit
+ * address, so no DNS. *len gets the address length. 0 or SP_EINVAL with a
+ * message naming the endpoint. */
+struct sockaddr_storage;
+int sp_conf_endpoint_addr(const char *endpoint, struct sockaddr_storage *ss, unsigned *len,
+                          struct sp_err *err);
+
 /* Scalar parsers shared with query strings and CLI flags (0 or SP_EINVAL). */
 int sp_conf_parse_duration_ms(const char *s, int64_t *out);
 int sp_conf_parse_size(const char *s, uint64_t *out);
