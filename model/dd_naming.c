@@ -14,6 +14,7 @@
 #include <ctype.h>
 #include <inttypes.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,6 +87,39 @@ static const char *ds_finish(struct dd_str *s, struct sp_arena *a)
         r = sp_arena_strndup(a, s->p ? s->p : "", s->len);
     free(s->p);
     s->p = NULL;
+    return r;
+}
+
+/* Decimal digits of v into buf (no NUL); their count. */
+static size_t fmt_i64(char buf[24], int64_t v)
+{
+    char tmp[24];
+    size_t n = 0;
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    size_t o = 0;
+    if (v < 0)
+        buf[o++] = '-';
+    while (n)
+        buf[o++] = tmp[--n];
+    return o;
+}
+
+/* x y z concatenated in the arena (what sp_arena_sprintf("%s%s%s") gives,
+ * without the format machinery). NULL on ENOMEM. */
+static const char *cat3(struct sp_arena *a, const char *x, const char *y, const char *z)
+{
+    size_t nx = strlen(x), ny = strlen(y), nz = strlen(z);
+    char *r = sp_arena_alloc(a, nx + ny + nz + 1);
+    if (!r)
+        return NULL;
+    memcpy(r, x, nx);
+    memcpy(r + nx, y, ny);
+    memcpy(r + nx + ny, z, nz);
+    r[nx + ny + nz] = 0;
     return r;
 }
 
@@ -224,9 +258,8 @@ static void fmt_json_value(struct dd_str *s, const sp_otlp_any *v, int depth)
         ds_puts(s, v->bool_value ? "true" : "false");
         break;
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE: {
-        char b[32];
-        snprintf(b, sizeof b, "%" PRId64, v->int_value);
-        ds_puts(s, b);
+        char b[24];
+        ds_putn(s, b, fmt_i64(b, v->int_value));
         break;
     }
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE:
@@ -289,8 +322,10 @@ const char *sp_dd_any_string(const sp_otlp_any *v, struct sp_arena *a)
         return v->string_value ? v->string_value : "";
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE:
         return v->bool_value ? "true" : "false";
-    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE:
-        return sp_arena_sprintf(a, "%" PRId64, v->int_value);
+    case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE: {
+        char b[24];
+        return sp_arena_strndup(a, b, fmt_i64(b, v->int_value));
+    }
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE:
         fmt_double(&s, v->double_value);
         return ds_finish(&s, a);
@@ -308,6 +343,156 @@ const char *sp_dd_any_string(const sp_otlp_any *v, struct sp_arena *a)
 
 /* ---- lookups ---- */
 
+/* The known keys (enum sp_dd_key) and a small open-addressing table that
+ * classifies an attribute key with one hash of a few of its bytes and one
+ * memcmp, built on first use. */
+static const char *const key_names[SP_DD_KEY_COUNT] = {
+    [SP_DD_K_SERVICE_NAME] = "service.name",
+    [SP_DD_K_RESOURCE_NAME] = "resource.name",
+    [SP_DD_K_OPERATION_NAME] = "operation.name",
+    [SP_DD_K_SPAN_TYPE] = "span.type",
+    [SP_DD_K_HTTP_REQUEST_METHOD] = "http.request.method",
+    [SP_DD_K_HTTP_METHOD] = "http.method",
+    [SP_DD_K_HTTP_ROUTE] = "http.route",
+    [SP_DD_K_MESSAGING_OPERATION] = "messaging.operation",
+    [SP_DD_K_MESSAGING_DESTINATION] = "messaging.destination",
+    [SP_DD_K_MESSAGING_DESTINATION_NAME] = "messaging.destination.name",
+    [SP_DD_K_MESSAGING_SYSTEM] = "messaging.system",
+    [SP_DD_K_RPC_METHOD] = "rpc.method",
+    [SP_DD_K_RPC_SERVICE] = "rpc.service",
+    [SP_DD_K_RPC_SYSTEM] = "rpc.system",
+    [SP_DD_K_GRAPHQL_OPERATION_TYPE] = "graphql.operation.type",
+    [SP_DD_K_GRAPHQL_OPERATION_NAME] = "graphql.operation.name",
+    [SP_DD_K_DB_SYSTEM_NAME] = "db.system.name",
+    [SP_DD_K_DB_SYSTEM] = "db.system",
+    [SP_DD_K_DB_STATEMENT] = "db.statement",
+    [SP_DD_K_DB_QUERY_TEXT] = "db.query.text",
+    [SP_DD_K_FAAS_INVOKED_PROVIDER] = "faas.invoked_provider",
+    [SP_DD_K_FAAS_INVOKED_NAME] = "faas.invoked_name",
+    [SP_DD_K_FAAS_TRIGGER] = "faas.trigger",
+    [SP_DD_K_NETWORK_PROTOCOL_NAME] = "network.protocol.name",
+    [SP_DD_K_DATADOG_SERVICE] = "datadog.service",
+    [SP_DD_K_DATADOG_OPERATION_NAME] = "datadog.operation_name",
+    [SP_DD_K_DATADOG_RESOURCE_NAME] = "datadog.resource_name",
+    [SP_DD_K_DATADOG_SPAN_TYPE] = "datadog.span.type",
+    [SP_DD_K_DATADOG_ERROR] = "datadog.error",
+    [SP_DD_K_DATADOG_SPAN_KIND] = "datadog.span.kind",
+    [SP_DD_K_DATADOG_HTTP_STATUS_CODE] = "datadog.http_status_code",
+    [SP_DD_K_HTTP_STATUS_CODE] = "http.status_code",
+    [SP_DD_K_HTTP_RESPONSE_STATUS_CODE] = "http.response.status_code",
+    [SP_DD_K_DD_MEASURED] = "_dd.measured",
+    [SP_DD_K_DATADOG_ENV] = "datadog.env",
+    [SP_DD_K_DATADOG_VERSION] = "datadog.version",
+    [SP_DD_K_DATADOG_ERROR_MSG] = "datadog.error.msg",
+    [SP_DD_K_DATADOG_ERROR_TYPE] = "datadog.error.type",
+    [SP_DD_K_DATADOG_ERROR_STACK] = "datadog.error.stack",
+    [SP_DD_K_SERVICE_VERSION] = "service.version",
+    [SP_DD_K_DEPLOYMENT_ENVIRONMENT_NAME] = "deployment.environment.name",
+    [SP_DD_K_DEPLOYMENT_ENVIRONMENT] = "deployment.environment",
+    [SP_DD_K_DB_NAMESPACE] = "db.namespace",
+    [SP_DD_K_CLIENT_ADDRESS] = "client.address",
+    [SP_DD_K_HTTP_RESPONSE_BODY_SIZE] = "http.response.body.size",
+    [SP_DD_K_HTTP_REQUEST_BODY_SIZE] = "http.request.body.size",
+    [SP_DD_K_HTTP_REQUEST_HEADER_REFERRER] = "http.request.header.referrer",
+    [SP_DD_K_NETWORK_PROTOCOL_VERSION] = "network.protocol.version",
+    [SP_DD_K_SERVER_ADDRESS] = "server.address",
+    [SP_DD_K_URL_FULL] = "url.full",
+    [SP_DD_K_USER_AGENT_ORIGINAL] = "user_agent.original",
+    [SP_DD_K_ANALYTICS_EVENT] = "analytics.event",
+    [SP_DD_K_SAMPLING_PRIORITY] = "sampling.priority",
+    [SP_DD_K_SERVICE_INSTANCE_ID] = "service.instance.id",
+    [SP_DD_K_HOST_NAME] = "host.name",
+};
+
+#define KEY_SLOTS 256 /* power of two, > 4x the keys: most misses end at once */
+_Static_assert(SP_DD_KEY_COUNT < 128 && SP_DD_KEY_COUNT < KEY_SLOTS,
+               "key ids are int8_t (sp_dd_keys_index) and uint8_t slots");
+
+static struct {
+    uint8_t slot[KEY_SLOTS]; /* 0 = empty, else id + 1 */
+    uint8_t len[SP_DD_KEY_COUNT];
+    size_t min_len, max_len;
+} key_tab;
+static pthread_once_t key_tab_once = PTHREAD_ONCE_INIT;
+
+/* Mixes the length and four bytes spread over the key: known keys differ
+ * there, and it reads no byte past len. */
+static uint32_t key_hash(const unsigned char *s, size_t n)
+{
+    uint32_t h = (uint32_t)n * 0x9E3779B1u;
+    h ^= (uint32_t)s[0] * 0x85EBCA77u;
+    h ^= (uint32_t)s[n - 1] * 0xC2B2AE3Du;
+    h ^= (uint32_t)s[n / 2] * 0x27D4EB2Fu;
+    h ^= (uint32_t)s[(n * 3) / 4] * 0x165667B1u;
+    h ^= h >> 15;
+    h *= 0x2C1B3C6Du;
+    h ^= h >> 12;
+    return h;
+}
+
+static void key_tab_build(void)
+{
+    key_tab.min_len = SIZE_MAX;
+    for (int id = 0; id < SP_DD_KEY_COUNT; id++) {
+        size_t n = strlen(key_names[id]);
+        key_tab.len[id] = (uint8_t)n;
+        if (n < key_tab.min_len)
+            key_tab.min_len = n;
+        if (n > key_tab.max_len)
+            key_tab.max_len = n;
+        uint32_t i = key_hash((const unsigned char *)key_names[id], n) & (KEY_SLOTS - 1);
+        while (key_tab.slot[i])
+            i = (i + 1) & (KEY_SLOTS - 1);
+        key_tab.slot[i] = (uint8_t)(id + 1);
+    }
+}
+
+static int key_id(const char *key, size_t len)
+{
+    if (len < key_tab.min_len || len > key_tab.max_len)
+        return -1;
+    for (uint32_t i = key_hash((const unsigned char *)key, len) & (KEY_SLOTS - 1);;
+         i = (i + 1) & (KEY_SLOTS - 1)) {
+        unsigned e = key_tab.slot[i];
+        if (!e)
+            return -1;
+        if (key_tab.len[e - 1] == len && memcmp(key_names[e - 1], key, len) == 0)
+            return (int)e - 1;
+    }
+}
+
+int sp_dd_key_id(const char *key, size_t len)
+{
+    pthread_once(&key_tab_once, key_tab_build);
+    return key_id(key, len);
+}
+
+const char *sp_dd_key_name(enum sp_dd_key k)
+{
+    return (unsigned)k < SP_DD_KEY_COUNT ? key_names[k] : NULL;
+}
+
+void sp_dd_keys_index(struct sp_dd_keys *k, sp_otlp_kv *const *kv, size_t n, int8_t *ids)
+{
+    pthread_once(&key_tab_once, key_tab_build);
+    memset(k, 0, sizeof *k);
+    for (size_t i = 0; i < n; i++) {
+        const sp_otlp_kv *e = kv ? kv[i] : NULL;
+        int id = -1;
+        if (e && e->key) {
+            size_t len = strlen(e->key);
+            id = key_id(e->key, len);
+            /* pdata's Map.Get: the first entry with the key wins. */
+            if (id >= 0 && !k->kv[id])
+                k->kv[id] = e;
+            if (len >= 8 && memcmp(e->key, "datadog.", 8) == 0)
+                k->dd_namespace = true;
+        }
+        if (ids)
+            ids[i] = (int8_t)id;
+    }
+}
+
 static const sp_otlp_any *kv_find(sp_otlp_kv *const *kv, size_t n, const char *key)
 {
     if (!kv)
@@ -319,31 +504,57 @@ static const sp_otlp_any *kv_find(sp_otlp_kv *const *kv, size_t n, const char *k
     return NULL;
 }
 
-/* One key: span attribute if non-empty, else resource attribute if
- * non-empty, else NULL. The NULL-on-ENOMEM case is folded into "absent". */
-static const char *lookup_key(const struct sp_dd_span_ctx *c, const char *key, struct sp_arena *a)
+/* The value of a known key in one list: from its index when there is one,
+ * else by a scan (the same first entry either way). */
+static const sp_otlp_any *find_id(const struct sp_dd_keys *ix, sp_otlp_kv *const *kv, size_t n,
+                                  int id)
 {
-    const sp_otlp_any *v = NULL;
-    if (c->span)
-        v = kv_find(c->span->attributes, c->span->n_attributes, key);
-    if (v) {
-        const char *s = sp_dd_any_string(v, a);
-        if (s && *s)
-            return s;
+    if (ix) {
+        const sp_otlp_kv *e = ix->kv[id];
+        return e ? e->value : NULL;
     }
-    v = kv_find(c->resource_attrs, c->n_resource_attrs, key);
-    if (v) {
-        const char *s = sp_dd_any_string(v, a);
-        if (s && *s)
-            return s;
-    }
-    return NULL;
+    return kv_find(kv, n, key_names[id]);
 }
 
-/* A concept: its keys in the registry's order, first non-empty wins. */
-static const char *lookup(const struct sp_dd_span_ctx *c, struct sp_arena *a, const char *const *keys)
+/* A value as a non-empty string, or NULL. The NULL-on-ENOMEM case is
+ * folded into "absent". */
+static const char *nonempty(const sp_otlp_any *v, struct sp_arena *a)
 {
-    for (; *keys; keys++) {
+    if (!v)
+        return NULL;
+    const char *s = sp_dd_any_string(v, a);
+    return s && *s ? s : NULL;
+}
+
+/* One key: span attribute if non-empty, else resource attribute if
+ * non-empty, else NULL. */
+static const char *lookup_key(const struct sp_dd_span_ctx *c, int id, struct sp_arena *a)
+{
+    const char *s = NULL;
+    if (c->span)
+        s = nonempty(find_id(c->span_keys, c->span->attributes, c->span->n_attributes, id), a);
+    if (!s)
+        s = nonempty(find_id(c->resource_keys, c->resource_attrs, c->n_resource_attrs, id), a);
+    return s;
+}
+
+/* The same for any key (sp_dd_attr with a key outside enum sp_dd_key). */
+static const char *lookup_key_str(const struct sp_dd_span_ctx *c, const char *key,
+                                  struct sp_arena *a)
+{
+    const char *s = NULL;
+    if (c->span)
+        s = nonempty(kv_find(c->span->attributes, c->span->n_attributes, key), a);
+    if (!s)
+        s = nonempty(kv_find(c->resource_attrs, c->n_resource_attrs, key), a);
+    return s;
+}
+
+/* A concept: its keys in the registry's order (ending with -1), first
+ * non-empty wins. */
+static const char *lookup(const struct sp_dd_span_ctx *c, struct sp_arena *a, const int8_t *keys)
+{
+    for (; *keys >= 0; keys++) {
         const char *s = lookup_key(c, *keys, a);
         if (s)
             return s;
@@ -351,28 +562,28 @@ static const char *lookup(const struct sp_dd_span_ctx *c, struct sp_arena *a, co
     return NULL;
 }
 
-static const char *const K_SERVICE[] = {"service.name", NULL};
-static const char *const K_RESOURCE[] = {"resource.name", NULL};
-static const char *const K_OPERATION[] = {"operation.name", NULL};
-static const char *const K_SPAN_TYPE[] = {"span.type", NULL};
-static const char *const K_HTTP_METHOD[] = {"http.request.method", "http.method", NULL};
-static const char *const K_HTTP_ROUTE[] = {"http.route", NULL};
-static const char *const K_MSG_OP[] = {"messaging.operation", NULL};
-static const char *const K_MSG_DEST[] = {"messaging.destination", "messaging.destination.name",
-                                         NULL};
-static const char *const K_MSG_SYSTEM[] = {"messaging.system", NULL};
-static const char *const K_RPC_METHOD[] = {"rpc.method", NULL};
-static const char *const K_RPC_SERVICE[] = {"rpc.service", NULL};
-static const char *const K_RPC_SYSTEM[] = {"rpc.system", NULL};
-static const char *const K_GQL_TYPE[] = {"graphql.operation.type", NULL};
-static const char *const K_GQL_NAME[] = {"graphql.operation.name", NULL};
+static const int8_t K_SERVICE[] = {SP_DD_K_SERVICE_NAME, -1};
+static const int8_t K_RESOURCE[] = {SP_DD_K_RESOURCE_NAME, -1};
+static const int8_t K_OPERATION[] = {SP_DD_K_OPERATION_NAME, -1};
+static const int8_t K_SPAN_TYPE[] = {SP_DD_K_SPAN_TYPE, -1};
+static const int8_t K_HTTP_METHOD[] = {SP_DD_K_HTTP_REQUEST_METHOD, SP_DD_K_HTTP_METHOD, -1};
+static const int8_t K_HTTP_ROUTE[] = {SP_DD_K_HTTP_ROUTE, -1};
+static const int8_t K_MSG_OP[] = {SP_DD_K_MESSAGING_OPERATION, -1};
+static const int8_t K_MSG_DEST[] = {SP_DD_K_MESSAGING_DESTINATION,
+                                    SP_DD_K_MESSAGING_DESTINATION_NAME, -1};
+static const int8_t K_MSG_SYSTEM[] = {SP_DD_K_MESSAGING_SYSTEM, -1};
+static const int8_t K_RPC_METHOD[] = {SP_DD_K_RPC_METHOD, -1};
+static const int8_t K_RPC_SERVICE[] = {SP_DD_K_RPC_SERVICE, -1};
+static const int8_t K_RPC_SYSTEM[] = {SP_DD_K_RPC_SYSTEM, -1};
+static const int8_t K_GQL_TYPE[] = {SP_DD_K_GRAPHQL_OPERATION_TYPE, -1};
+static const int8_t K_GQL_NAME[] = {SP_DD_K_GRAPHQL_OPERATION_NAME, -1};
 /* The newest registry also knows semconv 1.30's db.system.name, first. */
-static const char *const K_DB_SYSTEM[] = {"db.system.name", "db.system", NULL};
-static const char *const K_DB_STATEMENT[] = {"db.statement", "db.query.text", NULL};
-static const char *const K_FAAS_PROVIDER[] = {"faas.invoked_provider", NULL};
-static const char *const K_FAAS_NAME[] = {"faas.invoked_name", NULL};
-static const char *const K_FAAS_TRIGGER[] = {"faas.trigger", NULL};
-static const char *const K_NET_PROTO[] = {"network.protocol.name", NULL};
+static const int8_t K_DB_SYSTEM[] = {SP_DD_K_DB_SYSTEM_NAME, SP_DD_K_DB_SYSTEM, -1};
+static const int8_t K_DB_STATEMENT[] = {SP_DD_K_DB_STATEMENT, SP_DD_K_DB_QUERY_TEXT, -1};
+static const int8_t K_FAAS_PROVIDER[] = {SP_DD_K_FAAS_INVOKED_PROVIDER, -1};
+static const int8_t K_FAAS_NAME[] = {SP_DD_K_FAAS_INVOKED_NAME, -1};
+static const int8_t K_FAAS_TRIGGER[] = {SP_DD_K_FAAS_TRIGGER, -1};
+static const int8_t K_NET_PROTO[] = {SP_DD_K_NETWORK_PROTOCOL_NAME, -1};
 
 /* Results must live in the caller's arena, not in the span's batch: the
  * exporter may keep them past the batch. */
@@ -383,7 +594,15 @@ static const char *own(const char *s, struct sp_arena *a)
 
 const char *sp_dd_attr(const struct sp_dd_span_ctx *c, const char *key, struct sp_arena *a)
 {
-    return own(lookup_key(c, key, a), a);
+    int id = key ? sp_dd_key_id(key, strlen(key)) : -1;
+    if (id >= 0)
+        return own(lookup_key(c, id, a), a);
+    return key ? own(lookup_key_str(c, key, a), a) : NULL;
+}
+
+const char *sp_dd_attr_key(const struct sp_dd_span_ctx *c, enum sp_dd_key k, struct sp_arena *a)
+{
+    return (unsigned)k < SP_DD_KEY_COUNT ? lookup_key(c, (int)k, a) : NULL;
 }
 
 /* ---- normalisation (datadog-agent pkg/trace/traceutil/normalize) ---- */
@@ -658,7 +877,7 @@ static const char *normalize_service(const char *svc, struct sp_arena *a)
 
 /* datadog.* namespace overrides (spec §4.3: checked first, span then
  * resource, normalised as tag values). */
-static const char *dd_override(const struct sp_dd_span_ctx *c, const char *key, struct sp_arena *a)
+static const char *dd_override(const struct sp_dd_span_ctx *c, int key, struct sp_arena *a)
 {
     const char *v = lookup_key(c, key, a);
     if (!v)
@@ -671,7 +890,7 @@ static const char *dd_override(const struct sp_dd_span_ctx *c, const char *key, 
 
 const char *sp_dd_service(const struct sp_dd_span_ctx *c, struct sp_arena *a)
 {
-    const char *s = dd_override(c, "datadog.service", a);
+    const char *s = dd_override(c, SP_DD_K_DATADOG_SERVICE, a);
     if (!s)
         s = lookup(c, a, K_SERVICE);
     if (!s)
@@ -685,7 +904,7 @@ static int span_kind(const struct sp_dd_span_ctx *c)
 }
 
 static const char *norm_lookup(const struct sp_dd_span_ctx *c, struct sp_arena *a,
-                               const char *const *keys)
+                               const int8_t *keys)
 {
     const char *v = lookup(c, a, keys);
     if (!v)
@@ -709,38 +928,40 @@ static const char *operation_v2(const struct sp_dd_span_ctx *c, struct sp_arena 
             return "http.client.request";
     }
     if ((v = norm_lookup(c, a, K_DB_SYSTEM)) && client)
-        return sp_arena_sprintf(a, "%s.query", v);
+        return cat3(a, v, ".query", "");
     const char *sys = norm_lookup(c, a, K_MSG_SYSTEM);
     const char *op = norm_lookup(c, a, K_MSG_OP);
     if (sys && op &&
         (kind == KIND_CLIENT || kind == KIND_SERVER || kind == KIND_CONSUMER ||
          kind == KIND_PRODUCER))
-        return sp_arena_sprintf(a, "%s.%s", sys, op);
+        return cat3(a, sys, ".", op);
     const char *rpc = norm_lookup(c, a, K_RPC_SYSTEM);
     if (rpc && strcmp(rpc, "aws-api") == 0 && client) {
         const char *svc = norm_lookup(c, a, K_RPC_SERVICE);
         if (svc)
-            return sp_arena_sprintf(a, "aws.%s.request", svc);
+            return cat3(a, "aws.", svc, ".request");
         return "aws.client.request";
     }
     if (rpc && client)
-        return sp_arena_sprintf(a, "%s.client.request", rpc);
+        return cat3(a, rpc, ".client.request", "");
     if (rpc && server)
-        return sp_arena_sprintf(a, "%s.server.request", rpc);
+        return cat3(a, rpc, ".server.request", "");
     const char *prov = norm_lookup(c, a, K_FAAS_PROVIDER);
     const char *fname = norm_lookup(c, a, K_FAAS_NAME);
-    if (prov && fname && client)
-        return sp_arena_sprintf(a, "%s.%s.invoke", prov, fname);
+    if (prov && fname && client) {
+        const char *pf = cat3(a, prov, ".", fname);
+        return pf ? cat3(a, pf, ".invoke", "") : NULL;
+    }
     const char *trig = norm_lookup(c, a, K_FAAS_TRIGGER);
     if (trig && server)
-        return sp_arena_sprintf(a, "%s.invoke", trig);
+        return cat3(a, trig, ".invoke", "");
     if (norm_lookup(c, a, K_GQL_TYPE))
         return "graphql.server.request";
     const char *proto = norm_lookup(c, a, K_NET_PROTO);
     if (server)
-        return proto ? sp_arena_sprintf(a, "%s.server.request", proto) : "server.request";
+        return proto ? cat3(a, proto, ".server.request", "") : "server.request";
     if (client)
-        return proto ? sp_arena_sprintf(a, "%s.client.request", proto) : "client.request";
+        return proto ? cat3(a, proto, ".client.request", "") : "client.request";
     switch (kind) {
     case KIND_PRODUCER: return "Producer";
     case KIND_CONSUMER: return "Consumer";
@@ -750,7 +971,7 @@ static const char *operation_v2(const struct sp_dd_span_ctx *c, struct sp_arena 
 
 const char *sp_dd_operation_name(const struct sp_dd_span_ctx *c, struct sp_arena *a)
 {
-    const char *v = dd_override(c, "datadog.operation_name", a);
+    const char *v = dd_override(c, SP_DD_K_DATADOG_OPERATION_NAME, a);
     if (!v)
         v = operation_v2(c, a);
     if (!v)
@@ -761,7 +982,7 @@ const char *sp_dd_operation_name(const struct sp_dd_span_ctx *c, struct sp_arena
 
 static const char *join2(struct sp_arena *a, const char *x, const char *y)
 {
-    return y ? sp_arena_sprintf(a, "%s %s", x, y) : x;
+    return y ? cat3(a, x, " ", y) : x;
 }
 
 static const char *resource_v2(const struct sp_dd_span_ctx *c, struct sp_arena *a)
@@ -792,7 +1013,7 @@ static const char *resource_v2(const struct sp_dd_span_ctx *c, struct sp_arena *
 
 const char *sp_dd_resource(const struct sp_dd_span_ctx *c, struct sp_arena *a)
 {
-    const char *r = dd_override(c, "datadog.resource_name", a);
+    const char *r = dd_override(c, SP_DD_K_DATADOG_RESOURCE_NAME, a);
     if (!r)
         r = resource_v2(c, a);
     if (!r)
@@ -841,7 +1062,7 @@ static const char *db_type(const char *sys)
 
 const char *sp_dd_span_type(const struct sp_dd_span_ctx *c, struct sp_arena *a)
 {
-    const char *t = dd_override(c, "datadog.span.type", a);
+    const char *t = dd_override(c, SP_DD_K_DATADOG_SPAN_TYPE, a);
     if (t)
         return own(t, a);
     if ((t = lookup(c, a, K_SPAN_TYPE)))

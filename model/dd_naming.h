@@ -14,9 +14,86 @@
 #define SP_DD_NAMING_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "sp_arena.h"
 #include "sp_batch.h"
+
+/* The attribute keys the Datadog rules ask for (naming, meta/metrics,
+ * HTTP remapping), as small integers. sp_dd_key_name() gives the key. */
+enum sp_dd_key {
+    SP_DD_K_SERVICE_NAME,
+    SP_DD_K_RESOURCE_NAME,
+    SP_DD_K_OPERATION_NAME,
+    SP_DD_K_SPAN_TYPE,
+    SP_DD_K_HTTP_REQUEST_METHOD,
+    SP_DD_K_HTTP_METHOD,
+    SP_DD_K_HTTP_ROUTE,
+    SP_DD_K_MESSAGING_OPERATION,
+    SP_DD_K_MESSAGING_DESTINATION,
+    SP_DD_K_MESSAGING_DESTINATION_NAME,
+    SP_DD_K_MESSAGING_SYSTEM,
+    SP_DD_K_RPC_METHOD,
+    SP_DD_K_RPC_SERVICE,
+    SP_DD_K_RPC_SYSTEM,
+    SP_DD_K_GRAPHQL_OPERATION_TYPE,
+    SP_DD_K_GRAPHQL_OPERATION_NAME,
+    SP_DD_K_DB_SYSTEM_NAME,
+    SP_DD_K_DB_SYSTEM,
+    SP_DD_K_DB_STATEMENT,
+    SP_DD_K_DB_QUERY_TEXT,
+    SP_DD_K_FAAS_INVOKED_PROVIDER,
+    SP_DD_K_FAAS_INVOKED_NAME,
+    SP_DD_K_FAAS_TRIGGER,
+    SP_DD_K_NETWORK_PROTOCOL_NAME,
+    SP_DD_K_DATADOG_SERVICE,
+    SP_DD_K_DATADOG_OPERATION_NAME,
+    SP_DD_K_DATADOG_RESOURCE_NAME,
+    SP_DD_K_DATADOG_SPAN_TYPE,
+    SP_DD_K_DATADOG_ERROR,
+    SP_DD_K_DATADOG_SPAN_KIND,
+    SP_DD_K_DATADOG_HTTP_STATUS_CODE,
+    SP_DD_K_HTTP_STATUS_CODE,
+    SP_DD_K_HTTP_RESPONSE_STATUS_CODE,
+    SP_DD_K_DD_MEASURED,
+    SP_DD_K_DATADOG_ENV,
+    SP_DD_K_DATADOG_VERSION,
+    SP_DD_K_DATADOG_ERROR_MSG,
+    SP_DD_K_DATADOG_ERROR_TYPE,
+    SP_DD_K_DATADOG_ERROR_STACK,
+    SP_DD_K_SERVICE_VERSION,
+    SP_DD_K_DEPLOYMENT_ENVIRONMENT_NAME,
+    SP_DD_K_DEPLOYMENT_ENVIRONMENT,
+    SP_DD_K_DB_NAMESPACE,
+    SP_DD_K_CLIENT_ADDRESS,
+    SP_DD_K_HTTP_RESPONSE_BODY_SIZE,
+    SP_DD_K_HTTP_REQUEST_BODY_SIZE,
+    SP_DD_K_HTTP_REQUEST_HEADER_REFERRER,
+    SP_DD_K_NETWORK_PROTOCOL_VERSION,
+    SP_DD_K_SERVER_ADDRESS,
+    SP_DD_K_URL_FULL,
+    SP_DD_K_USER_AGENT_ORIGINAL,
+    SP_DD_K_ANALYTICS_EVENT,
+    SP_DD_K_SAMPLING_PRIORITY,
+    SP_DD_K_SERVICE_INSTANCE_ID,
+    SP_DD_K_HOST_NAME,
+    SP_DD_KEY_COUNT
+};
+
+/* Which of those keys an attribute list holds: for each, the first entry
+ * with exactly that key (pdata's Map.Get), or NULL. Built in one pass so
+ * every rule looks a key up in O(1) instead of scanning the list. */
+struct sp_dd_keys {
+    const sp_otlp_kv *kv[SP_DD_KEY_COUNT];
+    bool dd_namespace; /* some key starts with "datadog." */
+};
+
+/* The enum value of a key (len = strlen(key)), or -1 when it is not one. */
+int sp_dd_key_id(const char *key, size_t len);
+const char *sp_dd_key_name(enum sp_dd_key k);
+/* Indexes kv[0..n). ids, when not NULL, receives each entry's key id (-1
+ * for other keys and NULL entries), n of them. */
+void sp_dd_keys_index(struct sp_dd_keys *k, sp_otlp_kv *const *kv, size_t n, int8_t *ids);
 
 /* The inputs the rules look at: one span and its resource attributes. */
 struct sp_dd_span_ctx {
@@ -24,12 +101,19 @@ struct sp_dd_span_ctx {
     sp_otlp_kv *const *resource_attrs; /* may be NULL */
     size_t n_resource_attrs;
     const char *scope_name;            /* instrumentation scope name, may be NULL */
+    /* Optional (NULL: the lists are scanned): sp_dd_keys_index() of
+     * span->attributes and of resource_attrs. Same results either way. */
+    const struct sp_dd_keys *span_keys;
+    const struct sp_dd_keys *resource_keys;
 };
 
 /* Looks an attribute up by the V2 precedence: span attributes first, then
  * resource attributes. Returns the value rendered as a string (ints and
  * doubles formatted like the agent does), or NULL when absent/empty. */
 const char *sp_dd_attr(const struct sp_dd_span_ctx *c, const char *key, struct sp_arena *a);
+/* The same for a known key, without the copy: the result may point into
+ * the span's batch (or be rendered into a). */
+const char *sp_dd_attr_key(const struct sp_dd_span_ctx *c, enum sp_dd_key k, struct sp_arena *a);
 
 const char *sp_dd_service(const struct sp_dd_span_ctx *c, struct sp_arena *a);
 const char *sp_dd_operation_name(const struct sp_dd_span_ctx *c, struct sp_arena *a);

@@ -80,6 +80,41 @@ static uint32_t hash_str(const char *s)
     return fnv1a(s, strlen(s), 2166136261u);
 }
 
+/* 8 bytes at p as a big-endian number: compares like memcmp. */
+static uint64_t load_be64(const char *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
+    return v;
+}
+
+/* A meta/metrics key's hash, and its sort prefix: the first 8 bytes,
+ * big-endian, zero padded (ordered like strcmp on those bytes). The hash
+ * mixes the length with the first and last 8 bytes, read as two words. */
+static uint32_t key_hash_pfx(const char *k, uint64_t *pfx)
+{
+    size_t n = strlen(k);
+    uint64_t head, tail;
+    if (n >= 8) {
+        head = load_be64(k);
+        tail = load_be64(k + n - 8);
+    } else {
+        head = 0;
+        for (size_t i = 0; i < n; i++)
+            head |= (uint64_t)(unsigned char)k[i] << (56 - 8 * i);
+        tail = head;
+    }
+    *pfx = head;
+    uint64_t h = head * UINT64_C(0x9E3779B97F4A7C15) ^ (tail + n) * UINT64_C(0xC2B2AE3D27D4EB4F);
+    h ^= h >> 29;
+    h *= UINT64_C(0xBF58476D1CE4E5B9);
+    h ^= h >> 32;
+    return (uint32_t)h;
+}
+
 static uint32_t hash_u64(uint64_t v)
 {
     v ^= v >> 33;
@@ -109,10 +144,11 @@ static const char *kv_str(sp_otlp_kv *const *kv, size_t n, const char *key, stru
     return s && *s ? s : NULL;
 }
 
-/* An integer attribute (an int, or a string holding a decimal integer). */
-static bool kv_int(sp_otlp_kv *const *kv, size_t n, const char *key, int64_t *out)
+/* An integer attribute (an int, or a string holding a decimal integer);
+ * e is the first entry with the key (sp_dd_keys), or NULL. */
+static bool kv_int(const sp_otlp_kv *e, int64_t *out)
 {
-    const sp_otlp_any *v = kv_find(kv, n, key);
+    const sp_otlp_any *v = e ? e->value : NULL;
     if (!v)
         return false;
     if (v->value_case == AV(INT_VALUE)) {
@@ -153,6 +189,35 @@ static size_t trailing_partial_utf8(const char *s, size_t len)
         return need > back ? back : 0;
     }
     return 0;
+}
+
+/* Decimal digits of u into buf (no NUL), after a '-' when neg; their count. */
+static size_t fmt_u64(char buf[24], uint64_t u, bool neg)
+{
+    char tmp[24];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    size_t o = 0;
+    if (neg)
+        buf[o++] = '-';
+    while (n)
+        buf[o++] = tmp[--n];
+    return o;
+}
+
+static int buf_i64(struct sp_buf *b, int64_t v)
+{
+    char d[24];
+    return sp_buf_append(b, d, fmt_u64(d, v < 0 ? 0 - (uint64_t)v : (uint64_t)v, v < 0));
+}
+
+static int buf_u64(struct sp_buf *b, uint64_t v)
+{
+    char d[24];
+    return sp_buf_append(b, d, fmt_u64(d, v, false));
 }
 
 static void hex_encode(char *out, const uint8_t *p, size_t n)
@@ -263,7 +328,7 @@ static bool json_any(struct sp_buf *b, const sp_otlp_any *v, struct sp_arena *a,
         *rc = sp_buf_append_str(b, v->bool_value ? "true" : "false");
         return true;
     case AV(INT_VALUE):
-        *rc = sp_buf_printf(b, "%" PRId64, v->int_value);
+        *rc = buf_i64(b, v->int_value);
         return true;
     case AV(DOUBLE_VALUE):
         if (isnan(v->double_value) || isinf(v->double_value))
@@ -299,6 +364,8 @@ struct ent {
     const char *key;
     const char *sval;
     double dval;
+    uint64_t pfx;  /* key_hash_pfx: sort prefix */
+    uint32_t hash; /* key_hash_pfx */
     bool live;
     bool kborrowed, vborrowed;
 };
@@ -329,7 +396,7 @@ static size_t smap_find(const struct smap *m, const char *key, uint32_t h)
     size_t mask = m->nslots - 1;
     for (size_t i = h & mask;; i = (i + 1) & mask) {
         uint32_t s = m->slots[i];
-        if (s == 0 || strcmp(m->v[s - 1].key, key) == 0)
+        if (s == 0 || (m->v[s - 1].hash == h && strcmp(m->v[s - 1].key, key) == 0))
             return i;
     }
 }
@@ -353,7 +420,7 @@ static int smap_grow(struct smap *m)
         m->slots = sl;
         m->nslots = ns;
         for (size_t i = 0; i < m->n; i++) {
-            size_t j = hash_str(m->v[i].key) & (ns - 1);
+            size_t j = m->v[i].hash & (ns - 1);
             while (sl[j])
                 j = (j + 1) & (ns - 1);
             sl[j] = (uint32_t)(i + 1);
@@ -362,12 +429,19 @@ static int smap_grow(struct smap *m)
     return 0;
 }
 
-static struct ent *smap_get(const struct smap *m, const char *key)
+/* h: key_hash_pfx(key) */
+static struct ent *smap_get_h(const struct smap *m, const char *key, uint32_t h)
 {
     if (!m->nslots)
         return NULL;
-    uint32_t s = m->slots[smap_find(m, key, hash_str(key))];
+    uint32_t s = m->slots[smap_find(m, key, h)];
     return s && m->v[s - 1].live ? &m->v[s - 1] : NULL;
+}
+
+static struct ent *smap_get(const struct smap *m, const char *key)
+{
+    uint64_t pfx;
+    return smap_get_h(m, key, key_hash_pfx(key, &pfx));
 }
 
 enum put_mode {
@@ -376,14 +450,15 @@ enum put_mode {
     PUT_IF_EMPTY,  /* keep an existing non-empty string */
 };
 
-/* kb/vb: key/value borrowed (copy at finalisation). */
-static int smap_put(struct smap *m, const char *key, bool kb, const char *sval, bool vb,
-                    double dval, enum put_mode mode)
+/* kb/vb: key/value borrowed (copy at finalisation); h and pfx:
+ * key_hash_pfx(key). */
+static int smap_put_h(struct smap *m, const char *key, uint32_t h, uint64_t pfx, bool kb,
+                      const char *sval, bool vb, double dval, enum put_mode mode)
 {
     int rc = smap_grow(m);
     if (rc)
         return rc;
-    size_t slot = smap_find(m, key, hash_str(key));
+    size_t slot = smap_find(m, key, h);
     struct ent *e;
     if (m->slots[slot]) {
         e = &m->v[m->slots[slot] - 1];
@@ -399,12 +474,22 @@ static int smap_put(struct smap *m, const char *key, bool kb, const char *sval, 
         m->n++;
         e->key = key;
         e->kborrowed = kb;
+        e->hash = h;
+        e->pfx = pfx;
     }
     e->live = true;
     e->sval = sval;
     e->vborrowed = vb;
     e->dval = dval;
     return 0;
+}
+
+static int smap_put(struct smap *m, const char *key, bool kb, const char *sval, bool vb,
+                    double dval, enum put_mode mode)
+{
+    uint64_t pfx;
+    uint32_t h = key_hash_pfx(key, &pfx);
+    return smap_put_h(m, key, h, pfx, kb, sval, vb, dval, mode);
 }
 
 static void smap_del(struct smap *m, const char *key)
@@ -443,6 +528,17 @@ struct chunk_b {
     size_t n, cap;
 };
 
+/* What one resource attribute puts in every span's meta (or metrics, for
+ * analytics.event), computed once per tracer payload: the Datadog key and
+ * the rendered value, both already in the output arena. */
+struct res_meta {
+    const char *key;
+    const char *val;
+    uint64_t pfx;  /* key_hash_pfx(key) */
+    uint32_t hash;
+    int8_t analytics; /* -1: a meta key; 0/1: analytics.event's bool; 2: not a bool */
+};
+
 /* One tracer payload: a distinct resource. */
 struct tp_b {
     Datadog__Trace__TracerPayload *tp;
@@ -450,11 +546,18 @@ struct tp_b {
     uint32_t key_hash;
     sp_otlp_kv *const *res_attrs;
     size_t n_res_attrs;
-    bool dd_namespace; /* a resource attribute is in datadog.* */
+    struct sp_dd_keys rk;  /* res_attrs indexed (rk.dd_namespace: a datadog.* key) */
+    struct res_meta *rmeta;
+    size_t n_rmeta;
     struct chunk_b *chunks;
     size_t n, cap;
     uint32_t *slots; /* trace id -> chunk index + 1 */
     size_t nslots;
+};
+
+/* The exporter's `tags`, split once per batch. */
+struct tag_kv {
+    const char *k, *v;
 };
 
 struct mapper {
@@ -468,6 +571,18 @@ struct mapper {
     size_t ntp, captp;
     size_t dropped;
     int64_t now_ns;
+    /* per span scratch: its attributes indexed, and each one's key id */
+    struct sp_dd_keys sk;
+    int8_t *ids;
+    size_t ids_cap;
+    /* sorting a span's meta/metrics */
+    const struct ent **sortv, **sortt;
+    size_t sort_cap;
+    /* the last scope's name and version, copied once */
+    const void *scope;
+    const char *scope_name, *scope_version;
+    struct tag_kv *tags;
+    size_t n_tags;
 };
 
 static int oom(struct mapper *m, const char *what)
@@ -504,7 +619,9 @@ static int marshal_events(struct mapper *m, const sp_otlp_span *s)
         }
         bool wrote = false;
         if (rc == 0 && e->time_unix_nano) {
-            rc = sp_buf_printf(b, "\"time_unix_nano\":%" PRIu64, e->time_unix_nano);
+            rc = sp_buf_append_str(b, "\"time_unix_nano\":");
+            if (rc == 0)
+                rc = buf_u64(b, e->time_unix_nano);
             wrote = true;
         }
         if (rc == 0 && e->name && *e->name) {
@@ -614,44 +731,53 @@ static int marshal_links(struct mapper *m, const sp_otlp_span *s)
 /* Attribute -> meta/metrics                                                 */
 /* ------------------------------------------------------------------------ */
 
-/* attributes.HTTPMappings: OTel HTTP semantic conventions -> Datadog keys. */
-static const struct {
-    const char *otel, *dd;
-} http_mappings[] = {
-    {"client.address", "http.client_ip"},
-    {"http.response.body.size", "http.response.content_length"},
-    {"http.response.status_code", "http.status_code"},
-    {"http.request.body.size", "http.request.content_length"},
-    {"http.request.header.referrer", "http.referrer"},
-    {"http.request.method", "http.method"},
-    {"http.route", "http.route"},
-    {"network.protocol.version", "http.version"},
-    {"server.address", "http.server_name"},
-    {"url.full", "http.url"},
-    {"user_agent.original", "http.useragent"},
+/* attributes.HTTPMappings: OTel HTTP semantic conventions -> Datadog keys,
+ * by the OTel key's id (dd_naming.h). */
+static const char *const http_mappings[SP_DD_KEY_COUNT] = {
+    [SP_DD_K_CLIENT_ADDRESS] = "http.client_ip",
+    [SP_DD_K_HTTP_RESPONSE_BODY_SIZE] = "http.response.content_length",
+    [SP_DD_K_HTTP_RESPONSE_STATUS_CODE] = "http.status_code",
+    [SP_DD_K_HTTP_REQUEST_BODY_SIZE] = "http.request.content_length",
+    [SP_DD_K_HTTP_REQUEST_HEADER_REFERRER] = "http.referrer",
+    [SP_DD_K_HTTP_REQUEST_METHOD] = "http.method",
+    [SP_DD_K_HTTP_ROUTE] = "http.route",
+    [SP_DD_K_NETWORK_PROTOCOL_VERSION] = "http.version",
+    [SP_DD_K_SERVER_ADDRESS] = "http.server_name",
+    [SP_DD_K_URL_FULL] = "http.url",
+    [SP_DD_K_USER_AGENT_ORIGINAL] = "http.useragent",
 };
+
+/* Whether s starts with p (stops at the first difference: most keys differ
+ * from the prefixes in their first bytes). */
+static bool has_prefix(const char *s, const char *p)
+{
+    for (; *p; s++, p++)
+        if (*s != *p)
+            return false;
+    return true;
+}
 
 /* GetDDKeyForOTLPAttribute: the Datadog key an OTLP attribute is stored
  * under; *out is NULL for keys handled elsewhere (service.name,
  * operation.name, resource.name, span.type and the datadog.* namespace).
- * *borrowed says whether *out points into the attribute. SP_ENOMEM only. */
-static int dd_key_for(struct mapper *m, const char *k, const char **out, bool *borrowed)
+ * id is the key's sp_dd_key_id. *borrowed says whether *out points into
+ * the attribute. SP_ENOMEM only. */
+static int dd_key_for(struct mapper *m, const char *k, int id, const char **out, bool *borrowed)
 {
     *borrowed = false;
     *out = NULL;
-    for (size_t i = 0; i < sizeof http_mappings / sizeof http_mappings[0]; i++)
-        if (strcmp(k, http_mappings[i].otel) == 0) {
-            *out = http_mappings[i].dd;
-            return 0;
-        }
+    if (id >= 0 && http_mappings[id]) {
+        *out = http_mappings[id];
+        return 0;
+    }
     static const char hdr[] = "http.request.header.";
-    if (strncmp(k, hdr, sizeof hdr - 1) == 0) {
+    if (has_prefix(k, hdr)) {
         *out = sp_arena_sprintf(m->a, "http.request.headers.%s", k + sizeof hdr - 1);
         return *out ? 0 : SP_ENOMEM;
     }
-    if (strcmp(k, "service.name") == 0 || strcmp(k, "operation.name") == 0 ||
-        strcmp(k, "resource.name") == 0 || strcmp(k, "span.type") == 0 ||
-        strncmp(k, "datadog.", 8) == 0)
+    if (id == SP_DD_K_SERVICE_NAME || id == SP_DD_K_OPERATION_NAME ||
+        id == SP_DD_K_RESOURCE_NAME || id == SP_DD_K_SPAN_TYPE ||
+        has_prefix(k, "datadog."))
         return 0;
     *borrowed = true;
     *out = k;
@@ -673,18 +799,20 @@ static int parse_go_bool(const char *s)
 }
 
 /* conditionallyMapOTLPAttributeToMeta + SetMetaOTLPIfEmpty. */
-static int attr_to_meta(struct mapper *m, const char *k, const char *v, bool vb)
+static int attr_to_meta(struct mapper *m, const char *k, int id, const char *v, bool vb)
 {
     bool kb;
     const char *mk;
-    if (dd_key_for(m, k, &mk, &kb))
+    if (dd_key_for(m, k, id, &mk, &kb))
         return SP_ENOMEM;
     if (!mk)
         return 0;
     struct ent *e = smap_get(&m->meta, mk);
     if (e && e->sval && *e->sval)
         return 0;
-    if (strcmp(mk, "analytics.event") == 0) {
+    /* mk is k itself here unless k was remapped, and no remapped key is
+     * analytics.event. */
+    if (id == SP_DD_K_ANALYTICS_EVENT) {
         int bv = parse_go_bool(v);
         if (bv >= 0)
             return smap_put(&m->metrics, "_dd1.sr.eausr", false, NULL, false, bv, PUT_IF_ABSENT);
@@ -694,17 +822,17 @@ static int attr_to_meta(struct mapper *m, const char *k, const char *v, bool vb)
 }
 
 /* conditionallyMapOTLPAttributeToMetric + SetMetricOTLPIfEmpty. */
-static int attr_to_metric(struct mapper *m, const char *k, double v)
+static int attr_to_metric(struct mapper *m, const char *k, int id, double v)
 {
     bool kb;
     const char *mk;
-    if (dd_key_for(m, k, &mk, &kb))
+    if (dd_key_for(m, k, id, &mk, &kb))
         return SP_ENOMEM;
     if (!mk)
         return 0;
     if (smap_get(&m->metrics, mk))
         return 0;
-    if (strcmp(mk, "sampling.priority") == 0)
+    if (id == SP_DD_K_SAMPLING_PRIORITY)
         return smap_put(&m->metrics, "_sampling_priority_v1", false, NULL, false, v,
                         PUT_IF_ABSENT);
     return smap_put(&m->metrics, mk, kb, NULL, false, v, PUT_SET);
@@ -756,10 +884,16 @@ static int status_to_error(struct mapper *m, const sp_otlp_span *s)
     return 1;
 }
 
-/* Resource attribute lookups (TracerPayload fields). */
+/* Resource attribute lookups (TracerPayload fields): a non-empty string
+ * or NULL, through the resource's index for the keys it has. */
 static const char *res_str(const struct tp_b *t, const char *key, struct sp_arena *a)
 {
-    return kv_str(t->res_attrs, t->n_res_attrs, key, a);
+    int id = sp_dd_key_id(key, strlen(key));
+    if (id < 0)
+        return kv_str(t->res_attrs, t->n_res_attrs, key, a);
+    const sp_otlp_kv *e = t->rk.kv[id];
+    const char *s = e && e->value ? sp_dd_any_string(e->value, a) : NULL;
+    return s && *s ? s : NULL;
 }
 
 /* The agent's hostname from resource attributes (opentelemetry-mapping-go
@@ -810,9 +944,9 @@ static int span_entries(struct mapper *m, struct mspan *ms);
  * structured `_dd.*.json|.msgpack|.protobuf` meta. */
 static bool is_structured_meta_key(const char *k)
 {
-    size_t n = strlen(k);
-    if (strncmp(k, "_dd.", 4) != 0)
+    if (k[0] != '_' || strncmp(k, "_dd.", 4) != 0)
         return false;
+    size_t n = strlen(k);
     return (n >= 5 && strcmp(k + n - 5, ".json") == 0) ||
            (n >= 8 && strcmp(k + n - 8, ".msgpack") == 0) ||
            (n >= 9 && strcmp(k + n - 9, ".protobuf") == 0);
@@ -877,41 +1011,53 @@ static bool valid_status_code(const char *s)
 
 /* GetOTelStatusCode: datadog.http_status_code, then http.status_code and
  * http.response.status_code, span attributes before resource attributes. */
-static int64_t http_status_code(const sp_otlp_span *s, sp_otlp_kv *const *ra, size_t nra)
+static int64_t http_status_code(const struct sp_dd_keys *sk, const struct sp_dd_keys *rk)
 {
     int64_t c;
-    if (kv_int(s->attributes, s->n_attributes, "datadog.http_status_code", &c) ||
-        kv_int(ra, nra, "datadog.http_status_code", &c) ||
-        kv_int(s->attributes, s->n_attributes, "http.status_code", &c) ||
-        kv_int(s->attributes, s->n_attributes, "http.response.status_code", &c) ||
-        kv_int(ra, nra, "http.status_code", &c) ||
-        kv_int(ra, nra, "http.response.status_code", &c))
+    if (kv_int(sk->kv[SP_DD_K_DATADOG_HTTP_STATUS_CODE], &c) ||
+        kv_int(rk->kv[SP_DD_K_DATADOG_HTTP_STATUS_CODE], &c) ||
+        kv_int(sk->kv[SP_DD_K_HTTP_STATUS_CODE], &c) ||
+        kv_int(sk->kv[SP_DD_K_HTTP_RESPONSE_STATUS_CODE], &c) ||
+        kv_int(rk->kv[SP_DD_K_HTTP_STATUS_CODE], &c) ||
+        kv_int(rk->kv[SP_DD_K_HTTP_RESPONSE_STATUS_CODE], &c))
         return c;
     return 0;
 }
 
-/* Whether any key is in the datadog.* namespace: most spans have none, and
- * then the namespace lookups are skipped. */
-static bool has_dd_namespace(sp_otlp_kv *const *kv, size_t n)
+/* Room for one key id per attribute of the span. */
+static int mapper_ids(struct mapper *m, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
-        if (kv[i] && kv[i]->key && strncmp(kv[i]->key, "datadog.", 8) == 0)
-            return true;
-    return false;
+    if (n <= m->ids_cap)
+        return 0;
+    size_t cap = m->ids_cap ? m->ids_cap : 32;
+    while (cap < n)
+        cap *= 2;
+    int8_t *v = realloc(m->ids, cap);
+    if (!v)
+        return SP_ENOMEM;
+    m->ids = v;
+    m->ids_cap = cap;
+    return 0;
 }
 
 static int map_span(struct mapper *m, struct tp_b *t, const sp_otlp_scope_spans *ss,
                     const sp_otlp_span *s, struct mspan *out)
 {
     struct sp_arena *a = m->a;
-    sp_otlp_kv *const *ra = t->res_attrs;
-    size_t nra = t->n_res_attrs;
     const Opentelemetry__Proto__Common__V1__InstrumentationScope *scope = ss->scope;
+    if (mapper_ids(m, s->n_attributes))
+        return oom(m, "span");
+    /* One pass over the span's attributes: every rule below then finds its
+     * keys in O(1) (the resource's index was built with its tracer payload). */
+    sp_dd_keys_index(&m->sk, s->attributes, s->n_attributes, m->ids);
+    const struct sp_dd_keys *sk = &m->sk, *rk = &t->rk;
     struct sp_dd_span_ctx c = {
         .span = s,
-        .resource_attrs = ra,
-        .n_resource_attrs = nra,
+        .resource_attrs = t->res_attrs,
+        .n_resource_attrs = t->n_res_attrs,
         .scope_name = scope && scope->name && *scope->name ? scope->name : NULL,
+        .span_keys = sk,
+        .resource_keys = rk,
     };
     int rc = 0;
 #define CK(x)                                                                                      \
@@ -922,12 +1068,12 @@ static int map_span(struct mapper *m, struct tp_b *t, const sp_otlp_scope_spans 
 
     smap_reset(&m->meta);
     smap_reset(&m->metrics);
-    bool ddns_keys = t->dd_namespace || has_dd_namespace(s->attributes, s->n_attributes);
+    bool ddns_keys = rk->dd_namespace || sk->dd_namespace;
 
     Datadog__Trace__Span *d = sp_arena_alloc(a, sizeof *d);
     if (!d)
         return oom(m, "span");
-    datadog__trace__span__init(d);
+    *d = (Datadog__Trace__Span)DATADOG__TRACE__SPAN__INIT;
     out->pb = d;
     out->flags = s->flags;
     out->kind = (int)s->kind;
@@ -938,15 +1084,14 @@ static int map_span(struct mapper *m, struct tp_b *t, const sp_otlp_scope_spans 
     d->parentid = s->parent_span_id.len ? sp_dd_span_id(s->parent_span_id.data,
                                                          s->parent_span_id.len)
                                         : 0;
+    /* Each comes back in the arena (or is a literal): never the batch's. */
     const char *svc = sp_dd_service(&c, a), *name = sp_dd_operation_name(&c, a),
                *res = sp_dd_resource(&c, a), *type = sp_dd_span_type(&c, a);
-    /* Copied: a name may point into the batch when no rule changed it. */
-    if (!svc || !name || !res || !type || !(svc = sp_arena_strdup(a, svc)) ||
-        !(name = sp_arena_strdup(a, name)) || !(res = sp_arena_strdup(a, res)) ||
-        !(type = sp_arena_strdup(a, type)))
+    if (!svc || !name || !res || !type)
         return oom(m, "span names");
     d->service = (char *)svc;
     d->name = (char *)name;
+    /* A fresh copy (sp_dd_resource): truncated in place below. */
     d->resource = (char *)res;
     d->type = (char *)type;
 
@@ -967,7 +1112,8 @@ static int map_span(struct mapper *m, struct tp_b *t, const sp_otlp_scope_spans 
 
     /* --- minimal fields (otelSpanToDDSpanMinimalOld) --- */
     /* datadog.error: the agent reads it with Value.Int(), ints only. */
-    const sp_otlp_any *derr = kv_find(s->attributes, s->n_attributes, "datadog.error");
+    const sp_otlp_kv *derr_kv = sk->kv[SP_DD_K_DATADOG_ERROR];
+    const sp_otlp_any *derr = derr_kv ? derr_kv->value : NULL;
     if (derr && derr->value_case == AV(INT_VALUE))
         d->error = (int32_t)derr->int_value;
     else if (derr)
@@ -980,10 +1126,10 @@ static int map_span(struct mapper *m, struct tp_b *t, const sp_otlp_scope_spans 
         return oom(m, "span kind");
     CK(smap_put(&m->meta, "span.kind", false, kind ? kind : sp_dd_span_kind_name((int)s->kind),
                 false, 0, PUT_SET));
-    int64_t code = http_status_code(s, ra, nra);
+    int64_t code = http_status_code(sk, rk);
     if (code > 0)
         CK(smap_put(&m->metrics, "http.status_code", false, NULL, false, (double)code, PUT_SET));
-    const char *measured = sp_dd_attr(&c, "_dd.measured", a);
+    const char *measured = sp_dd_attr_key(&c, SP_DD_K_DD_MEASURED, a);
     if (measured && strcmp(measured, "1") == 0)
         CK(smap_put(&m->metrics, "_dd.measured", false, NULL, false, 1, PUT_SET));
 
@@ -1009,13 +1155,13 @@ static int map_span(struct mapper *m, struct tp_b *t, const sp_otlp_scope_spans 
             continue;
         const sp_otlp_any *v = kv->value;
         if (v && v->value_case == AV(DOUBLE_VALUE))
-            rc = attr_to_metric(m, kv->key, v->double_value);
+            rc = attr_to_metric(m, kv->key, m->ids[i], v->double_value);
         else if (v && v->value_case == AV(INT_VALUE))
-            rc = attr_to_metric(m, kv->key, (double)v->int_value);
+            rc = attr_to_metric(m, kv->key, m->ids[i], (double)v->int_value);
         else {
             const char *sv = sp_dd_any_string(v, a);
             bool vb = v && v->value_case == AV(STRING_VALUE);
-            rc = sv ? attr_to_meta(m, kv->key, sv, vb) : SP_ENOMEM;
+            rc = sv ? attr_to_meta(m, kv->key, m->ids[i], sv, vb) : SP_ENOMEM;
         }
         if (rc)
             return oom(m, "span attributes");
@@ -1025,13 +1171,14 @@ static int map_span(struct mapper *m, struct tp_b *t, const sp_otlp_scope_spans 
     char hx[2 * 16 + 1];
     size_t tl = s->trace_id.len <= 16 ? s->trace_id.len : 16;
     hex_encode(hx, s->trace_id.data, tl);
-    const char *tid_hex = sp_arena_strdup(a, hx);
+    const char *tid_hex = sp_arena_strndup(a, hx, 2 * tl);
     if (!tid_hex)
         return oom(m, "trace id");
     CK(smap_put(&m->meta, "otel.trace_id", false, tid_hex, false, 0, PUT_SET));
     uint64_t high = sp_dd_trace_id_high(s->trace_id.data, s->trace_id.len);
     if (high) {
-        const char *h = sp_arena_sprintf(a, "%016" PRIx64, high);
+        /* The high 64 bits as %016x: the first 16 hex digits of the id. */
+        const char *h = sp_arena_strndup(a, hx, 16);
         if (!h)
             return oom(m, "trace id");
         CK(smap_put(&m->meta, "_dd.p.tid", false, h, false, 0, PUT_IF_ABSENT));
@@ -1039,10 +1186,13 @@ static int map_span(struct mapper *m, struct tp_b *t, const sp_otlp_scope_spans 
 
     if (!meta_has(&m->meta, "version")) {
         const char *v = ddns_keys ? sp_dd_attr(&c, "datadog.version", a) : NULL;
-        if (!v)
-            v = sp_dd_attr(&c, "service.version", a);
+        bool vb = false;
+        if (!v) {
+            v = sp_dd_attr_key(&c, SP_DD_K_SERVICE_VERSION, a);
+            vb = true;
+        }
         if (v)
-            CK(smap_put(&m->meta, "version", false, v, false, 0, PUT_SET));
+            CK(smap_put(&m->meta, "version", false, v, vb, 0, PUT_SET));
     }
 
     /* --- events, links, tracestate, scope, status --- */
@@ -1067,10 +1217,22 @@ static int map_span(struct mapper *m, struct tp_b *t, const sp_otlp_scope_spans 
     }
     if (s->trace_state && *s->trace_state)
         CK(smap_put(&m->meta, "w3c.tracestate", false, s->trace_state, true, 0, PUT_SET));
-    if (scope && scope->name && *scope->name)
-        CK(smap_put(&m->meta, "otel.library.name", false, scope->name, true, 0, PUT_SET));
-    if (scope && scope->version && *scope->version)
-        CK(smap_put(&m->meta, "otel.library.version", false, scope->version, true, 0, PUT_SET));
+    if (scope && (const void *)scope != m->scope) {
+        /* Copied once for all the spans of the scope. */
+        m->scope_name = scope->name && *scope->name ? sp_arena_strdup(a, scope->name) : "";
+        m->scope_version =
+            scope->version && *scope->version ? sp_arena_strdup(a, scope->version) : "";
+        if (!m->scope_name || !m->scope_version) {
+            m->scope = NULL;
+            return oom(m, "scope");
+        }
+        m->scope = scope;
+    }
+    if (scope && *m->scope_name)
+        CK(smap_put(&m->meta, "otel.library.name", false, m->scope_name, false, 0, PUT_SET));
+    if (scope && *m->scope_version)
+        CK(smap_put(&m->meta, "otel.library.version", false, m->scope_version, false, 0,
+                    PUT_SET));
     static const char *const status_names[] = {"Unset", "Ok", "Error"};
     int sc = s->status ? (int)s->status->code : 0;
     CK(smap_put(&m->meta, "otel.status_code", false,
@@ -1092,9 +1254,9 @@ static int map_span(struct mapper *m, struct tp_b *t, const sp_otlp_scope_spans 
     if (!meta_has(&m->meta, "env")) {
         const char *env = ddns_keys ? sp_dd_attr(&c, "datadog.env", a) : NULL;
         if (!env)
-            env = sp_dd_attr(&c, "deployment.environment.name", a);
+            env = sp_dd_attr_key(&c, SP_DD_K_DEPLOYMENT_ENVIRONMENT_NAME, a);
         if (!env)
-            env = sp_dd_attr(&c, "deployment.environment", a);
+            env = sp_dd_attr_key(&c, SP_DD_K_DEPLOYMENT_ENVIRONMENT, a);
         if (!env && m->opts && m->opts->env && *m->opts->env)
             env = m->opts->env;
         if (env)
@@ -1102,14 +1264,16 @@ static int map_span(struct mapper *m, struct tp_b *t, const sp_otlp_scope_spans 
     }
 
     /* --- resource attributes (strings), then scope attributes --- */
-    for (size_t i = 0; i < nra; i++) {
-        const sp_otlp_kv *kv = ra[i];
-        if (!kv || !kv->key)
+    for (size_t i = 0; i < t->n_rmeta; i++) {
+        const struct res_meta *r = &t->rmeta[i];
+        struct ent *e = smap_get_h(&m->meta, r->key, r->hash);
+        if (e && e->sval && *e->sval)
             continue;
-        const char *sv = sp_dd_any_string(kv->value, a);
-        bool vb = kv->value && kv->value->value_case == AV(STRING_VALUE);
-        if (!sv || attr_to_meta(m, kv->key, sv, vb))
-            return oom(m, "resource attributes");
+        if (r->analytics < 0)
+            CK(smap_put_h(&m->meta, r->key, r->hash, r->pfx, false, r->val, false, 0, PUT_SET));
+        else if (r->analytics <= 1)
+            CK(smap_put(&m->metrics, "_dd1.sr.eausr", false, NULL, false, r->analytics,
+                        PUT_IF_ABSENT));
     }
     if (scope) {
         for (size_t i = 0; i < scope->n_attributes; i++) {
@@ -1124,23 +1288,14 @@ static int map_span(struct mapper *m, struct tp_b *t, const sp_otlp_scope_spans 
         }
     }
     if (!meta_has(&m->meta, "db.name")) {
-        const char *ns = sp_dd_attr(&c, "db.namespace", a);
+        const char *ns = sp_dd_attr_key(&c, SP_DD_K_DB_NAMESPACE, a);
         if (ns)
-            CK(smap_put(&m->meta, "db.name", false, ns, false, 0, PUT_SET));
+            CK(smap_put(&m->meta, "db.name", false, ns, true, 0, PUT_SET));
     }
 
     /* --- the exporter's `tags`, like a tracer's global tags --- */
-    if (m->opts && m->opts->tags) {
-        for (const char *const *tg = m->opts->tags; *tg; tg++) {
-            const char *colon = strchr(*tg, ':');
-            if (!colon || colon == *tg)
-                continue;
-            const char *k = sp_arena_strndup(a, *tg, (size_t)(colon - *tg));
-            if (!k)
-                return oom(m, "tags");
-            CK(smap_put(&m->meta, k, false, colon + 1, true, 0, PUT_IF_ABSENT));
-        }
-    }
+    for (size_t i = 0; i < m->n_tags; i++)
+        CK(smap_put(&m->meta, m->tags[i].k, false, m->tags[i].v, false, 0, PUT_IF_ABSENT));
 
     /* --- the agent's normaliser and truncator --- */
     struct ent *env = smap_get(&m->meta, "env");
@@ -1156,8 +1311,11 @@ static int map_span(struct mapper *m, struct tp_b *t, const sp_otlp_scope_spans 
     struct ent *hsc = smap_get(&m->meta, "http.status_code");
     if (hsc && !valid_status_code(hsc->sval))
         smap_del(&m->meta, "http.status_code");
-    if (strlen(d->type) > DD_MAX_TYPE_LEN)
-        d->type[utf8_cut(d->type, strlen(d->type), DD_MAX_TYPE_LEN)] = 0;
+    size_t tlen = strlen(d->type);
+    if (tlen > DD_MAX_TYPE_LEN) {
+        /* Literal types are short: a long one is the arena's own copy. */
+        d->type[utf8_cut(d->type, tlen, DD_MAX_TYPE_LEN)] = 0;
+    }
     size_t rlen = strlen(d->resource);
     if (rlen > DD_MAX_RESOURCE_LEN)
         d->resource[utf8_cut(d->resource, rlen, DD_MAX_RESOURCE_LEN)] = 0;
@@ -1189,18 +1347,70 @@ static int map_span(struct mapper *m, struct tp_b *t, const sp_otlp_scope_spans 
 /* protobuf-c map entries, sorted by key so payloads are deterministic      */
 /* ------------------------------------------------------------------------ */
 
-static int cmp_meta(const void *x, const void *y)
+/* strcmp order of two entries' keys: the 8-byte prefixes decide almost
+ * always; equal prefixes compare the rest (a prefix with a zero last byte
+ * holds a whole key shorter than 8 bytes, so both keys are equal). */
+static int ent_cmp(const struct ent *x, const struct ent *y)
 {
-    const Datadog__Trace__Span__MetaEntry *a = *(Datadog__Trace__Span__MetaEntry *const *)x;
-    const Datadog__Trace__Span__MetaEntry *b = *(Datadog__Trace__Span__MetaEntry *const *)y;
-    return strcmp(a->key, b->key);
+    if (x->pfx != y->pfx)
+        return x->pfx < y->pfx ? -1 : 1;
+    if ((x->pfx & 0xff) == 0)
+        return 0;
+    return strcmp(x->key + 8, y->key + 8);
 }
 
-static int cmp_metric(const void *x, const void *y)
+/* Merge sort with insertion sort for short runs; tmp holds n/2 + 1. */
+static void ents_sort(const struct ent **v, const struct ent **tmp, size_t n)
 {
-    const Datadog__Trace__Span__MetricsEntry *a = *(Datadog__Trace__Span__MetricsEntry *const *)x;
-    const Datadog__Trace__Span__MetricsEntry *b = *(Datadog__Trace__Span__MetricsEntry *const *)y;
-    return strcmp(a->key, b->key);
+    if (n <= 12) {
+        for (size_t i = 1; i < n; i++) {
+            const struct ent *x = v[i];
+            size_t j = i;
+            for (; j > 0 && ent_cmp(v[j - 1], x) > 0; j--)
+                v[j] = v[j - 1];
+            v[j] = x;
+        }
+        return;
+    }
+    size_t h = n / 2;
+    ents_sort(v, tmp, h);
+    ents_sort(v + h, tmp, n - h);
+    if (ent_cmp(v[h - 1], v[h]) <= 0)
+        return;
+    memcpy(tmp, v, h * sizeof *v);
+    size_t i = 0, j = h, k = 0;
+    while (i < h && j < n)
+        v[k++] = ent_cmp(v[j], tmp[i]) < 0 ? v[j++] : tmp[i++];
+    while (i < h)
+        v[k++] = tmp[i++];
+}
+
+/* The live entries of a map, sorted by key, into m->sortv; their count. */
+static int sorted_live(struct mapper *m, const struct smap *mp, size_t *n_out)
+{
+    size_t n = 0;
+    if (mp->n > m->sort_cap) {
+        size_t cap = m->sort_cap ? m->sort_cap : 64;
+        while (cap < mp->n)
+            cap *= 2;
+        const struct ent **v = malloc(cap * sizeof *v), **t = malloc(cap * sizeof *t);
+        if (!v || !t) {
+            free(v);
+            free(t);
+            return SP_ENOMEM;
+        }
+        free(m->sortv);
+        free(m->sortt);
+        m->sortv = v;
+        m->sortt = t;
+        m->sort_cap = cap;
+    }
+    for (size_t i = 0; i < mp->n; i++)
+        if (mp->v[i].live)
+            m->sortv[n++] = &mp->v[i];
+    ents_sort(m->sortv, m->sortt, n);
+    *n_out = n;
+    return 0;
 }
 
 static char *own_str(struct mapper *m, const char *s, bool borrowed)
@@ -1214,46 +1424,43 @@ static int span_entries(struct mapper *m, struct mspan *ms)
 {
     Datadog__Trace__Span *d = ms->pb;
     size_t nm = 0, nx = 0;
-    for (size_t i = 0; i < m->meta.n; i++)
-        nm += m->meta.v[i].live;
-    for (size_t i = 0; i < m->metrics.n; i++)
-        nx += m->metrics.v[i].live;
-    ms->meta_cap = nm + META_SPARE;
-    ms->metrics_cap = nx + METRICS_SPARE;
-    d->meta = sp_arena_alloc(m->a, ms->meta_cap * sizeof *d->meta);
-    d->metrics = sp_arena_alloc(m->a, ms->metrics_cap * sizeof *d->metrics);
-    Datadog__Trace__Span__MetaEntry *me = nm ? sp_arena_alloc(m->a, nm * sizeof *me) : NULL;
-    Datadog__Trace__Span__MetricsEntry *xe = nx ? sp_arena_alloc(m->a, nx * sizeof *xe) : NULL;
-    if (!d->meta || !d->metrics || (nm && !me) || (nx && !xe))
+    if (sorted_live(m, &m->meta, &nm))
         return oom(m, "span entries");
-    d->n_meta = 0;
-    for (size_t i = 0; i < m->meta.n; i++) {
-        const struct ent *e = &m->meta.v[i];
-        if (!e->live)
-            continue;
-        Datadog__Trace__Span__MetaEntry *x = &me[d->n_meta];
-        datadog__trace__span__meta_entry__init(x);
+    ms->meta_cap = nm + META_SPARE;
+    d->meta = sp_arena_alloc(m->a, ms->meta_cap * sizeof *d->meta);
+    Datadog__Trace__Span__MetaEntry *me = nm ? sp_arena_alloc(m->a, nm * sizeof *me) : NULL;
+    if (!d->meta || (nm && !me))
+        return oom(m, "span entries");
+    for (size_t i = 0; i < nm; i++) {
+        const struct ent *e = m->sortv[i];
+        Datadog__Trace__Span__MetaEntry *x = &me[i];
+        *x = (Datadog__Trace__Span__MetaEntry)DATADOG__TRACE__SPAN__META_ENTRY__INIT;
         x->key = own_str(m, e->key, e->kborrowed);
         x->value = own_str(m, e->sval, e->vborrowed);
         if (!x->key || !x->value)
             return oom(m, "meta");
-        d->meta[d->n_meta++] = x;
+        d->meta[i] = x;
     }
-    d->n_metrics = 0;
-    for (size_t i = 0; i < m->metrics.n; i++) {
-        const struct ent *e = &m->metrics.v[i];
-        if (!e->live)
-            continue;
-        Datadog__Trace__Span__MetricsEntry *x = &xe[d->n_metrics];
-        datadog__trace__span__metrics_entry__init(x);
+    d->n_meta = nm;
+
+    if (sorted_live(m, &m->metrics, &nx))
+        return oom(m, "span entries");
+    ms->metrics_cap = nx + METRICS_SPARE;
+    d->metrics = sp_arena_alloc(m->a, ms->metrics_cap * sizeof *d->metrics);
+    Datadog__Trace__Span__MetricsEntry *xe = nx ? sp_arena_alloc(m->a, nx * sizeof *xe) : NULL;
+    if (!d->metrics || (nx && !xe))
+        return oom(m, "span entries");
+    for (size_t i = 0; i < nx; i++) {
+        const struct ent *e = m->sortv[i];
+        Datadog__Trace__Span__MetricsEntry *x = &xe[i];
+        *x = (Datadog__Trace__Span__MetricsEntry)DATADOG__TRACE__SPAN__METRICS_ENTRY__INIT;
         x->key = own_str(m, e->key, e->kborrowed);
         x->value = e->dval;
         if (!x->key)
             return oom(m, "metrics");
-        d->metrics[d->n_metrics++] = x;
+        d->metrics[i] = x;
     }
-    qsort(d->meta, d->n_meta, sizeof *d->meta, cmp_meta);
-    qsort(d->metrics, d->n_metrics, sizeof *d->metrics, cmp_metric);
+    d->n_metrics = nx;
     return 0;
 }
 
@@ -1357,6 +1564,44 @@ static const char *resource_key(struct mapper *m, const sp_otlp_resource_spans *
     return sb_take(m);
 }
 
+/* What each resource attribute adds to every span's meta, once per tracer
+ * payload (the per-span part of attr_to_meta is the precedence check).
+ * Uses m->ids as sp_dd_keys_index left it for t->res_attrs. */
+static int res_meta_build(struct mapper *m, struct tp_b *t)
+{
+    if (!t->n_res_attrs)
+        return 0;
+    t->rmeta = malloc(t->n_res_attrs * sizeof *t->rmeta);
+    if (!t->rmeta)
+        return SP_ENOMEM;
+    for (size_t i = 0; i < t->n_res_attrs; i++) {
+        const sp_otlp_kv *kv = t->res_attrs[i];
+        if (!kv || !kv->key)
+            continue;
+        const char *sv = sp_dd_any_string(kv->value, m->a);
+        bool kb;
+        const char *mk;
+        if (!sv || dd_key_for(m, kv->key, m->ids[i], &mk, &kb))
+            return SP_ENOMEM;
+        if (!mk)
+            continue;
+        struct res_meta *r = &t->rmeta[t->n_rmeta];
+        r->analytics = -1;
+        if (m->ids[i] == SP_DD_K_ANALYTICS_EVENT) {
+            int bv = parse_go_bool(sv);
+            r->analytics = (int8_t)(bv >= 0 ? bv : 2);
+        }
+        /* Copies in the output arena, shared by all the spans. */
+        r->key = kb ? sp_arena_strdup(m->a, mk) : mk;
+        r->val = sp_arena_strdup(m->a, sv);
+        if (!r->key || !r->val)
+            return SP_ENOMEM;
+        r->hash = key_hash_pfx(r->key, &r->pfx);
+        t->n_rmeta++;
+    }
+    return 0;
+}
+
 static struct tp_b *tp_for(struct mapper *m, const sp_otlp_resource_spans *rs)
 {
     const char *key = resource_key(m, rs);
@@ -1380,12 +1625,14 @@ static struct tp_b *tp_for(struct mapper *m, const sp_otlp_resource_spans *rs)
     t->key_hash = h;
     t->res_attrs = rs->resource ? rs->resource->attributes : NULL;
     t->n_res_attrs = rs->resource ? rs->resource->n_attributes : 0;
-    t->dd_namespace = has_dd_namespace(t->res_attrs, t->n_res_attrs);
+    m->ntp++; /* mapper_free frees what the tracer payload holds, even half built */
     t->tp = sp_arena_alloc(m->a, sizeof *t->tp);
-    if (!t->tp)
+    if (!t->tp || mapper_ids(m, t->n_res_attrs))
         return NULL;
     datadog__trace__tracer_payload__init(t->tp);
-    m->ntp++;
+    sp_dd_keys_index(&t->rk, t->res_attrs, t->n_res_attrs, m->ids);
+    if (res_meta_build(m, t))
+        return NULL;
     return t;
 }
 
@@ -1737,11 +1984,44 @@ static void mapper_free(struct mapper *m)
             free(m->tps[i].chunks[j].v);
         free(m->tps[i].chunks);
         free(m->tps[i].slots);
+        free(m->tps[i].rmeta);
     }
     free(m->tps);
     smap_free(&m->meta);
     smap_free(&m->metrics);
     sp_buf_free(&m->sb);
+    free(m->ids);
+    free(m->sortv);
+    free(m->sortt);
+    free(m->tags);
+}
+
+/* The exporter's `tags` as (key, value) pairs in the arena, once: "k:v"
+ * with a non-empty key, in order. */
+static int mapper_tags(struct mapper *m)
+{
+    size_t n = 0;
+    if (!m->opts || !m->opts->tags)
+        return 0;
+    while (m->opts->tags[n])
+        n++;
+    if (!n)
+        return 0;
+    m->tags = malloc(n * sizeof *m->tags);
+    if (!m->tags)
+        return oom(m, "tags");
+    for (const char *const *tg = m->opts->tags; *tg; tg++) {
+        const char *colon = strchr(*tg, ':');
+        if (!colon || colon == *tg)
+            continue;
+        struct tag_kv *t = &m->tags[m->n_tags];
+        t->k = sp_arena_strndup(m->a, *tg, (size_t)(colon - *tg));
+        t->v = sp_arena_strdup(m->a, colon + 1);
+        if (!t->k || !t->v)
+            return oom(m, "tags");
+        m->n_tags++;
+    }
+    return 0;
 }
 
 int sp_dd_map_traces(const struct sp_traces *traces, const struct sp_dd_map_opts *opts,
@@ -1755,7 +2035,7 @@ int sp_dd_map_traces(const struct sp_traces *traces, const struct sp_dd_map_opts
     *out = NULL;
     if (dropped)
         *dropped = 0;
-    int rc = 0;
+    int rc = mapper_tags(&m);
 
     const sp_otlp_request *req = traces ? traces->req : NULL;
     for (size_t r = 0; rc == 0 && req && r < req->n_resource_spans; r++) {

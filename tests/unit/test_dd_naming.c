@@ -63,6 +63,10 @@ struct span_case {
     const char *expect;
 };
 
+/* The golden tables run twice: with the lists scanned, and through
+ * sp_dd_keys indexes (the exporter's path); the results must not differ. */
+static bool use_index;
+
 static void mk_ctx(struct sp_arena *a, const struct span_case *t, struct sp_dd_span_ctx *c)
 {
     sp_otlp_span *s = sp_arena_calloc(a, 1, sizeof *s);
@@ -73,6 +77,14 @@ static void mk_ctx(struct sp_arena *a, const struct span_case *t, struct sp_dd_s
     memset(c, 0, sizeof *c);
     c->span = s;
     c->resource_attrs = mk_attrs(a, t->res_attrs, &c->n_resource_attrs);
+    if (use_index) {
+        struct sp_dd_keys *sk = sp_arena_alloc(a, sizeof *sk);
+        struct sp_dd_keys *rk = sp_arena_alloc(a, sizeof *rk);
+        sp_dd_keys_index(sk, s->attributes, s->n_attributes, NULL);
+        sp_dd_keys_index(rk, c->resource_attrs, c->n_resource_attrs, NULL);
+        c->span_keys = sk;
+        c->resource_keys = rk;
+    }
 }
 
 /* Resource names: every rule of §4.6 and each precedence between them. */
@@ -429,13 +441,91 @@ static void test_results_in_caller_arena(void)
     sp_arena_destroy(out);
 }
 
+/* Every known key classifies to itself; near misses classify to none. */
+static void test_key_ids(void)
+{
+    for (int k = 0; k < SP_DD_KEY_COUNT; k++) {
+        const char *name = sp_dd_key_name((enum sp_dd_key)k);
+        ASSERT(name != NULL);
+        size_t n = strlen(name);
+        ASSERT_EQ_INT(sp_dd_key_id(name, n), k);
+        char buf[64];
+        snprintf(buf, sizeof buf, "%s", name);
+        buf[0] ^= 0x20; /* case differs */
+        ASSERT_EQ_INT(sp_dd_key_id(buf, n), -1);
+        snprintf(buf, sizeof buf, "%s", name);
+        buf[n - 1] = '_'; /* last byte differs */
+        ASSERT_EQ_INT(sp_dd_key_id(buf, n), -1);
+        ASSERT_EQ_INT(sp_dd_key_id(name, n - 1), -1); /* a prefix */
+        snprintf(buf, sizeof buf, "%s.x", name);
+        ASSERT_EQ_INT(sp_dd_key_id(buf, n + 2), -1);
+    }
+    ASSERT_EQ_INT(sp_dd_key_id("", 0), -1);
+    ASSERT_EQ_INT(sp_dd_key_id("service", 7), -1);
+    ASSERT_EQ_INT(sp_dd_key_id("http.request.header.referrer", 28),
+                  SP_DD_K_HTTP_REQUEST_HEADER_REFERRER);
+    ASSERT(sp_dd_key_name(SP_DD_KEY_COUNT) == NULL);
+}
+
+/* The index keeps pdata's first entry per key, even an empty one (the
+ * lookup then falls back to the resource, never to a later duplicate). */
+static void test_keys_index(void)
+{
+    struct sp_arena *a = sp_arena_create(0);
+    const char *span_specs[] = {"http.route=", "x#1", "http.route=/late", "datadog.foo=1",
+                                "db.system=mysql", NULL};
+    const char *res_specs[] = {"http.route=/res", "service.name=svc", NULL};
+    size_t ns, nr;
+    sp_otlp_kv **sa = mk_attrs(a, span_specs, &ns);
+    sp_otlp_kv **ra = mk_attrs(a, res_specs, &nr);
+    sp_otlp_kv *with_null[3] = {NULL, sa[4], NULL};
+    struct sp_dd_keys sk, rk, nk;
+    int8_t ids[5];
+    sp_dd_keys_index(&sk, sa, ns, ids);
+    sp_dd_keys_index(&rk, ra, nr, NULL);
+    ASSERT(sk.kv[SP_DD_K_HTTP_ROUTE] == sa[0]);
+    ASSERT(sk.kv[SP_DD_K_DB_SYSTEM] == sa[4]);
+    ASSERT(sk.kv[SP_DD_K_SERVICE_NAME] == NULL);
+    ASSERT(sk.dd_namespace);
+    ASSERT(!rk.dd_namespace);
+    ASSERT_EQ_INT(ids[0], SP_DD_K_HTTP_ROUTE);
+    ASSERT_EQ_INT(ids[1], -1);
+    ASSERT_EQ_INT(ids[3], -1);
+    sp_dd_keys_index(&nk, with_null, 3, NULL);
+    ASSERT(nk.kv[SP_DD_K_DB_SYSTEM] == sa[4]);
+
+    sp_otlp_span *s = sp_arena_calloc(a, 1, sizeof *s);
+    opentelemetry__proto__trace__v1__span__init(s);
+    s->attributes = sa;
+    s->n_attributes = ns;
+    struct sp_dd_span_ctx scan = {.span = s, .resource_attrs = ra, .n_resource_attrs = nr};
+    struct sp_dd_span_ctx ix = scan;
+    ix.span_keys = &sk;
+    ix.resource_keys = &rk;
+    ASSERT_EQ_STR(sp_dd_attr(&scan, "http.route", a), "/res");
+    ASSERT_EQ_STR(sp_dd_attr(&ix, "http.route", a), "/res");
+    ASSERT_EQ_STR(sp_dd_attr_key(&ix, SP_DD_K_HTTP_ROUTE, a), "/res");
+    ASSERT_EQ_STR(sp_dd_attr(&ix, "x", a), "1");
+    ASSERT_EQ_STR(sp_dd_attr(&ix, "service.name", a), "svc");
+    ASSERT(sp_dd_attr(&ix, "db.statement", a) == NULL);
+    ASSERT(sp_dd_attr_key(&ix, SP_DD_KEY_COUNT, a) == NULL);
+    sp_arena_destroy(a);
+}
+
 int main(void)
 {
-    RUN(test_resource_golden);
+    RUN(test_key_ids);
+    RUN(test_keys_index);
+    for (int pass = 0; pass < 2; pass++) {
+        use_index = pass == 1;
+        if (use_index)
+            fprintf(stderr, "  again through sp_dd_keys indexes\n");
+        RUN(test_resource_golden);
+        RUN(test_operation_golden);
+        RUN(test_span_type_golden);
+        RUN(test_service_golden);
+    }
     RUN(test_resource_truncated);
-    RUN(test_operation_golden);
-    RUN(test_span_type_golden);
-    RUN(test_service_golden);
     RUN(test_normalizers);
     RUN(test_endpoint_allowed);
     RUN(test_ids);
