@@ -12,6 +12,7 @@
 #define SP_DD_PAYLOAD_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "dd_trace.pb-c.h"
 #include "sp_arena.h"
@@ -37,6 +38,11 @@ int sp_dd_map_traces(const struct sp_traces *traces, const struct sp_dd_map_opts
 int sp_dd_split_payload(const Datadog__Trace__AgentPayload *p, size_t max_bytes,
                         struct sp_arena *arena, Datadog__Trace__AgentPayload ***parts,
                         size_t *n_parts, struct sp_err *err);
+
+/* The packed AgentPayload protobuf (the bytes protobuf-c's pack gives,
+ * made without re-sizing nested messages), malloc'd into *data. */
+int sp_dd_pack_agent_payload(const Datadog__Trace__AgentPayload *p, uint8_t **data, size_t *len,
+                             struct sp_err *err);
 
 /* Agentless body: packed AgentPayload, gzip level 1, appended to out. */
 int sp_dd_encode_agent_payload(const Datadog__Trace__AgentPayload *p, struct sp_buf *out,

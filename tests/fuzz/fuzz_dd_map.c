@@ -2,14 +2,33 @@
  * encoding of its result (split, AgentPayload+gzip, /v0.4 msgpack, JSON
  * lines). The mapping reads attacker-controlled attributes, events, links
  * and ids: none of it may crash, leak or read out of bounds. The request is
- * decoded without validation so ids of any length reach the mapping. */
+ * decoded without validation so ids of any length reach the mapping.
+ * spanprof's own AgentPayload packer must give protobuf-c's bytes: a
+ * difference aborts. */
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "model/dd_payload.h"
 #include "model/otlp_codec.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void check_pack(const Datadog__Trace__AgentPayload *p)
+{
+    size_t n = datadog__trace__agent_payload__get_packed_size(p);
+    uint8_t *ref = malloc(n + 1), *got = NULL;
+    size_t gn = 0;
+    struct sp_err err = {0};
+    if (!ref)
+        return;
+    datadog__trace__agent_payload__pack(p, ref);
+    if (sp_dd_pack_agent_payload(p, &got, &gn, &err) == 0 && (gn != n || memcmp(ref, got, n)))
+        abort();
+    free(ref);
+    free(got);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -31,6 +50,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 struct sp_buf b = {0};
                 size_t count = 0;
                 for (size_t i = 0; i < n; i++) {
+                    check_pack(parts[i]);
                     sp_dd_encode_agent_payload(parts[i], &b, &err);
                     sp_buf_reset(&b);
                 }

@@ -577,6 +577,187 @@ static void test_split(void)
     sp_arena_destroy(a);
 }
 
+/* sp_dd_pack_agent_payload packs on its own (back to front, sizes
+ * computed once): its bytes must be protobuf-c's, for every field. */
+static bool pack_equal(const Datadog__Trace__AgentPayload *p)
+{
+    size_t n = datadog__trace__agent_payload__get_packed_size(p);
+    uint8_t *ref = malloc(n + 1);
+    size_t rn = datadog__trace__agent_payload__pack(p, ref);
+    uint8_t *got = NULL;
+    size_t gn = 0;
+    struct sp_err err = {0};
+    int rc = sp_dd_pack_agent_payload(p, &got, &gn, &err);
+    bool same = rc == 0 && rn == n && gn == n && memcmp(ref, got, n) == 0;
+    if (!same)
+        fprintf(stderr, "  packed %zu bytes (rc %d), protobuf-c %zu\n", gn, rc, n);
+    /* The agentless body is the same bytes, gzipped. */
+    struct sp_buf gz = {0};
+    struct sp_arena *a = sp_arena_create(0);
+    const uint8_t *plain = NULL;
+    size_t plen = 0;
+    if (sp_dd_encode_agent_payload(p, &gz, &err) != 0 ||
+        sp_decompress(SP_COMPRESSION_GZIP, gz.data, gz.len, 64u << 20, a, &plain, &plen, &err) ||
+        plen != n || (n && memcmp(plain, ref, n) != 0)) {
+        fprintf(stderr, "  gunzipped body differs from protobuf-c's bytes\n");
+        same = false;
+    }
+    sp_arena_destroy(a);
+    sp_buf_free(&gz);
+    free(ref);
+    free(got);
+    return same;
+}
+
+static char *filled(size_t n, char c)
+{
+    char *s = malloc(n + 1);
+    memset(s, c, n);
+    s[n] = 0;
+    return s;
+}
+
+static void test_pack_matches_protobuf_c(void)
+{
+    struct fixture f = {0};
+    ASSERT_EQ_INT(fixture_load(&f), 0);
+    ASSERT(pack_equal(f.p));
+    fixture_free(&f);
+
+    Datadog__Trace__AgentPayload empty = DATADOG__TRACE__AGENT_PAYLOAD__INIT;
+    ASSERT(pack_equal(&empty));
+
+    /* Every field, with the values where encodings differ: empty and NULL
+     * strings, lengths needing 1, 2 and 3 varint bytes, negative int32 and
+     * int64, zero, -0.0, NaN and infinite doubles, bools, empty messages. */
+    char *s200 = filled(200, 'm'), *s20k = filled(20000, 'z');
+    Datadog__Trace__Span__MetaEntry me[4] = {
+        DATADOG__TRACE__SPAN__META_ENTRY__INIT, DATADOG__TRACE__SPAN__META_ENTRY__INIT,
+        DATADOG__TRACE__SPAN__META_ENTRY__INIT, DATADOG__TRACE__SPAN__META_ENTRY__INIT};
+    me[0].key = "k";
+    me[0].value = s200;
+    me[1].key = "";
+    me[1].value = "";
+    me[2].key = NULL;
+    me[2].value = s20k;
+    me[3].key = s20k;
+    me[3].value = NULL;
+    Datadog__Trace__Span__MetaEntry *mp[4] = {&me[0], &me[1], &me[2], &me[3]};
+    Datadog__Trace__Span__MetricsEntry xe[6];
+    Datadog__Trace__Span__MetricsEntry *xp[6];
+    double vals[6] = {0.0, -0.0, NAN, INFINITY, -1e-300, 42.5};
+    for (int i = 0; i < 6; i++) {
+        xe[i] = (Datadog__Trace__Span__MetricsEntry)DATADOG__TRACE__SPAN__METRICS_ENTRY__INIT;
+        xe[i].key = i == 5 ? "" : "x";
+        xe[i].value = vals[i];
+        xp[i] = &xe[i];
+    }
+    Datadog__Trace__Span__MetaStructEntry se[2] = {DATADOG__TRACE__SPAN__META_STRUCT_ENTRY__INIT,
+                                                   DATADOG__TRACE__SPAN__META_STRUCT_ENTRY__INIT};
+    se[0].key = "ms";
+    se[0].value.data = (uint8_t *)"\x00\x01\xff";
+    se[0].value.len = 3;
+    se[1].key = "zero";
+    Datadog__Trace__Span__MetaStructEntry *sp_[2] = {&se[0], &se[1]};
+    Datadog__Trace__Span spans[3] = {DATADOG__TRACE__SPAN__INIT, DATADOG__TRACE__SPAN__INIT,
+                                     DATADOG__TRACE__SPAN__INIT};
+    spans[0].service = "svc";
+    spans[0].name = s200;
+    spans[0].resource = NULL;
+    spans[0].traceid = UINT64_MAX;
+    spans[0].spanid = 1;
+    spans[0].parentid = 127;
+    spans[0].start = -5;
+    spans[0].duration = INT64_MAX;
+    spans[0].error = -1;
+    spans[0].meta = mp;
+    spans[0].n_meta = 4;
+    spans[0].metrics = xp;
+    spans[0].n_metrics = 6;
+    spans[0].type = "web";
+    spans[0].meta_struct = sp_;
+    spans[0].n_meta_struct = 2;
+    spans[1].error = INT32_MIN;
+    spans[1].parentid = 128;
+    spans[2].error = 1;
+    spans[2].start = 16384;
+    Datadog__Trace__Span *spp[3] = {&spans[0], &spans[1], &spans[2]};
+    Datadog__Trace__TraceChunk__TagsEntry ct = DATADOG__TRACE__TRACE_CHUNK__TAGS_ENTRY__INIT;
+    ct.key = "_dd.otlp_sr";
+    ct.value = "1.00";
+    Datadog__Trace__TraceChunk__TagsEntry *ctp[1] = {&ct};
+    Datadog__Trace__TraceChunk chunks[2] = {DATADOG__TRACE__TRACE_CHUNK__INIT,
+                                            DATADOG__TRACE__TRACE_CHUNK__INIT};
+    chunks[0].priority = -4;
+    chunks[0].origin = "synthetics";
+    chunks[0].spans = spp;
+    chunks[0].n_spans = 3;
+    chunks[0].tags = ctp;
+    chunks[0].n_tags = 1;
+    chunks[0].droppedtrace = 1;
+    chunks[1].priority = 2;
+    Datadog__Trace__TraceChunk *chp[2] = {&chunks[0], &chunks[1]};
+    Datadog__Trace__TracerPayload__TagsEntry tt = DATADOG__TRACE__TRACER_PAYLOAD__TAGS_ENTRY__INIT;
+    tt.key = "_dd.tags.container";
+    tt.value = "a:b";
+    Datadog__Trace__TracerPayload__TagsEntry *ttp[1] = {&tt};
+    Datadog__Trace__TracerPayload tps[2] = {DATADOG__TRACE__TRACER_PAYLOAD__INIT,
+                                            DATADOG__TRACE__TRACER_PAYLOAD__INIT};
+    tps[0].containerid = "cid";
+    tps[0].languagename = "go";
+    tps[0].languageversion = "1.22";
+    tps[0].tracerversion = "otlp-1";
+    tps[0].runtimeid = "rid";
+    tps[0].chunks = chp;
+    tps[0].n_chunks = 2;
+    tps[0].tags = ttp;
+    tps[0].n_tags = 1;
+    tps[0].env = "prod";
+    tps[0].hostname = "h";
+    tps[0].appversion = "9";
+    Datadog__Trace__TracerPayload *tpp[2] = {&tps[0], &tps[1]};
+    Datadog__Trace__AgentPayload__TagsEntry at = DATADOG__TRACE__AGENT_PAYLOAD__TAGS_ENTRY__INIT;
+    at.key = "k";
+    Datadog__Trace__AgentPayload__TagsEntry *atp[1] = {&at};
+    Datadog__Trace__AgentPayload p = DATADOG__TRACE__AGENT_PAYLOAD__INIT;
+    p.hostname = "agent";
+    p.env = "";
+    p.tracerpayloads = tpp;
+    p.n_tracerpayloads = 2;
+    p.tags = atp;
+    p.n_tags = 1;
+    p.agentversion = "spanprof/x";
+    p.targettps = 10;
+    p.errortps = -0.0;
+    p.raresamplerenabled = 1;
+    ASSERT(pack_equal(&p));
+
+    /* Unknown fields (never made by the mapping) go through protobuf-c. */
+    ProtobufCMessageUnknownField uf = {.tag = 99, .wire_type = PROTOBUF_C_WIRE_TYPE_VARINT,
+                                       .len = 1, .data = (uint8_t *)"\x05"};
+    spans[1].base.unknown_fields = &uf;
+    spans[1].base.n_unknown_fields = 1;
+    ASSERT(pack_equal(&p));
+    spans[1].base.n_unknown_fields = 0;
+
+    /* The split sizes parts as protobuf-c would: a limit of exactly the
+     * packed size keeps one part, one byte less splits. */
+    size_t whole = datadog__trace__agent_payload__get_packed_size(&p);
+    struct sp_arena *a = sp_arena_create(0);
+    Datadog__Trace__AgentPayload **parts;
+    size_t n;
+    struct sp_err err = {0};
+    ASSERT_EQ_INT(sp_dd_split_payload(&p, whole, a, &parts, &n, &err), 0);
+    ASSERT_EQ_INT(n, 1);
+    ASSERT_EQ_INT(sp_dd_split_payload(&p, whole - 1, a, &parts, &n, &err), 0);
+    ASSERT_EQ_INT(n, 2);
+    for (size_t i = 0; i < n; i++)
+        ASSERT(pack_equal(parts[i]));
+    sp_arena_destroy(a);
+    free(s200);
+    free(s20k);
+}
+
 static void test_hostname_precedence(void)
 {
     static const struct {
@@ -688,6 +869,7 @@ int main(void)
     RUN(test_grouping);
     RUN(test_truncation);
     RUN(test_split);
+    RUN(test_pack_matches_protobuf_c);
     RUN(test_hostname_precedence);
     RUN(test_empty_and_dropped);
     RUN(test_result_outlives_batch);
