@@ -27,10 +27,10 @@ struct otlp_path {
     size_t len;
 };
 
-/* Appends ".name" (or "name" at the root) and "[idx]" when idx >= 0;
- * returns the previous length to restore with otlp_path_pop. A path that no
- * longer fits ends in "..." rather than being cut mid-name. */
-static size_t otlp_path_push(struct otlp_path *p, const char *name, long idx)
+/* Appends ".name" (or "name" at the root) and "[idx]" when idx >= 0. A path
+ * that no longer fits ends in "..." rather than being cut mid-name. Only
+ * used to report an error (see otlp_pb_path). */
+static void otlp_path_push(struct otlp_path *p, const char *name, long idx)
 {
     size_t old = p->len;
     size_t room = sizeof(p->buf) - p->len;
@@ -44,16 +44,9 @@ static size_t otlp_path_push(struct otlp_path *p, const char *name, long idx)
             memcpy(p->buf + old, "...", 4);
             p->len = old + 3;
         }
-        return old;
+        return;
     }
     p->len += (size_t)n;
-    return old;
-}
-
-static void otlp_path_pop(struct otlp_path *p, size_t old)
-{
-    p->len = old;
-    p->buf[old] = '\0';
 }
 
 static const char *otlp_path_str(const struct otlp_path *p)
@@ -115,13 +108,119 @@ static unsigned otlp_expected_wt(ProtobufCType t)
     }
 }
 
-/* One message level being walked: the explicit stack replaces recursion. */
+/* One message level being walked: the explicit stack replaces recursion.
+ * Nothing here is formatted while the input is good: a frame records how it
+ * was entered (the parent's field and the byte of its tag) and the
+ * human-readable path ("resource_spans[0].scope_spans[0].spans[3]") is
+ * rebuilt from the frames only when a check fails. */
 struct otlp_pb_frame {
     const ProtobufCMessageDescriptor *desc;
-    size_t end;        /* absolute end offset of this message's bytes */
-    size_t path_len;   /* path length to restore when the level is left */
-    uint32_t counts[32]; /* occurrences per field index, for "spans[3]" */
+    size_t start;                           /* offset of this message's first byte */
+    size_t end;                             /* offset just past its last byte */
+    const ProtobufCFieldDescriptor *via;    /* the parent's field holding it (NULL: root) */
+    size_t via_at;                          /* offset of that field's tag in the parent */
 };
+
+/* The field numbered num of desc, as protobuf_c_message_descriptor_get_field
+ * returns it. Descriptors list their fields sorted by number and OTLP's are
+ * numbered 1..n without gaps, so fields[num - 1] is nearly always it;
+ * checking its id keeps any other layout correct via the library lookup. */
+static inline const ProtobufCFieldDescriptor *otlp_pb_field(const ProtobufCMessageDescriptor *d,
+                                                            uint64_t num)
+{
+    if (num - 1 < d->n_fields && d->fields[num - 1].id == num)
+        return &d->fields[num - 1];
+    return protobuf_c_message_descriptor_get_field(d, (unsigned)num);
+}
+
+/* What the error path needs to know about the fields of a message that
+ * precede byte `at` (all already walked successfully): how many times field
+ * number num occurred, and whether a nested message was entered and left. */
+static void otlp_pb_scan(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t start,
+                         size_t at, uint32_t num, long *count, bool *had_child)
+{
+    size_t pos = start;
+    uint64_t tag, v;
+    *count = 0;
+    *had_child = false;
+    while (pos < at) {
+        if (otlp_varint(data, at, &pos, &tag))
+            return;
+        switch (tag & 7) {
+        case WT_VARINT:
+            otlp_varint(data, at, &pos, &v);
+            break;
+        case WT_64BIT:
+            pos += 8;
+            break;
+        case WT_32BIT:
+            pos += 4;
+            break;
+        default: { /* WT_LEN: the only other type a walked field can have */
+            if (otlp_varint(data, at, &pos, &v))
+                return;
+            pos += (size_t)v;
+            const ProtobufCFieldDescriptor *f = otlp_pb_field(desc, tag >> 3);
+            if (f && f->type == PROTOBUF_C_TYPE_MESSAGE)
+                *had_child = true;
+            break;
+        }
+        }
+        if ((tag >> 3) == num)
+            ++*count;
+    }
+}
+
+/* The index shown for field f of the message whose bytes start at `start`,
+ * the field's tag being at byte `at`: how many times f occurred before, for
+ * a repeated field with one of the first 32 field indexes ("spans[3]"); 0
+ * for a repeated field past those; -1 (no index) otherwise. */
+static long otlp_pb_index(const ProtobufCMessageDescriptor *desc, const ProtobufCFieldDescriptor *f,
+                          const uint8_t *data, size_t start, size_t at)
+{
+    long n;
+    bool had_child;
+    if (f->label != PROTOBUF_C_LABEL_REPEATED)
+        return -1;
+    if ((size_t)(f - desc->fields) >= 32)
+        return 0;
+    otlp_pb_scan(desc, data, start, at, f->id, &n, &had_child);
+    return n;
+}
+
+/* The path of the message at stack[depth] (whose field with its tag at
+ * byte `at` failed), then, when leaf is set, that field's name: the text
+ * the check used to build as it went, made of the same pushes. One quirk
+ * of that incremental text is kept so messages stay identical: a segment
+ * pushed with no room left (past 196 characters) leaves its cut-off text
+ * visible after the path until a nested message is left, whose pop ended
+ * the string there again. */
+static const char *otlp_pb_path(struct otlp_path *path, const struct otlp_pb_frame *stack,
+                                int depth, const uint8_t *data, size_t at,
+                                const ProtobufCFieldDescriptor *leaf)
+{
+    size_t before = 0;
+    path->len = 0;
+    path->buf[0] = '\0';
+    for (int d = 1; d <= depth; d++) {
+        const struct otlp_pb_frame *parent = &stack[d - 1];
+        before = path->len;
+        otlp_path_push(path, stack[d].via->name,
+                       otlp_pb_index(parent->desc, stack[d].via, data, parent->start,
+                                     stack[d].via_at));
+    }
+    if (depth > 0 && path->len == before && sizeof(path->buf) - before <= 4) {
+        long n;
+        bool had_child;
+        otlp_pb_scan(stack[depth].desc, data, stack[depth].start, at, 0, &n, &had_child);
+        if (had_child)
+            path->buf[path->len] = '\0';
+    }
+    if (leaf)
+        otlp_path_push(path, leaf->name,
+                       otlp_pb_index(stack[depth].desc, leaf, data, stack[depth].start, at));
+    return otlp_path_str(path);
+}
 
 static int otlp_pb_packed_ok(ProtobufCType t, const uint8_t *p, size_t len)
 {
@@ -143,40 +242,41 @@ int sp_otlp_pb_check(const ProtobufCMessageDescriptor *desc, const uint8_t *data
                      struct sp_err *err)
 {
     struct otlp_pb_frame stack[SP_OTLP_MAX_PB_DEPTH];
-    struct otlp_path path = {.len = 0};
+    struct otlp_path path;
     int depth = 0;
     size_t pos = 0;
 
-    path.buf[0] = '\0';
-    memset(&stack[0], 0, sizeof(stack[0]));
-    stack[0].desc = desc;
-    stack[0].end = len;
+    stack[0] = (struct otlp_pb_frame){.desc = desc, .start = 0, .end = len};
     for (;;) {
         struct otlp_pb_frame *fr = &stack[depth];
         if (pos == fr->end) {
             if (depth == 0)
                 return 0;
-            otlp_path_pop(&path, fr->path_len);
             depth--;
             continue;
         }
         size_t field_start = pos;
         uint64_t tag, v;
-        if (otlp_varint(data, fr->end, &pos, &tag))
+        /* One-byte tags (fields 1-15) are the rule: skip the loop for them. */
+        if (data[pos] < 0x80)
+            tag = data[pos++];
+        else if (otlp_varint(data, fr->end, &pos, &tag))
             return sp_err_set(err, SP_EDECODE, "'%s': truncated field tag at byte %zu",
-                              otlp_path_str(&path), field_start);
+                              otlp_pb_path(&path, stack, depth, data, field_start, NULL), field_start);
         uint64_t num = tag >> 3;
         unsigned wt = (unsigned)(tag & 7);
         if (num == 0 || num > 536870911u)
             return sp_err_set(err, SP_EDECODE, "'%s': invalid field number %" PRIu64
-                              " at byte %zu", otlp_path_str(&path), num, field_start);
+                              " at byte %zu", otlp_pb_path(&path, stack, depth, data, field_start, NULL),
+                              num, field_start);
         size_t val_start = pos, val_len = 0;
         switch (wt) {
         case WT_VARINT:
             if (otlp_varint(data, fr->end, &pos, &v))
                 return sp_err_set(err, SP_EDECODE,
                                   "'%s': field %" PRIu64 ": truncated varint at byte %zu",
-                                  otlp_path_str(&path), num, val_start);
+                                  otlp_pb_path(&path, stack, depth, data, field_start, NULL), num,
+                                  val_start);
             break;
         case WT_64BIT:
         case WT_32BIT: {
@@ -184,20 +284,25 @@ int sp_otlp_pb_check(const ProtobufCMessageDescriptor *desc, const uint8_t *data
             if (fr->end - pos < w)
                 return sp_err_set(err, SP_EDECODE,
                                   "'%s': field %" PRIu64 ": truncated %s value at byte %zu",
-                                  otlp_path_str(&path), num, otlp_wt_name(wt), val_start);
+                                  otlp_pb_path(&path, stack, depth, data, field_start, NULL), num,
+                                  otlp_wt_name(wt), val_start);
             pos += w;
             break;
         }
         case WT_LEN:
-            if (otlp_varint(data, fr->end, &pos, &v))
+            if (pos < fr->end && data[pos] < 0x80)
+                v = data[pos++];
+            else if (otlp_varint(data, fr->end, &pos, &v))
                 return sp_err_set(err, SP_EDECODE,
                                   "'%s': field %" PRIu64 ": truncated length at byte %zu",
-                                  otlp_path_str(&path), num, val_start);
+                                  otlp_pb_path(&path, stack, depth, data, field_start, NULL), num,
+                                  val_start);
             if (v > fr->end - pos)
                 return sp_err_set(err, SP_EDECODE,
                                   "'%s': field %" PRIu64 ": length %" PRIu64
                                   " at byte %zu runs past the end of its message (%zu bytes left)",
-                                  otlp_path_str(&path), num, v, val_start, fr->end - pos);
+                                  otlp_pb_path(&path, stack, depth, data, field_start, NULL), num, v,
+                                  val_start, fr->end - pos);
             val_start = pos;
             val_len = (size_t)v;
             pos += val_len;
@@ -205,51 +310,42 @@ int sp_otlp_pb_check(const ProtobufCMessageDescriptor *desc, const uint8_t *data
         default:
             return sp_err_set(err, SP_EDECODE,
                               "'%s': field %" PRIu64 ": unsupported wire type %u (%s) at byte %zu",
-                              otlp_path_str(&path), num, wt, otlp_wt_name(wt), field_start);
+                              otlp_pb_path(&path, stack, depth, data, field_start, NULL), num, wt,
+                              otlp_wt_name(wt), field_start);
         }
 
-        const ProtobufCFieldDescriptor *f =
-            protobuf_c_message_descriptor_get_field(fr->desc, (unsigned)num);
+        const ProtobufCFieldDescriptor *f = otlp_pb_field(fr->desc, num);
         if (!f)
             continue; /* unknown fields are kept by protobuf-c, whatever they hold */
-        size_t fidx = (size_t)(f - fr->desc->fields);
-        long idx = -1;
-        if (f->label == PROTOBUF_C_LABEL_REPEATED)
-            idx = fidx < 32 ? (long)fr->counts[fidx] : 0;
-        if (fidx < 32)
-            fr->counts[fidx]++;
         unsigned want = otlp_expected_wt(f->type);
         if (wt != want) {
             bool packed = f->label == PROTOBUF_C_LABEL_REPEATED && wt == WT_LEN && want != WT_LEN;
-            if (!packed) {
-                size_t old = otlp_path_push(&path, f->name, idx);
-                int rc = sp_err_set(err, SP_EDECODE,
-                                    "'%s': wire type %u (%s) at byte %zu where %s was expected",
-                                    otlp_path_str(&path), wt, otlp_wt_name(wt), field_start,
-                                    want == WT_LEN ? "a length-delimited value"
-                                                   : want == WT_VARINT ? "a varint"
-                                                                       : "a fixed-size value");
-                otlp_path_pop(&path, old);
-                return rc;
-            }
-            if (!otlp_pb_packed_ok(f->type, data + val_start, val_len)) {
-                otlp_path_push(&path, f->name, idx);
+            if (!packed)
+                return sp_err_set(err, SP_EDECODE,
+                                  "'%s': wire type %u (%s) at byte %zu where %s was expected",
+                                  otlp_pb_path(&path, stack, depth, data, field_start, f), wt,
+                                  otlp_wt_name(wt), field_start,
+                                  want == WT_LEN ? "a length-delimited value"
+                                                 : want == WT_VARINT ? "a varint"
+                                                                     : "a fixed-size value");
+            if (!otlp_pb_packed_ok(f->type, data + val_start, val_len))
                 return sp_err_set(err, SP_EDECODE, "'%s': malformed packed values at byte %zu",
-                                  otlp_path_str(&path), val_start);
-            }
+                                  otlp_pb_path(&path, stack, depth, data, field_start, f),
+                                  val_start);
             continue;
         }
         if (f->type != PROTOBUF_C_TYPE_MESSAGE)
             continue;
-        size_t old = otlp_path_push(&path, f->name, idx);
         if (depth + 1 >= SP_OTLP_MAX_PB_DEPTH)
             return sp_err_set(err, SP_EDECODE, "'%s': messages nested deeper than %d levels",
-                              otlp_path_str(&path), SP_OTLP_MAX_PB_DEPTH);
+                              otlp_pb_path(&path, stack, depth, data, field_start, f),
+                              SP_OTLP_MAX_PB_DEPTH);
         depth++;
-        memset(&stack[depth], 0, sizeof(stack[depth]));
-        stack[depth].desc = f->descriptor;
-        stack[depth].end = val_start + val_len;
-        stack[depth].path_len = old;
+        stack[depth] = (struct otlp_pb_frame){.desc = f->descriptor,
+                                              .start = val_start,
+                                              .end = val_start + val_len,
+                                              .via = f,
+                                              .via_at = field_start};
         pos = val_start;
     }
 }

@@ -554,6 +554,66 @@ static void test_proto_errors(void)
     sp_buf_free(&any);
 }
 
+/* Appends field `num` as a length-delimited value holding p[0..n). */
+static void pb_ld(struct sp_buf *out, unsigned num, const void *p, size_t n)
+{
+    uint8_t hdr[12];
+    size_t h = 0;
+    hdr[h++] = (uint8_t)(num << 3 | 2);
+    for (size_t v = n;; v >>= 7) {
+        hdr[h++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+        if (v <= 0x7f)
+            break;
+    }
+    sp_buf_append(out, hdr, h);
+    sp_buf_append(out, p, n);
+}
+
+/* Error paths name the right occurrence of each repeated field at every
+ * level (the indexes are worked out only once something failed). */
+static void test_proto_error_paths(void)
+{
+    struct sp_buf good_kv = {0}, bad_kv = {0}, span = {0}, bad_span = {0};
+    struct sp_buf ss = {0}, rs = {0}, req = {0};
+    /* KeyValue{key "k", value AnyValue{string_value "v"}} */
+    static const uint8_t str_any[] = {0x0a, 0x01, 'v'};
+    pb_ld(&good_kv, 1, "k", 1);
+    pb_ld(&good_kv, 2, str_any, sizeof(str_any));
+    /* AnyValue{int_value (3, a varint) sent length-delimited} */
+    static const uint8_t bad_any[] = {0x1a, 0x01, 0x05};
+    pb_ld(&bad_kv, 1, "b", 1);
+    pb_ld(&bad_kv, 2, bad_any, sizeof(bad_any));
+    /* Span{name, attributes[0] good, attributes[1] bad}; two good spans first. */
+    pb_ld(&span, 5, "s", 1);
+    pb_ld(&span, 9, good_kv.data, good_kv.len);
+    pb_ld(&bad_span, 5, "s", 1);
+    pb_ld(&bad_span, 9, good_kv.data, good_kv.len);
+    pb_ld(&bad_span, 9, bad_kv.data, bad_kv.len);
+    pb_ld(&ss, 2, span.data, span.len);
+    pb_ld(&ss, 2, span.data, span.len);
+    pb_ld(&ss, 2, bad_span.data, bad_span.len);
+    pb_ld(&rs, 2, ss.data, ss.len);
+    /* resource_spans[0] is a good one, the bad span is in resource_spans[1]. */
+    struct sp_buf good_rs = {0};
+    pb_ld(&good_rs, 2, span.data, span.len);
+    struct sp_buf good_ss = {0};
+    pb_ld(&good_ss, 2, good_rs.data, good_rs.len);
+    pb_ld(&req, 1, good_ss.data, good_ss.len);
+    pb_ld(&req, 1, rs.data, rs.len);
+    expect_pb_error(req.data, req.len,
+                    "'resource_spans[1].scope_spans[0].spans[2].attributes[1].value.int_value': "
+                    "wire type 2 (length-delimited) at byte 75 where a varint was expected");
+    /* The same request without its last byte: the outermost length is the
+     * first to run past the end. */
+    expect_pb_error(req.data, req.len - 1,
+                    "'(request)': field 1: length 57 at byte 20 runs past the end of its message "
+                    "(56 bytes left)");
+    struct sp_buf *all[] = {&good_kv, &bad_kv, &span, &bad_span, &ss,
+                            &rs,      &req,    &good_rs, &good_ss};
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+        sp_buf_free(all[i]);
+}
+
 static void test_validation(void)
 {
     const char *json =
@@ -723,6 +783,7 @@ int main(void)
     RUN(test_json_errors);
     RUN(test_json_tree_bound);
     RUN(test_proto_errors);
+    RUN(test_proto_error_paths);
     RUN(test_validation);
     RUN(test_grpc_reader_errors);
     RUN(test_answers);
