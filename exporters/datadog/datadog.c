@@ -10,8 +10,8 @@
  *
  * This file is the component: config table, lifecycle and metrics.
  * consume() only queues a reference to the batch (bounded, see
- * datadog_queue.c); encoding and delivery happen in the workers
- * (datadog_send.c). Shutdown drains the queue until the service's
+ * datadog_queue.c) and returns; encoding (on a later loop turn) and
+ * delivery happen in the workers (datadog_send.c). Shutdown drains the queue until the service's
  * deadline, then counts and logs what it could not deliver. */
 #include <stddef.h>
 #include <stdio.h>
@@ -273,6 +273,9 @@ static int dd_start(struct sp_component *comp, struct sp_host *host, struct sp_e
     uv_timer_init(dd->loop, &dd->deadline);
     dd->deadline.data = dd;
     dd->open_handles++;
+    uv_idle_init(dd->loop, &dd->idle);
+    dd->idle.data = dd;
+    dd->open_handles++;
     dd->started = true;
     if (dd->set.agent_mode)
         sp_log_info(comp->id, "sending through the Datadog Agent: traces to %s, profiles to %s",
@@ -423,6 +426,7 @@ static void dd_destroy(struct sp_component *comp)
         return;
     comp->ctx = NULL;
     dd->abandoning = true;
+    dd->idle_active = false; /* uv_close stops it */
     if (dd->http) {
         sp_http_client_destroy(dd->http); /* cancels; our done callbacks ignore it */
         dd->http = NULL;
@@ -433,6 +437,11 @@ static void dd_destroy(struct sp_component *comp)
             dd_req_free(&w->reqs[k]);
         free(w->reqs);
         w->reqs = NULL;
+        if (w->has_pending) {
+            sp_batch_unref(w->pending.batch);
+            w->pending.batch = NULL;
+            w->has_pending = false;
+        }
     }
     struct dd_item it;
     while (dd_queue_pop(&dd->queue, &it))
@@ -445,6 +454,7 @@ static void dd_destroy(struct sp_component *comp)
         for (size_t i = 0; i < dd->n_workers; i++)
             uv_close((uv_handle_t *)&dd->workers[i].timer, dd_on_worker_timer_closed);
         uv_close((uv_handle_t *)&dd->deadline, dd_on_handle_closed);
+        uv_close((uv_handle_t *)&dd->idle, dd_on_handle_closed);
     } else {
         free(dd->workers);
         free(dd);

@@ -8,11 +8,15 @@
  *                  and the lenient rate_by_service reply parser
  * datadog_profiles.c profile batch -> multipart request
  *
- * Data path: consume() takes a reference on the batch and queues it; one of
- * sending_queue.num_consumers workers pops it, encodes it into request
- * bodies (the batch reference is dropped as soon as the bodies exist), and
- * sends them one after the other, each retried with exponential backoff
- * until it succeeds, fails permanently or runs out of max_elapsed_time. */
+ * Data path: consume() takes a reference on the batch and queues it; an
+ * idle one of sending_queue.num_consumers workers takes it at once (so the
+ * queue's bounds mean what they did), but encodes it on a later loop turn
+ * (an idle handle, one batch per turn): the receiver that called consume()
+ * answers its client first, and other I/O runs between two batches. The
+ * worker encodes the batch into request bodies (the batch reference is
+ * dropped as soon as the bodies exist), and sends them one after the
+ * other, each retried with exponential backoff until it succeeds, fails
+ * permanently or runs out of max_elapsed_time. */
 #ifndef SP_DATADOG_INT_H
 #define SP_DATADOG_INT_H
 
@@ -179,7 +183,10 @@ int dd_profiles_build(struct dd_exporter *dd, struct sp_batch *b, struct dd_req 
 struct dd_worker {
     struct dd_exporter *dd;
     uv_timer_t timer;            /* backoff */
-    bool busy;
+    bool busy;                   /* has an item: pending, encoding or sending */
+    bool has_pending;            /* taken, not encoded yet (see dd_exporter.idle) */
+    struct dd_item pending;
+    uint64_t pending_seq;        /* encoding order: the order the items were taken */
     bool in_backoff;
     struct dd_req *reqs;
     size_t n_reqs, cur;
@@ -208,8 +215,12 @@ struct dd_exporter {
     struct dd_queue queue;
     struct dd_worker *workers;
     size_t n_workers;
-    int open_handles;            /* worker timers + deadline timer */
+    int open_handles;            /* worker timers + deadline timer + idle */
     uv_timer_t deadline;
+    uv_idle_t idle;              /* runs while workers have pending items */
+    bool idle_active;
+    size_t n_pending;
+    uint64_t pending_seq;
     bool started;
     bool stopping;
     bool abandoning;             /* deadline passed: cancelled calls are not retried */
@@ -225,9 +236,11 @@ struct dd_exporter {
     char agent_version[64];
 };
 
+/* Idle workers take queued items (encoded on a later loop turn). */
 void dd_workers_kick(struct dd_exporter *dd);
-/* Hands an item straight to an idle worker (queue disabled). False when
- * every worker is busy; the item is then still the caller's. */
+/* Hands an item straight to an idle worker (queue disabled), encoded on a
+ * later loop turn. False when every worker is busy; the item is then still
+ * the caller's. */
 bool dd_workers_offer(struct dd_exporter *dd, struct dd_item *it);
 void dd_exporter_queue_changed(struct dd_exporter *dd);
 /* At the shutdown deadline: cancel calls and backoffs, count what is left. */

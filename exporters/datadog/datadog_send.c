@@ -1,9 +1,14 @@
 /* datadog exporter: the workers that deliver queued batches.
  *
  * sending_queue.num_consumers workers, each with at most one HTTP call in
- * flight. A worker pops a batch, encodes it into one or more requests (the
- * batch reference goes as soon as the bodies exist: the bodies are all we
- * need to retry), and sends them in order. Each request is retried on 408,
+ * flight. An idle worker takes the next batch at once but encodes it from
+ * the exporter's idle handle, one batch per loop turn in the order they
+ * were taken: consume() runs inside a receiver's request, which should not
+ * wait for the mapping and compression, and a burst of batches should not
+ * hold the loop for all of them at once. The worker encodes the batch
+ * into one or more requests (the batch reference goes as soon as the
+ * bodies exist: the bodies are all we need to retry), and sends them in
+ * order. Each request is retried on 408,
  * 429, 5xx and transport errors (timeouts, refused connections) with
  * exponential backoff and jitter, or after the server's Retry-After, until
  * retry_on_failure.max_elapsed_time; any other 4xx is final. While the
@@ -225,6 +230,7 @@ static void dd_worker_send(struct dd_worker *w)
     }
 }
 
+/* Encodes the worker's item and starts sending it (from dd_on_idle). */
 static void dd_worker_start(struct dd_worker *w, struct dd_item *it)
 {
     struct dd_exporter *dd = w->dd;
@@ -243,6 +249,7 @@ static void dd_worker_start(struct dd_worker *w, struct dd_item *it)
         sp_metric_add(dd->m[sig].dropped_invalid, (double)dropped);
     if (rc == 0 && w->n_reqs == 0) {
         dd_worker_release(w);
+        dd_worker_next_item(w);
         return;
     }
     if (rc != 0) {
@@ -255,11 +262,52 @@ static void dd_worker_start(struct dd_worker *w, struct dd_item *it)
                          dd_count_noun(sig, lost), err.msg);
         w->cur = 0;
         dd_worker_release(w);
+        dd_worker_next_item(w);
         return;
     }
     w->cur = 0;
     w->attempt = 0;
     dd_worker_send(w);
+}
+
+/* One pending item per loop turn, the oldest first. */
+static void dd_on_idle(uv_idle_t *h)
+{
+    struct dd_exporter *dd = h->data;
+    struct dd_worker *first = NULL;
+    for (size_t i = 0; i < dd->n_workers; i++) {
+        struct dd_worker *w = &dd->workers[i];
+        if (w->has_pending && (!first || w->pending_seq < first->pending_seq))
+            first = w;
+    }
+    if (first) {
+        struct dd_item it = first->pending;
+        first->has_pending = false;
+        first->pending.batch = NULL;
+        dd->n_pending--;
+        dd_worker_start(first, &it);
+    }
+    if (dd->n_pending == 0 && dd->idle_active) {
+        uv_idle_stop(&dd->idle);
+        dd->idle_active = false;
+    }
+}
+
+/* The worker takes the item (the queue's reference moves to it); the
+ * idle handle encodes it on a later loop turn. */
+static void dd_worker_take(struct dd_worker *w, const struct dd_item *it)
+{
+    struct dd_exporter *dd = w->dd;
+    w->busy = true;
+    w->has_pending = true;
+    w->pending = *it;
+    w->pending_seq = ++dd->pending_seq;
+    dd->n_pending++;
+    if (!dd->idle_active) {
+        dd->idle.data = dd;
+        uv_idle_start(&dd->idle, dd_on_idle);
+        dd->idle_active = true;
+    }
 }
 
 /* Takes the next queued batch, if any; an idle worker during shutdown may
@@ -268,9 +316,9 @@ static void dd_worker_next_item(struct dd_worker *w)
 {
     struct dd_exporter *dd = w->dd;
     struct dd_item it;
-    while (!w->busy && !dd->abandoning && dd_queue_pop(&dd->queue, &it)) {
+    if (!w->busy && !dd->abandoning && dd_queue_pop(&dd->queue, &it)) {
         dd_exporter_queue_changed(dd);
-        dd_worker_start(w, &it);
+        dd_worker_take(w, &it);
     }
     if (!w->busy && dd->stopping)
         dd_exporter_maybe_finish(dd);
@@ -287,10 +335,13 @@ void dd_workers_kick(struct dd_exporter *dd)
 
 bool dd_workers_offer(struct dd_exporter *dd, struct dd_item *it)
 {
+    if (dd->abandoning)
+        return false;
     for (size_t i = 0; i < dd->n_workers; i++) {
         struct dd_worker *w = &dd->workers[i];
         if (!w->busy) {
-            dd_worker_start(w, it);
+            dd_worker_take(w, it);
+            it->batch = NULL;
             return true;
         }
     }
@@ -308,10 +359,27 @@ bool dd_workers_idle(const struct dd_exporter *dd)
 void dd_workers_abandon(struct dd_exporter *dd, size_t *spans_left, size_t *profiles_left)
 {
     dd->abandoning = true;
+    if (dd->idle_active) {
+        uv_idle_stop(&dd->idle);
+        dd->idle_active = false;
+    }
     for (size_t i = 0; i < dd->n_workers; i++) {
         struct dd_worker *w = &dd->workers[i];
         if (!w->busy)
             continue;
+        if (w->has_pending) {
+            /* Taken but never encoded: counted like what is still queued. */
+            enum sp_signal s = w->pending.batch->signal;
+            sp_metric_add(dd->m[s].dropped_shutdown, (double)w->pending.count);
+            if (s == SP_SIGNAL_TRACES)
+                *spans_left += w->pending.count;
+            else
+                *profiles_left += w->pending.count;
+            sp_batch_unref(w->pending.batch);
+            w->pending.batch = NULL;
+            w->has_pending = false;
+            dd->n_pending--;
+        }
         if (w->call) {
             sp_http_call_cancel(w->call); /* runs dd_worker_on_done, which ignores it */
             w->call = NULL;

@@ -638,6 +638,113 @@ static int dead_port(void)
     return port;
 }
 
+/* consume() runs inside a receiver's request: it only hands the batch to a
+ * worker, which encodes it on a later loop turn, one batch per turn. */
+static void test_consume_defers_encoding(void)
+{
+    struct intake in;
+    ASSERT_EQ_INT(intake_start(&in), 0);
+    struct dut d;
+    dut_conf(&d, in.port, false);
+    ASSERT_EQ_INT(dut_start(&d), 0);
+    struct dd_exporter *dd = d.comp.ctx;
+    struct sp_batch *b1 = traces_batch(), *b2 = traces_batch(), *b3 = traces_batch();
+    ASSERT(b1 && b2 && b3);
+    ASSERT_EQ_INT(d.comp.type->consume(&d.comp, b1), SP_OK);
+    ASSERT_EQ_INT(d.comp.type->consume(&d.comp, b2), SP_OK);
+    /* Two workers: both taken, nothing encoded or sent yet; the third waits
+     * in the queue as before. */
+    ASSERT_EQ_INT(d.comp.type->consume(&d.comp, b3), SP_OK);
+    ASSERT(dd->workers[0].busy && dd->workers[0].has_pending && dd->workers[0].n_reqs == 0);
+    ASSERT(dd->workers[1].busy && dd->workers[1].has_pending && dd->workers[1].n_reqs == 0);
+    ASSERT_EQ_INT(sp_http_client_in_flight(dd->http), 0);
+    ASSERT_EQ_INT(metric("spanprof_exporter_queue_size", LBL), 1);
+    /* One loop turn encodes the oldest only. */
+    uv_run(loop, UV_RUN_NOWAIT);
+    ASSERT(!dd->workers[0].has_pending && dd->workers[0].n_reqs == 1);
+    ASSERT(dd->workers[1].has_pending);
+    sp_batch_unref(b1);
+    sp_batch_unref(b2);
+    sp_batch_unref(b3);
+    run_for(3000, NULL, &in.n, 3);
+    ASSERT_EQ_INT(in.n, 3);
+    ASSERT_EQ_INT(metric("spanprof_exporter_sent_spans_total", LBL), 27);
+    ASSERT_EQ_INT(metric("spanprof_exporter_queue_size", LBL), 0);
+    dut_stop(&d, 1000);
+    run_for(1000, &d.done, NULL, 0);
+    ASSERT(d.done);
+    dut_destroy(&d);
+    intake_stop(&in);
+}
+
+/* Without a queue a batch goes only to an idle worker; one taken but not
+ * encoded yet makes the worker busy. */
+static void test_no_queue_offer(void)
+{
+    struct intake in;
+    ASSERT_EQ_INT(intake_start(&in), 0);
+    struct dut d;
+    dut_conf(&d, in.port, false);
+    d.conf.queue.enabled = false;
+    d.conf.queue.num_consumers = 1;
+    ASSERT_EQ_INT(dut_start(&d), 0);
+    struct sp_batch *b1 = traces_batch(), *b2 = traces_batch();
+    ASSERT(b1 && b2);
+    ASSERT_EQ_INT(d.comp.type->consume(&d.comp, b1), SP_OK);
+    ASSERT_EQ_INT(d.comp.type->consume(&d.comp, b2), SP_EFULL);
+    ASSERT_EQ_INT(metric("spanprof_exporter_refused_spans_total", LBL), 9);
+    sp_batch_unref(b1);
+    sp_batch_unref(b2);
+    run_for(3000, NULL, &in.n, 1);
+    ASSERT_EQ_INT(in.n, 1);
+    dut_stop(&d, 1000);
+    run_for(1000, &d.done, NULL, 0);
+    ASSERT(d.done);
+    ASSERT_EQ_INT(metric("spanprof_exporter_sent_spans_total", LBL), 9);
+    dut_destroy(&d);
+    intake_stop(&in);
+}
+
+/* Shutdown with batches taken by workers but not encoded yet: the drain
+ * encodes and delivers them. */
+static void test_shutdown_right_after_consume(void)
+{
+    struct intake in;
+    ASSERT_EQ_INT(intake_start(&in), 0);
+    struct dut d;
+    dut_conf(&d, in.port, false);
+    ASSERT_EQ_INT(dut_start(&d), 0);
+    struct sp_batch *tb = traces_batch();
+    ASSERT(tb);
+    ASSERT_EQ_INT(d.comp.type->consume(&d.comp, tb), SP_OK);
+    sp_batch_unref(tb);
+    dut_stop(&d, 2000);
+    ASSERT(!d.done);
+    run_for(3000, &d.done, NULL, 0);
+    ASSERT(d.done);
+    ASSERT_EQ_INT(in.n, 1);
+    ASSERT_EQ_INT(metric("spanprof_exporter_sent_spans_total", LBL), 9);
+    dut_destroy(&d);
+
+    /* A deadline already passed: the timer runs before the idle handle, so
+     * the taken batch is counted as dropped at shutdown (and freed). */
+    sp_metrics_reset();
+    dut_conf(&d, in.port, false);
+    ASSERT_EQ_INT(dut_start(&d), 0);
+    tb = traces_batch();
+    ASSERT(tb);
+    ASSERT_EQ_INT(d.comp.type->consume(&d.comp, tb), SP_OK);
+    sp_batch_unref(tb);
+    dut_stop(&d, 0);
+    run_for(1000, &d.done, NULL, 0);
+    ASSERT(d.done);
+    ASSERT_EQ_INT(metric("spanprof_exporter_dropped_spans_total", LBL ",reason=\"shutdown\""), 9);
+    ASSERT_EQ_INT(metric("spanprof_exporter_sent_spans_total", LBL), 0);
+    ASSERT_EQ_INT(in.n, 1);
+    dut_destroy(&d);
+    intake_stop(&in);
+}
+
 static void test_intake_down_at_shutdown(void)
 {
     struct dut d;
@@ -747,6 +854,12 @@ int main(void)
     RUN(test_403_no_retry_one_line);
     sp_metrics_reset();
     RUN(test_hanging_intake_times_out_and_retries);
+    sp_metrics_reset();
+    RUN(test_consume_defers_encoding);
+    sp_metrics_reset();
+    RUN(test_shutdown_right_after_consume);
+    sp_metrics_reset();
+    RUN(test_no_queue_offer);
     sp_metrics_reset();
     RUN(test_intake_down_at_shutdown);
     sp_metrics_reset();
