@@ -824,7 +824,8 @@ const char *sp_dd_normalize_name(const char *name, struct sp_arena *a)
     int valid = 1;
     for (size_t j = i + 1; j < n; j++) {
         unsigned char b = (unsigned char)name[j];
-        if (!(is_alnum(b) || (b == '.' && name[j - 1] != '_') || (b == '_' && name[j - 1] != '_'))) {
+        if (!(is_alnum(b) || (b == '.' && name[j - 1] != '_') ||
+              (b == '_' && name[j - 1] != '_'))) {
             valid = 0;
             break;
         }

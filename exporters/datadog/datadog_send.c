@@ -8,13 +8,12 @@
  * hold the loop for all of them at once. The worker encodes the batch
  * into one or more requests (the batch reference goes as soon as the
  * bodies exist: the bodies are all we need to retry), and sends them in
- * order. Each request is retried on 408,
- * 429, 5xx and transport errors (timeouts, refused connections) with
- * exponential backoff and jitter, or after the server's Retry-After, until
- * retry_on_failure.max_elapsed_time; any other 4xx is final. While the
- * service is stopping, backoffs are shortened so a last attempt happens
- * before the deadline; at the deadline whatever is left is abandoned and
- * counted by datadog.c. */
+ * order. Each request is retried on 408, 429, 5xx and transport errors
+ * (timeouts, refused connections) with exponential backoff and jitter, or
+ * after the server's Retry-After, until retry_on_failure.max_elapsed_time;
+ * any other 4xx is final. While the service is stopping, backoffs are
+ * shortened so a last attempt happens before the deadline; at the deadline
+ * whatever is left is abandoned and counted by datadog.c. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
