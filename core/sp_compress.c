@@ -234,7 +234,15 @@ int sp_compress(enum sp_compression c, int level, const uint8_t *in, size_t in_l
         out->len += n;
         return 0;
     }
-    struct libdeflate_compressor *lc = libdeflate_alloc_compressor(level > 0 ? level : 1);
+    /* One compressor per level, kept for the process: allocating one costs
+     * more than compressing a small payload (everything runs on the loop
+     * thread, so no locking). */
+    static struct libdeflate_compressor *compressors[13];
+    if (level < 1 || level > 12)
+        level = 1;
+    struct libdeflate_compressor *lc = compressors[level];
+    if (!lc)
+        lc = compressors[level] = libdeflate_alloc_compressor(level);
     if (!lc)
         return sp_err_set(err, SP_ENOMEM, "cannot allocate a compressor");
     size_t bound, n;
@@ -242,15 +250,12 @@ int sp_compress(enum sp_compression c, int level, const uint8_t *in, size_t in_l
         bound = libdeflate_gzip_compress_bound(lc, in_len);
     else
         bound = libdeflate_zlib_compress_bound(lc, in_len);
-    if (sp_buf_reserve(out, bound)) {
-        libdeflate_free_compressor(lc);
+    if (sp_buf_reserve(out, bound))
         return sp_err_set(err, SP_ENOMEM, "out of memory compressing %zu bytes", in_len);
-    }
     if (c == SP_COMPRESSION_GZIP)
         n = libdeflate_gzip_compress(lc, in, in_len, out->data + out->len, bound);
     else
         n = libdeflate_zlib_compress(lc, in, in_len, out->data + out->len, bound);
-    libdeflate_free_compressor(lc);
     if (n == 0)
         return sp_err_set(err, SP_EIO, "compression failed for %zu bytes", in_len);
     out->len += n;
