@@ -262,14 +262,13 @@ int sp_otlp_pb_check(const ProtobufCMessageDescriptor *desc, const uint8_t *data
             tag = data[pos++];
         else if (otlp_varint(data, fr->end, &pos, &tag))
             return sp_err_set(err, SP_EDECODE, "'%s': truncated field tag at byte %zu",
-                              otlp_pb_path(&path, stack, depth, data, field_start, NULL),
-                              field_start);
+                              otlp_pb_path(&path, stack, depth, data, field_start, NULL), field_start);
         uint64_t num = tag >> 3;
         unsigned wt = (unsigned)(tag & 7);
         if (num == 0 || num > 536870911u)
-            return sp_err_set(err, SP_EDECODE, "'%s': invalid field number %" PRIu64 " at byte %zu",
-                              otlp_pb_path(&path, stack, depth, data, field_start, NULL), num,
-                              field_start);
+            return sp_err_set(err, SP_EDECODE, "'%s': invalid field number %" PRIu64
+                              " at byte %zu", otlp_pb_path(&path, stack, depth, data, field_start, NULL),
+                              num, field_start);
         size_t val_start = pos, val_len = 0;
         switch (wt) {
         case WT_VARINT:
@@ -302,8 +301,8 @@ int sp_otlp_pb_check(const ProtobufCMessageDescriptor *desc, const uint8_t *data
                 return sp_err_set(err, SP_EDECODE,
                                   "'%s': field %" PRIu64 ": length %" PRIu64
                                   " at byte %zu runs past the end of its message (%zu bytes left)",
-                                  otlp_pb_path(&path, stack, depth, data, field_start, NULL), num,
-                                  v, val_start, fr->end - pos);
+                                  otlp_pb_path(&path, stack, depth, data, field_start, NULL), num, v,
+                                  val_start, fr->end - pos);
             val_start = pos;
             val_len = (size_t)v;
             pos += val_len;

@@ -7,12 +7,10 @@
  *     nesting depth, with a message naming the field path that failed,
  *     which protobuf-c alone cannot give and whose recursion is unbounded),
  *     then protobuf_c_message_unpack() into the batch arena;
- *   - OTLP/JSON: one descriptor-driven mapping onto the same protobuf-c
- *     structs for every message: lowerCamelCase and snake_case keys, hex
- *     trace/span ids, 64-bit integers as strings or numbers, enums as
- *     integers or names, unknown keys ignored, bounded depth; streamed from
- *     the bytes when the request is well-formed, through json-c's tree
- *     otherwise (and for the error messages);
+ *   - OTLP/JSON (json-c): one descriptor-driven mapping onto the same
+ *     protobuf-c structs for every message: lowerCamelCase and snake_case
+ *     keys, hex trace/span ids, 64-bit integers as strings or numbers, enums
+ *     as integers or names, unknown keys ignored, bounded depth;
  *   - validation: spans with a bad trace id, span id or parent span id are
  *     removed from the request and counted, for partial_success;
  *   - gRPC Length-Prefixed-Message framing of a unary request body, with the
@@ -68,19 +66,6 @@ int sp_otlp_decode_proto(struct sp_arena *arena, const uint8_t *data, size_t len
                          sp_otlp_request **out, struct sp_err *err);
 int sp_otlp_decode_json(struct sp_arena *arena, const uint8_t *data, size_t len,
                         sp_otlp_request **out, struct sp_err *err);
-
-/* sp_otlp_decode_json is these two: a streaming decoder for well-formed
- * requests (no json-c tree), which declines anything else, and json-c's
- * tree, the reference, for what it declined. Both give the same request,
- * allocate the same arena blocks and fail with the same messages; they are
- * separate here so tests and fuzzers can hold one to the other.
- * sp_otlp_decode_json_stream returns SP_OTLP_JSON_DECLINED, with the arena
- * and err untouched, for input it leaves to the tree. */
-#define SP_OTLP_JSON_DECLINED 1
-int sp_otlp_decode_json_stream(struct sp_arena *arena, const uint8_t *data, size_t len,
-                               sp_otlp_request **out, struct sp_err *err);
-int sp_otlp_decode_json_tree(struct sp_arena *arena, const uint8_t *data, size_t len,
-                             sp_otlp_request **out, struct sp_err *err);
 
 /* The wire check sp_otlp_decode_proto runs before protobuf-c: every field
  * of every nested message known to desc has a wire type its type allows,

@@ -443,131 +443,6 @@ static void test_json_errors(void)
     expect_json_error(deep, SP_EDECODE, "invalid JSON");
 }
 
-/* Decodes json with both decoders (arena limit `limit`, 0 for none) and
- * checks they agree: same code, message, arena bytes and packed request.
- * *stream gets what the streaming decoder did (0, an error, or declined). */
-static void stream_vs_tree(const char *json, size_t len, size_t limit, int *stream)
-{
-    struct sp_arena *as = sp_arena_create(0), *at = sp_arena_create(0);
-    sp_arena_set_limit(as, limit);
-    sp_arena_set_limit(at, limit);
-    sp_otlp_request *rs = NULL, *rt = NULL;
-    struct sp_err es = {0}, et = {0};
-    int cs = sp_otlp_decode_json_stream(as, (const uint8_t *)json, len, &rs, &es);
-    int ct = sp_otlp_decode_json_tree(at, (const uint8_t *)json, len, &rt, &et);
-    *stream = cs;
-    if (cs == SP_OTLP_JSON_DECLINED) {
-        ASSERT_EQ_INT(sp_arena_bytes(as), 0);
-        ASSERT_EQ_STR(es.msg, "");
-    } else {
-        if (cs != ct || strcmp(es.msg, et.msg) != 0)
-            fprintf(stderr, "  %.60s: stream %d '%s', tree %d '%s'\n", json, cs, es.msg, ct,
-                    et.msg);
-        ASSERT_EQ_INT(cs, ct);
-        ASSERT_EQ_STR(es.msg, et.msg);
-        ASSERT_EQ_INT(sp_arena_bytes(as), sp_arena_bytes(at));
-        if (cs == 0) {
-            size_t ns = protobuf_c_message_get_packed_size(&rs->base);
-            size_t nt = protobuf_c_message_get_packed_size(&rt->base);
-            uint8_t *ps = malloc(ns + 1), *pt = malloc(nt + 1);
-            protobuf_c_message_pack(&rs->base, ps);
-            protobuf_c_message_pack(&rt->base, pt);
-            int same = ns == nt && memcmp(ps, pt, ns) == 0;
-            free(ps);
-            free(pt);
-            ASSERT(same);
-        }
-    }
-    sp_arena_destroy(as);
-    sp_arena_destroy(at);
-}
-
-/* The streaming decoder takes well-formed requests and gives exactly what
- * json-c's tree gives; what it cannot take the same way it declines. */
-static void test_json_stream(void)
-{
-    size_t len;
-    unsigned char *body = read_fixture("otlp-http-json.json", &len);
-    ASSERT(body);
-    int rc;
-    stream_vs_tree((const char *)body, len, 0, &rc);
-    ASSERT_EQ_INT(rc, 0);
-    /* Out of memory at every point of the walk: the same message (path
-     * included) as the tree path, which is where the arena refuses. */
-    size_t nomem = 0;
-    for (size_t limit = 64; limit < 24000; limit += 97) {
-        stream_vs_tree((const char *)body, len, limit, &rc);
-        nomem += rc == SP_ETOOBIG;
-    }
-    ASSERT(nomem > 100);
-    free(body);
-
-    static const struct {
-        const char *json;
-        int stream; /* 0: taken, 1: declined */
-    } cases[] = {
-        {"{}", 0},
-        {" \t\r\n{ \"resourceSpans\" : [ ] } \n", 0},
-        {"{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"name\":\"caf\\u00e9 \\\"q\\\" \\/ "
-         "\\t\x01\",\"traceId\":\"0102030405060708090A0b0c0d0e0f10\",\"kind\":\"SPAN_KIND_CLIENT\","
-         "\"startTimeUnixNano\":\"007\",\"flags\":4294967295,\"attributes\":[null,{\"key\":\"k\","
-         "\"value\":{\"doubleValue\":-0.5e-3}},{\"key\":\"k\",\"value\":{\"intValue\":-12}},"
-         "{\"value\":{\"arrayValue\":{\"values\":[null,{}]}}}]}]}]}]}",
-         0},
-        /* Left to the tree: escapes in keys and ids, duplicate keys, -0,
-         * saturating numbers, numbers in strings for doubles, a surrogate
-         * pair, NUL escapes, unknown enum names, doubles for integers. */
-        {"{\"resource\\u0053pans\":[]}", 1},
-        {"{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"spanId\":"
-         "\"\\u0030102030405060708\"}]}]}]}",
-         1},
-        {"{\"resourceSpans\":[{\"resource\":{\"attributes\":[{\"key\":\"a\",\"value\":{"
-         "\"stringValue\":\"x\",\"intValue\":1,\"stringValue\":\"y\"}}]}}]}",
-         1},
-        {"{\"resourceSpans\":[{\"schemaUrl\":\"a\",\"schema_url\":\"b\"}]}", 1},
-        {"{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"kind\":-0}]}]}]}", 1},
-        {"{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"startTimeUnixNano\":"
-         "18446744073709551616}]}]}]}",
-         1},
-        {"{\"resourceSpans\":[{\"resource\":{\"attributes\":[{\"value\":{"
-         "\"doubleValue\":\"NaN\"}}]}}]}",
-         1},
-        {"{\"resourceSpans\":[{\"schemaUrl\":\"\\ud83d\\ude00\"}]}", 1},
-        {"{\"resourceSpans\":[{\"schemaUrl\":\"a\\u0000b\"}]}", 1},
-        {"{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"kind\":\"2\"}]}]}]}", 1},
-        {"{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"flags\":1.0}]}]}]}", 1},
-        /* Invalid input is always declined: the tree path words the error. */
-        {"{\"resourceSpans\":[}", 1},
-        {"{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"traceId\":"
-         "\"X/rE0AOJlVDP/7UnE8kHvw==\"}]}]}]}",
-         1},
-        {"{\"resourceSpans\":[{\"schemaUrl\":\"\xc0\x80\"}]}", 1},
-        {"{}x", 1},
-    };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        stream_vs_tree(cases[i].json, strlen(cases[i].json), 0, &rc);
-        if (rc != cases[i].stream)
-            fprintf(stderr, "  case %zu: stream decoder gave %d\n", i, rc);
-        ASSERT_EQ_INT(rc, cases[i].stream);
-    }
-    /* Nesting: the stream decoder stops at 100 levels, json-c at 128. */
-    char deep[1024];
-    size_t o = (size_t)snprintf(deep, sizeof(deep), "{\"x\":");
-    for (int i = 0; i < 99; i++)
-        deep[o++] = '[';
-    for (int i = 0; i < 99; i++)
-        deep[o++] = ']';
-    deep[o++] = '}';
-    stream_vs_tree(deep, o, 0, &rc);
-    ASSERT_EQ_INT(rc, 0);
-    memmove(deep + 6, deep + 5, o - 5);
-    deep[5] = '[';
-    deep[o] = ']';
-    deep[o + 1] = '}';
-    stream_vs_tree(deep, o + 2, 0, &rc);
-    ASSERT_EQ_INT(rc, SP_OTLP_JSON_DECLINED);
-}
-
 static void test_json_tree_bound(void)
 {
     /* 8 MiB of empty objects: json-c would need gigabytes; refused first. */
@@ -907,7 +782,6 @@ int main(void)
     RUN(test_json_mapping_rules);
     RUN(test_json_errors);
     RUN(test_json_tree_bound);
-    RUN(test_json_stream);
     RUN(test_proto_errors);
     RUN(test_proto_error_paths);
     RUN(test_validation);
