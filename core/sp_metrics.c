@@ -71,6 +71,15 @@ struct sp_metric *sp_gauge(const char *name, const char *help, const char *label
     return sp_metric_register(SP_METRIC_GAUGE, name, help, labels);
 }
 
+struct sp_metric *sp_counter_fn(const char *name, const char *help, const char *labels,
+                                double (*fn)(void *ud), void *ud)
+{
+    struct sp_metric *m = sp_metric_register(SP_METRIC_COUNTER, name, help, labels);
+    m->fn = fn;
+    m->ud = ud;
+    return m;
+}
+
 struct sp_metric *sp_gauge_fn(const char *name, const char *help, const char *labels,
                               double (*fn)(void *ud), void *ud)
 {

@@ -250,7 +250,7 @@ int sp_service_start(struct sp_service *s, struct sp_err *err)
                 sp_metric_uptime, s);
     sp_gauge_fn("spanprof_process_resident_memory_bytes", "Resident set size in bytes", NULL,
                 sp_metric_rss, NULL);
-    sp_gauge_fn("spanprof_process_cpu_seconds_total", "User and system CPU seconds", NULL,
+    sp_counter_fn("spanprof_process_cpu_seconds_total", "User and system CPU seconds", NULL,
                 sp_metric_cpu, NULL);
 
     uv_signal_init(s->loop, &s->sigterm);

@@ -21,6 +21,10 @@ struct sp_metric;
  * on ENOMEM at registration: that is start-up). */
 struct sp_metric *sp_counter(const char *name, const char *help, const char *labels);
 struct sp_metric *sp_gauge(const char *name, const char *help, const char *labels);
+/* A counter whose value is computed when rendered (e.g. CPU seconds read
+ * from the kernel): it must only ever grow. */
+struct sp_metric *sp_counter_fn(const char *name, const char *help, const char *labels,
+                                double (*fn)(void *ud), void *ud);
 /* A gauge whose value is computed when rendered. */
 struct sp_metric *sp_gauge_fn(const char *name, const char *help, const char *labels,
                               double (*fn)(void *ud), void *ud);
