@@ -9,6 +9,7 @@ int sp_component_emit(struct sp_component *comp, struct sp_batch *batch, struct 
     const struct sp_consumers *next = &comp->next[batch->signal];
     int worst = SP_OK;
 
+    comp->refused_by = NULL;
     for (size_t i = 0; i < next->n; i++) {
         struct sp_component *c = next->v[i];
         struct sp_batch *b = batch;
@@ -24,14 +25,20 @@ int sp_component_emit(struct sp_component *comp, struct sp_batch *batch, struct 
                 continue;
             }
         }
+        c->refused_by = NULL;
         int rc = c->type->consume(c, b);
         if (b != batch)
             sp_batch_unref(b);
         if (rc != SP_OK) {
+            /* A processor passes its next stage's answer on: name the
+             * stage where the refusal started. */
+            const char *who = c->refused_by ? c->refused_by : c->id;
             if (worst == SP_OK || rc == SP_EFULL || rc == SP_ERETRY) {
-                if (!(worst == SP_EFULL && rc != SP_EFULL))
-                    sp_err_set(err, rc, "'%s' refused the %s: %s", c->id,
+                if (!(worst == SP_EFULL && rc != SP_EFULL)) {
+                    sp_err_set(err, rc, "'%s' refused the %s: %s", who,
                                sp_signal_name(batch->signal), sp_strerror(rc));
+                    comp->refused_by = who;
+                }
                 if (worst != SP_EFULL)
                     worst = rc;
             }

@@ -100,6 +100,10 @@ struct sp_component {
     struct sp_consumers next[SP_SIGNAL_COUNT];
     /* Metrics label for this instance: `component="otlp"` */
     char *metric_labels;
+    /* Set by sp_component_emit() when a next stage refused: the id of the
+     * stage where the refusal started (the exporter whose queue is full,
+     * not the processor that passed its answer on). Core-owned. */
+    const char *refused_by;
 };
 
 /* Hands a batch to every next consumer of its signal. The caller keeps its
