@@ -9,6 +9,7 @@
  * for production rates. */
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -263,23 +264,26 @@ static int debug_write_pprof(struct debug_ctx *ctx, const struct sp_profile *p,
 
 static void debug_profile(struct debug_ctx *ctx, const struct sp_profile *p, struct sp_buf *b)
 {
+    /* The envelope's string fields, in output order. */
+    static const struct {
+        const char *key;
+        size_t offset;
+    } fields[] = {
+        {"dialect", offsetof(struct sp_profile, dialect)},
+        {"service", offsetof(struct sp_profile, service)},
+        {"env", offsetof(struct sp_profile, env)},
+        {"version", offsetof(struct sp_profile, version)},
+        {"host", offsetof(struct sp_profile, host)},
+        {"runtime_id", offsetof(struct sp_profile, runtime_id)},
+        {"family", offsetof(struct sp_profile, family)},
+        {"profile_type", offsetof(struct sp_profile, profile_type)},
+    };
     ctx->seq++;
-    sp_buf_append_str(b, "{\"signal\":\"profiles\",\"dialect\":");
-    debug_str(b, p->dialect);
-    sp_buf_append_str(b, ",\"service\":");
-    debug_str(b, p->service);
-    sp_buf_append_str(b, ",\"env\":");
-    debug_str(b, p->env);
-    sp_buf_append_str(b, ",\"version\":");
-    debug_str(b, p->version);
-    sp_buf_append_str(b, ",\"host\":");
-    debug_str(b, p->host);
-    sp_buf_append_str(b, ",\"runtime_id\":");
-    debug_str(b, p->runtime_id);
-    sp_buf_append_str(b, ",\"family\":");
-    debug_str(b, p->family);
-    sp_buf_append_str(b, ",\"profile_type\":");
-    debug_str(b, p->profile_type);
+    sp_buf_append_str(b, "{\"signal\":\"profiles\"");
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+        sp_buf_printf(b, ",\"%s\":", fields[i].key);
+        debug_str(b, *(const char *const *)((const char *)p + fields[i].offset));
+    }
     sp_buf_printf(b, ",\"start_ns\":%" PRId64 ",\"end_ns\":%" PRId64 ",\"tags\":{", p->start_ns,
                   p->end_ns);
     for (size_t i = 0; i < p->tag_count; i++) {
