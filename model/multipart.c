@@ -44,6 +44,33 @@ static bool mp_param_value(const char **p, char *out, size_t cap)
     return true;
 }
 
+/* Steps over separators to the next `name=` of a header's parameter list
+ * (Content-Type, Content-Disposition). Returns true with *p at the value
+ * when the parameter has one; false when it has none (*p is then at the
+ * next ';' or the end). */
+static bool mp_next_param(const char **pp, const char **name, size_t *nlen)
+{
+    const char *p = *pp;
+    while (*p == ';' || isspace((unsigned char)*p))
+        p++;
+    *name = p;
+    while (*p && *p != '=' && *p != ';')
+        p++;
+    size_t n = (size_t)(p - *name);
+    while (n && isspace((unsigned char)(*name)[n - 1]))
+        n--;
+    *nlen = n;
+    if (*p != '=') {
+        *pp = p;
+        return false;
+    }
+    p++;
+    while (isspace((unsigned char)*p))
+        p++;
+    *pp = p;
+    return true;
+}
+
 int sp_multipart_boundary(const char *content_type, char *out, struct sp_err *err)
 {
     out[0] = '\0';
@@ -60,19 +87,10 @@ int sp_multipart_boundary(const char *content_type, char *out, struct sp_err *er
                           content_type);
     p += sizeof(mt) - 1;
     while (*p) {
-        while (*p == ';' || isspace((unsigned char)*p))
-            p++;
-        const char *name = p;
-        while (*p && *p != '=' && *p != ';')
-            p++;
-        size_t nlen = (size_t)(p - name);
-        while (nlen && isspace((unsigned char)name[nlen - 1]))
-            nlen--;
-        if (*p != '=')
+        const char *name;
+        size_t nlen;
+        if (!mp_next_param(&p, &name, &nlen))
             continue;
-        p++;
-        while (isspace((unsigned char)*p))
-            p++;
         /* room for the longest valid boundary and its NUL: longer fails */
         char val[SP_MULTIPART_BOUNDARY_MAX + 1];
         bool ok = mp_param_value(&p, val, sizeof(val));
@@ -168,19 +186,10 @@ static void mp_disposition(const char *v, size_t vlen, struct sp_arena *a,
     while (*p && *p != ';')
         p++;
     while (*p) {
-        while (*p == ';' || isspace((unsigned char)*p))
-            p++;
-        const char *name = p;
-        while (*p && *p != '=' && *p != ';')
-            p++;
-        size_t nlen = (size_t)(p - name);
-        while (nlen && isspace((unsigned char)name[nlen - 1]))
-            nlen--;
-        if (*p != '=')
+        const char *name;
+        size_t nlen;
+        if (!mp_next_param(&p, &name, &nlen))
             continue;
-        p++;
-        while (isspace((unsigned char)*p))
-            p++;
         char val[1024];
         if (!mp_param_value(&p, val, sizeof(val))) {
             while (*p && *p != ';')
