@@ -23,6 +23,7 @@
 
 #include "datadog_int.h"
 #include "sp_log.h"
+#include "sp_status.h"
 
 int dd_req_add_header(struct dd_req *r, const char *fmt, ...)
 {
@@ -135,6 +136,10 @@ static void dd_worker_on_done(void *ud, const struct sp_http_response *resp)
         snprintf(why, sizeof(why), "HTTP %ld%s%s", resp->status, ex[0] ? ": " : "", ex);
     }
 
+    if (v == DD_SENT)
+        sp_status_note(dd->comp->id, SP_STATUS_DELIVERED, "%s: HTTP %ld", r->url, resp->status);
+    else
+        sp_status_note(dd->comp->id, SP_STATUS_EXPORT_ERROR, "%s: %s", r->url, why);
     if (v == DD_SENT) {
         sp_metric_add(dd->m[r->signal].sent, (double)r->count);
         sp_metric_add(dd->m[r->signal].bytes, (double)r->body.len);

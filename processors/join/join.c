@@ -21,9 +21,11 @@
 #include "dd_naming.h"
 #include "join_index.h"
 #include "join_label.h"
+#include "join_status.h"
 #include "sp_component.h"
 #include "sp_log.h"
 #include "sp_metrics.h"
+#include "sp_status.h"
 
 #define JOIN_FLAG_HAS_REMOTE 0x100u
 #define JOIN_FLAG_REMOTE 0x200u
@@ -40,6 +42,7 @@ struct join_conf {
     int64_t endpoint_cardinality_limit;
     int64_t max_depth;
     struct sp_strlist span_id_labels;
+    int64_t status_window_ms;
 };
 
 struct join_pending {
@@ -79,6 +82,7 @@ struct join_ctx {
     /* Totals since the last summary line. */
     struct join_label_stats period;
     uint64_t period_profiles, period_spans;
+    struct join_status *status; /* the status page's rings (join_status.h) */
 
     struct sp_metric *m_samples[JOIN_OUT_COUNT];
     struct sp_metric *m_spans;
@@ -778,6 +782,7 @@ static void process_profile(struct join_ctx *ctx, struct sp_batch *b)
                         a->name ? a->name : "", p->service ? p->service : "");
     }
     endpoint_counts(ctx, b);
+    join_status_note(ctx->status, p, &st, (uint64_t)now_ms(ctx));
     for (int i = 0; i < JOIN_OUT_COUNT; i++) {
         sp_metric_add(ctx->m_samples[i], (double)st.samples[i]);
         ctx->period.samples[i] += st.samples[i];
@@ -887,6 +892,27 @@ static void join_on_summary(uv_timer_t *t)
     sync_index_metrics(ctx);
 }
 
+/* The status page's join section (sp_status.h): runs on the loop thread,
+ * only while someone looks at the page. */
+static void join_status_fn(void *ud, struct sp_jw *w)
+{
+    struct join_ctx *ctx = ud;
+    join_status_write(ctx->status, w, (uint64_t)now_ms(ctx));
+    struct join_index_stats s;
+    join_index_stats(ctx->ix, &s);
+    sp_jw_obj(w, "index");
+    sp_jw_u64(w, "spans", s.count);
+    sp_jw_u64(w, "max_spans", s.max_spans);
+    sp_jw_u64(w, "bytes", s.bytes);
+    sp_jw_end(w, '}');
+    sp_jw_obj(w, "held");
+    sp_jw_u64(w, "profiles", ctx->pending_n);
+    sp_jw_u64(w, "bytes", ctx->pending_bytes);
+    sp_jw_i64(w, "max_profiles", ctx->conf->max_pending_profiles);
+    sp_jw_u64(w, "max_bytes", ctx->conf->max_pending_bytes);
+    sp_jw_end(w, '}');
+}
+
 /* ---- vtable ---- */
 
 static int join_create(struct sp_component *comp, struct sp_err *err)
@@ -907,6 +933,9 @@ static int join_create(struct sp_component *comp, struct sp_err *err)
                               "must be between 0 and 1000000");
     if (conf->max_depth < 1 || conf->max_depth > 10000)
         return sp_conf_errorf(comp->conf_ctx, err, "max_depth", "must be between 1 and 10000");
+    if (conf->status_window_ms < 30000 || conf->status_window_ms > 24 * 3600000)
+        return sp_conf_errorf(comp->conf_ctx, err, "status_window",
+                              "must be between 30s and 24h");
     for (size_t i = 0; i < conf->span_id_labels.n; i++)
         if (!conf->span_id_labels.v[i] || !*conf->span_id_labels.v[i])
             return sp_conf_errorf(comp->conf_ctx, err, "span_id_labels",
@@ -921,9 +950,11 @@ static int join_create(struct sp_component *comp, struct sp_err *err)
     /* Start small; the slab doubles up to max_spans as spans arrive. */
     ctx->ix = join_index_create((size_t)conf->max_spans, conf->span_ttl_ms, 0);
     ctx->names = join_names_create((size_t)conf->endpoint_cardinality_limit, JOIN_MAX_SERVICES);
-    if (!ctx->ix || !ctx->names) {
+    ctx->status = join_status_new(conf->status_window_ms);
+    if (!ctx->ix || !ctx->names || !ctx->status) {
         join_index_destroy(ctx->ix);
         join_names_destroy(ctx->names);
+        join_status_free(ctx->status);
         free(ctx);
         return sp_err_set(err, SP_ENOMEM, "'%s': out of memory for the span index", comp->id);
     }
@@ -943,6 +974,7 @@ static int join_start(struct sp_component *comp, struct sp_host *host, struct sp
     ctx->summary_timer.data = ctx;
     uv_timer_start(&ctx->summary_timer, join_on_summary, JOIN_SUMMARY_MS, JOIN_SUMMARY_MS);
     uv_unref((uv_handle_t *)&ctx->summary_timer);
+    sp_status_add("join", comp->id, join_status_fn, ctx);
     ctx->started = true;
     return 0;
 }
@@ -1070,6 +1102,8 @@ static void join_destroy(struct sp_component *comp)
         free(ctx->runtimes[i].service);
         free(ctx->runtimes[i].instance);
     }
+    sp_status_remove(ctx);
+    join_status_free(ctx->status);
     join_index_destroy(ctx->ix);
     join_names_destroy(ctx->names);
     free(ctx);
@@ -1100,6 +1134,9 @@ static const struct sp_conf_key join_keys[] = {
     {.name = "span_id_labels", .type = SP_CONF_STRLIST,
      .offset = offsetof(struct join_conf, span_id_labels),
      .doc = "extra pprof label keys holding a span id, besides `span_id` and `span id`"},
+    {.name = "status_window", .type = SP_CONF_DURATION,
+     .offset = offsetof(struct join_conf, status_window_ms), .defval = "5m",
+     .doc = "how far back the status page's CPU-by-endpoint bars look (30s to 24h)"},
 };
 
 const struct sp_component_type sp_join_processor_type = {
