@@ -473,7 +473,7 @@ sink_wait() { # base expected
 }
 
 SP_READY=0
-if want e2e || want fixed || want idle; then
+if want e2e || want fixed || want idle || want status; then
     if [ ! -x "$SPANPROF" ]; then
         SP_WHY="spanprof did not build (see $OUT/build.log)"
     elif ! have drain_server; then
@@ -484,7 +484,7 @@ if want e2e || want fixed || want idle; then
     fi
     if [ "$SP_READY" = 0 ]; then
         sp_stop
-        for s in e2e fixed idle; do
+        for s in e2e fixed idle status; do
             want $s && skip $s "spanprof end to end" "$SP_WHY"
         done
     fi

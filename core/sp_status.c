@@ -391,6 +391,8 @@ void sp_status_reset(void)
     sp_st_comp_n = 0;
     uv_mutex_lock(&sp_st_mu);
     sp_st_listener_n = 0;
+    sp_st_loop = NULL;
+    sp_st_running = false;
     free(sp_st_snap);
     sp_st_snap = NULL;
     sp_st_snap_len = 0;

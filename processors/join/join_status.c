@@ -51,6 +51,11 @@ void join_status_free(struct join_status *js)
     free(js);
 }
 
+size_t join_status_size(void)
+{
+    return sizeof(struct join_status);
+}
+
 static void js_copy(char *dst, const char *src)
 {
     size_t n = strlen(src);
@@ -108,14 +113,18 @@ static int js_service(struct join_status *js, const char *name, uint64_t now_ms)
     for (size_t i = 0; i < js->n_services; i++)
         if (strcmp(js->services[i].name, name) == 0)
             return (int)i;
-    if (js->n_services == JOIN_STATUS_MAX_SERVICES || js->n_keys + 3 > JOIN_STATUS_MAX_KEYS)
+    if (js->n_services == JOIN_STATUS_MAX_SERVICES)
         return -1;
     struct js_service *s = &js->services[js->n_services];
     js_copy(s->name, name);
     for (int r = 0; r < 3; r++) {
         int k = js_key_alloc(js, now_ms);
-        if (k < 0)
+        if (k < 0) {
+            /* Give back the rows taken: unused endpoint rows are free. */
+            for (int q = 0; q < r; q++)
+                memset(&js->keys[s->aux[q]], 0, sizeof(js->keys[0]));
             return -1;
+        }
         memset(&js->keys[k], 0, sizeof(js->keys[k]));
         js->keys[k].used = true;
         js->keys[k].service = (uint16_t)js->n_services;

@@ -15,6 +15,7 @@
 #ifndef SP_JOIN_STATUS_H
 #define SP_JOIN_STATUS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "join_label.h"
@@ -33,6 +34,8 @@ struct join_status;
 /* window_ms: how far back the CPU bars look (>= JOIN_STATUS_COLS ms). */
 struct join_status *join_status_new(int64_t window_ms);
 void join_status_free(struct join_status *js);
+/* What join_status_new allocates (fixed; the tests hold it to the bound). */
+size_t join_status_size(void);
 
 /* After labelling p: its labelled CPU attachments and the outcome counts
  * of the whole profile (st). now_ms: a monotonic clock. */
