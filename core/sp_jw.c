@@ -1,7 +1,6 @@
 /* Streaming JSON writer (see sp_jw.h). */
 #include "sp_jw.h"
 
-#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,6 +80,20 @@ void sp_jw_str(struct sp_jw *w, const char *key, const char *s)
     sp_jw_strn(w, key, s, s ? strlen(s) : 0);
 }
 
+/* Integers without printf: most of a status document is counters. */
+static void sp_jw_put_u64(struct sp_jw *w, bool neg, uint64_t v)
+{
+    char tmp[24];
+    size_t i = sizeof(tmp);
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    if (neg)
+        tmp[--i] = '-';
+    sp_jw_ok(w, sp_buf_append(w->b, tmp + i, sizeof(tmp) - i));
+}
+
 void sp_jw_num(struct sp_jw *w, const char *key, double v)
 {
     if (!sp_jw_pre(w, key))
@@ -88,7 +101,7 @@ void sp_jw_num(struct sp_jw *w, const char *key, double v)
     if (!isfinite(v))
         sp_jw_ok(w, sp_buf_append_str(w->b, "null"));
     else if (v == floor(v) && fabs(v) < 1e15)
-        sp_jw_ok(w, sp_buf_printf(w->b, "%.0f", v));
+        sp_jw_put_u64(w, v < 0, (uint64_t)fabs(v));
     else
         sp_jw_ok(w, sp_buf_printf(w->b, "%.6g", v));
 }
@@ -96,13 +109,13 @@ void sp_jw_num(struct sp_jw *w, const char *key, double v)
 void sp_jw_u64(struct sp_jw *w, const char *key, uint64_t v)
 {
     if (sp_jw_pre(w, key))
-        sp_jw_ok(w, sp_buf_printf(w->b, "%" PRIu64, v));
+        sp_jw_put_u64(w, false, v);
 }
 
 void sp_jw_i64(struct sp_jw *w, const char *key, int64_t v)
 {
     if (sp_jw_pre(w, key))
-        sp_jw_ok(w, sp_buf_printf(w->b, "%" PRId64, v));
+        sp_jw_put_u64(w, v < 0, v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v);
 }
 
 void sp_jw_bool(struct sp_jw *w, const char *key, bool v)

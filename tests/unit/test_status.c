@@ -42,6 +42,9 @@ static void test_jw_escapes(void)
     sp_jw_num(&w, NULL, 0.0 / 0.0);
     sp_jw_null(&w, NULL);
     sp_jw_end(&w, ']');
+    sp_jw_i64(&w, "min", INT64_MIN);
+    sp_jw_num(&w, "neg", -42);
+    sp_jw_u64(&w, "max", UINT64_MAX);
     sp_jw_obj(&w, "o");
     sp_jw_bool(&w, "t", true);
     sp_jw_str(&w, "n", NULL);
@@ -66,6 +69,8 @@ static void test_jw_escapes(void)
     ASSERT_EQ_INT(json_object_array_length(a), 4);
     ASSERT(json_object_get_type(json_object_array_get_idx(a, 2)) == json_type_null);
     ASSERT_EQ_STR(jstr(o, "o", "t"), "true");
+    ASSERT(strstr((const char *)b.data, "\"min\":-9223372036854775808,\"neg\":-42,"
+                                        "\"max\":18446744073709551615") != NULL);
     json_object_put(o);
     sp_buf_free(&b);
 }
