@@ -334,6 +334,17 @@ static void js_write_service(const struct join_status *js, struct sp_jw *w, size
     sp_jw_end(w, '}');
 }
 
+/* matched, span_labelled and their ratio (null without samples). */
+static void js_write_ratio(struct sp_jw *w, uint64_t matched, uint64_t labelled)
+{
+    sp_jw_u64(w, "matched", matched);
+    sp_jw_u64(w, "span_labelled", labelled);
+    if (labelled)
+        sp_jw_num(w, "ratio", (double)matched / (double)labelled);
+    else
+        sp_jw_null(w, "ratio");
+}
+
 void join_status_write(const struct join_status *js, struct sp_jw *w, uint64_t now_ms)
 {
     sp_jw_num(w, "window_s", (double)(js->col_ms * JOIN_STATUS_COLS) / 1000.0);
@@ -365,21 +376,11 @@ void join_status_write(const struct join_status *js, struct sp_jw *w, uint64_t n
         m_all += matched;
         l_all += labelled;
         sp_jw_obj(w, NULL);
-        sp_jw_u64(w, "matched", matched);
-        sp_jw_u64(w, "span_labelled", labelled);
-        if (labelled)
-            sp_jw_num(w, "ratio", (double)matched / (double)labelled);
-        else
-            sp_jw_null(w, "ratio");
+        js_write_ratio(w, matched, labelled);
         sp_jw_end(w, '}');
     }
     sp_jw_end(w, ']');
-    sp_jw_u64(w, "matched", m_all);
-    sp_jw_u64(w, "span_labelled", l_all);
-    if (l_all)
-        sp_jw_num(w, "ratio", (double)m_all / (double)l_all);
-    else
-        sp_jw_null(w, "ratio");
+    js_write_ratio(w, m_all, l_all);
     sp_jw_end(w, '}');
     /* Samples by outcome over the same minutes (misses by reason). */
     sp_jw_obj(w, "misses");
