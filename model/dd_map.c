@@ -37,6 +37,7 @@
 #include "dd_naming.h"
 #include "dd_json.h"
 #include "dd_map.h"
+#include "sp_text.h"
 
 /* Agent limits (pkg/trace/agent/truncator.go, normalizer.go). */
 #define DD_MAX_RESOURCE_LEN 5000
@@ -164,18 +165,6 @@ static bool kv_int(const sp_otlp_kv *e, int64_t *out)
         }
     }
     return false;
-}
-
-/* Largest prefix of s no longer than limit bytes that ends on a UTF-8
- * character boundary (the agent's TruncateUTF8). */
-static size_t utf8_cut(const char *s, size_t len, size_t limit)
-{
-    if (len <= limit)
-        return len;
-    size_t n = limit;
-    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
-        n--;
-    return n;
 }
 
 /* Bytes of an incomplete UTF-8 sequence at the end of s (0 if none). */
@@ -873,7 +862,7 @@ static bool is_structured_meta_key(const char *k)
 
 static const char *truncated(struct mapper *m, const char *s, size_t limit)
 {
-    size_t n = utf8_cut(s, strlen(s), limit);
+    size_t n = sp_utf8_truncate(s, strlen(s), limit);
     return sp_arena_sprintf(m->a, "%.*s...", (int)n, s);
 }
 
@@ -1233,11 +1222,11 @@ static int map_span(struct mapper *m, struct tp_b *t, const sp_otlp_scope_spans 
     size_t tlen = strlen(d->type);
     if (tlen > DD_MAX_TYPE_LEN) {
         /* Literal types are short: a long one is the arena's own copy. */
-        d->type[utf8_cut(d->type, tlen, DD_MAX_TYPE_LEN)] = 0;
+        d->type[sp_utf8_truncate(d->type, tlen, DD_MAX_TYPE_LEN)] = 0;
     }
     size_t rlen = strlen(d->resource);
     if (rlen > DD_MAX_RESOURCE_LEN)
-        d->resource[utf8_cut(d->resource, rlen, DD_MAX_RESOURCE_LEN)] = 0;
+        d->resource[sp_utf8_truncate(d->resource, rlen, DD_MAX_RESOURCE_LEN)] = 0;
     else if (rlen == DD_MAX_RESOURCE_LEN)
         /* Cut to the limit upstream of here: never end inside a character
          * (the agent's TruncateUTF8 does not). */
