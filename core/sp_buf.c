@@ -84,6 +84,13 @@ void sp_buf_free(struct sp_buf *b)
     b->len = b->cap = 0;
 }
 
+void sp_buf_wipe(struct sp_buf *b)
+{
+    if (b->data)
+        explicit_bzero(b->data, b->cap);
+    sp_buf_free(b);
+}
+
 uint8_t *sp_buf_steal(struct sp_buf *b, size_t *len)
 {
     uint8_t *d = b->data;

@@ -37,6 +37,9 @@ int sp_buf_vprintf(struct sp_buf *b, const char *fmt, va_list ap) __attribute__(
 int sp_buf_append_json_str(struct sp_buf *b, const char *s, size_t n);
 void sp_buf_reset(struct sp_buf *b);
 void sp_buf_free(struct sp_buf *b);
+/* sp_buf_free for bytes that may hold a secret: zeroed (explicit_bzero,
+ * which the compiler may not drop) before they go back to malloc. */
+void sp_buf_wipe(struct sp_buf *b);
 /* Hands the bytes to the caller (who frees them) and resets b. */
 uint8_t *sp_buf_steal(struct sp_buf *b, size_t *len);
 

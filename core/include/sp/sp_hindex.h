@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sp_assert.h"
+
 struct sp_hindex {
     uint32_t *slots;
     size_t cap; /* slots: a power of two, or 0 before the first reserve */
@@ -46,6 +48,7 @@ static inline size_t sp_hindex_find(const struct sp_hindex *ix, uint64_t h,
                                     bool (*eq)(const void *ctx, size_t pos, const void *key),
                                     const void *ctx, const void *key)
 {
+    SP_ASSERT(ix->cap > 0, "sp_hindex_find before sp_hindex_reserve");
     size_t mask = ix->cap - 1;
     for (size_t s = (size_t)h & mask;; s = (s + 1) & mask) {
         uint32_t e = ix->slots[s];
