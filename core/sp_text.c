@@ -83,10 +83,9 @@ size_t sp_utf8_decode(const uint8_t *p, size_t n, uint32_t *cp)
     return need;
 }
 
-bool sp_utf8_valid(const char *s, size_t n)
+/* The offset of the first invalid byte of p[i..n), or n. */
+static size_t utf8_next_invalid(const uint8_t *p, size_t i, size_t n)
 {
-    const uint8_t *p = (const uint8_t *)s;
-    size_t i = 0;
     while (i < n) {
         if (p[i] < 0x80) {
             i++;
@@ -95,32 +94,25 @@ bool sp_utf8_valid(const char *s, size_t n)
         uint32_t cp;
         size_t k = sp_utf8_decode(p + i, n - i, &cp);
         if (k == 1)
-            return false; /* a non-ASCII byte read alone is invalid */
+            return i; /* a non-ASCII byte read alone is invalid */
         i += k;
     }
-    return true;
+    return n;
+}
+
+bool sp_utf8_valid(const char *s, size_t n)
+{
+    return utf8_next_invalid((const uint8_t *)s, 0, n) == n;
 }
 
 static void utf8_repair(struct tw *w, const char *s, size_t n)
 {
     if (!s)
         return;
-    const uint8_t *p = (const uint8_t *)s;
-    size_t i = 0, run = 0;
-    while (i < n) {
-        if (p[i] < 0x80) {
-            i++;
-            continue;
-        }
-        uint32_t cp;
-        size_t k = sp_utf8_decode(p + i, n - i, &cp);
-        if (k > 1) {
-            i += k;
-            continue;
-        }
+    size_t run = 0;
+    for (size_t i; (i = utf8_next_invalid((const uint8_t *)s, run, n)) < n; run = i + 1) {
         tw_put(w, s + run, i - run);
         tw_put(w, "\xEF\xBF\xBD", 3);
-        run = ++i;
     }
     tw_put(w, s + run, n - run);
 }
