@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sp_text.h"
+
 void sp_jw_init(struct sp_jw *w, struct sp_buf *b)
 {
     memset(w, 0, sizeof(*w));
@@ -28,7 +30,7 @@ static bool sp_jw_pre(struct sp_jw *w, const char *key)
         sp_jw_ok(w, sp_buf_append_byte(w->b, ','));
     w->has_items |= bit;
     if (key) {
-        sp_jw_ok(w, sp_buf_append_json_str(w->b, key, strlen(key)));
+        sp_jw_ok(w, sp_buf_append_json(w->b, key, strlen(key), 0));
         sp_jw_ok(w, sp_buf_append_byte(w->b, ':'));
     }
     return !w->failed;
@@ -72,7 +74,7 @@ void sp_jw_end(struct sp_jw *w, char closer)
 void sp_jw_strn(struct sp_jw *w, const char *key, const char *s, size_t n)
 {
     if (sp_jw_pre(w, key))
-        sp_jw_ok(w, s ? sp_buf_append_json_str(w->b, s, n) : sp_buf_append_str(w->b, "null"));
+        sp_jw_ok(w, s ? sp_buf_append_json(w->b, s, n, 0) : sp_buf_append_str(w->b, "null"));
 }
 
 void sp_jw_str(struct sp_jw *w, const char *key, const char *s)

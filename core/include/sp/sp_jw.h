@@ -3,8 +3,9 @@
  * The status page (sp_status.h) and anything else that writes JSON for
  * people or scripts (not Datadog payloads: those are byte-exact encoders in
  * model/) use it so commas, nesting and string escaping live in one place.
- * Strings go through sp_buf_append_json_str (Go's encoding/json rules, the
- * core text module), so any byte sequence gives valid JSON. Errors are
+ * Strings go through the core text module (sp_text.h: Go's encoding/json
+ * rules without HTML escaping; invalid UTF-8 as \ufffd, U+2028/2029
+ * escaped), so any byte sequence gives valid JSON. Errors are
  * sticky: after ENOMEM every call is a no-op and sp_jw_error() says so. */
 #ifndef SP_JW_H
 #define SP_JW_H
