@@ -667,7 +667,9 @@ fi
 # a shared machine): the whole process while nobody asks for the page
 # (STATUS_IDLE_S, no request) and what the status code ran in that time
 # (0 expected: no timer, no writer), then per page view (GET /status +
-# GET /status.json, 20 views) the whole process and the document build.
+# GET /status.json, 20 views 1.1 s apart, so each builds the document; the
+# refresh timer's builds while they come are counted in) the whole process
+# and the document build.
 # Natively: a steady load (STATUS_RATE requests of 100 spans per second)
 # alone and with 10 page clients for 10 s; the pipeline's figures (CPU,
 # latency, spans delivered and lost) side by side.
@@ -691,9 +693,12 @@ if want status && [ "$SP_READY" = 1 ]; then
             sleep 1
             d1=$(ls -t "$f".* 2>/dev/null | head -1)
             callgrind_control -z "$SP_PID" > /dev/null 2>&1
+            # 1.1 s apart: each view builds the document (a snapshot younger
+            # than a second is served as is).
             for ((i = 0; i < STATUS_VIEWS; i++)); do
                 curl -s -o /dev/null "http://127.0.0.1:$SP_METRICS/status"
                 curl -s -o /dev/null "http://127.0.0.1:$SP_METRICS/status.json"
+                sleep 1.1
             done
             callgrind_control -d "$SP_PID" > /dev/null 2>&1
             sleep 1
@@ -705,7 +710,7 @@ if want status && [ "$SP_READY" = 1 ]; then
                 view_all=$(awk '/^(summary|totals):/ {print $2; exit}' "$d2")
                 view_build=$(cg_incl "$d2" sp_status_json)
                 row status "idle ${STATUS_IDLE_S}s, nobody asks: callgrind instructions, whole process / in the status code" "$idle_all / $idle_st" "$SP_CMD  # under valgrind --tool=callgrind; callgrind_control -z, sleep $STATUS_IDLE_S, -d"
-                row status "one page view (GET /status + /status.json): callgrind instructions, whole process / building the JSON" "$((view_all / STATUS_VIEWS)) / $((view_build / STATUS_VIEWS)) ($STATUS_VIEWS views, idle pipeline)" "for i in \$(seq $STATUS_VIEWS); do curl -s .../status; curl -s .../status.json; done  # spanprof under callgrind"
+                row status "one page view (GET /status + /status.json): callgrind instructions, whole process / building the JSON" "$((view_all / STATUS_VIEWS)) / $((view_build / STATUS_VIEWS)) ($STATUS_VIEWS views, idle pipeline)" "for i in \$(seq $STATUS_VIEWS); do curl -s .../status; curl -s .../status.json; sleep 1.1; done  # spanprof under callgrind"
             else
                 skip status "callgrind" "no dumps"
             fi

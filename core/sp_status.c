@@ -361,14 +361,30 @@ int sp_status_json(struct sp_buf *out)
     uv_thread_t self = uv_thread_self();
     uv_mutex_lock(&sp_st_mu);
     /* Never started (tests, tools): the caller's thread is the only one. */
-    bool here = !sp_st_loop || (sp_st_running && uv_thread_equal(&self, &sp_st_owner));
-    uv_mutex_unlock(&sp_st_mu);
-    if (here)
+    if (!sp_st_loop) {
+        uv_mutex_unlock(&sp_st_mu);
         return sp_st_build(out);
-
-    uv_mutex_lock(&sp_st_mu);
+    }
     uint64_t now = sp_st_mono_ms();
     sp_st_demand_ms = now;
+    if (sp_st_running && uv_thread_equal(&self, &sp_st_owner)) {
+        /* On the loop: build when the snapshot is older than a refresh, so
+         * any number of clients costs at most one build per interval. */
+        bool fresh = sp_st_snap && now - sp_st_snap_ms < SP_STATUS_REFRESH_MS;
+        uv_mutex_unlock(&sp_st_mu);
+        if (!fresh)
+            sp_st_refresh();
+        if (!sp_st_timer_on) { /* frees the snapshot once nobody asks */
+            sp_st_timer_on = true;
+            uv_timer_start(&sp_st_timer, sp_st_on_timer, SP_STATUS_REFRESH_MS,
+                           SP_STATUS_REFRESH_MS);
+        }
+        uv_mutex_lock(&sp_st_mu);
+        int rc = sp_st_snap ? sp_buf_append(out, sp_st_snap, sp_st_snap_len) : SP_ENOMEM;
+        uv_mutex_unlock(&sp_st_mu);
+        return rc;
+    }
+
     if (sp_st_running && (!sp_st_snap || now - sp_st_snap_ms > 2 * SP_STATUS_REFRESH_MS)) {
         uint64_t gen = sp_st_snap_gen;
         uv_async_send(&sp_st_async);

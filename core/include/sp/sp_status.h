@@ -5,13 +5,16 @@
  * one JSON object, and note their last notable events (sp_status_note: a
  * bad request, a delivery, an export error) in one call at the site. The
  * document is built on the loop thread only, and only when someone asks:
- *   - sp_status_json() called on the loop thread builds it there and then;
+ *   - sp_status_json() called on the loop thread builds a snapshot there
+ *     and then, unless the last one is younger than SP_STATUS_REFRESH_MS;
  *   - called from another thread (the telemetry thread, when /metrics has
- *     one), it wakes the loop (uv_async), which builds a snapshot and keeps
- *     refreshing it every SP_STATUS_REFRESH_MS while requests keep coming
- *     (the last within SP_STATUS_IDLE_MS); the caller gets the newest
- *     snapshot, waiting at most SP_STATUS_WAIT_MS for a fresh one.
- * Nobody asking: no timer runs and no writer is called.
+ *     one), it wakes the loop (uv_async) to build one and waits at most
+ *     SP_STATUS_WAIT_MS for it;
+ * either way a loop timer then refreshes the snapshot every
+ * SP_STATUS_REFRESH_MS while requests keep coming (the last within
+ * SP_STATUS_IDLE_MS), then stops and frees it. So any number of clients
+ * costs at most one build per interval, and nobody asking costs nothing:
+ * no timer runs, no writer is called, no snapshot is kept.
  *
  * Text noted here may come from outside (error bodies, client input): it is
  * stored truncated to SP_STATUS_TEXT_MAX with registered secrets redacted,
