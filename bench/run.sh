@@ -708,7 +708,7 @@ if want status && [ "$SP_READY" = 1 ]; then
                 idle_all=$(awk '/^(summary|totals):/ {print $2; exit}' "$d1")
                 idle_st=$(( $(cg_incl "$d1" sp_status_json) + $(cg_incl "$d1" sp_st_on_timer) + $(cg_incl "$d1" sp_st_on_async) ))
                 view_all=$(awk '/^(summary|totals):/ {print $2; exit}' "$d2")
-                view_build=$(cg_incl "$d2" sp_status_json)
+                view_build=$(cg_incl "$d2" sp_st_build)
                 row status "idle ${STATUS_IDLE_S}s, nobody asks: callgrind instructions, whole process / in the status code" "$idle_all / $idle_st" "$SP_CMD  # under valgrind --tool=callgrind; callgrind_control -z, sleep $STATUS_IDLE_S, -d"
                 row status "one page view (GET /status + /status.json): callgrind instructions, whole process / building the JSON" "$((view_all / STATUS_VIEWS)) / $((view_build / STATUS_VIEWS)) ($STATUS_VIEWS views, idle pipeline)" "for i in \$(seq $STATUS_VIEWS); do curl -s .../status; curl -s .../status.json; sleep 1.1; done  # spanprof under callgrind"
             else
