@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <utf8proc.h>
+
 #include "dd_naming.h"
 
 #define DD_MAX_RESOURCE_LEN 5000
@@ -653,38 +655,43 @@ static size_t utf8_next(const unsigned char *p, size_t n, uint32_t *cp)
     return len;
 }
 
-/* Non-ASCII: Go asks unicode.IsLetter/IsUpper. Without Unicode tables we
- * approximate: the Latin-1, general-punctuation, symbol, CJK-punctuation
- * and emoji blocks are not letters, every other valid code point is; upper
- * case is folded for Latin-1, Greek and Cyrillic (same UTF-8 width). */
-static int cp_is_letter(uint32_t r)
+/* Non-ASCII code points: the agent's normalize() (datadog-agent
+ * pkg/trace/traceutil/normalize/normalize.go, normalize) asks Go's unicode
+ * package: an upper-case letter (unicode.IsUpper: category Lu) is replaced
+ * by unicode.ToLower (the simple lower-case mapping) when both encode to the
+ * same number of bytes; then letters (unicode.IsLetter: L*) and decimal
+ * digits (unicode.IsDigit: Nd) are kept and everything else (marks,
+ * punctuation, symbols, unassigned, invalid UTF-8) is cut. utf8proc gives
+ * the same categories and the same simple mapping from its Unicode tables
+ * (tests/unit/test_dd_unicode.c compares every code point with Go's). */
+enum rune_class { RUNE_CUT, RUNE_KEEP };
+
+static size_t utf8_width(uint32_t r)
 {
-    if (r == 0xFFFD)
-        return 0;
-    if (r >= 0x80 && r <= 0xBF)
-        return r == 0xAA || r == 0xB5 || r == 0xBA;
-    if (r == 0xD7 || r == 0xF7)
-        return 0;
-    if ((r >= 0x2000 && r <= 0x2BFF) || (r >= 0x3000 && r <= 0x303F) ||
-        (r >= 0xFE30 && r <= 0xFE4F) || (r >= 0xFF00 && r <= 0xFF20) || r >= 0x1F000)
-        return 0;
-    return 1;
+    return r < 0x80 ? 1 : r < 0x800 ? 2 : r < 0x10000 ? 3 : 4;
 }
 
-static uint32_t cp_lower(uint32_t r)
+static enum rune_class rune_class(uint32_t r, unsigned char *at, size_t width)
 {
-    if ((r >= 0xC0 && r <= 0xDE && r != 0xD7) || (r >= 0x391 && r <= 0x3AB && r != 0x3A2) ||
-        (r >= 0x410 && r <= 0x42F))
-        return r + 0x20;
-    if (r >= 0x400 && r <= 0x40F)
-        return r + 0x50;
-    return r;
-}
-
-static void utf8_put2(unsigned char *p, uint32_t r)
-{
-    p[0] = (unsigned char)(0xC0 | (r >> 6));
-    p[1] = (unsigned char)(0x80 | (r & 0x3F));
+    const utf8proc_property_t *p = utf8proc_get_property((utf8proc_int32_t)r);
+    if (p->category == UTF8PROC_CATEGORY_LU) {
+        uint32_t low = (uint32_t)utf8proc_tolower((utf8proc_int32_t)r);
+        if (low != r && utf8_width(low) == width) {
+            utf8proc_encode_char((utf8proc_int32_t)low, at);
+            p = utf8proc_get_property((utf8proc_int32_t)low);
+        }
+    }
+    switch (p->category) {
+    case UTF8PROC_CATEGORY_LU:
+    case UTF8PROC_CATEGORY_LL:
+    case UTF8PROC_CATEGORY_LT:
+    case UTF8PROC_CATEGORY_LM:
+    case UTF8PROC_CATEGORY_LO:
+    case UTF8PROC_CATEGORY_ND:
+        return RUNE_KEEP;
+    default:
+        return RUNE_CUT;
+    }
 }
 
 static int is_valid_tag_char(unsigned char c)
@@ -737,10 +744,7 @@ const char *sp_dd_normalize_tag_value(const char *v, struct sp_arena *a)
         } else if (r >= 'A' && r <= 'Z') {
             tag[i] = (unsigned char)(r + ('a' - 'A'));
             chars++;
-        } else if (r >= 0x80 && cp_is_letter(r)) {
-            uint32_t low = cp_lower(r);
-            if (low != r && jump == 2)
-                utf8_put2(tag + i, low);
+        } else if (r >= 0x80 && rune_class(r, tag + i, jump) == RUNE_KEEP) {
             chars++;
         } else if ((r >= '0' && r <= '9') || r == '.' || r == '/' || r == '-') {
             chars++;

@@ -310,6 +310,17 @@ static const struct span_case service_cases[] = {
      {"service.name=a", "datadog.service=Override"}, "override"},
     {"latin-1 upper folded", SRV, "n", {0}, {"service.name=CAFÉ"}, "café"},
     {"emoji is not a letter", SRV, "n", {0}, {"service.name=svc\xf0\x9f\x8d\xa3x"}, "svc_x"},
+    /* Full Unicode, as Go's unicode package in datadog-agent
+     * pkg/trace/traceutil/normalize/normalize.go (normalize): */
+    {"Latin Extended-A lower-cased", SRV, "n", {0}, {"service.name=ĀRA"}, "āra"},
+    {"accented Greek lower-cased", SRV, "n", {0}, {"service.name=ΆΈΉ-ΰ"}, "άέή-ΰ"},
+    {"Armenian lower-cased", SRV, "n", {0}, {"service.name=ՀԱՅ"}, "հայ"},
+    {"fullwidth letters lower-cased", SRV, "n", {0}, {"service.name=ＡＰＩ１"}, "ａｐｉ１"},
+    {"combining mark is cut", SRV, "n", {0}, {"service.name=cafe\xcc\x81-x"}, "cafe_-x"},
+    {"trailing combining mark dropped", SRV, "n", {0}, {"service.name=cafe\xcc\x81"}, "cafe"},
+    {"lower-case of another width kept", SRV, "n", {0}, {"service.name=İẞ"}, "İẞ"},
+    {"titlecase letter kept", SRV, "n", {0}, {"service.name=ǅx"}, "ǅx"},
+    {"non-Latin digits kept", SRV, "n", {0}, {"service.name=٣x"}, "٣x"},
 };
 
 static void test_service_golden(void)
