@@ -990,7 +990,10 @@ static const char *join2(struct sp_arena *a, const char *x, const char *y)
     return y ? cat3(a, x, " ", y) : x;
 }
 
-static const char *resource_v2(const struct sp_dd_span_ctx *c, struct sp_arena *a)
+/* *from_query (when not NULL) is set when the resource is the database
+ * statement or query text. */
+static const char *resource_v2(const struct sp_dd_span_ctx *c, struct sp_arena *a,
+                               bool *from_query)
 {
     const char *m;
     if ((m = lookup(c, a, K_RESOURCE)))
@@ -1010,17 +1013,20 @@ static const char *resource_v2(const struct sp_dd_span_ctx *c, struct sp_arena *
         return join2(a, m, lookup(c, a, K_GQL_NAME));
     if (lookup(c, a, K_DB_SYSTEM)) {
         const char *st = lookup(c, a, K_DB_STATEMENT);
-        if (st)
+        if (st) {
+            if (from_query)
+                *from_query = true;
             return st;
+        }
     }
     return c->span && c->span->name ? c->span->name : "";
 }
 
-const char *sp_dd_resource(const struct sp_dd_span_ctx *c, struct sp_arena *a)
+static const char *resource(const struct sp_dd_span_ctx *c, struct sp_arena *a, bool *from_query)
 {
     const char *r = dd_override(c, SP_DD_K_DATADOG_RESOURCE_NAME, a);
     if (!r)
-        r = resource_v2(c, a);
+        r = resource_v2(c, a, from_query);
     if (!r)
         return NULL;
     size_t n = strlen(r);
@@ -1036,6 +1042,11 @@ const char *sp_dd_resource(const struct sp_dd_span_ctx *c, struct sp_arena *a)
         /* The agent's normaliser: an empty resource takes the name. */
         r = sp_dd_operation_name(c, a);
     return own(r, a);
+}
+
+const char *sp_dd_resource(const struct sp_dd_span_ctx *c, struct sp_arena *a)
+{
+    return resource(c, a, NULL);
 }
 
 /* attributes.DBTypes: db.system -> span type; unknown systems are "db". */
@@ -1082,6 +1093,37 @@ const char *sp_dd_span_type(const struct sp_dd_span_ctx *c, struct sp_arena *a)
     default:
         return "custom";
     }
+}
+
+bool sp_dd_root_endpoint(const struct sp_dd_span_ctx *c, bool label_all_roots,
+                         struct sp_arena *a, const char **endpoint)
+{
+    *endpoint = NULL;
+    const char *type = sp_dd_span_type(c, a);
+    if (label_all_roots) {
+        if (!sp_dd_endpoint_allowed(type))
+            return false;
+        *endpoint = sp_dd_resource(c, a);
+        return true;
+    }
+    /* dd-trace-go labels a root typed web or rpc, or untyped (""): an OTel
+     * root of kind INTERNAL (or UNSPECIFIED, which OTLP says to read as
+     * INTERNAL) without span.type is what dd-trace-go leaves untyped; the
+     * "custom" type the agent gives CONSUMER and PRODUCER roots stands for
+     * dd-trace-go's "queue", which it excludes, as it excludes clients. */
+    int kind = span_kind(c);
+    bool typed_ok = type && (strcmp(type, "web") == 0 || strcmp(type, "rpc") == 0);
+    bool untyped = (kind == KIND_INTERNAL || kind == KIND_UNSPECIFIED) &&
+                   !lookup(c, a, K_SPAN_TYPE) && type && strcmp(type, "custom") == 0;
+    if (!typed_ok && !untyped)
+        return false;
+    bool from_query = false;
+    const char *r = resource(c, a, &from_query);
+    /* A statement may hold literals (PII) and is never obfuscated here. */
+    if (from_query)
+        return false;
+    *endpoint = r;
+    return true;
 }
 
 bool sp_dd_endpoint_allowed(const char *span_type)

@@ -120,9 +120,19 @@ const char *sp_dd_operation_name(const struct sp_dd_span_ctx *c, struct sp_arena
 const char *sp_dd_resource(const struct sp_dd_span_ctx *c, struct sp_arena *a);
 const char *sp_dd_span_type(const struct sp_dd_span_ctx *c, struct sp_arena *a);
 
-/* The PII rule for endpoint labels: only local roots whose Datadog span type
- * is web, rpc or empty/custom-without-type get an endpoint (never db
- * statements, cache commands, ...). */
+/* Whether a local root gets a `trace endpoint` label (and counts in
+ * endpoint_counts), as dd-trace-go decides (ddtrace/tracer/tracer.go,
+ * applyPPROFLabels with spanResourcePIISafe: span type web, rpc or empty):
+ * roots typed web or rpc (SERVER roots, or span.type) and untyped roots
+ * (INTERNAL or UNSPECIFIED kind without span.type); never CLIENT, PRODUCER
+ * or CONSUMER roots (dd-trace-go's http/db/queue types), and never a root
+ * whose resource is its database statement or query text. label_all_roots
+ * is the wider rule (processors.join.label_all_roots): every root whose
+ * type sp_dd_endpoint_allowed() accepts, whatever its resource. On true,
+ * *endpoint is the root's resource (NULL on ENOMEM). */
+bool sp_dd_root_endpoint(const struct sp_dd_span_ctx *c, bool label_all_roots,
+                         struct sp_arena *a, const char **endpoint);
+/* The wider rule's type test: web, rpc, custom or empty. */
 bool sp_dd_endpoint_allowed(const char *span_type);
 
 /* Added by the join engineer (additive): helpers the exporter may share.

@@ -40,6 +40,7 @@ struct join_conf {
     int64_t endpoint_cardinality_limit;
     int64_t max_depth;
     struct sp_strlist span_id_labels;
+    bool label_all_roots;
 };
 
 struct join_pending {
@@ -148,12 +149,11 @@ static double g_endpoints(void *ud)
 static double g_hit_ratio(void *ud)
 {
     struct join_ctx *ctx = ud;
-    double hit = sp_metric_value(ctx->m_samples[JOIN_OUT_MATCHED]);
-    double labelled = 0;
+    uint64_t n[JOIN_OUT_COUNT];
     for (int i = 0; i < JOIN_OUT_COUNT; i++)
-        if (i != JOIN_OUT_NO_SPAN_LABEL)
-            labelled += sp_metric_value(ctx->m_samples[i]);
-    return labelled > 0 ? hit / labelled : 0;
+        n[i] = (uint64_t)sp_metric_value(ctx->m_samples[i]);
+    uint64_t labelled = join_out_span_labelled(n);
+    return labelled ? (double)n[JOIN_OUT_MATCHED] / (double)labelled : 0;
 }
 
 static void join_metrics(struct join_ctx *ctx)
@@ -191,7 +191,8 @@ static void join_metrics(struct join_ctx *ctx)
     ctx->m_labels_added = sp_counter("spanprof_join_labels_added_total",
                                      "labels the join added to samples", base);
     sp_gauge_fn("spanprof_join_hit_ratio",
-                "matched / span-labelled samples since start (samples whose endpoint is known)",
+                "matched / span-labelled samples since start (samples whose endpoint is known; "
+                "samples already labelled by a Datadog tracer are not counted)",
                 base, g_hit_ratio, ctx);
     sp_gauge_fn("spanprof_join_index_spans", "spans in the index", base, g_index_spans, ctx);
     sp_gauge_fn("spanprof_join_index_capacity", "the index bound (max_spans)", base,
@@ -444,12 +445,11 @@ static void index_root(struct join_ctx *ctx, const sp_otlp_span *sp,
     };
     unsigned flags = 0;
     uint32_t pair = 0;
-    const char *type = sp_dd_span_type(&dc, scratch);
-    if (!sp_dd_endpoint_allowed(type)) {
+    const char *res = NULL;
+    if (!sp_dd_root_endpoint(&dc, ctx->conf->label_all_roots, scratch, &res)) {
         flags |= JOIN_ROOT_NOT_PII;
     } else {
         const char *svc = sp_dd_service(&dc, scratch);
-        const char *res = sp_dd_resource(&dc, scratch);
         uint32_t sid = svc ? join_names_service(ctx->names, svc) : 0;
         if (sid && res) {
             uint64_t drops = join_names_drops(ctx->names);
@@ -785,22 +785,19 @@ static void process_profile(struct join_ctx *ctx, struct sp_batch *b)
     sp_metric_add(ctx->m_labels_added, (double)st.labels_added);
     ctx->period.labels_added += st.labels_added;
     ctx->period_profiles++;
-    if (sp_log_enabled(SP_LOG_DEBUG)) {
-        uint64_t with = 0;
-        for (int i = 0; i < JOIN_OUT_COUNT; i++)
-            if (i != JOIN_OUT_NO_SPAN_LABEL)
-                with += st.samples[i];
+    if (sp_log_enabled(SP_LOG_DEBUG))
         sp_log_debug(ctx->comp->id,
                      "profile service=%s type=%s: %" PRIu64 " of %" PRIu64
                      " span-labelled samples matched (unknown=%" PRIu64 " root_unknown=%" PRIu64
-                     " not_pii_safe=%" PRIu64 " no_span_label=%" PRIu64 ") labels_added=%" PRIu64
+                     " not_pii_safe=%" PRIu64 " no_span_label=%" PRIu64 "), %" PRIu64
+                     " already labelled by a Datadog tracer; labels_added=%" PRIu64
                      " endpoints=%zu",
                      p->service ? p->service : "", p->profile_type ? p->profile_type : "",
-                     st.samples[JOIN_OUT_MATCHED], with, st.samples[JOIN_OUT_SPAN_UNKNOWN],
-                     st.samples[JOIN_OUT_ROOT_UNKNOWN], st.samples[JOIN_OUT_NOT_PII_SAFE],
-                     st.samples[JOIN_OUT_NO_SPAN_LABEL], st.labels_added,
+                     st.samples[JOIN_OUT_MATCHED], join_out_span_labelled(st.samples),
+                     st.samples[JOIN_OUT_SPAN_UNKNOWN], st.samples[JOIN_OUT_ROOT_UNKNOWN],
+                     st.samples[JOIN_OUT_NOT_PII_SAFE], st.samples[JOIN_OUT_NO_SPAN_LABEL],
+                     st.samples[JOIN_OUT_ALREADY_LABELLED], st.labels_added,
                      p->endpoint_count_count);
-    }
 }
 
 static void emit_profile(struct join_ctx *ctx, struct sp_batch *b, struct sp_metric *outcome)
@@ -868,17 +865,16 @@ static void join_on_summary(uv_timer_t *t)
     struct join_ctx *ctx = t->data;
     struct join_index_stats s;
     join_index_stats(ctx->ix, &s);
-    uint64_t with = 0;
-    for (int i = 0; i < JOIN_OUT_COUNT; i++)
-        if (i != JOIN_OUT_NO_SPAN_LABEL)
-            with += ctx->period.samples[i];
+    uint64_t with = join_out_span_labelled(ctx->period.samples);
     if (ctx->period_profiles || ctx->period_spans)
         sp_log_info(ctx->comp->id,
                     "last minute: %" PRIu64 " spans indexed, %" PRIu64 " profiles joined, %" PRIu64
-                    " of %" PRIu64 " span-labelled samples matched (%.1f%%), index %zu/%zu spans "
+                    " of %" PRIu64 " span-labelled samples matched (%.1f%%), %" PRIu64
+                    " already labelled by a Datadog tracer, index %zu/%zu spans "
                     "(%.1f MiB), pending %zu profiles",
                     ctx->period_spans, ctx->period_profiles, ctx->period.samples[JOIN_OUT_MATCHED],
                     with, with ? 100.0 * (double)ctx->period.samples[JOIN_OUT_MATCHED] / (double)with : 0.0,
+                    ctx->period.samples[JOIN_OUT_ALREADY_LABELLED],
                     s.count, s.max_spans, (double)s.bytes / (1024.0 * 1024.0), ctx->pending_n);
     memset(&ctx->period, 0, sizeof ctx->period);
     ctx->period_profiles = ctx->period_spans = 0;
@@ -1098,6 +1094,11 @@ static const struct sp_conf_key join_keys[] = {
     {.name = "span_id_labels", .type = SP_CONF_STRLIST,
      .offset = offsetof(struct join_conf, span_id_labels),
      .doc = "extra pprof label keys holding a span id, besides `span_id` and `span id`"},
+    {.name = "label_all_roots", .type = SP_CONF_BOOL,
+     .offset = offsetof(struct join_conf, label_all_roots), .defval = "false",
+     .doc = "also label (and count) consumer, producer and other custom-typed local roots, even "
+            "when their resource is a database statement; false: only the roots dd-trace-go "
+            "labels (server/web, rpc and untyped internal roots)"},
 };
 
 const struct sp_component_type sp_join_processor_type = {
