@@ -30,6 +30,7 @@
 #define JOIN_MAX_SERVICES 4096
 #define JOIN_MAX_RUNTIME_IDS 256
 #define JOIN_SUMMARY_MS 60000
+#define JOIN_MAX_SOURCES 64
 
 struct join_conf {
     int64_t join_delay_ms;
@@ -57,6 +58,15 @@ struct join_runtime {
     uint64_t last_ms;
 };
 
+/* What a profile source without an explicit service (a scrape target)
+ * was learned to be, from the spans its samples joined. */
+struct join_source {
+    char *source;  /* the profiles' service_fallback */
+    char *service; /* learned Datadog service, or NULL */
+    bool warned;   /* the "joined nothing" warning was logged */
+    uint64_t last_ms;
+};
+
 struct join_ctx {
     struct sp_component *comp;
     struct join_conf *conf;
@@ -69,10 +79,13 @@ struct join_ctx {
 
     struct join_runtime runtimes[JOIN_MAX_RUNTIME_IDS];
     size_t n_runtimes;
+    struct join_source sources[JOIN_MAX_SOURCES];
+    size_t n_sources;
 
     uv_timer_t hold_timer;
     uv_timer_t summary_timer;
     bool started, shutting_down, shut;
+    bool warned_no_service; /* uploads without a service joined nothing */
     int closing;
     sp_done_fn done;
     uint64_t last_drop_log_ms;
@@ -741,6 +754,120 @@ static void endpoint_counts(struct join_ctx *ctx, struct sp_batch *b)
     free(acc.counts);
 }
 
+/* ---- the service of a profile that names none ---- */
+
+static bool service_explicit(const struct sp_profile *p)
+{
+    return p->service && *p->service && !p->service_fallback;
+}
+
+static struct join_source *source_find(struct join_ctx *ctx, const char *source, bool add)
+{
+    for (size_t i = 0; i < ctx->n_sources; i++)
+        if (strcmp(ctx->sources[i].source, source) == 0)
+            return &ctx->sources[i];
+    if (!add)
+        return NULL;
+    struct join_source *e;
+    if (ctx->n_sources == JOIN_MAX_SOURCES) {
+        size_t old = 0; /* replace the least recently seen */
+        for (size_t i = 1; i < ctx->n_sources; i++)
+            if (ctx->sources[i].last_ms < ctx->sources[old].last_ms)
+                old = i;
+        e = &ctx->sources[old];
+        free(e->source);
+        free(e->service);
+    } else {
+        e = &ctx->sources[ctx->n_sources++];
+    }
+    memset(e, 0, sizeof *e);
+    e->source = strdup(source);
+    if (!e->source) {
+        *e = ctx->sources[--ctx->n_sources];
+        return NULL;
+    }
+    return e;
+}
+
+/* A profile without an explicit service (none in the upload, or a scrape
+ * entry without `service:`, whose target host stands in) takes the service
+ * of the spans its samples joined to: the one most matched samples ran
+ * under (a debug line names the others), so its service tag, runtime id,
+ * endpoint_counts and the spans' runtime-id line up. A scrape target
+ * remembers it for its profiles that join nothing (heap, goroutines...).
+ * Nothing known: the stand-in stays, and a warning, once per target, names
+ * the fix. pair_samples: matched samples per endpoint pair (NULL when the
+ * profile has no labelled samples). */
+static void service_from_spans(struct join_ctx *ctx, struct sp_batch *b,
+                               const uint64_t *pair_samples, size_t npairs)
+{
+    struct sp_profile *p = &b->u.profile;
+    if (service_explicit(p))
+        return;
+    uint64_t *by_service = pair_samples ? calloc(JOIN_MAX_SERVICES + 1, sizeof *by_service) : NULL;
+    uint32_t best = 0, services = 0;
+    for (size_t i = 1; by_service && i <= npairs; i++) {
+        uint32_t sv = pair_samples[i] ? join_names_pair_service(ctx->names, (uint32_t)i) : 0;
+        if (!sv || sv > JOIN_MAX_SERVICES)
+            continue;
+        services += by_service[sv] == 0;
+        by_service[sv] += pair_samples[i];
+        if (!best || by_service[sv] > by_service[best])
+            best = sv;
+    }
+    const char *src = p->service_fallback;
+    struct join_source *e = src ? source_find(ctx, src, best != 0) : NULL;
+    const char *svc = best ? join_names_service_name(ctx->names, best) : e ? e->service : NULL;
+    if (services > 1 && sp_log_enabled(SP_LOG_DEBUG)) {
+        char others[512];
+        size_t o = 0;
+        others[0] = 0;
+        for (uint32_t sv = 1; sv <= JOIN_MAX_SERVICES && o < sizeof others - 64; sv++)
+            if (by_service[sv] && sv != best)
+                o += (size_t)snprintf(others + o, sizeof others - o, " %s=%" PRIu64,
+                                      join_names_service_name(ctx->names, sv), by_service[sv]);
+        sp_log_debug(ctx->comp->id,
+                     "profile from %s: samples joined spans of %u services; taking '%s' (%" PRIu64
+                     " samples) over%s",
+                     src ? src : "an upload without a service", services, svc ? svc : "",
+                     by_service[best],
+                     others);
+    }
+    free(by_service);
+    if (svc) {
+        p->service = sp_arena_strdup(b->arena, svc);
+        if (e && best && (!e->service || strcmp(e->service, svc) != 0)) {
+            free(e->service);
+            e->service = strdup(svc);
+        }
+        if (e)
+            e->last_ms = (uint64_t)now_ms(ctx);
+        return;
+    }
+    /* Joined nothing (and nothing learned): keep the stand-in. Only
+     * profiles that could join say so (a heap profile never does). */
+    if (!pair_samples)
+        return;
+    if (src && !(e = source_find(ctx, src, true)))
+        return;
+    if (e ? e->warned : ctx->warned_no_service)
+        return;
+    if (e)
+        e->warned = true;
+    else
+        ctx->warned_no_service = true;
+    if (src)
+        sp_log_warn(ctx->comp->id,
+                    "profiles scraped from %s name no service and their samples joined no span: "
+                    "they go out as service '%s'; set `service:` in that receivers.pprof scrape "
+                    "entry",
+                    src, p->service ? p->service : "");
+    else
+        sp_log_warn(ctx->comp->id,
+                    "profile uploads without a service tag whose samples joined no span go out "
+                    "without a service; set the profiler's service (DD_SERVICE)");
+}
+
 static bool has_labelled(const struct sp_profile *p)
 {
     for (size_t i = 0; i < p->attachment_count; i++)
@@ -754,9 +881,11 @@ static void process_profile(struct join_ctx *ctx, struct sp_batch *b)
     struct sp_profile *p = &b->u.profile;
     join_index_expire(ctx->ix, now_ms(ctx));
     sync_index_metrics(ctx);
-    runtime_note_profile(ctx, b);
-    if (!has_labelled(p))
+    if (!has_labelled(p)) {
+        service_from_spans(ctx, b, NULL, 0);
+        runtime_note_profile(ctx, b);
         return;
+    }
     struct join_label_ctx lc = {
         .ix = ctx->ix,
         .names = ctx->names,
@@ -764,6 +893,10 @@ static void process_profile(struct join_ctx *ctx, struct sp_batch *b)
         .extra_keys = ctx->conf->span_id_labels.v,
         .n_extra = ctx->conf->span_id_labels.n,
     };
+    if (!service_explicit(p)) {
+        lc.n_pairs = join_names_pair_count(ctx->names);
+        lc.pair_samples = calloc(lc.n_pairs + 1, sizeof *lc.pair_samples);
+    }
     struct join_label_stats st = {0};
     for (size_t i = 0; i < p->attachment_count; i++) {
         struct sp_attachment *a = &p->attachments[i];
@@ -777,6 +910,13 @@ static void process_profile(struct join_ctx *ctx, struct sp_batch *b)
             sp_log_warn(ctx->comp->id, "attachment '%s' of service '%s': out of memory labelling",
                         a->name ? a->name : "", p->service ? p->service : "");
     }
+    if (!service_explicit(p)) {
+        static const uint64_t none[1];
+        service_from_spans(ctx, b, lc.pair_samples ? lc.pair_samples : none,
+                           lc.pair_samples ? lc.n_pairs : 0);
+        free(lc.pair_samples);
+    }
+    runtime_note_profile(ctx, b);
     endpoint_counts(ctx, b);
     for (int i = 0; i < JOIN_OUT_COUNT; i++) {
         sp_metric_add(ctx->m_samples[i], (double)st.samples[i]);
@@ -1063,6 +1203,10 @@ static void join_destroy(struct sp_component *comp)
     for (size_t i = 0; i < ctx->n_runtimes; i++) {
         free(ctx->runtimes[i].service);
         free(ctx->runtimes[i].instance);
+    }
+    for (size_t i = 0; i < ctx->n_sources; i++) {
+        free(ctx->sources[i].source);
+        free(ctx->sources[i].service);
     }
     join_index_destroy(ctx->ix);
     join_names_destroy(ctx->names);

@@ -348,6 +348,8 @@ int join_label_pprof(const struct join_label_ctx *c, sp_pprof *p, struct sp_aren
                 st->samples[JOIN_OUT_ENDPOINT_DROPPED]++;
             } else {
                 st->samples[JOIN_OUT_MATCHED]++;
+                if (c->pair_samples && pair <= c->n_pairs)
+                    c->pair_samples[pair]++;
                 if (!has_endpoint) {
                     pl->pair = pair;
                     pl->add |= ADD_ENDPOINT;

@@ -53,6 +53,10 @@ struct join_label_ctx {
      * decimal; numeric labels taken as the 64-bit pattern). */
     char *const *extra_keys;
     size_t n_extra;
+    /* Optional (NULL: not kept): matched samples per endpoint pair id,
+     * n_pairs + 1 entries (the join picks a profile's service from it). */
+    uint64_t *pair_samples;
+    size_t n_pairs;
 };
 
 struct join_label_stats {

@@ -570,6 +570,87 @@ static void test_already_labelled(void)
     jt_sink_clear();
 }
 
+/* A scraped profile without `service:` (the target host stands in) takes
+ * its spans' service: service tag, runtime id, endpoint_counts and the
+ * spans' runtime ids line up; the target remembers it for profiles that
+ * join nothing; an explicit service wins; a target that joins nothing keeps
+ * its host. */
+static struct sp_batch *scraped(const char *host, const char *target, const char *span_hex,
+                                bool labelled)
+{
+    struct sp_batch *pb = jt_profile_new(host, labelled ? "cpu.pprof" : "heap.pprof", labelled);
+    sp_pprof *p = jt_pprof_new(pb->arena, labelled ? "cpu" : "alloc_space", 4);
+    if (span_hex) {
+        char l[64];
+        snprintf(l, sizeof l, "span_id=%s", span_hex);
+        jt_sample(p, pb->arena, 1, l, NULL);
+        jt_sample(p, pb->arena, 1, l, NULL);
+    }
+    pb->u.profile.attachments[0].pprof = p;
+    pb->u.profile.service_fallback = target ? sp_arena_strdup(pb->arena, target) : NULL;
+    pb->u.profile.start_ns = T0 - 1000;
+    pb->u.profile.end_ns = T0 + 1000000000;
+    return pb;
+}
+
+static void test_service_from_spans(void)
+{
+    struct jt t;
+    ASSERT_EQ_INT(jt_open(&t, NULL), 0);
+    ASSERT_EQ_INT(jt_consume(&t, batch_of(SVC, tree1, 3)), 0);
+    struct jt_span other[] = {{0x2000000000000001ULL, 0, 0x100, 2, "GET", T0,
+                               {"http.request.method=GET", "http.route=/o"}}};
+    ASSERT_EQ_INT(jt_consume(&t, batch_of("other", other, 1)), 0);
+
+    /* Heap first: nothing learned yet, the stand-in stays, no warning. */
+    ASSERT_EQ_INT(jt_consume(&t, scraped("127.0.0.1", "http://127.0.0.1:6060", NULL, false)), 0);
+    ASSERT_EQ_STR(jt_sink_last(SP_SIGNAL_PROFILES)->u.profile.service, "127.0.0.1");
+
+    /* CPU: two samples under checkout's root, one under other's. */
+    struct sp_batch *pb = scraped("127.0.0.1", "http://127.0.0.1:6060", "1000000000000003", true);
+    sp_pprof *pp = pb->u.profile.attachments[0].pprof;
+    jt_sample(pp, pb->arena, 1, "span_id=2000000000000001", NULL);
+    ASSERT_EQ_INT(jt_consume(&t, pb), 0);
+    const struct sp_profile *op = &jt_sink_last(SP_SIGNAL_PROFILES)->u.profile;
+    ASSERT_EQ_STR(op->service, SVC);
+    ASSERT(op->runtime_id != NULL);
+    char rid[64];
+    snprintf(rid, sizeof rid, "%s", op->runtime_id);
+    ASSERT_EQ_INT(op->endpoint_count_count, 1);
+    ASSERT_EQ_STR(op->endpoint_counts[0].endpoint, "GET /users/{id}");
+    ASSERT_EQ_INT(op->endpoint_counts[0].count, 1);
+
+    /* The next spans of checkout carry that runtime id. */
+    struct sp_batch *tb = batch_of(SVC, tree1, 3);
+    ASSERT_EQ_INT(sp_join_processor_type.consume(&t.comp, tb), 0);
+    ASSERT_EQ_INT(tb->u.traces.runtime_id_count, 1);
+    ASSERT_EQ_STR(tb->u.traces.runtime_ids[0].service, SVC);
+    ASSERT_EQ_STR(tb->u.traces.runtime_ids[0].runtime_id, rid);
+    sp_batch_unref(tb);
+
+    /* Heap of the same target now goes out under the learned service. */
+    ASSERT_EQ_INT(jt_consume(&t, scraped("127.0.0.1", "http://127.0.0.1:6060", NULL, false)), 0);
+    op = &jt_sink_last(SP_SIGNAL_PROFILES)->u.profile;
+    ASSERT_EQ_STR(op->service, SVC);
+    ASSERT_EQ_STR(op->runtime_id, rid);
+
+    /* An explicit service wins. */
+    struct sp_batch *eb = scraped("explicit", NULL, "1000000000000003", true);
+    ASSERT_EQ_INT(jt_consume(&t, eb), 0);
+    ASSERT_EQ_STR(jt_sink_last(SP_SIGNAL_PROFILES)->u.profile.service, "explicit");
+
+    /* Another target whose samples join nothing keeps its host. */
+    ASSERT_EQ_INT(jt_consume(&t, scraped("127.0.0.2", "http://127.0.0.2:6060",
+                                         "00000000000000ff", true)), 0);
+    ASSERT_EQ_STR(jt_sink_last(SP_SIGNAL_PROFILES)->u.profile.service, "127.0.0.2");
+
+    /* An upload with no service at all takes the spans' service too. */
+    ASSERT_EQ_INT(jt_consume(&t, scraped(NULL, NULL, "2000000000000001", true)), 0);
+    ASSERT_EQ_STR(jt_sink_last(SP_SIGNAL_PROFILES)->u.profile.service, "other");
+    jt_close(&t);
+    jt_sink_clear();
+}
+
 /* endpoint_counts: local roots per endpoint starting in [start, end) of
  * the profile's service, merged with the upload's (larger wins). */
 static void test_endpoint_counts(void)
@@ -932,6 +1013,7 @@ int main(void)
     RUN(test_endpoint_rule_dd_trace_go);
     RUN(test_endpoint_rule_label_all_roots);
     RUN(test_already_labelled);
+    RUN(test_service_from_spans);
     RUN(test_runtime_ids);
     RUN(test_endpoint_table_compaction);
     RUN(test_config_errors);

@@ -92,6 +92,12 @@ struct sp_endpoint_count {
 struct sp_profile {
     const char *dialect;     /* "datadog", "pprof", "pyroscope", "scrape" */
     const char *service;
+    /* Non-NULL when service was not named by the user but stands in for it
+     * (a scrape entry without `service:` uses the target's host): names the
+     * source (the scrape target). The join then puts the service of the
+     * spans the samples joined to in its place. An empty service is never
+     * explicit either. */
+    const char *service_fallback;
     const char *env;
     const char *version;
     const char *host;
