@@ -528,16 +528,59 @@ static const char *nonempty(const sp_otlp_any *v, struct sp_arena *a)
     return s && *s ? s : NULL;
 }
 
-/* One key: span attribute if non-empty, else resource attribute if
- * non-empty, else NULL. */
+/* A value that is a non-empty string, or NULL: the semantics registry
+ * reads string concepts only from string-typed attributes (datadog-agent
+ * pkg/trace/semantics/lookup_pdata.go, PDataMapAccessor.GetString: ""
+ * unless the pdata type is Str), so an int service.name is absent. */
+static const char *nonempty_str(const sp_otlp_any *v)
+{
+    if (!v || v->value_case != OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE ||
+        !v->string_value || !*v->string_value)
+        return NULL;
+    return v->string_value;
+}
+
+/* One key of a string concept: the span attribute if a non-empty string,
+ * else the resource attribute if one (OTelSpanAccessor.GetString), else
+ * NULL. */
 static const char *lookup_key(const struct sp_dd_span_ctx *c, int id, struct sp_arena *a)
 {
+    (void)a;
     const char *s = NULL;
     if (c->span)
-        s = nonempty(find_id(c->span_keys, c->span->attributes, c->span->n_attributes, id), a);
+        s = nonempty_str(find_id(c->span_keys, c->span->attributes, c->span->n_attributes, id));
     if (!s)
-        s = nonempty(find_id(c->resource_keys, c->resource_attrs, c->n_resource_attrs, id), a);
+        s = nonempty_str(find_id(c->resource_keys, c->resource_attrs, c->n_resource_attrs, id));
     return s;
+}
+
+/* An int64 concept's key (PDataMapAccessor.GetInt64): an int, or a double
+ * that is an exact integer; span attribute first, then resource. */
+static bool any_int(const sp_otlp_any *v, int64_t *out)
+{
+    if (!v)
+        return false;
+    if (v->value_case == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE) {
+        *out = v->int_value;
+        return true;
+    }
+    if (v->value_case == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE &&
+        isfinite(v->double_value) && v->double_value >= -9.2e18 && v->double_value <= 9.2e18 &&
+        (double)(int64_t)v->double_value == v->double_value) {
+        *out = (int64_t)v->double_value;
+        return true;
+    }
+    return false;
+}
+
+bool sp_dd_attr_int(const struct sp_dd_span_ctx *c, enum sp_dd_key k, int64_t *out)
+{
+    if ((unsigned)k >= SP_DD_KEY_COUNT)
+        return false;
+    if (c->span &&
+        any_int(find_id(c->span_keys, c->span->attributes, c->span->n_attributes, (int)k), out))
+        return true;
+    return any_int(find_id(c->resource_keys, c->resource_attrs, c->n_resource_attrs, (int)k), out);
 }
 
 /* The same for any key (sp_dd_attr with a key outside enum sp_dd_key). */
@@ -596,9 +639,6 @@ static const char *own(const char *s, struct sp_arena *a)
 
 const char *sp_dd_attr(const struct sp_dd_span_ctx *c, const char *key, struct sp_arena *a)
 {
-    int id = key ? sp_dd_key_id(key, strlen(key)) : -1;
-    if (id >= 0)
-        return own(lookup_key(c, id, a), a);
     return key ? own(lookup_key_str(c, key, a), a) : NULL;
 }
 
@@ -880,24 +920,13 @@ static const char *normalize_service(const char *svc, struct sp_arena *a)
     return *s ? s : "unnamed-service";
 }
 
-/* datadog.* namespace overrides (spec §4.3: checked first, span then
- * resource, normalised as tag values). */
-static const char *dd_override(const struct sp_dd_span_ctx *c, int key, struct sp_arena *a)
-{
-    const char *v = lookup_key(c, key, a);
-    if (!v)
-        return NULL;
-    v = sp_dd_normalize_tag_value(v, a);
-    return v && *v ? v : NULL;
-}
-
 /* ---- the four names ---- */
 
 const char *sp_dd_service(const struct sp_dd_span_ctx *c, struct sp_arena *a)
 {
-    const char *s = dd_override(c, SP_DD_K_DATADOG_SERVICE, a);
-    if (!s)
-        s = lookup(c, a, K_SERVICE);
+    /* No datadog.service override: the agent dropped the datadog.*
+     * namespace (PR #45833); service.name only, as a string. */
+    const char *s = lookup(c, a, K_SERVICE);
     if (!s)
         s = "otlpresourcenoservicename";
     return own(normalize_service(s, a), a);
@@ -976,9 +1005,7 @@ static const char *operation_v2(const struct sp_dd_span_ctx *c, struct sp_arena 
 
 const char *sp_dd_operation_name(const struct sp_dd_span_ctx *c, struct sp_arena *a)
 {
-    const char *v = dd_override(c, SP_DD_K_DATADOG_OPERATION_NAME, a);
-    if (!v)
-        v = operation_v2(c, a);
+    const char *v = operation_v2(c, a);
     if (!v)
         return NULL;
     /* The agent's normaliser runs NormalizeName on every span name. */
@@ -1024,9 +1051,7 @@ static const char *resource_v2(const struct sp_dd_span_ctx *c, struct sp_arena *
 
 static const char *resource(const struct sp_dd_span_ctx *c, struct sp_arena *a, bool *from_query)
 {
-    const char *r = dd_override(c, SP_DD_K_DATADOG_RESOURCE_NAME, a);
-    if (!r)
-        r = resource_v2(c, a, from_query);
+    const char *r = resource_v2(c, a, from_query);
     if (!r)
         return NULL;
     size_t n = strlen(r);
@@ -1078,9 +1103,7 @@ static const char *db_type(const char *sys)
 
 const char *sp_dd_span_type(const struct sp_dd_span_ctx *c, struct sp_arena *a)
 {
-    const char *t = dd_override(c, SP_DD_K_DATADOG_SPAN_TYPE, a);
-    if (t)
-        return own(t, a);
+    const char *t;
     if ((t = lookup(c, a, K_SPAN_TYPE)))
         return own(t, a);
     switch (span_kind(c)) {

@@ -108,12 +108,17 @@ struct sp_dd_span_ctx {
 };
 
 /* Looks an attribute up by the V2 precedence: span attributes first, then
- * resource attributes. Returns the value rendered as a string (ints and
- * doubles formatted like the agent does), or NULL when absent/empty. */
+ * resource attributes, any type rendered as a string (ints and doubles
+ * formatted like the agent does). NULL when absent/empty. The concepts
+ * (names, sp_dd_attr_key) read string attributes only. */
 const char *sp_dd_attr(const struct sp_dd_span_ctx *c, const char *key, struct sp_arena *a);
-/* The same for a known key, without the copy: the result may point into
- * the span's batch (or be rendered into a). */
+/* A known key's string value, without the copy: the result may point into
+ * the span's batch. */
 const char *sp_dd_attr_key(const struct sp_dd_span_ctx *c, enum sp_dd_key k, struct sp_arena *a);
+/* A known key read as the registry reads an int64 concept (_dd.measured,
+ * http.status_code's int form): an int attribute or an exact-integer
+ * double, span before resource. false when neither holds one. */
+bool sp_dd_attr_int(const struct sp_dd_span_ctx *c, enum sp_dd_key k, int64_t *out);
 
 const char *sp_dd_service(const struct sp_dd_span_ctx *c, struct sp_arena *a);
 const char *sp_dd_operation_name(const struct sp_dd_span_ctx *c, struct sp_arena *a);
