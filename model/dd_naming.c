@@ -373,21 +373,9 @@ static const char *const key_names[SP_DD_KEY_COUNT] = {
     [SP_DD_K_FAAS_INVOKED_NAME] = "faas.invoked_name",
     [SP_DD_K_FAAS_TRIGGER] = "faas.trigger",
     [SP_DD_K_NETWORK_PROTOCOL_NAME] = "network.protocol.name",
-    [SP_DD_K_DATADOG_SERVICE] = "datadog.service",
-    [SP_DD_K_DATADOG_OPERATION_NAME] = "datadog.operation_name",
-    [SP_DD_K_DATADOG_RESOURCE_NAME] = "datadog.resource_name",
-    [SP_DD_K_DATADOG_SPAN_TYPE] = "datadog.span.type",
-    [SP_DD_K_DATADOG_ERROR] = "datadog.error",
-    [SP_DD_K_DATADOG_SPAN_KIND] = "datadog.span.kind",
-    [SP_DD_K_DATADOG_HTTP_STATUS_CODE] = "datadog.http_status_code",
     [SP_DD_K_HTTP_STATUS_CODE] = "http.status_code",
     [SP_DD_K_HTTP_RESPONSE_STATUS_CODE] = "http.response.status_code",
     [SP_DD_K_DD_MEASURED] = "_dd.measured",
-    [SP_DD_K_DATADOG_ENV] = "datadog.env",
-    [SP_DD_K_DATADOG_VERSION] = "datadog.version",
-    [SP_DD_K_DATADOG_ERROR_MSG] = "datadog.error.msg",
-    [SP_DD_K_DATADOG_ERROR_TYPE] = "datadog.error.type",
-    [SP_DD_K_DATADOG_ERROR_STACK] = "datadog.error.stack",
     [SP_DD_K_SERVICE_VERSION] = "service.version",
     [SP_DD_K_DEPLOYMENT_ENVIRONMENT_NAME] = "deployment.environment.name",
     [SP_DD_K_DEPLOYMENT_ENVIRONMENT] = "deployment.environment",
@@ -487,8 +475,6 @@ void sp_dd_keys_index(struct sp_dd_keys *k, sp_otlp_kv *const *kv, size_t n, int
             /* pdata's Map.Get: the first entry with the key wins. */
             if (id >= 0 && !k->kv[id])
                 k->kv[id] = e;
-            if (len >= 8 && memcmp(e->key, "datadog.", 8) == 0)
-                k->dd_namespace = true;
         }
         if (ids)
             ids[i] = (int8_t)id;

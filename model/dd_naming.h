@@ -46,21 +46,9 @@ enum sp_dd_key {
     SP_DD_K_FAAS_INVOKED_NAME,
     SP_DD_K_FAAS_TRIGGER,
     SP_DD_K_NETWORK_PROTOCOL_NAME,
-    SP_DD_K_DATADOG_SERVICE,
-    SP_DD_K_DATADOG_OPERATION_NAME,
-    SP_DD_K_DATADOG_RESOURCE_NAME,
-    SP_DD_K_DATADOG_SPAN_TYPE,
-    SP_DD_K_DATADOG_ERROR,
-    SP_DD_K_DATADOG_SPAN_KIND,
-    SP_DD_K_DATADOG_HTTP_STATUS_CODE,
     SP_DD_K_HTTP_STATUS_CODE,
     SP_DD_K_HTTP_RESPONSE_STATUS_CODE,
     SP_DD_K_DD_MEASURED,
-    SP_DD_K_DATADOG_ENV,
-    SP_DD_K_DATADOG_VERSION,
-    SP_DD_K_DATADOG_ERROR_MSG,
-    SP_DD_K_DATADOG_ERROR_TYPE,
-    SP_DD_K_DATADOG_ERROR_STACK,
     SP_DD_K_SERVICE_VERSION,
     SP_DD_K_DEPLOYMENT_ENVIRONMENT_NAME,
     SP_DD_K_DEPLOYMENT_ENVIRONMENT,
@@ -85,7 +73,6 @@ enum sp_dd_key {
  * every rule looks a key up in O(1) instead of scanning the list. */
 struct sp_dd_keys {
     const sp_otlp_kv *kv[SP_DD_KEY_COUNT];
-    bool dd_namespace; /* some key starts with "datadog." */
 };
 
 /* The enum value of a key (len = strlen(key)), or -1 when it is not one. */

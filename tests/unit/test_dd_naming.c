@@ -502,8 +502,6 @@ static void test_keys_index(void)
     ASSERT(sk.kv[SP_DD_K_HTTP_ROUTE] == sa[0]);
     ASSERT(sk.kv[SP_DD_K_DB_SYSTEM] == sa[4]);
     ASSERT(sk.kv[SP_DD_K_SERVICE_NAME] == NULL);
-    ASSERT(sk.dd_namespace);
-    ASSERT(!rk.dd_namespace);
     ASSERT_EQ_INT(ids[0], SP_DD_K_HTTP_ROUTE);
     ASSERT_EQ_INT(ids[1], -1);
     ASSERT_EQ_INT(ids[3], -1);
