@@ -8,9 +8,9 @@
 //   - every upload has endpoint_counts, and their total is within 20 % of the
 //     local roots (from the service's own ground truth) that started in the
 //     upload's window;
-//   - every upload carries the same runtime-id, and every local root that
-//     started after the first upload reached the intake carries it too
-//     (Code Hotspots).
+//   - every upload carries the same runtime-id, and every span that started
+//     after the first upload reached the intake carries it too, with
+//     _dd.profiling.enabled on the local roots only (Code Hotspots).
 'use strict';
 
 const assert = require('node:assert');
@@ -130,15 +130,24 @@ service:
     }
   }
   let after = 0;
-  for (const [hex, s] of roots) {
-    if (Number(BigInt(s.start_unix_nano) / 1000000n) <= firstAt) continue;
+  let children = 0;
+  for (const [hex, s] of Object.entries(truth.spans)) {
+    if (!s.exported || Number(BigInt(s.start_unix_nano) / 1000000n) <= firstAt) continue;
     const dd = seen.get(dec(hex));
-    assert.ok(dd, `local root ${hex} reached the intake`);
+    assert.ok(dd, `span ${hex} reached the intake`);
     assert.strictEqual(dd.service, SERVICE);
-    assert.strictEqual(dd.meta['runtime-id'], runtimeId, `runtime-id of local root ${hex} (${dd.resource})`);
-    after++;
+    // runtime-id on every span of the instance (as dd-trace-go's global
+    // tag), _dd.profiling.enabled on its local roots only.
+    assert.strictEqual(dd.meta['runtime-id'], runtimeId, `runtime-id of span ${hex} (${dd.resource})`);
+    const root = s.local_root === hex;
+    assert.strictEqual(Number((dd.metrics || {})['_dd.profiling.enabled'] || 0), root ? 1 : 0,
+      `_dd.profiling.enabled of ${root ? 'local root' : 'child'} ${hex}`);
+    if (root) after++;
+    else children++;
   }
-  console.log(`${uploads.length} uploads, runtime-id ${runtimeId} on ${after} local roots started after the first upload`);
+  console.log(`${uploads.length} uploads, runtime-id ${runtimeId} on ${after} local roots and ${children} ` +
+    'child spans started after the first upload');
   assert.ok(after >= 20, `${after} local roots started after the first upload`);
+  assert.ok(children >= 20, `${children} child spans started after the first upload`);
   assert.ok(!/name no service/.test(sp.log()), 'no "joined nothing" warning for this target');
 });
