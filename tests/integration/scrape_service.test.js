@@ -14,21 +14,15 @@
 'use strict';
 
 const assert = require('node:assert');
-const { spawn, execFileSync } = require('node:child_process');
+const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 const { test } = require('node:test');
 const h = require('./lib/harness');
+const d = require('./datadog_lib');
 
 const SERVICE = 'demo-noservice';
 const LOAD_SECONDS = 18;
-
-function startProcess(cmd, args, logFile) {
-  const fd = fs.openSync(logFile, 'w');
-  const child = spawn(cmd, args, { stdio: ['ignore', fd, fd] });
-  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-  return { child, exited, log: () => fs.readFileSync(logFile, 'utf8') };
-}
 
 const dec = (hex) => BigInt(`0x${hex}`).toString();
 const tag = (tags, k) => (tags || '').split(',').find((x) => x.startsWith(`${k}:`))?.slice(k.length + 1);
@@ -42,46 +36,25 @@ test('scrape without service: uploads take the spans\' service', { timeout: 2400
   t.after(() => intake.close());
   const [httpPort, pprofPort, healthPort, metricsPort, appPort] = await Promise.all(
     Array.from({ length: 5 }, () => h.freePort()));
-  const yaml = `
-receivers:
-  otlp:
-    protocols:
-      http: { endpoint: 127.0.0.1:${httpPort} }
-  pprof:
-    endpoint: 127.0.0.1:${pprofPort}
-    scrape:
+  // The scrape entry names no service: the point of this test.
+  const yaml = d.config({
+    otlpPort: httpPort, healthPort, metricsPort, pprofPort, intake: intake.url, join: true,
+    joinDelay: '3s', shutdown: '15s', timeout: '10s',
+    retry: '{initial_interval: 200ms, max_interval: 1s}',
+    scrape: `    scrape:
       - targets: [127.0.0.1:${appPort}]
         profiles: [cpu]
         interval: 5s
         cpu_duration: 4s
-        timeout: 10s
-processors:
-  join:
-    join_delay: 3s
-exporters:
-  datadog:
-    api: { key: "scrape-service-api-key" }
-    traces: { endpoint: ${intake.url} }
-    profiles: { endpoint: ${intake.url} }
-    retry_on_failure: { initial_interval: 200ms, max_interval: 1s }
-extensions:
-  health_check: { endpoint: 127.0.0.1:${healthPort} }
-service:
-  extensions: [health_check]
-  pipelines:
-    traces: { receivers: [otlp], processors: [join], exporters: [datadog] }
-    profiles: { receivers: [pprof], processors: [join], exporters: [datadog] }
-  telemetry:
-    metrics: { address: 127.0.0.1:${metricsPort} }
-  shutdown_timeout: 15s
-`;
+        timeout: 10s`,
+  });
   const sp = await h.startSpanprof(yaml, { healthPort, metricsPort, name: 'scrape-service' });
   t.after(() => sp.kill());
 
   const truthFile = path.join(work, 'truth.json');
-  const app = startProcess(demoBin, ['-listen', `127.0.0.1:${appPort}`, '-service', SERVICE,
+  const app = h.startProcess(demoBin, ['-listen', `127.0.0.1:${appPort}`, '-service', SERVICE,
     '-otlp-endpoint', `http://127.0.0.1:${httpPort}`, '-load', `${LOAD_SECONDS}s`, '-load-rps', '40',
-    '-truth', truthFile], path.join(work, 'demo.log'));
+    '-truth', truthFile], {}, path.join(work, 'demo.log'));
   t.after(() => app.child.kill('SIGKILL'));
   const appExit = await app.exited;
   assert.strictEqual(appExit.code, 0, `demo service failed:\n${app.log()}`);
