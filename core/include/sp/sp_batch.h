@@ -38,8 +38,8 @@ typedef Opentelemetry__Proto__Common__V1__AnyValue sp_otlp_any;
 typedef Perftools__Profiles__Profile sp_pprof;
 
 /* Code Hotspots bridge: the runtime id the join recorded for a service
- * instance, so the exporter tags that instance's local root spans with
- * meta runtime-id and metric _dd.profiling.enabled=1. */
+ * instance, so the exporter tags every span of that instance with meta
+ * runtime-id and its local root spans with metric _dd.profiling.enabled=1. */
 struct sp_runtime_id {
     const char *service;
     const char *instance; /* service.instance.id or host; may be NULL = any */
