@@ -834,6 +834,24 @@ static const char *res_str(const struct tp_b *t, const char *key, struct sp_aren
     return s && *s ? s : NULL;
 }
 
+/* A string concept of the resource (GetOTelContainerOrPodID, GetOTelEnv:
+ * the semantics registry reads string attributes only), or NULL. */
+static const char *res_concept(const struct tp_b *t, const char *key)
+{
+    const sp_otlp_kv *e = NULL;
+    int id = sp_dd_key_id(key, strlen(key));
+    if (id >= 0)
+        e = t->rk.kv[id];
+    else
+        for (size_t i = 0; i < t->n_res_attrs && !e; i++)
+            if (t->res_attrs[i] && t->res_attrs[i]->key && strcmp(t->res_attrs[i]->key, key) == 0)
+                e = t->res_attrs[i];
+    const sp_otlp_any *v = e ? e->value : NULL;
+    return v && v->value_case == AV(STRING_VALUE) && v->string_value && *v->string_value
+               ? v->string_value
+               : NULL;
+}
+
 /* The agent's hostname from resource attributes (opentelemetry-mapping-go
  * attributes/source: `host`, datadog.host.name, Fargate has none, cloud
  * provider ids, k8s node(-cluster), host.id, host.name; localhost names are
@@ -1863,13 +1881,13 @@ static int finish_tracer_payload(struct mapper *m, struct tp_b *t)
     if (!found)
         host = m->opts && m->opts->hostname ? m->opts->hostname : "";
     tp->hostname = sp_arena_strdup(a, host ? host : "");
-    const char *cid = res_str(t, "container.id", a);
+    const char *cid = res_concept(t, "container.id");
     if (!cid)
-        cid = res_str(t, "k8s.pod.uid", a);
+        cid = res_concept(t, "k8s.pod.uid");
     tp->containerid = sp_arena_strdup(a, cid ? cid : "");
-    const char *env = res_str(t, "deployment.environment.name", a);
+    const char *env = res_concept(t, "deployment.environment.name");
     if (!env)
-        env = res_str(t, "deployment.environment", a);
+        env = res_concept(t, "deployment.environment");
     if (!env && m->opts && m->opts->env)
         env = m->opts->env;
     tp->env = (char *)(env ? sp_dd_normalize_tag_value(env, a) : "");

@@ -443,6 +443,12 @@ case("non-string rpc.system and span.type", {"kind": "client", "name": "call",
      upstream="datadog-agent pkg/trace/transform/otelutil.go getOTelOperationNameV2, "
               "GetOTelSpanTypeWithAccessor, getOTelResourceV2")
 
+case("non-string env and container id", {"kind": "internal", "name": "x"},
+     {"meta": {"deployment.environment.name": "5"}, "meta_absent": ["env"]},
+     resource={"service.name": "svc", "deployment.environment.name": 5, "container.id": 7},
+     payload={"env": "", "container_id": ""},
+     upstream=f"{TX} GetOTelEnv, GetOTelContainerOrPodID (LookupSemanticString)")
+
 # 62 non-Latin names lower-cased as Go's unicode package does
 case("non-Latin service name lower-cased", {"kind": "internal", "name": "x"},
      {"service": "հայ-āθήνα-ａｐｉ"},
