@@ -449,6 +449,12 @@ case("non-string env and container id", {"kind": "internal", "name": "x"},
      payload={"env": "", "container_id": ""},
      upstream=f"{TX} GetOTelEnv, GetOTelContainerOrPodID (LookupSemanticString)")
 
+case("grpc status code from grpc.code", {"kind": "server", "name": "x",
+    "attributes": {"rpc.system": "grpc", "grpc.code": "5", "rpc.grpc.status_code": 14}},
+    {"meta": {"rpc.grpc.status_code": "5", "grpc.code": "5"},
+     "metrics": {"rpc.grpc.status_code": 14}},
+     upstream=f"{TX} otelSpanToDDSpanMinimal (LookupString ConceptGRPCStatusCode: strings only)")
+
 # 62 non-Latin names lower-cased as Go's unicode package does
 case("non-Latin service name lower-cased", {"kind": "internal", "name": "x"},
      {"service": "հայ-āθήνα-ａｐｉ"},
