@@ -5,6 +5,7 @@
  * random span forests sent as OTLP batches in random order. */
 #include <inttypes.h>
 #include <math.h>
+#include <unistd.h>
 
 #include "dd_naming.h"
 #include "multipart.h"
@@ -591,6 +592,41 @@ static struct sp_batch *scraped(const char *host, const char *target, const char
     return pb;
 }
 
+/* Runs with stderr (the log) going to a file; returns what was logged
+ * (static buffer). */
+static char logged[8192];
+static int log_fd = -1, saved_stderr = -1;
+static char log_path[64];
+
+static void log_capture_begin(void)
+{
+    fflush(stderr);
+    snprintf(log_path, sizeof log_path, "/tmp/test-join-log-XXXXXX");
+    log_fd = mkstemp(log_path);
+    saved_stderr = dup(2);
+    dup2(log_fd, 2);
+}
+
+static const char *log_capture_end(void)
+{
+    fflush(stderr);
+    dup2(saved_stderr, 2);
+    close(saved_stderr);
+    ssize_t n = pread(log_fd, logged, sizeof logged - 1, 0);
+    logged[n > 0 ? n : 0] = 0;
+    close(log_fd);
+    unlink(log_path);
+    return logged;
+}
+
+static size_t count_of(const char *hay, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    return n;
+}
+
 static void test_service_from_spans(void)
 {
     struct jt t;
@@ -604,11 +640,18 @@ static void test_service_from_spans(void)
     ASSERT_EQ_INT(jt_consume(&t, scraped("127.0.0.1", "http://127.0.0.1:6060", NULL, false)), 0);
     ASSERT_EQ_STR(jt_sink_last(SP_SIGNAL_PROFILES)->u.profile.service, "127.0.0.1");
 
-    /* CPU: two samples under checkout's root, one under other's. */
+    /* CPU: two samples under checkout's root, one under other's; a debug
+     * line names both. */
     struct sp_batch *pb = scraped("127.0.0.1", "http://127.0.0.1:6060", "1000000000000003", true);
     sp_pprof *pp = pb->u.profile.attachments[0].pprof;
     jt_sample(pp, pb->arena, 1, "span_id=2000000000000001", NULL);
+    sp_log_set_level(SP_LOG_DEBUG);
+    log_capture_begin();
     ASSERT_EQ_INT(jt_consume(&t, pb), 0);
+    const char *dbg = log_capture_end();
+    sp_log_set_level(SP_LOG_INFO);
+    ASSERT_CONTAINS(dbg, "samples joined spans of 2 services; taking 'checkout'");
+    ASSERT_CONTAINS(dbg, "other=1");
     const struct sp_profile *op = &jt_sink_last(SP_SIGNAL_PROFILES)->u.profile;
     ASSERT_EQ_STR(op->service, SVC);
     ASSERT(op->runtime_id != NULL);
@@ -637,10 +680,16 @@ static void test_service_from_spans(void)
     ASSERT_EQ_INT(jt_consume(&t, eb), 0);
     ASSERT_EQ_STR(jt_sink_last(SP_SIGNAL_PROFILES)->u.profile.service, "explicit");
 
-    /* Another target whose samples join nothing keeps its host. */
-    ASSERT_EQ_INT(jt_consume(&t, scraped("127.0.0.2", "http://127.0.0.2:6060",
-                                         "00000000000000ff", true)), 0);
+    /* Another target whose samples join nothing keeps its host; one
+     * warning for it, naming the fix. */
+    log_capture_begin();
+    for (int i = 0; i < 3; i++)
+        ASSERT_EQ_INT(jt_consume(&t, scraped("127.0.0.2", "http://127.0.0.2:6060",
+                                             "00000000000000ff", true)), 0);
+    const char *warn = log_capture_end();
     ASSERT_EQ_STR(jt_sink_last(SP_SIGNAL_PROFILES)->u.profile.service, "127.0.0.2");
+    ASSERT_EQ_INT(count_of(warn, "set `service:` in that receivers.pprof scrape entry"), 1);
+    ASSERT_CONTAINS(warn, "http://127.0.0.2:6060");
 
     /* An upload with no service at all takes the spans' service too. */
     ASSERT_EQ_INT(jt_consume(&t, scraped(NULL, NULL, "2000000000000001", true)), 0);
