@@ -991,16 +991,15 @@ static bool str_int(const sp_otlp_kv *e, int64_t *out)
  * (otelSpanToDDSpanMinimal): its keys in order, string values only, each
  * span attribute before the resource attribute. The conditional
  * rpc.response.status_code keys of newer registries are not read. */
-static const char *grpc_status_code(const sp_otlp_span *s, const struct tp_b *t)
+static const char *grpc_status_code(const struct sp_dd_span_ctx *c, struct sp_arena *a)
 {
-    static const char *const keys[] = {"rpc.grpc.status_code", "grpc.code",
-                                       "rpc.grpc.status.code", "grpc.status.code"};
+    static const enum sp_dd_key keys[] = {SP_DD_K_RPC_GRPC_STATUS_CODE, SP_DD_K_GRPC_CODE,
+                                          SP_DD_K_RPC_GRPC_STATUS_DOT_CODE,
+                                          SP_DD_K_GRPC_STATUS_DOT_CODE};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-        const sp_otlp_any *v = kv_find(s->attributes, s->n_attributes, keys[i]);
-        if (!v || v->value_case != AV(STRING_VALUE) || !v->string_value || !*v->string_value)
-            v = kv_find(t->res_attrs, t->n_res_attrs, keys[i]);
-        if (v && v->value_case == AV(STRING_VALUE) && v->string_value && *v->string_value)
-            return v->string_value;
+        const char *v = sp_dd_attr_key(c, keys[i], a);
+        if (v)
+            return v;
     }
     return NULL;
 }
@@ -1114,7 +1113,7 @@ static int map_span(struct mapper *m, struct tp_b *t, const sp_otlp_scope_spans 
     int64_t code;
     if (http_status_code(&c, sk, rk, &code) && code >= 0)
         CK(smap_put(&m->metrics, "http.status_code", false, NULL, false, (double)code, PUT_SET));
-    const char *grpc = grpc_status_code(s, t);
+    const char *grpc = grpc_status_code(&c, a);
     if (grpc)
         CK(smap_put(&m->meta, "rpc.grpc.status_code", false, grpc, true, 0, PUT_SET));
     /* _dd.measured is an int64 concept: an int (or exact-integer double)

@@ -392,6 +392,10 @@ static const char *const key_names[SP_DD_KEY_COUNT] = {
     [SP_DD_K_SAMPLING_PRIORITY] = "sampling.priority",
     [SP_DD_K_SERVICE_INSTANCE_ID] = "service.instance.id",
     [SP_DD_K_HOST_NAME] = "host.name",
+    [SP_DD_K_RPC_GRPC_STATUS_CODE] = "rpc.grpc.status_code",
+    [SP_DD_K_GRPC_CODE] = "grpc.code",
+    [SP_DD_K_RPC_GRPC_STATUS_DOT_CODE] = "rpc.grpc.status.code",
+    [SP_DD_K_GRPC_STATUS_DOT_CODE] = "grpc.status.code",
 };
 
 #define KEY_SLOTS 256 /* power of two, > 4x the keys: most misses end at once */
