@@ -32,14 +32,6 @@ const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const XSS_ENDPOINT = '<script>alert(1)</script>';
 const XSS_HEADER = '<img src=x onerror=alert(3)>';
 
-function startProcess(cmd, args, logFile) {
-  const { spawn } = require('node:child_process');
-  const fd = fs.openSync(logFile, 'w');
-  const child = spawn(cmd, args, { stdio: ['ignore', fd, fd] });
-  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-  return { child, exited, log: () => fs.readFileSync(logFile, 'utf8') };
-}
-
 async function waitFor(fn, ms, what) {
   const end = Date.now() + ms;
   let last;
@@ -179,9 +171,9 @@ service:
   t.after(() => sp.kill());
   const base = `http://127.0.0.1:${metricsPort}`;
 
-  const app = startProcess(demoBin, ['-listen', `127.0.0.1:${appPort}`, '-service', 'demo-service',
+  const app = h.startProcess(demoBin, ['-listen', `127.0.0.1:${appPort}`, '-service', 'demo-service',
     '-otlp-endpoint', `http://127.0.0.1:${httpPort}`, '-load', `${LOAD_SECONDS}s`, '-load-rps', '40'],
-  path.join(out, 'demo-service.log'));
+  {}, path.join(out, 'demo-service.log'));
   t.after(() => app.child.kill('SIGKILL'));
 
   // XSS: a local root span whose endpoint is markup, a profile sample under
