@@ -24,6 +24,7 @@ const path = require('node:path');
 const zlib = require('node:zlib');
 const { test } = require('node:test');
 const puppeteer = require('puppeteer-core');
+const d = require('./datadog_lib');
 const h = require('./lib/harness');
 
 const DESIGNED = { 'GET /api/users/{id}': 0.6, 'GET /api/orders': 0.3, 'GET /healthz': 0.1 };
@@ -139,38 +140,18 @@ test('status page in headless chromium', { timeout: 240000 }, async (t) => {
   t.after(() => intake.close());
   const [httpPort, pprofPort, healthPort, metricsPort, appPort] = await Promise.all(
     Array.from({ length: 5 }, () => h.freePort()));
-  const sp = await h.startSpanprof(`
-receivers:
-  otlp:
-    protocols:
-      http: { endpoint: 127.0.0.1:${httpPort} }
-  pprof:
-    endpoint: 127.0.0.1:${pprofPort}
-    scrape:
+  const sp = await h.startSpanprof(d.config({
+    otlpPort: httpPort, healthPort, metricsPort, pprofPort, intake: intake.url, join: true,
+    joinDelay: '3s', shutdown: '15s', timeout: '10s',
+    retry: '{initial_interval: 200ms, max_interval: 1s}',
+    scrape: `    scrape:
       - targets: [127.0.0.1:${appPort}]
         service: demo-service
         profiles: [cpu]
         interval: 5s
         cpu_duration: 4s
-        timeout: 10s
-processors:
-  join:
-    join_delay: 3s
-exporters:
-  datadog:
-    api: { key: "status-secret-api-key-0042" }
-    traces: { endpoint: ${intake.url} }
-    profiles: { endpoint: ${intake.url} }
-extensions:
-  health_check: { endpoint: 127.0.0.1:${healthPort} }
-service:
-  extensions: [health_check]
-  pipelines:
-    traces: { receivers: [otlp], processors: [join], exporters: [datadog] }
-    profiles: { receivers: [pprof], processors: [join], exporters: [datadog] }
-  telemetry:
-    metrics: { address: 127.0.0.1:${metricsPort} }
-`, { healthPort, metricsPort, name: 'status-page' });
+        timeout: 10s`,
+  }), { healthPort, metricsPort, name: 'status-page' });
   t.after(() => sp.kill());
   const base = `http://127.0.0.1:${metricsPort}`;
 
@@ -321,7 +302,7 @@ service:
     checkSchema(doc);
     const dd = doc.components.find((c) => c.id === 'datadog');
     assert.ok(dd.events.delivered && /\/api\/v2\/profile|\/api\/v0.2\/traces/.test(dd.events.delivered.text));
-    assert.ok(!res.body.toString().includes('status-secret-api-key-0042'), 'the API key in /status.json');
+    assert.ok(!res.body.toString().includes(d.KEY), 'the API key in /status.json');
   });
 
   await t.test('nothing failed to load, nothing outside spanprof', async () => {
