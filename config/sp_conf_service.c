@@ -432,7 +432,8 @@ static void sp_load_pipelines(struct sp_loader *L, const struct sp_node *svc,
                               "mean '%s'?)", (const char *)L->q.data, best);
             else
                 sp_diag_error(L->d, &p->key_pos, "unknown signal in pipeline id %s: spanprof "
-                              "pipelines carry traces or profiles", (const char *)L->q.data);
+                              "pipelines carry traces, profiles, metrics or logs",
+                              (const char *)L->q.data);
             continue;
         }
         if (slash && (!slash[1] || strchr(slash + 1, '/'))) {
@@ -904,7 +905,7 @@ int sp_conf_reference(struct sp_buf *out)
     sp_buf_append_str(out, sp_ref_head);
     sp_buf_append_str(out,
                       "| `service.pipelines.<signal>[/name]` | block | required | a pipeline; "
-                      "signal is `traces` or `profiles` |\n"
+                      "signal is `traces`, `profiles`, `metrics` or `logs` |\n"
                       "| `service.pipelines.<id>.receivers` | list of strings | required | "
                       "receiver ids feeding the pipeline |\n"
                       "| `service.pipelines.<id>.processors` | list of strings | `[]` | "

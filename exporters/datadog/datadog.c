@@ -160,7 +160,8 @@ static void dd_register_metrics(struct dd_exporter *dd)
 {
     const char *base = dd->comp->metric_labels;
     char l[256];
-    for (int s = 0; s < SP_SIGNAL_COUNT; s++) {
+    /* Datadog takes traces and profiles only (the type's signals). */
+    for (int s = SP_SIGNAL_TRACES; s <= SP_SIGNAL_PROFILES; s++) {
         struct dd_sig_metrics *m = &dd->m[s];
         bool tr = s == SP_SIGNAL_TRACES;
         m->sent = sp_counter(tr ? "spanprof_exporter_sent_spans_total"

@@ -1,11 +1,16 @@
-/* otlp receiver: OTLP traces over gRPC (:4317) and HTTP (:4318).
+/* otlp receiver: OTLP traces, metrics and logs over gRPC (:4317) and HTTP
+ * (:4318).
  *
  * The entry of every span into spanprof: applications point
- * OTEL_EXPORTER_OTLP_ENDPOINT here and change nothing else. This file holds
- * the component (configuration with the Collector's key names and defaults,
- * lifecycle, metrics) and the export path both transports share: decode
- * (model/otlp_codec.c), validate, hand the batch to the pipeline, and map
- * the outcome to what the transport answers. The transports themselves are
+ * OTEL_EXPORTER_OTLP_ENDPOINT here and change nothing else. SDKs send all
+ * three signals to that one endpoint, so metrics and logs are accepted too
+ * and go to pipelines of their signal (an otlphttp exporter forwards them);
+ * a signal no pipeline takes is answered with success, counted and dropped,
+ * with one warning that says how to forward it. This file holds the
+ * component (configuration with the Collector's key names and defaults,
+ * lifecycle, metrics), the per-signal table and the export path both
+ * transports share: decode (model/otlp_codec.c), validate, hand the batch to
+ * the pipeline, and map the outcome to what the transport answers. The transports themselves are
  * otlp_grpc.c (nghttp2 on libuv) and otlp_http.c (sp_httpd). */
 #include <stdarg.h>
 #include <stdio.h>
@@ -106,6 +111,10 @@ static const struct sp_conf_key otlp_http_keys[] = {
      0, 0, 0, "host:port for OTLP/HTTP (protobuf and JSON)"},
     {"traces_url_path", SP_CONF_STRING, offsetof(struct otlp_http_conf, traces_url_path),
      "/v1/traces", NULL, 0, 0, 0, "path that accepts trace exports"},
+    {"metrics_url_path", SP_CONF_STRING, offsetof(struct otlp_http_conf, metrics_url_path),
+     "/v1/metrics", NULL, 0, 0, 0, "path that accepts metrics exports"},
+    {"logs_url_path", SP_CONF_STRING, offsetof(struct otlp_http_conf, logs_url_path),
+     "/v1/logs", NULL, 0, 0, 0, "path that accepts logs exports"},
     {"max_request_body_size", SP_CONF_SIZE, offsetof(struct otlp_http_conf, max_request_body_size),
      "20MiB", NULL, 0, 0, 0, "largest body, as received and after inflating (413 above)"},
     {"idle_timeout", SP_CONF_DURATION, offsetof(struct otlp_http_conf, idle_timeout_ms), "1m", NULL,
@@ -133,6 +142,28 @@ static const struct sp_conf_key otlp_keys[] = {
      "which protocols to serve: grpc, http or both"},
 };
 
+/* ---- the signals ---- */
+
+const struct otlp_signal otlp_signals[OTLP_SIG_COUNT] = {
+    [OTLP_SIG_TRACES] = {SP_SIGNAL_TRACES,
+                         "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+                         offsetof(struct otlp_http_conf, traces_url_path), "spans", "spans",
+                         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"},
+    [OTLP_SIG_METRICS] = {SP_SIGNAL_METRICS,
+                          "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+                          offsetof(struct otlp_http_conf, metrics_url_path), "metric points",
+                          "metric_points", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"},
+    [OTLP_SIG_LOGS] = {SP_SIGNAL_LOGS,
+                       "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+                       offsetof(struct otlp_http_conf, logs_url_path), "log records",
+                       "log_records", "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"},
+};
+
+const char *otlp_http_path(const struct otlp_http_conf *conf, enum otlp_sig sig)
+{
+    return *(char *const *)((const char *)conf + otlp_signals[sig].http_path_offset);
+}
+
 /* ---- metrics and logs ---- */
 
 static const char *const otlp_transport_names[OTLP_TRANSPORT_COUNT] = {"grpc", "http"};
@@ -144,13 +175,36 @@ static void otlp_metrics_create(struct otlp_ctx *ctx)
 {
     const char *comp = ctx->comp->metric_labels;
     char labels[512];
+    static const char *const accepted_help[OTLP_SIG_COUNT] = {
+        "Spans accepted and passed to the pipeline",
+        "Metric data points accepted and passed to the pipeline",
+        "Log records accepted and passed to the pipeline",
+    };
+    static const char *const refused_help[OTLP_SIG_COUNT] = {
+        "Spans not accepted: invalid, or refused by a full pipeline",
+        "Metric data points not accepted: refused by a full pipeline",
+        "Log records not accepted: refused by a full pipeline",
+    };
+    char name[96];
+    for (int s = 0; s < OTLP_SIG_COUNT; s++) {
+        const struct otlp_signal *sg = &otlp_signals[s];
+        snprintf(labels, sizeof(labels), "%s,signal=\"%s\"", comp, sp_signal_name(sg->signal));
+        ctx->no_pipeline[s] = sp_counter("spanprof_receiver_no_pipeline_items_total",
+                                         "Spans, metric points or log records answered with "
+                                         "success and dropped because no pipeline of their "
+                                         "signal uses the receiver",
+                                         labels);
+        for (int t = 0; t < OTLP_TRANSPORT_COUNT; t++) {
+            snprintf(labels, sizeof(labels), "%s,transport=\"%s\"", comp,
+                     otlp_transport_names[t]);
+            snprintf(name, sizeof(name), "spanprof_receiver_accepted_%s_total", sg->metric_items);
+            ctx->accepted[s][t] = sp_counter(name, accepted_help[s], labels);
+            snprintf(name, sizeof(name), "spanprof_receiver_refused_%s_total", sg->metric_items);
+            ctx->refused[s][t] = sp_counter(name, refused_help[s], labels);
+        }
+    }
     for (int t = 0; t < OTLP_TRANSPORT_COUNT; t++) {
         snprintf(labels, sizeof(labels), "%s,transport=\"%s\"", comp, otlp_transport_names[t]);
-        ctx->accepted[t] = sp_counter("spanprof_receiver_accepted_spans_total",
-                                      "Spans accepted and passed to the pipeline", labels);
-        ctx->refused[t] = sp_counter("spanprof_receiver_refused_spans_total",
-                                     "Spans not accepted: invalid, or refused by a full pipeline",
-                                     labels);
         ctx->bytes[t] = sp_counter("spanprof_receiver_received_bytes_total",
                                    "Request body bytes received, as sent (compressed)", labels);
         for (int o = 0; o < OTLP_OUT_COUNT; o++) {
@@ -200,43 +254,83 @@ void otlp_count_bytes(struct otlp_ctx *ctx, enum otlp_transport t, size_t n)
 
 /* ---- the export path ---- */
 
-void otlp_export(struct otlp_ctx *ctx, enum otlp_transport t, enum sp_otlp_encoding enc,
-                 const uint8_t *body, size_t len, struct otlp_result *res)
+/* Once per signal: data arrives that no pipeline takes. Says how to
+ * forward it (spanprof keeps the SDK free of export errors meanwhile). */
+static void otlp_warn_no_pipeline(struct otlp_ctx *ctx, enum otlp_sig sig)
+{
+    if (ctx->no_pipeline_warned[sig])
+        return;
+    ctx->no_pipeline_warned[sig] = true;
+    const struct otlp_signal *sg = &otlp_signals[sig];
+    const char *name = sp_signal_name(sg->signal);
+    sp_log_warn(ctx->comp->id,
+                "%s arrive but no %s pipeline uses this receiver: they are answered with "
+                "success and dropped (spanprof_receiver_no_pipeline_items_total{signal=\"%s\"}). "
+                "To forward them, add an otlphttp exporter and "
+                "service.pipelines.%s: {receivers: [%s], exporters: [otlphttp]}; or point the "
+                "SDK's %s at your collector or Datadog Agent instead of spanprof",
+                sg->items, name, name, name, ctx->comp->id, sg->sdk_variable);
+}
+
+/* Decodes a request of the signal into a new batch; NULL with res set. */
+static struct sp_batch *otlp_decode(struct otlp_ctx *ctx, enum otlp_sig sig,
+                                    enum sp_otlp_encoding enc, const uint8_t *body, size_t len,
+                                    struct sp_otlp_decode_info *info, struct otlp_result *res)
 {
     struct sp_err err = {0};
-    struct sp_otlp_decode_info info;
-    memset(res, 0, sizeof(*res));
-
     size_t limit = len > (SIZE_MAX - OTLP_ARENA_EXTRA) / OTLP_ARENA_FACTOR
                        ? SIZE_MAX
                        : len * OTLP_ARENA_FACTOR + OTLP_ARENA_EXTRA;
-    struct sp_batch *batch = sp_batch_create(SP_SIGNAL_TRACES, limit);
+    struct sp_batch *batch = sp_batch_create(otlp_signals[sig].signal, limit);
     if (!batch) {
         res->outcome = OTLP_OUT_REFUSED;
         res->code = SP_ERETRY;
         snprintf(res->message, sizeof(res->message), "out of memory");
-        goto out;
+        return NULL;
     }
     batch->origin_component = ctx->comp->id;
-    int rc = sp_otlp_decode_traces(batch, enc, body, len, &info, &err);
+    memset(info, 0, sizeof(*info));
+    int rc = sig == OTLP_SIG_TRACES ? sp_otlp_decode_traces(batch, enc, body, len, info, &err)
+                                    : sp_otlp_decode_passthrough(batch, enc, body, len, &err);
     if (rc) {
         res->code = rc;
         res->outcome = rc == SP_ETOOBIG ? OTLP_OUT_TOO_LARGE
                        : rc == SP_ENOMEM ? OTLP_OUT_REFUSED
                                          : OTLP_OUT_INVALID;
         snprintf(res->message, sizeof(res->message), "%s", err.msg);
-        goto out;
+        sp_batch_unref(batch);
+        return NULL;
     }
-    size_t spans = batch->u.traces.span_count;
+    return batch;
+}
+
+void otlp_export(struct otlp_ctx *ctx, enum otlp_sig sig, enum otlp_transport t,
+                 enum sp_otlp_encoding enc, const uint8_t *body, size_t len,
+                 struct otlp_result *res)
+{
+    struct sp_err err = {0};
+    struct sp_otlp_decode_info info;
+    memset(res, 0, sizeof(*res));
+    const struct otlp_signal *sg = &otlp_signals[sig];
+
+    struct sp_batch *batch = otlp_decode(ctx, sig, enc, body, len, &info, res);
+    if (!batch)
+        goto out;
+    size_t items = sig == OTLP_SIG_TRACES ? batch->u.traces.span_count : batch->u.otlp.item_count;
     res->rejected = (int64_t)info.spans_rejected;
     if (info.spans_rejected) {
-        sp_metric_add(ctx->refused[t], (double)info.spans_rejected);
+        sp_metric_add(ctx->refused[sig][t], (double)info.spans_rejected);
         snprintf(res->message, sizeof(res->message), "%s", info.message);
         otlp_warn_limited(ctx, "%s export: %s", otlp_transport_names[t], info.message);
     }
-    if (spans > 0) {
+    if (items > 0 && ctx->comp->next[sg->signal].n == 0) {
+        /* No pipeline of this signal: success for the SDK, a count and one
+         * warning for the operator. */
+        sp_metric_add(ctx->no_pipeline[sig], (double)items);
+        otlp_warn_no_pipeline(ctx, sig);
+    } else if (items > 0) {
         sp_err_clear(&err);
-        rc = sp_component_emit(ctx->comp, batch, &err);
+        int rc = sp_component_emit(ctx->comp, batch, &err);
         if (rc != SP_OK) {
             /* A full queue and transient failures are for the client to
              * retry; so is a shutdown in progress. Everything else is a
@@ -248,17 +342,18 @@ void otlp_export(struct otlp_ctx *ctx, enum otlp_transport t, enum sp_otlp_encod
             res->rejected = 0;
             snprintf(res->message, sizeof(res->message), "%s",
                      err.msg[0] ? err.msg : sp_strerror(rc));
-            sp_metric_add(ctx->refused[t], (double)spans);
+            sp_metric_add(ctx->refused[sig][t], (double)items);
             goto out;
         }
-        sp_metric_add(ctx->accepted[t], (double)spans);
+        sp_metric_add(ctx->accepted[sig][t], (double)items);
     }
     res->outcome = info.spans_rejected ? OTLP_OUT_PARTIAL : OTLP_OUT_SUCCESS;
 out:
     sp_metric_inc(ctx->requests[t][res->outcome]);
     if (res->outcome != OTLP_OUT_SUCCESS && res->outcome != OTLP_OUT_PARTIAL)
-        otlp_warn_limited(ctx, "%s export %s: %s", otlp_transport_names[t],
-                          otlp_outcome_names[res->outcome], res->message);
+        otlp_warn_limited(ctx, "%s %s export %s: %s", otlp_transport_names[t],
+                          sp_signal_name(sg->signal), otlp_outcome_names[res->outcome],
+                          res->message);
     sp_batch_unref(batch);
 }
 
@@ -323,9 +418,19 @@ static int otlp_create(struct sp_component *comp, struct sp_err *err)
     if (h->present) {
         if ((rc = otlp_check_endpoint(comp, "protocols.http.endpoint", h->endpoint, err)))
             return rc;
-        if (!h->traces_url_path || h->traces_url_path[0] != '/')
-            return sp_conf_errorf(comp->conf_ctx, err, "protocols.http.traces_url_path",
-                                  "must start with '/'");
+        static const char *const path_keys[OTLP_SIG_COUNT] = {
+            "protocols.http.traces_url_path", "protocols.http.metrics_url_path",
+            "protocols.http.logs_url_path"};
+        for (int s = 0; s < OTLP_SIG_COUNT; s++) {
+            const char *p = otlp_http_path(h, (enum otlp_sig)s);
+            if (!p || p[0] != '/')
+                return sp_conf_errorf(comp->conf_ctx, err, path_keys[s], "must start with '/'");
+            for (int o = 0; o < s; o++)
+                if (strcmp(p, otlp_http_path(h, (enum otlp_sig)o)) == 0)
+                    return sp_conf_errorf(comp->conf_ctx, err, path_keys[s],
+                                          "'%s' is also %s: each signal needs its own path", p,
+                                          path_keys[o] + strlen("protocols.http."));
+        }
         if (h->max_request_body_size < 1024 || h->max_request_body_size > (1ull << 31))
             return sp_conf_errorf(comp->conf_ctx, err, "protocols.http.max_request_body_size",
                                   "must be between 1KiB and 2GiB");
@@ -359,11 +464,24 @@ static int otlp_start(struct sp_component *comp, struct sp_host *host, struct sp
     if (ctx->conf->protocols.http.present && (rc = otlp_http_start(ctx, err)))
         return rc;
     ctx->started = true;
+    /* What each signal becomes: forwarded by its pipeline or dropped. */
+    char routes[160] = "";
+    size_t off = 0;
+    for (int s = 0; s < OTLP_SIG_COUNT; s++) {
+        enum sp_signal sig = otlp_signals[s].signal;
+        int n = snprintf(routes + off, sizeof(routes) - off, "%s%s %s", s ? ", " : "",
+                         sp_signal_name(sig), comp->next[sig].n ? "to a pipeline" : "dropped");
+        if (n > 0 && (size_t)n < sizeof(routes) - off)
+            off += (size_t)n;
+    }
     if (ctx->conf->protocols.grpc.present)
-        sp_log_info(comp->id, "OTLP/gRPC on %s", ctx->conf->protocols.grpc.endpoint);
-    if (ctx->conf->protocols.http.present)
-        sp_log_info(comp->id, "OTLP/HTTP on %s%s", ctx->conf->protocols.http.endpoint,
-                    ctx->conf->protocols.http.traces_url_path);
+        sp_log_info(comp->id, "OTLP/gRPC listening on %s (%s)", ctx->conf->protocols.grpc.endpoint,
+                    routes);
+    if (ctx->conf->protocols.http.present) {
+        const struct otlp_http_conf *h = &ctx->conf->protocols.http;
+        sp_log_info(comp->id, "OTLP/HTTP listening on %s: %s %s %s (%s)", h->endpoint,
+                    h->traces_url_path, h->metrics_url_path, h->logs_url_path, routes);
+    }
     return 0;
 }
 
@@ -415,9 +533,11 @@ static void otlp_destroy(struct sp_component *comp)
 const struct sp_component_type sp_otlp_receiver_type = {
     .name = "otlp",
     .kind = SP_KIND_RECEIVER,
-    .signals = SP_SIGNAL_BIT(SP_SIGNAL_TRACES),
-    .doc = "OTLP traces over gRPC (h2c) and HTTP (protobuf and JSON), as the OpenTelemetry "
-           "SDK exporters send them",
+    .signals = SP_SIGNAL_BIT(SP_SIGNAL_TRACES) | SP_SIGNAL_BIT(SP_SIGNAL_METRICS) |
+               SP_SIGNAL_BIT(SP_SIGNAL_LOGS),
+    .doc = "OTLP traces, metrics and logs over gRPC (h2c) and HTTP (protobuf and JSON), as the "
+           "OpenTelemetry SDK exporters send them; a signal no pipeline takes is answered with "
+           "success and dropped (counted)",
     .conf_keys = otlp_keys,
     .conf_key_count = SP_CONF_END_COUNT(otlp_keys),
     .conf_size = sizeof(struct otlp_conf),

@@ -62,7 +62,7 @@ struct otlp_grpc_stream {
     struct otlp_grpc_stream *prev, *next;
     int32_t id;
     bool post;
-    bool path_export;
+    int sig; /* enum otlp_sig of the method, -1 for an unknown method */
     char path[128];
     char content_type[64];
     char encoding[32];
@@ -290,7 +290,7 @@ static void stream_process(struct otlp_grpc_stream *st)
         return;
     }
     struct otlp_result res;
-    otlp_export(g->ctx, OTLP_GRPC, SP_OTLP_PROTOBUF, msg, len, &res);
+    otlp_export(g->ctx, (enum otlp_sig)st->sig, OTLP_GRPC, SP_OTLP_PROTOBUF, msg, len, &res);
     sp_arena_destroy(scratch);
     int status = grpc_status_for(res.outcome);
     if (status != SP_GRPC_OK) {
@@ -340,9 +340,9 @@ static void stream_headers_done(struct otlp_grpc_stream *st)
         stream_fail(st, 200, SP_GRPC_UNIMPLEMENTED, OTLP_OUT_UNSUPPORTED, msg);
         return;
     }
-    if (!st->path_export) {
-        snprintf(msg, sizeof(msg), "unknown method '%s': only %s is served", st->path,
-                 OTLP_GRPC_EXPORT_PATH);
+    if (st->sig < 0) {
+        snprintf(msg, sizeof(msg), "unknown method '%.80s': OTLP's TraceService, MetricsService "
+                 "and LogsService Export are served", st->path);
         stream_fail(st, 200, SP_GRPC_UNIMPLEMENTED, OTLP_OUT_UNSUPPORTED, msg);
         return;
     }
@@ -367,6 +367,7 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* resets this stream only */
     st->conn = c;
     st->id = frame->hd.stream_id;
+    st->sig = -1;
     st->reader.max_msg = c->srv->max_msg;
     st->next = c->streams;
     if (c->streams)
@@ -400,8 +401,11 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
     if (namelen == 7 && memcmp(name, ":method", 7) == 0) {
         st->post = valuelen == 4 && memcmp(value, "POST", 4) == 0;
     } else if (namelen == 5 && memcmp(name, ":path", 5) == 0) {
-        st->path_export = valuelen == strlen(OTLP_GRPC_EXPORT_PATH) &&
-                          memcmp(value, OTLP_GRPC_EXPORT_PATH, valuelen) == 0;
+        st->sig = -1;
+        for (int s = 0; s < OTLP_SIG_COUNT; s++)
+            if (valuelen == strlen(otlp_signals[s].grpc_path) &&
+                memcmp(value, otlp_signals[s].grpc_path, valuelen) == 0)
+                st->sig = s;
         copy_header(st->path, sizeof(st->path), value, valuelen);
     } else if (namelen == 12 && memcmp(name, "content-type", 12) == 0) {
         copy_header(st->content_type, sizeof(st->content_type), value, valuelen);
