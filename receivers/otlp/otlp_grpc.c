@@ -90,6 +90,8 @@ struct otlp_grpc_conn {
     bool goaway_sent;
     bool notice_sent;
     bool terminate; /* close as soon as everything queued is written */
+    bool sniffed;   /* the first bytes were checked for an HTTP/1.x request */
+    bool http1;     /* an HTTP/1.x client: answered 400, closed once written */
     uint64_t created_ms;
     uint64_t last_read_ms;
     uint64_t idle_since_ms;
@@ -127,6 +129,7 @@ struct otlp_grpc {
     bool stopping;
     bool tick_closing;
     uint64_t stop_ms;
+    uint64_t http1_warned_ms; /* last warning about an HTTP/1.x client */
     int open_handles; /* listener and tick; the last close frees the server */
     void (*done_one)(struct otlp_ctx *ctx);
 };
@@ -591,6 +594,75 @@ static void conn_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = c->srv->read_buf_size;
 }
 
+static void conn_on_http1_written(uv_write_t *req, int status)
+{
+    (void)status;
+    struct otlp_grpc_write *w = req->data;
+    struct otlp_grpc_conn *c = w->conn;
+    free(w->buf.base);
+    free(w);
+    conn_close(c);
+}
+
+/* An HTTP/1.x request on the gRPC port (an OTLP/HTTP exporter pointed at
+ * 4317, curl): answer it in its own protocol with a 400 that names the
+ * OTLP/HTTP address, and close. Recognised by its first bytes: a method
+ * token and a space, where HTTP/2 starts with "PRI * HTTP/2.0". */
+static bool conn_reject_http1(struct otlp_grpc_conn *c, const char *p, size_t n)
+{
+    size_t m = 0;
+    while (m < n && m < 16 && p[m] >= 'A' && p[m] <= 'Z')
+        m++;
+    if (m == 0 || m >= n || p[m] != ' ' || (m == 3 && memcmp(p, "PRI", 3) == 0))
+        return false;
+    struct otlp_grpc *g = c->srv;
+    const struct otlp_http_conf *hc = &g->ctx->conf->protocols.http;
+    char where[200];
+    if (hc->present)
+        snprintf(where, sizeof(where), "OTLP/HTTP is served on %.80s (POST %.30s, %.30s, %.30s)",
+                 hc->endpoint, hc->traces_url_path, hc->metrics_url_path, hc->logs_url_path);
+    else
+        snprintf(where, sizeof(where), "OTLP/HTTP is not enabled (receivers.otlp.protocols.http)");
+    size_t rl = strcspn(p, "\r\n");
+    char msg[400];
+    snprintf(msg, sizeof(msg), "HTTP/1.x request '%.*s' on the OTLP/gRPC port %s, which speaks "
+             "HTTP/2 only: %s; or set the SDK's OTEL_EXPORTER_OTLP_PROTOCOL=grpc",
+             (int)(rl > 60 ? 60 : rl), p, g->conf->endpoint, where);
+    /* Its own rate limit (one line a minute), so other warnings never hide
+     * the one that says where OTLP/HTTP is. */
+    otlp_count_early(g->ctx, OTLP_GRPC, OTLP_OUT_UNSUPPORTED, NULL);
+    uint64_t now = uv_now(g->loop);
+    if (!g->http1_warned_ms || now >= g->http1_warned_ms + 60000) {
+        sp_log_warn(comp_id(g), "%s", msg);
+        g->http1_warned_ms = now ? now : 1;
+    }
+    struct sp_buf out = {0};
+    size_t body = strlen(msg) + 1;
+    sp_buf_printf(&out, "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                  "Content-Length: %zu\r\nConnection: close\r\n\r\n%s\n", body, msg);
+    struct otlp_grpc_write *w = malloc(sizeof(*w));
+    c->http1 = true;
+    if (c->reading)
+        uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = false;
+    if (!w || !out.data) {
+        free(w);
+        sp_buf_free(&out);
+        conn_close(c);
+        return true;
+    }
+    w->conn = c;
+    uint8_t *bytes = sp_buf_steal(&out, &w->len);
+    w->buf = uv_buf_init((char *)bytes, (unsigned)w->len);
+    w->req.data = w;
+    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &w->buf, 1, conn_on_http1_written) != 0) {
+        free(w->buf.base);
+        free(w);
+        conn_close(c);
+    }
+    return true;
+}
+
 static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct otlp_grpc_conn *c = s->data;
@@ -605,6 +677,11 @@ static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     c->last_read_ms = uv_now(c->srv->loop);
     c->ping_sent_ms = 0;
+    if (!c->sniffed) {
+        c->sniffed = true;
+        if (conn_reject_http1(c, buf->base, (size_t)nread))
+            return;
+    }
     ssize_t rc = nghttp2_session_mem_recv(c->h2, (const uint8_t *)buf->base, (size_t)nread);
     if (rc < 0) {
         /* Not HTTP/2 (an HTTP/1.1 client on the gRPC port), a protocol
@@ -642,7 +719,7 @@ static void conn_on_write(uv_write_t *req, int status)
 static void conn_flush(struct otlp_grpc_conn *c)
 {
     struct otlp_grpc *g = c->srv;
-    if (c->closing)
+    if (c->closing || c->http1)
         return;
     struct sp_buf out = {0};
     while (c->write_pending + out.len < g->conf->write_buffer_size) {
@@ -747,7 +824,13 @@ static void grpc_on_connection(uv_stream_t *server, int status)
     };
     nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0]));
     nghttp2_session_set_local_window_size(c->h2, NGHTTP2_FLAG_NONE, 0, OTLP_GRPC_CONN_WINDOW);
-    conn_flush(c);
+    /* The server preface (SETTINGS) goes out with the answer to the
+     * client's first bytes, so an HTTP/1.x client gets a plain HTTP/1.1
+     * answer, not binary frames (an h2 client sends its preface first). */
+    if (uv_read_start((uv_stream_t *)&c->tcp, conn_on_alloc, conn_on_read) == 0)
+        c->reading = true;
+    else
+        conn_close(c);
 }
 
 /* ---- the tick: keepalive, connection age, shutdown ---- */
