@@ -681,8 +681,15 @@ static void sp_unknown_key(struct sp_fill *f, const struct sp_conf_key *keys, si
     sp_conf_quote(&q, p->key, strlen(p->key));
     const char *qk = q.data ? (const char *)q.data : "''";
     const char *where = sp_full(f, path);
+    const struct sp_otelcol_key *oc = sp_otelcol_key(p->key, where);
     const char *best = sp_conf_suggest(p->key, names, n);
-    if (best) {
+    if (oc && oc->ignore) {
+        sp_diag_warn(f->d, &p->key_pos, "%s.%s is an OpenTelemetry Collector setting spanprof "
+                     "does not have, ignored: %s", where, p->key, oc->hint);
+    } else if (oc) {
+        sp_fill_error(f, &p->key_pos, "%s.%s is an OpenTelemetry Collector setting spanprof "
+                      "does not have: %s; remove it", where, p->key, oc->hint);
+    } else if (best) {
         sp_fill_error(f, &p->key_pos, "unknown key %s in %s (did you mean '%s'?)", qk, where,
                       best);
     } else if (n == 0) {

@@ -144,7 +144,53 @@ struct sp_loader {
     struct sp_service_conf *conf;
     struct sp_buf q; /* scratch for quoting */
     struct sp_buf q2;
+    /* Collector components accepted and ignored (batch, memory_limiter,
+     * the pprof extension...): pipelines and service.extensions skip them. */
+    struct {
+        enum sp_kind kind;
+        const char *id;
+    } ignored[64];
+    size_t n_ignored;
 };
+
+static bool sp_is_ignored(const struct sp_loader *L, enum sp_kind kind, const char *id)
+{
+    for (size_t i = 0; i < L->n_ignored; i++)
+        if (L->ignored[i].kind == kind && strcmp(L->ignored[i].id, id) == 0)
+            return true;
+    return false;
+}
+
+/* A type the Collector has and spanprof does not: says what to do instead.
+ * Returns false when the type is not one of them. */
+static bool sp_otelcol_type(struct sp_loader *L, enum sp_kind kind, const char *id,
+                            const char *type, const struct sp_conf_pos *pos)
+{
+    const struct sp_otelcol_component *oc = sp_otelcol_component(kind, type);
+    if (!oc)
+        return false;
+    const char *kn = sp_kind_name(kind);
+    switch (oc->action) {
+    case SP_OTELCOL_IGNORE_INFO:
+        sp_diag_info(L->d, pos, "%s '%s' is accepted and ignored: %s", kn, id, oc->hint);
+        break;
+    case SP_OTELCOL_IGNORE_WARN:
+        sp_diag_warn(L->d, pos, "%s '%s' (OpenTelemetry Collector) is ignored: %s", kn, id,
+                     oc->hint);
+        break;
+    case SP_OTELCOL_ERROR:
+        sp_diag_error(L->d, pos, "%s '%s' is an OpenTelemetry Collector component spanprof does "
+                      "not have: %s", kn, id, oc->hint);
+        return true;
+    }
+    if (L->n_ignored < sizeof(L->ignored) / sizeof(L->ignored[0])) {
+        L->ignored[L->n_ignored].kind = kind;
+        L->ignored[L->n_ignored].id = sp_arena_strdup(L->arena, id);
+        if (L->ignored[L->n_ignored].id)
+            L->n_ignored++;
+    }
+    return true;
+}
 
 /* Component ids are type[/name]: the type is what the registry knows,
  * the name anything without blanks. */
@@ -241,7 +287,8 @@ static void sp_load_section(struct sp_loader *L, enum sp_kind kind, const struct
             continue;
         const struct sp_component_type *t = sp_registry_find(kind, type);
         if (!t) {
-            sp_unknown_type(L, kind, type, &p->key_pos);
+            if (!sp_otelcol_type(L, kind, p->key, type, &p->key_pos))
+                sp_unknown_type(L, kind, type, &p->key_pos);
             continue;
         }
         struct sp_conf_component *c = &conf->components[conf->component_count];
@@ -357,6 +404,8 @@ static void sp_pipeline_list(struct sp_loader *L, struct sp_conf_pipeline *pl, e
             continue;
         }
         struct sp_conf_component *c = sp_find_comp(L->conf, kind, it->str);
+        if (!c && sp_is_ignored(L, kind, it->str))
+            continue;
         if (!c) {
             sp_undefined_ref(L, kind, it->str, &it->pos, where);
             continue;
@@ -371,9 +420,15 @@ static void sp_pipeline_list(struct sp_loader *L, struct sp_conf_pipeline *pl, e
         }
         if (!(c->type->signals & SP_SIGNAL_BIT(pl->signal))) {
             sp_signals_text(&L->q2, c->type->signals);
+            bool fwd = kind == SP_KIND_EXPORTER &&
+                       (pl->signal == SP_SIGNAL_METRICS || pl->signal == SP_SIGNAL_LOGS);
             sp_diag_error(L->d, &it->pos, "%s '%s' does not support %s (it supports %s), so it "
-                          "cannot be in pipeline '%s'", sp_kind_name(kind), c->id,
-                          sp_signal_name(pl->signal), (const char *)L->q2.data, pl->name);
+                          "cannot be in pipeline '%s'%s", sp_kind_name(kind), c->id,
+                          sp_signal_name(pl->signal), (const char *)L->q2.data, pl->name,
+                          fwd ? "; spanprof forwards metrics and logs with an otlphttp exporter "
+                                "(e.g. to the node's Datadog Agent OTLP intake, "
+                                "http://${env:HOST_IP}:4318)"
+                              : "");
             continue;
         }
         c->used = true;
@@ -601,6 +656,8 @@ static void sp_load_service(struct sp_loader *L, const struct sp_node *root)
             if (it->kind != SP_NODE_SCALAR)
                 continue; /* reported by the fill */
             struct sp_conf_component *c = sp_find_comp(conf, SP_KIND_EXTENSION, it->str);
+            if (!c && sp_is_ignored(L, SP_KIND_EXTENSION, it->str))
+                continue;
             if (!c) {
                 sp_undefined_ref(L, SP_KIND_EXTENSION, it->str, &it->pos, "service.extensions");
                 continue;

@@ -21,15 +21,19 @@
 
 /* ---- diagnostics ---- */
 
+enum sp_diag_level { SP_DIAG_ERROR = 0, SP_DIAG_WARN, SP_DIAG_INFO };
+
 __attribute__((format(printf, 4, 0)))
-static void sp_diag_vadd(struct sp_diag *d, bool warning, const struct sp_conf_pos *pos,
-                         const char *fmt, va_list ap)
+static void sp_diag_vadd(struct sp_diag *d, enum sp_diag_level level,
+                         const struct sp_conf_pos *pos, const char *fmt, va_list ap)
 {
     if (!d)
         return;
-    size_t total = d->errors + d->warnings;
-    if (warning)
+    size_t total = d->errors + d->warnings + d->infos;
+    if (level == SP_DIAG_WARN)
         d->warnings++;
+    else if (level == SP_DIAG_INFO)
+        d->infos++;
     else
         d->errors++;
     /* Hostile input can produce an error per line; keep the first ones. */
@@ -44,8 +48,10 @@ static void sp_diag_vadd(struct sp_diag *d, bool warning, const struct sp_conf_p
         sp_buf_printf(&d->text, "%s:%d:%d: ", pos->file, pos->line, pos->col);
     else if (pos && pos->file)
         sp_buf_printf(&d->text, "%s: ", pos->file);
-    if (warning)
+    if (level == SP_DIAG_WARN)
         sp_buf_append_str(&d->text, "warning: ");
+    else if (level == SP_DIAG_INFO)
+        sp_buf_append_str(&d->text, "info: ");
     sp_buf_vprintf(&d->text, fmt, ap);
     sp_buf_append_byte(&d->text, '\n');
 }
@@ -54,7 +60,7 @@ void sp_diag_error(struct sp_diag *d, const struct sp_conf_pos *pos, const char 
 {
     va_list ap;
     va_start(ap, fmt);
-    sp_diag_vadd(d, false, pos, fmt, ap);
+    sp_diag_vadd(d, SP_DIAG_ERROR, pos, fmt, ap);
     va_end(ap);
 }
 
@@ -62,7 +68,15 @@ void sp_diag_warn(struct sp_diag *d, const struct sp_conf_pos *pos, const char *
 {
     va_list ap;
     va_start(ap, fmt);
-    sp_diag_vadd(d, true, pos, fmt, ap);
+    sp_diag_vadd(d, SP_DIAG_WARN, pos, fmt, ap);
+    va_end(ap);
+}
+
+void sp_diag_info(struct sp_diag *d, const struct sp_conf_pos *pos, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    sp_diag_vadd(d, SP_DIAG_INFO, pos, fmt, ap);
     va_end(ap);
 }
 
@@ -71,7 +85,7 @@ void sp_diag_free(struct sp_diag *d)
     if (!d)
         return;
     sp_buf_free(&d->text);
-    d->errors = d->warnings = 0;
+    d->errors = d->warnings = d->infos = 0;
 }
 
 /* ---- messages ---- */

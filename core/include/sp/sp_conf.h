@@ -85,6 +85,10 @@ struct sp_conf_ctx;
 int sp_conf_errorf(const struct sp_conf_ctx *ctx, struct sp_err *err, const char *path,
                    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
+/* Closest candidate to word by Damerau-Levenshtein distance, or NULL when
+ * none is close enough to be a plausible typo (or word is one of them). */
+const char *sp_conf_suggest(const char *word, const char *const *candidates, size_t n);
+
 /* Parses "host:port", "[v6]:port" or ":port" (host defaults to 127.0.0.1).
  * host_out must hold 256 bytes. Returns 0 or SP_EINVAL with a message. */
 int sp_conf_parse_endpoint(const char *s, char *host_out, int *port_out, struct sp_err *err);
