@@ -123,60 +123,6 @@ const char *sp_node_kind_name(const struct sp_node *n)
     return "?";
 }
 
-/* Damerau-Levenshtein (optimal string alignment) distance, case-insensitive,
- * capped: strings longer than 64 bytes are never suggestions. */
-static size_t sp_conf_distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 64 || lb > 64)
-        return SIZE_MAX;
-    size_t d[65][65];
-    for (size_t i = 0; i <= la; i++)
-        d[i][0] = i;
-    for (size_t j = 0; j <= lb; j++)
-        d[0][j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        for (size_t j = 1; j <= lb; j++) {
-            int ca = tolower((unsigned char)a[i - 1]), cb = tolower((unsigned char)b[j - 1]);
-            size_t cost = ca == cb ? 0 : 1;
-            size_t v = d[i - 1][j] + 1;
-            if (d[i][j - 1] + 1 < v)
-                v = d[i][j - 1] + 1;
-            if (d[i - 1][j - 1] + cost < v)
-                v = d[i - 1][j - 1] + cost;
-            if (i > 1 && j > 1 && ca == tolower((unsigned char)b[j - 2]) &&
-                tolower((unsigned char)a[i - 2]) == cb && d[i - 2][j - 2] + 1 < v)
-                v = d[i - 2][j - 2] + 1;
-            d[i][j] = v;
-        }
-    }
-    return d[la][lb];
-}
-
-const char *sp_conf_suggest(const char *word, const char *const *candidates, size_t n)
-{
-    const char *best = NULL;
-    size_t best_d = SIZE_MAX;
-    size_t wl = strlen(word);
-    for (size_t i = 0; i < n; i++) {
-        size_t dist = sp_conf_distance(word, candidates[i]);
-        if (dist < best_d) {
-            best_d = dist;
-            best = candidates[i];
-        }
-    }
-    if (!best)
-        return NULL;
-    /* A typo is one or two edits; a third is allowed for long words. Short
-     * words need a closer match or everything suggests everything. */
-    size_t cl = strlen(best);
-    size_t len = wl < cl ? wl : cl;
-    size_t allowed = len <= 3 ? 1 : len <= 7 ? 2 : 3;
-    if (best_d == 0 && strcmp(word, best) == 0)
-        return NULL;
-    return best_d <= allowed && best_d < len ? best : NULL;
-}
-
 /* ---- ${env:...} expansion ---- */
 
 #define SP_ENV_MAX_NESTING 8
