@@ -276,6 +276,8 @@ int sp_service_start(struct sp_service *s, struct sp_err *err)
             sp_err_prefix(err, "service.telemetry.metrics.address");
             return rc;
         }
+        sp_log_info(NULL, "serving spanprof's metrics at http://%s/metrics",
+                    s->conf->metrics_address);
     }
     for (size_t k = 0; k < 4; k++) {
         for (size_t i = 0; i < s->comp_count; i++) {

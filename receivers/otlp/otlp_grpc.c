@@ -974,7 +974,8 @@ int otlp_grpc_start(struct otlp_ctx *ctx, struct sp_err *err)
     if (rc == 0)
         rc = uv_listen((uv_stream_t *)&g->listener, 128, grpc_on_connection);
     if (rc) {
-        sp_err_set(err, SP_EIO, "cannot listen on '%s': %s", conf->endpoint, uv_strerror(rc));
+        sp_err_set(err, SP_EIO, "receivers.%s.protocols.grpc.endpoint: cannot listen on '%s': %s",
+                   ctx->comp->id, conf->endpoint, uv_strerror(rc));
         /* No tick: shutdown only waits for the listener's close. */
         g->open_handles = 1;
         g->tick_closing = true;

@@ -357,8 +357,10 @@ int otlp_http_start(struct otlp_ctx *ctx, struct sp_err *err)
         .name = ctx->comp->id,
     };
     int rc = sp_httpd_start(ctx->comp->loop, &o, otlp_http_handler, ctx, &ctx->httpd, err);
-    if (rc)
+    if (rc) {
+        sp_err_prefix(err, "receivers.%s.protocols.http.endpoint", ctx->comp->id);
         return rc;
+    }
     ctx->http_port = sp_httpd_port(ctx->httpd);
     return 0;
 }

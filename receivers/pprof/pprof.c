@@ -229,8 +229,10 @@ static int pprof_start(struct sp_component *comp, struct sp_host *host, struct s
         .name = comp->id,
     };
     int rc = sp_httpd_start(comp->loop, &o, pprof_http_handler, ctx, &ctx->httpd, err);
-    if (rc < 0)
+    if (rc < 0) {
+        sp_err_prefix(err, "receivers.%s.endpoint", comp->id);
         return rc;
+    }
     rc = pprof_scrape_start(ctx, err);
     if (rc < 0)
         return rc;
@@ -276,6 +278,10 @@ static void pprof_shutdown(struct sp_component *comp, sp_done_fn done)
     }
     ctx->shutting_down = true;
     ctx->done = done;
+    if (ctx->tracer_dropped)
+        sp_log_info(comp->id, "%llu Datadog tracer requests (traces, stats, telemetry) were "
+                    "answered and dropped; spans reach spanprof over OTLP only",
+                    (unsigned long long)ctx->tracer_dropped);
     ctx->pending_closes = 2;
     struct sp_httpd *h = ctx->httpd;
     ctx->httpd = NULL;
