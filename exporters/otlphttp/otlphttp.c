@@ -180,6 +180,10 @@ static int oh_check_url(struct sp_component *comp, const char *key, const char *
                               "'%s' is not an http:// or https:// URL (OTLP/HTTP, usually port "
                               "4318)",
                               url);
+    const char *host = strstr(url, "://") + 3;
+    if (!*host || *host == ':' || *host == '/')
+        return sp_conf_errorf(comp->conf_ctx, err, key,
+                              "'%s' has no host (an unset environment variable?)", url);
     return 0;
 }
 
