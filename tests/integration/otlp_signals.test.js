@@ -289,9 +289,103 @@ service:
   }
 }
 
+// otlphttp's delivery: transient failures retried (Retry-After honoured),
+// permanent ones counted and logged, a full queue refused back to the
+// client (HTTP 429), and accepted = sent + failed + dropped at the end.
+async function delivery() {
+  let mode = 'flaky';
+  let flaky = 0;
+  const held = [];
+  const intake = await h.startIntake({
+    respond: (rec) => {
+      if (mode === 'flaky' && flaky++ < 2) return { status: 503, headers: { 'retry-after': '0' }, body: 'busy' };
+      if (mode === 'bad') return { status: 400, body: 'bad payload: missing resource' };
+      if (mode === 'hang') return new Promise((res) => held.push(() => res({ status: 200, body: '' })));
+      return { status: 200, body: '' };
+    },
+  });
+  const [httpPort, healthPort, metricsPort] = [await h.freePort(), await h.freePort(), await h.freePort()];
+  const yaml = `
+receivers:
+  otlp:
+    protocols:
+      http: {endpoint: 127.0.0.1:${httpPort}}
+exporters:
+  otlphttp:
+    endpoint: ${intake.url}
+    compression: none
+    retry_on_failure: {initial_interval: 50ms, max_interval: 100ms}
+    sending_queue: {num_consumers: 1, queue_size: 1}
+extensions:
+  health_check: {endpoint: 127.0.0.1:${healthPort}}
+service:
+  extensions: [health_check]
+  pipelines:
+    logs: {receivers: [otlp], exporters: [otlphttp]}
+  telemetry:
+    metrics: {address: 127.0.0.1:${metricsPort}}
+`;
+  const sp = await h.startSpanprof(yaml, { healthPort, metricsPort, name: 'signals-delivery' });
+  const logs = makeLogs('delivery');
+  const body = Buffer.from(ProtobufLogsSerializer.serializeRequest(logs));
+  const post = () => h.httpRequest(`http://127.0.0.1:${httpPort}/v1/logs`, { headers: { 'content-type': 'application/x-protobuf' }, body });
+  const metric = async (name, labels) => h.metricSum(await sp.metrics(), name, labels);
+  try {
+    // Two 503s, then delivered.
+    assert.strictEqual((await post()).status, 200);
+    await waitFor(() => intake.requests.length >= 3, 'the retried request');
+    await h.sleep(100);
+    assert.strictEqual(await metric('spanprof_exporter_sent_items_total', { signal: 'logs' }), 3, 'delivered after retries');
+    assert.strictEqual(await metric('spanprof_exporter_retries_total', { signal: 'logs' }), 2, 'retries counted');
+    assert.ok(intake.requests[2].body.equals(body), 'the retried body is the request as sent (no compression)');
+    assert.strictEqual(intake.requests[2].headers['content-encoding'], undefined);
+    console.log('ok   delivery: 503 twice (Retry-After: 0), delivered on the third attempt, retries counted');
+
+    // A permanent refusal: counted, logged with the endpoint's answer.
+    mode = 'bad';
+    assert.strictEqual((await post()).status, 200);
+    await waitFor(() => intake.requests.length >= 4, 'the refused request');
+    await h.sleep(100);
+    assert.strictEqual(await metric('spanprof_exporter_failed_items_total', { signal: 'logs' }), 3, 'failed log records');
+    assert.match(sp.log(), /logs export to http:\/\/127\.0\.0\.1:\d+\/v1\/logs failed for good \(HTTP 400: bad payload: missing resource\): 3 log records lost/);
+    console.log('ok   delivery: HTTP 400 is permanent: counted as failed and logged with the answer');
+
+    // The endpoint hangs: one request in flight, one queued, the next refused (429).
+    mode = 'hang';
+    assert.strictEqual((await post()).status, 200);
+    await waitFor(() => held.length === 1, 'the held request');
+    assert.strictEqual((await post()).status, 200, 'queued');
+    const full = await post();
+    assert.strictEqual(full.status, 429, 'a full sending queue is refused back to the client');
+    assert.ok(full.headers['retry-after'], 'with Retry-After');
+    assert.strictEqual(await metric('spanprof_exporter_refused_items_total', { signal: 'logs' }), 3);
+    mode = 'ok';
+    held.splice(0).forEach((f) => f());
+    await waitFor(() => intake.requests.length >= 6, 'the queued request');
+    await h.sleep(100);
+    const m = await sp.metrics();
+    const accepted = h.metricSum(m, 'spanprof_receiver_accepted_log_records_total');
+    const sent = h.metricSum(m, 'spanprof_exporter_sent_items_total', { signal: 'logs' });
+    const failed = h.metricSum(m, 'spanprof_exporter_failed_items_total', { signal: 'logs' });
+    assert.strictEqual(accepted, 12, 'accepted log records');
+    assert.strictEqual(sent + failed, accepted, `accepted ${accepted} = sent ${sent} + failed ${failed}`);
+    console.log('ok   delivery: full queue answered 429 with Retry-After; accepted = sent + failed');
+    const st = await sp.stop();
+    assert.strictEqual(st.code, 0);
+  } catch (e) {
+    console.log(sp.log());
+    throw e;
+  } finally {
+    sp.kill();
+    held.splice(0).forEach((f) => f());
+    await intake.close();
+  }
+}
+
 (async () => {
   await withPipelines();
   await withoutPipelines();
+  await delivery();
   console.log('otlp_signals: all checks passed');
 })().catch((e) => {
   console.error(e);
