@@ -4,9 +4,10 @@
  * every line rather than "unknown key".
  *
  * Three answers: accepted and ignored with an info line (spanprof does the
- * job another way and nothing changes: `batch`), accepted and ignored with a
+ * job another way and nothing changes: `batch`; `memory_limiter`, whose
+ * limit_mib becomes service.memory_limit), accepted and ignored with a
  * warning (the setting has no effect in spanprof and the warning says what
- * bounds or replaces it: `memory_limiter`, `include_metadata`,
+ * bounds or replaces it: `include_metadata`,
  * telemetry `metrics.level`, the `pprof` extension), and an error with a
  * hint (ignoring it would change or lose data, so the user must decide:
  * `attributes`, `otlp` exporter...). Names and meanings follow the
@@ -20,11 +21,10 @@ static const struct sp_otelcol_component sp_otelcol_components[] = {
     {SP_KIND_PROCESSOR, "batch", SP_OTELCOL_IGNORE_INFO,
      "spanprof batches in its exporters: each export request is one batch, bounded by the "
      "exporter's sending_queue"},
+    /* Mapped onto service.memory_limit (sp_conf_service.c); the hint is
+     * for when it cannot be. */
     {SP_KIND_PROCESSOR, "memory_limiter", SP_OTELCOL_IGNORE_WARN,
-     "spanprof has no process-wide memory limiter; it bounds memory per component instead: "
-     "receivers (otlp max_request_body_size, max_recv_msg_size_mib, max_inflight_bytes; pprof "
-     "max_request_size), the join (max_spans, max_pending_bytes) and exporters "
-     "(sending_queue.queue_size, max_bytes); size the container's memory limit above their sum"},
+     "spanprof's memory ceiling is service.memory_limit"},
     {SP_KIND_EXTENSION, "pprof", SP_OTELCOL_IGNORE_WARN,
      "the Collector's pprof extension serves the Collector's own profiles on :1777; spanprof "
      "has no self-profiling endpoint (spanprof's pprof *receiver* is something else: it takes "

@@ -26,17 +26,19 @@ function validate(file, env = {}) {
 const F = 'tests/data/config/otelcol-contrib.yaml';
 const file = path.join(h.SRC, F);
 const r = validate(file);
+// (memory_limiter is reported once the service section is read: it maps
+// onto service.memory_limit unless that is set.)
 const want = [
   `${file}:9:9: warning: receivers.otlp.protocols.grpc.include_metadata is an OpenTelemetry Collector setting spanprof does not have, ignored: spanprof has no equivalent: request headers are not passed down the pipeline`,
   `${file}:12:9: warning: receivers.otlp.protocols.http.include_metadata is an OpenTelemetry Collector setting spanprof does not have, ignored: spanprof has no equivalent: request headers are not passed down the pipeline`,
   `${file}:15:3: info: processor 'batch' is accepted and ignored: spanprof batches in its exporters: each export request is one batch, bounded by the exporter's sending_queue`,
-  `${file}:18:3: warning: processor 'memory_limiter' (OpenTelemetry Collector) is ignored: spanprof has no process-wide memory limiter; it bounds memory per component instead: receivers (otlp max_request_body_size, max_recv_msg_size_mib, max_inflight_bytes; pprof max_request_size), the join (max_spans, max_pending_bytes) and exporters (sending_queue.queue_size, max_bytes); size the container's memory limit above their sum`,
   `${file}:28:7: warning: exporters.datadog.api.fail_on_invalid_key is an OpenTelemetry Collector setting spanprof does not have, ignored: spanprof warns at start when the key does not look like an API key; the intake decides`,
   `${file}:30:7: exporters.datadog.traces.span_name_as_resource_name is an OpenTelemetry Collector setting spanprof does not have: spanprof names resources as the Datadog Agent does, with no option (the join needs the same names on spans and profiles); remove it`,
   `${file}:31:7: warning: exporters.datadog.traces.trace_buffer is an OpenTelemetry Collector setting spanprof does not have, ignored: spanprof's equivalent is sending_queue.queue_size`,
   `${file}:47:3: warning: extension 'pprof' (OpenTelemetry Collector) is ignored: the Collector's pprof extension serves the Collector's own profiles on :1777; spanprof has no self-profiling endpoint (spanprof's pprof *receiver* is something else: it takes your application's profiles)`,
   `${file}:55:7: warning: service.telemetry.logs.encoding is an OpenTelemetry Collector setting spanprof does not have, ignored: spanprof's equivalent is service.telemetry.logs.format: logfmt or json`,
   `${file}:57:7: warning: service.telemetry.metrics.level is an OpenTelemetry Collector setting spanprof does not have, ignored: spanprof has no metric levels: /metrics always serves every series`,
+  `${file}:18:3: info: processor 'memory_limiter' maps onto service.memory_limit: 400 MiB, the ceiling for everything spanprof holds; receivers refuse new requests above 80 % of it, 320 MiB (the Collector's soft limit, limit_mib - spike_limit_mib, was 300 MiB); check_interval is not needed (every reservation is counted); it is not a pipeline stage`,
   `${file}:67:19: exporter 'datadog' does not support metrics (it supports traces and profiles), so it cannot be in pipeline 'metrics'; spanprof forwards metrics and logs with an otlphttp exporter (e.g. to the node's Datadog Agent OTLP intake, http://\${env:HOST_IP}:4318)`,
 ];
 assert.strictEqual(r.code, 1, `exit code of validate:\n${r.text}`);
@@ -53,7 +55,28 @@ const f2 = validate(fixed);
 assert.strictEqual(f2.code, 0, `fixed config:\n${f2.text}`);
 assert.strictEqual(f2.lines[f2.lines.length - 1], 'configuration is valid');
 assert.strictEqual(f2.lines.filter((l) => /warning:|info:/.test(l)).length, 9, f2.text);
-console.log('ok   the same config with the two errors fixed is valid (9 ignored parts reported)');
+const pc = spawnSync(h.BIN, ['print-config', '--config', fixed], { encoding: 'utf8' });
+assert.match(pc.stdout, /^  memory_limit: 400MiB$/m, `memory_limiter's limit_mib is the ceiling:\n${pc.stdout}`);
+console.log('ok   the same config with the two errors fixed is valid (9 notes); memory_limiter limit_mib 400 -> service.memory_limit 400MiB');
+
+// memory_limiter beside an explicit service.memory_limit, or with a percentage only.
+for (const [extra, proc, re] of [
+  ['  memory_limit: 128MiB\n', 'limit_mib: 400', /warning: processor 'memory_limiter' is ignored: service\.memory_limit \(line \d+\) is spanprof's memory ceiling/],
+  ['', 'limit_percentage: 80', /warning: processor 'memory_limiter' is ignored: limit_percentage has no equivalent \(spanprof does not read the container's limit\); spanprof's memory ceiling is service\.memory_limit \(default 256MiB\), set it instead/],
+]) {
+  const f = path.join(dir, `ml-${Math.random().toString(16).slice(2)}.yaml`);
+  fs.writeFileSync(f, `receivers: {otlp: {protocols: {grpc: {}}}}
+processors:
+  memory_limiter: {check_interval: 1s, ${proc}}
+exporters: {debug: {}}
+service:
+${extra}  pipelines: {traces: {receivers: [otlp], processors: [memory_limiter], exporters: [debug]}}
+`);
+  const v = validate(f);
+  assert.strictEqual(v.code, 0, v.text);
+  assert.match(v.text, re);
+}
+console.log('ok   memory_limiter beside service.memory_limit, or with limit_percentage: a warning naming service.memory_limit');
 
 // Sites and keys.
 function dd(site, key, extra = '') {
