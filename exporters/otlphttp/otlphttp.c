@@ -23,9 +23,9 @@
  * honoured) until retry_on_failure.max_elapsed_time; other answers are
  * permanent failures, counted and logged (rate-limited). On shutdown the
  * queue drains until the service's deadline, then what is left is counted
- * as dropped. The queue and retry code is this file's own, small on
- * purpose: the Datadog exporter's is being redesigned, and nothing else
- * shares it yet. */
+ * as dropped. The queue is this file's own, small on purpose (the Datadog
+ * exporter's is shaped by its two intakes); the backoff is core's
+ * sp_backoff_ms, shared with it. */
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -33,6 +33,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "sp_backoff.h"
 #include "sp_component.h"
 #include "sp_compress.h"
 #include "sp_conf.h"
@@ -462,20 +463,6 @@ static bool oh_retryable(long status)
     return status == 0 || status == 429 || status == 502 || status == 503 || status == 504;
 }
 
-static int64_t oh_backoff_ms(const struct oh_retry_conf *rc, unsigned attempt,
-                             int64_t retry_after_ms)
-{
-    if (retry_after_ms >= 0)
-        return retry_after_ms;
-    double d = (double)rc->initial_interval_ms;
-    for (unsigned i = 1; i < attempt && d < (double)rc->max_interval_ms; i++)
-        d *= 1.5;
-    if (d > (double)rc->max_interval_ms)
-        d = (double)rc->max_interval_ms;
-    double rnd = (double)(uv_hrtime() % 1000000) / 1000000.0;
-    d *= 0.5 + rnd;
-    return d < 1 ? 1 : (int64_t)d;
-}
 
 static void oh_on_retry_timer(uv_timer_t *t)
 {
@@ -508,7 +495,9 @@ static void oh_on_done(void *ud, const struct sp_http_response *resp)
     uint64_t now = uv_now(oh->loop);
     const struct oh_retry_conf *rc = &oh->conf->retry;
     if (rc->enabled && oh_retryable(resp->status)) {
-        int64_t wait = oh_backoff_ms(rc, w->attempt, resp->retry_after_ms);
+        double rnd = (double)(uv_hrtime() % 1000000) / 1000000.0;
+        int64_t wait = sp_backoff_ms(rc->initial_interval_ms, rc->max_interval_ms, w->attempt,
+                                     rnd, resp->retry_after_ms);
         uint64_t dl = oh->comp->host ? oh->comp->host->shutdown_deadline_ms : 0;
         bool in_time = rc->max_elapsed_time_ms == 0 ||
                        now + (uint64_t)wait <= w->first_ms + (uint64_t)rc->max_elapsed_time_ms;

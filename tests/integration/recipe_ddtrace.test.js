@@ -8,33 +8,11 @@
 'use strict';
 
 const assert = require('node:assert');
-const fs = require('node:fs');
-const path = require('node:path');
 const h = require('./lib/harness');
 const L = require('./pprof_lib');
 
 async function main() {
-  const [grpcPort, pprofPort, healthPort, metricsPort] = await L.ports(4);
-  const dir = h.tmpDir('recipe-dd');
-  const yaml = `
-receivers:
-  otlp: {protocols: {grpc: {endpoint: 127.0.0.1:${grpcPort}}}}
-  pprof: {endpoint: 127.0.0.1:${pprofPort}}
-processors:
-  join: {join_delay: 2s}
-exporters:
-  debug: {path: ${dir}/out.jsonl, pprof_dir: ${dir}/pprof}
-extensions:
-  health_check: {endpoint: 127.0.0.1:${healthPort}}
-service:
-  extensions: [health_check]
-  pipelines:
-    traces: {receivers: [otlp], processors: [join], exporters: [debug]}
-    profiles: {receivers: [pprof], processors: [join], exporters: [debug]}
-  telemetry:
-    metrics: {address: 127.0.0.1:${metricsPort}}
-`;
-  const sp = await h.startSpanprof(yaml, { healthPort, metricsPort, name: 'recipe-dd' });
+  const { sp, grpcPort, pprofPort, lines: out } = await L.startJoin('recipe-dd');
   try {
     const env = {
       ...process.env,
@@ -44,16 +22,15 @@ service:
       OTLP_URL: `http://127.0.0.1:${grpcPort}`, APP_SECONDS: '6',
     };
     delete env.DD_API_KEY;
-    const run = await L.runToEnd('node', [path.join(__dirname, 'recipes/ddtrace_otel_app.js')], { cwd: __dirname, env });
-    assert.strictEqual(run.code, 0, run.out);
+    const run = await L.runRecipe('ddtrace_otel_app.js', env);
     assert.doesNotMatch(run.out, /Error|error/, `the app logged errors:\n${run.out}`);
-    const spans = JSON.parse(run.out.trim().split('\n').filter((l) => l.startsWith('{')).pop());
+    const { spans } = run;
     const otelIds = new Set(Object.keys(spans).map((id) => BigInt(`0x${id}`).toString()));
-    assert.ok(otelIds.size > 100, 'the app made OTel spans');
+    assert.ok(otelIds.size > 20, `the app made OTel spans: ${otelIds.size}`);
     await h.sleep(3000); // join_delay
     const m = await sp.metrics();
     await sp.stop();
-    const lines = fs.readFileSync(`${dir}/out.jsonl`, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    const lines = out();
 
     // What it gives.
     const traced = new Set(lines.filter((l) => l.signal === 'traces').map((l) => l.span_id));

@@ -6,45 +6,19 @@
 'use strict';
 
 const assert = require('node:assert');
-const path = require('node:path');
 const h = require('./lib/harness');
 const L = require('./pprof_lib');
 
 async function main() {
-  const [grpcPort, pprofPort, healthPort, metricsPort] = await L.ports(4);
-  const dir = h.tmpDir('recipe-node');
-  const yaml = `
-receivers:
-  otlp: {protocols: {grpc: {endpoint: 127.0.0.1:${grpcPort}}}}
-  pprof: {endpoint: 127.0.0.1:${pprofPort}}
-processors:
-  join: {join_delay: 2s}
-exporters:
-  debug: {path: ${dir}/out.jsonl, pprof_dir: ${dir}/pprof}
-extensions:
-  health_check: {endpoint: 127.0.0.1:${healthPort}}
-service:
-  extensions: [health_check]
-  pipelines:
-    traces: {receivers: [otlp], processors: [join], exporters: [debug]}
-    profiles: {receivers: [pprof], processors: [join], exporters: [debug]}
-  telemetry:
-    metrics: {address: 127.0.0.1:${metricsPort}}
-`;
-  const sp = await h.startSpanprof(yaml, { healthPort, metricsPort, name: 'recipe-node' });
+  const { sp, grpcPort, pprofPort, lines: out } = await L.startJoin('recipe-node');
   try {
-    const out = await L.runToEnd('node', [path.join(__dirname, 'recipes/node_pyroscope_app.js')], {
-      cwd: __dirname,
-      env: { ...process.env, OTEL_SERVICE_NAME: 'recipe-node', OTLP_URL: `http://127.0.0.1:${grpcPort}`, PYROSCOPE_URL: `http://127.0.0.1:${pprofPort}`, APP_SECONDS: '6' },
+    const { spans } = await L.runRecipe('node_pyroscope_app.js', {
+      ...process.env, OTEL_SERVICE_NAME: 'recipe-node', OTLP_URL: `http://127.0.0.1:${grpcPort}`, PYROSCOPE_URL: `http://127.0.0.1:${pprofPort}`, APP_SECONDS: '6',
     });
-    assert.strictEqual(out.code, 0, out.out);
-    const spans = JSON.parse(out.out.trim().split('\n').filter((l) => l.startsWith('{')).pop());
-    assert.ok(Object.keys(spans).length > 100, 'the app made spans');
+    assert.ok(Object.keys(spans).length > 20, 'the app made spans');
     await h.sleep(3000); // join_delay
     await sp.stop();
-    const fs = require('node:fs');
-    const lines = fs.readFileSync(`${dir}/out.jsonl`, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l))
-      .filter((l) => l.signal === 'profiles' && l.service === 'recipe-node');
+    const lines = out().filter((l) => l.signal === 'profiles' && l.service === 'recipe-node');
     assert.ok(lines.length >= 2, `profiles from the app: ${lines.length}`);
     let labelled = 0;
     let joined = 0;

@@ -3,7 +3,7 @@
 // dd-trace for its profiler only, configured as the README says:
 // DD_SERVICE = OTEL_SERVICE_NAME, DD_TRACE_AGENT_URL = spanprof's profile
 // intake, DD_PROFILING_ENABLED=true. It serves two routes over node:http and
-// drives them itself. Prints the OTel span ids it made, one JSON line.
+// drives them itself. Prints the OTel span ids it made on one `SPANS {...}` line.
 'use strict';
 
 require('dd-trace').init({ startupLogs: false }); // reads DD_* from the environment
@@ -45,7 +45,7 @@ server.listen(0, '127.0.0.1', () => {
       server.close();
       // dd-trace uploads its last profile on exit (beforeExit).
       provider.forceFlush().then(() => {
-        console.log(JSON.stringify(spans));
+        console.log(`SPANS ${JSON.stringify(spans)}`);
         setTimeout(() => process.exit(0), 3000);
       });
       return;

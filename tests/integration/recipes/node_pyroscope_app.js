@@ -3,7 +3,7 @@
 // OTel span id (span_id, 16 hex characters) through wrapWithLabels, the
 // labelling API @pyroscope/nodejs 0.6 offers. Spans go to spanprof over
 // OTLP/gRPC, profiles to its Pyroscope ingest. Prints the span ids it
-// made, one JSON line, at the end.
+// made on one `SPANS {...}` line at the end.
 'use strict';
 
 const Pyroscope = require('@pyroscope/nodejs');
@@ -48,7 +48,7 @@ let i = 0;
 (function loop() {
   if (Date.now() > until) {
     provider.forceFlush().then(() => Pyroscope.stop()).then(() => {
-      console.log(JSON.stringify(spans));
+      console.log(`SPANS ${JSON.stringify(spans)}`);
       process.exit(0);
     });
     return;
