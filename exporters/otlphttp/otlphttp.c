@@ -106,8 +106,10 @@ static const struct sp_conf_key oh_keys[] = {
      NULL, 0, 0, 0, "full URL for metrics, used as is (overrides endpoint)"},
     {"logs_endpoint", SP_CONF_STRING, offsetof(struct oh_conf, sig_endpoint[OH_LOGS]), NULL, NULL,
      0, 0, 0, "full URL for logs, used as is (overrides endpoint)"},
-    {"headers", SP_CONF_STRMAP, offsetof(struct oh_conf, headers), NULL, NULL, 0, 0, 0,
-     "extra request headers (values of 8 characters or more are redacted from logs)"},
+    {"headers", SP_CONF_STRMAP, offsetof(struct oh_conf, headers), NULL, NULL, 0, 0,
+     SP_CONF_SECRET_VALUES,
+     "extra request headers, e.g. {dd-api-key: ${env:DD_API_KEY}}; the values are secrets "
+     "(never printed or logged)"},
     {"compression", SP_CONF_STRING, offsetof(struct oh_conf, compression), "gzip", NULL, 0, 0, 0,
      "request body compression: gzip, zstd or none"},
     {"timeout", SP_CONF_DURATION, offsetof(struct oh_conf, timeout_ms), "30s", NULL, 0, 0, 0,
@@ -328,9 +330,8 @@ static int oh_create(struct sp_component *comp, struct sp_err *err)
             return sp_err_set(err, SP_ENOMEM, "out of memory");
         }
         snprintf(oh->headers[i], n, "%s: %s", c->headers.keys[i], c->headers.values[i]);
-        /* Header values are often credentials (DD-API-KEY, Authorization). */
-        if (strlen(c->headers.values[i]) >= 8)
-            sp_log_add_secret(c->headers.values[i]);
+        /* The values are registered with the logger by the core
+         * (SP_CONF_SECRET_VALUES): often credentials (DD-API-KEY, Authorization). */
     }
     for (size_t i = 0; i < oh->n_workers; i++)
         oh->workers[i].oh = oh;

@@ -127,4 +127,17 @@ assert.match(v.lines[0], /api\.key is 36 characters, 19 of them not hexadecimal/
 v = dd('datadoghq.com', '0123456789abcdef0123456789abcdef01234567');
 assert.match(v.lines[0], /shape of an application key/);
 console.log('ok   API keys: short, non-hex and application-key shapes warned about, never printed');
+// otlphttp header values are secrets: never printed by print-config.
+const hv = 'f00dfeedf00dfeedf00dfeedf00dfeed';
+const hf = path.join(dir, 'headers.yaml');
+fs.writeFileSync(hf, `receivers: {otlp: {protocols: {grpc: {}}}}
+exporters:
+  otlphttp: {endpoint: "http://127.0.0.1:4318", headers: {dd-api-key: "${hv}", x-team: a}}
+service: {pipelines: {logs: {receivers: [otlp], exporters: [otlphttp]}}}
+`);
+const pcv = spawnSync(h.BIN, ['print-config', '--config', hf], { encoding: 'utf8' });
+assert.strictEqual(pcv.status, 0, pcv.stderr);
+assert.ok(!pcv.stdout.includes(hv) && !pcv.stderr.includes(hv), `a header value was printed:\n${pcv.stdout}`);
+assert.match(pcv.stdout, /dd-api-key: "\[REDACTED\]"/);
+console.log('ok   otlphttp header values are redacted by print-config');
 console.log('otelcol_config: all checks passed');

@@ -39,6 +39,10 @@ enum sp_conf_type {
  * `bool present` set when the YAML has the key (e.g. otlp protocols.grpc).
  * An explicit `grpc:` with no value counts as present with defaults. */
 #define SP_CONF_OPTIONAL_BLOCK 0x2u
+/* On SP_CONF_STRMAP: the values are secrets (request headers carrying
+ * credentials): redacted by print-config and registered with the logger
+ * like SP_CONF_SECRET values; the keys stay readable. */
+#define SP_CONF_SECRET_VALUES 0x4u
 
 struct sp_strlist {
     char **v;
