@@ -383,16 +383,15 @@ int sp_otlp_decode_proto(struct sp_arena *arena, const uint8_t *data, size_t len
 
 const ProtobufCMessageDescriptor *sp_otlp_request_desc(enum sp_signal s)
 {
-    switch (s) {
-    case SP_SIGNAL_TRACES:
-        return &opentelemetry__proto__collector__trace__v1__export_trace_service_request__descriptor;
-    case SP_SIGNAL_METRICS:
-        return &opentelemetry__proto__collector__metrics__v1__export_metrics_service_request__descriptor;
-    case SP_SIGNAL_LOGS:
-        return &opentelemetry__proto__collector__logs__v1__export_logs_service_request__descriptor;
-    default:
-        return NULL;
-    }
+    static const ProtobufCMessageDescriptor *const requests[SP_SIGNAL_COUNT] = {
+        [SP_SIGNAL_TRACES] =
+        &opentelemetry__proto__collector__trace__v1__export_trace_service_request__descriptor,
+        [SP_SIGNAL_METRICS] =
+        &opentelemetry__proto__collector__metrics__v1__export_metrics_service_request__descriptor,
+        [SP_SIGNAL_LOGS] =
+        &opentelemetry__proto__collector__logs__v1__export_logs_service_request__descriptor,
+    };
+    return (unsigned)s < SP_SIGNAL_COUNT ? requests[s] : NULL;
 }
 
 int sp_otlp_decode_msg(struct sp_arena *arena, const ProtobufCMessageDescriptor *desc,
