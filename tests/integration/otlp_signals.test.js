@@ -121,8 +121,9 @@ async function waitFor(fn, what, ms = 15000) {
   }
 }
 
-async function withPipelines() {
-  const intake = await h.startIntake({ respond: () => ({ status: 200, headers: { 'content-type': 'application/x-protobuf' }, body: '' }) });
+// spanprof with the OTLP receiver on both transports, the given exporters
+// and pipelines (YAML lines, indented as under `exporters:` / `pipelines:`).
+async function startOtlp(name, exporters, pipelines) {
   const [grpcPort, httpPort, healthPort, metricsPort] = [await h.freePort(), await h.freePort(), await h.freePort(), await h.freePort()];
   const yaml = `
 receivers:
@@ -131,22 +132,28 @@ receivers:
       grpc: {endpoint: 127.0.0.1:${grpcPort}}
       http: {endpoint: 127.0.0.1:${httpPort}}
 exporters:
-  otlphttp:
-    endpoint: ${intake.url}
-    headers: {x-forwarded-by: spanprof-itest}
-    retry_on_failure: {initial_interval: 100ms}
+${exporters}
 extensions:
   health_check: {endpoint: 127.0.0.1:${healthPort}}
 service:
   extensions: [health_check]
   pipelines:
-    traces: {receivers: [otlp], exporters: [otlphttp]}
-    metrics: {receivers: [otlp], exporters: [otlphttp]}
-    logs: {receivers: [otlp], exporters: [otlphttp]}
+${pipelines}
   telemetry:
     metrics: {address: 127.0.0.1:${metricsPort}}
 `;
-  const sp = await h.startSpanprof(yaml, { healthPort, metricsPort, name: 'signals' });
+  const sp = await h.startSpanprof(yaml, { healthPort, metricsPort, name });
+  return { sp, grpcPort, httpPort };
+}
+
+async function withPipelines() {
+  const intake = await h.startIntake({ respond: () => ({ status: 200, headers: { 'content-type': 'application/x-protobuf' }, body: '' }) });
+  const { sp, grpcPort, httpPort } = await startOtlp('signals', `  otlphttp:
+    endpoint: ${intake.url}
+    headers: {x-forwarded-by: spanprof-itest}
+    retry_on_failure: {initial_interval: 100ms}`, `    traces: {receivers: [otlp], exporters: [otlphttp]}
+    metrics: {receivers: [otlp], exporters: [otlphttp]}
+    logs: {receivers: [otlp], exporters: [otlphttp]}`);
   const T = otlpTypes();
   try {
     const cases = [
@@ -230,26 +237,9 @@ service:
 }
 
 async function withoutPipelines() {
-  const [grpcPort, httpPort, healthPort, metricsPort] = [await h.freePort(), await h.freePort(), await h.freePort(), await h.freePort()];
   const dir = h.tmpDir('signals-drop');
-  const yaml = `
-receivers:
-  otlp:
-    protocols:
-      grpc: {endpoint: 127.0.0.1:${grpcPort}}
-      http: {endpoint: 127.0.0.1:${httpPort}}
-exporters:
-  debug: {path: ${dir}/out.jsonl}
-extensions:
-  health_check: {endpoint: 127.0.0.1:${healthPort}}
-service:
-  extensions: [health_check]
-  pipelines:
-    traces: {receivers: [otlp], exporters: [debug]}
-  telemetry:
-    metrics: {address: 127.0.0.1:${metricsPort}}
-`;
-  const sp = await h.startSpanprof(yaml, { healthPort, metricsPort, name: 'signals-drop' });
+  const { sp, grpcPort, httpPort } = await startOtlp('signals-drop', `  debug: {path: ${dir}/out.jsonl}`,
+    '    traces: {receivers: [otlp], exporters: [debug]}');
   try {
     let points = 0;
     let records = 0;
@@ -304,28 +294,11 @@ async function delivery() {
       return { status: 200, body: '' };
     },
   });
-  const [httpPort, healthPort, metricsPort] = [await h.freePort(), await h.freePort(), await h.freePort()];
-  const yaml = `
-receivers:
-  otlp:
-    protocols:
-      http: {endpoint: 127.0.0.1:${httpPort}}
-exporters:
-  otlphttp:
+  const { sp, httpPort } = await startOtlp('signals-delivery', `  otlphttp:
     endpoint: ${intake.url}
     compression: none
     retry_on_failure: {initial_interval: 50ms, max_interval: 100ms}
-    sending_queue: {num_consumers: 1, queue_size: 1}
-extensions:
-  health_check: {endpoint: 127.0.0.1:${healthPort}}
-service:
-  extensions: [health_check]
-  pipelines:
-    logs: {receivers: [otlp], exporters: [otlphttp]}
-  telemetry:
-    metrics: {address: 127.0.0.1:${metricsPort}}
-`;
-  const sp = await h.startSpanprof(yaml, { healthPort, metricsPort, name: 'signals-delivery' });
+    sending_queue: {num_consumers: 1, queue_size: 1}`, '    logs: {receivers: [otlp], exporters: [otlphttp]}');
   const logs = makeLogs('delivery');
   const body = Buffer.from(ProtobufLogsSerializer.serializeRequest(logs));
   const post = () => h.httpRequest(`http://127.0.0.1:${httpPort}/v1/logs`, { headers: { 'content-type': 'application/x-protobuf' }, body });
