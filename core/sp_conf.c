@@ -375,3 +375,16 @@ const char *sp_conf_suggest(const char *word, const char *const *candidates, siz
         return NULL;
     return best_d <= allowed && best_d < len ? best : NULL;
 }
+
+/* ---- start-up lines ---- */
+
+const char *sp_conf_endpoint_bound(const char *endpoint, int port, char *buf, size_t n)
+{
+    const char *colon = endpoint ? strrchr(endpoint, ':') : NULL;
+    if (!colon || port <= 0) {
+        snprintf(buf, n, "%s", endpoint ? endpoint : "");
+        return buf;
+    }
+    snprintf(buf, n, "%.*s:%d", (int)(colon - endpoint), endpoint, port);
+    return buf;
+}

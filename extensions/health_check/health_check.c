@@ -165,7 +165,11 @@ static int health_check_start(struct sp_component *comp, struct sp_host *host, s
         sp_err_prefix(err, "extensions.%s.endpoint", comp->id);
         return rc;
     }
-    sp_log_info(comp->id, "serving health at http://%s%s", conf->endpoint, conf->path);
+    char addr[300];
+    sp_log_info(comp->id, "serving health at http://%s%s",
+                sp_conf_endpoint_bound(conf->endpoint, sp_httpd_port(hc->httpd), addr,
+                                       sizeof(addr)),
+                conf->path);
     return 0;
 }
 

@@ -271,12 +271,16 @@ static int otlp_start(struct sp_component *comp, struct sp_host *host, struct sp
         if (n > 0 && (size_t)n < sizeof(routes) - off)
             off += (size_t)n;
     }
+    char addr[300];
     if (ctx->conf->protocols.grpc.present)
-        sp_log_info(comp->id, "OTLP/gRPC listening on %s (%s)", ctx->conf->protocols.grpc.endpoint,
+        sp_log_info(comp->id, "OTLP/gRPC listening on %s (%s)",
+                    sp_conf_endpoint_bound(ctx->conf->protocols.grpc.endpoint,
+                                           otlp_grpc_port(ctx->grpc), addr, sizeof(addr)),
                     routes);
     if (ctx->conf->protocols.http.present) {
         const struct otlp_http_conf *h = &ctx->conf->protocols.http;
-        sp_log_info(comp->id, "OTLP/HTTP listening on %s: %s %s %s (%s)", h->endpoint,
+        sp_log_info(comp->id, "OTLP/HTTP listening on %s: %s %s %s (%s)",
+                    sp_conf_endpoint_bound(h->endpoint, ctx->http_port, addr, sizeof(addr)),
                     h->traces_url_path, h->metrics_url_path, h->logs_url_path, routes);
     }
     return 0;

@@ -237,8 +237,11 @@ static int pprof_start(struct sp_component *comp, struct sp_host *host, struct s
     if (rc < 0)
         return rc;
     ctx->started = true;
+    char addr[300];
     sp_log_info(comp->id, "listening on %s (Datadog agent profile intake, /v1/pprof, /ingest)%s",
-                ctx->conf->endpoint, ctx->job_count ? ", scraping" : "");
+                sp_conf_endpoint_bound(ctx->conf->endpoint, sp_httpd_port(ctx->httpd), addr,
+                                       sizeof(addr)),
+                ctx->job_count ? ", scraping" : "");
     return 0;
 }
 

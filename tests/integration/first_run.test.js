@@ -47,6 +47,15 @@ function run(env, untilRe, ms = 10000) {
   ]) assert.match(r.out, re, `start-up names the ${what} address:\n${r.out}`);
   console.log('ok   start-up names every listening address, metrics included');
 
+  // Port 0 (any free port): the lines name the ports actually bound.
+  const any = {};
+  for (const k of Object.keys(env)) any[k] = '127.0.0.1:0';
+  const z = await run(any, /spanprof is running/);
+  assert.strictEqual(z.why, 'matched', z.out);
+  assert.doesNotMatch(z.out, /127\.0\.0\.1:0\b/, `a line names port 0:\n${z.out}`);
+  for (const re of [/serving spanprof's metrics at http:\/\/127\.0\.0\.1:[1-9]\d*\/metrics/, /OTLP\/gRPC listening on 127\.0\.0\.1:[1-9]\d*/, /OTLP\/HTTP listening on 127\.0\.0\.1:[1-9]\d*/, /serving health at http:\/\/127\.0\.0\.1:[1-9]\d*\//, /component=pprof msg="listening on 127\.0\.0\.1:[1-9]\d*/]) assert.match(z.out, re);
+  console.log('ok   with port 0 the start-up lines name the ports actually bound');
+
   // Each default address taken in turn: the error names the variable.
   for (const v of Object.keys(env)) {
     const blocker = net.createServer();

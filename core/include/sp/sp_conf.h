@@ -113,6 +113,10 @@ const char *sp_conf_suggest(const char *word, const char *const *candidates, siz
  * host_out must hold 256 bytes. Returns 0 or SP_EINVAL with a message. */
 int sp_conf_parse_endpoint(const char *s, char *host_out, int *port_out, struct sp_err *err);
 
+/* The address a listener actually bound, for start-up lines: endpoint with
+ * its port replaced by port (which differs for ":0"). Returns buf. */
+const char *sp_conf_endpoint_bound(const char *endpoint, int port, char *buf, size_t n);
+
 /* "host:port" as a socket address: the host must be an IP literal or
  * `localhost` (127.0.0.1); a sidecar binds loopback or an explicit
  * address, so no DNS. *len gets the address length. 0 or SP_EINVAL with a
