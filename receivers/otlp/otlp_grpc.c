@@ -130,6 +130,7 @@ struct otlp_grpc {
     bool tick_closing;
     uint64_t stop_ms;
     uint64_t http1_warned_ms; /* last warning about an HTTP/1.x client */
+    uint64_t tls_warned_ms;   /* last warning about a TLS client */
     int open_handles; /* listener and tick; the last close frees the server */
     void (*done_one)(struct otlp_ctx *ctx);
 };
@@ -663,6 +664,27 @@ static bool conn_reject_http1(struct otlp_grpc_conn *c, const char *p, size_t n)
     return true;
 }
 
+/* A TLS ClientHello (record type 22, version 3.x) on this plaintext port:
+ * an exporter configured with https://. Nothing useful can be answered in
+ * TLS; log what to change (one line a minute) and close. */
+static bool conn_reject_tls(struct otlp_grpc_conn *c, const uint8_t *p, size_t n)
+{
+    if (n < 3 || p[0] != 0x16 || p[1] != 0x03)
+        return false;
+    struct otlp_grpc *g = c->srv;
+    otlp_count_early(g->ctx, OTLP_GRPC, OTLP_OUT_UNSUPPORTED, NULL);
+    uint64_t now = uv_now(g->loop);
+    if (!g->tls_warned_ms || now >= g->tls_warned_ms + 60000) {
+        sp_log_warn(comp_id(g), "a TLS handshake on the OTLP/gRPC port %s, which serves plaintext "
+                    "(h2c): point the exporter at http://%s (e.g. "
+                    "OTEL_EXPORTER_OTLP_ENDPOINT=http://..., or OTEL_EXPORTER_OTLP_INSECURE=true)",
+                    g->conf->endpoint, g->conf->endpoint);
+        g->tls_warned_ms = now ? now : 1;
+    }
+    conn_close(c);
+    return true;
+}
+
 static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct otlp_grpc_conn *c = s->data;
@@ -679,7 +701,8 @@ static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     c->ping_sent_ms = 0;
     if (!c->sniffed) {
         c->sniffed = true;
-        if (conn_reject_http1(c, buf->base, (size_t)nread))
+        if (conn_reject_http1(c, buf->base, (size_t)nread) ||
+            conn_reject_tls(c, (const uint8_t *)buf->base, (size_t)nread))
             return;
     }
     ssize_t rc = nghttp2_session_mem_recv(c->h2, (const uint8_t *)buf->base, (size_t)nread);

@@ -417,6 +417,17 @@ service:
       assert.strictEqual(winner, 'closed');
       assert.match(got, /^HTTP\/1\.1 400 Bad Request\r\n/);
     });
+    await check('grpc: TLS (an https:// exporter) on the gRPC port -> closed, a log line saying http://', async () => {
+      const tls = require('node:tls');
+      const err = await new Promise((res) => {
+        const s = tls.connect({ host: '127.0.0.1', port: grpcPort, rejectUnauthorized: false, ALPNProtocols: ['h2'] });
+        s.on('error', (e) => res(e));
+        s.on('secureConnect', () => res(null));
+      });
+      assert.ok(err, 'the TLS handshake must fail');
+      await h.sleep(100);
+      assert.match(sp.log(), /a TLS handshake on the OTLP\/gRPC port 127\.0\.0\.1:\d+, which serves plaintext \(h2c\): point the exporter at http:\/\//);
+    });
 
     // ---------------- afterwards ----------------
     await check('process still up and serving; counters add up; memory near baseline', async () => {
