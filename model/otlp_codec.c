@@ -13,7 +13,6 @@
 #include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -540,11 +539,9 @@ static size_t otlp_count_items(enum sp_signal sig, const ProtobufCMessage *m)
 int sp_otlp_decode_passthrough(struct sp_batch *batch, enum sp_otlp_encoding enc,
                                const uint8_t *data, size_t len, struct sp_err *err)
 {
-    if (batch->signal != SP_SIGNAL_METRICS && batch->signal != SP_SIGNAL_LOGS) {
-        fprintf(stderr, "sp_otlp_decode_passthrough: batch of signal %s, not metrics or logs\n",
-                sp_signal_name(batch->signal));
-        abort();
-    }
+    SP_ASSERT((batch->signal == SP_SIGNAL_METRICS || batch->signal == SP_SIGNAL_LOGS) &&
+                  !batch->u.otlp.req,
+              "sp_otlp_decode_passthrough takes a fresh metrics or logs batch");
     struct sp_otlp_passthrough *p = &batch->u.otlp;
     ProtobufCMessage *m = NULL;
     int rc = sp_otlp_decode_msg(batch->arena, sp_otlp_request_desc(batch->signal), enc, data,
