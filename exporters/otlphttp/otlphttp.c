@@ -464,7 +464,6 @@ static bool oh_retryable(long status)
     return status == 0 || status == 429 || status == 502 || status == 503 || status == 504;
 }
 
-
 static void oh_on_retry_timer(uv_timer_t *t)
 {
     oh_send(t->data);
