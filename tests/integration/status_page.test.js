@@ -63,7 +63,7 @@ function checkSchema(doc) {
   assert.ok(isNum(doc.generated_unix_ms) && Math.abs(doc.generated_unix_ms - Date.now()) < 60000);
   assert.ok(isArr(doc.pipelines) && doc.pipelines.length >= 2);
   for (const p of doc.pipelines) {
-    assert.ok(isStr(p.id) && ['traces', 'profiles'].includes(p.signal), JSON.stringify(p));
+    assert.ok(isStr(p.id) && ['traces', 'profiles', 'metrics', 'logs'].includes(p.signal), JSON.stringify(p));
     for (const k of ['receivers', 'processors', 'exporters']) assert.ok(isArr(p[k]) && p[k].every(isStr), `${p.id}.${k}`);
   }
   assert.ok(isArr(doc.components) && doc.components.length >= 4);
