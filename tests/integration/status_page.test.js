@@ -14,7 +14,9 @@
 //   4. XSS: a span named <script>alert(1)</script> and a bad request whose
 //      message quotes <img src=x onerror=alert(3)> show as text: no dialog,
 //      no element made from them;
-//   5. only GET/HEAD: POST answers 405.
+//   5. only GET/HEAD: POST answers 405;
+//   6. 10 clients on the page for 10 s during the load: all answered, and
+//      nothing refused, failed or dropped by the pipeline.
 'use strict';
 
 const assert = require('node:assert');
@@ -194,6 +196,33 @@ test('status page in headless chromium', { timeout: 240000 }, async (t) => {
     assert.match(page.headers['content-security-policy'], /default-src 'none'/);
     // Self-contained: no URL to anywhere in the page.
     assert.doesNotMatch(page.body.toString(), /(src|href)\s*=\s*["']?(https?:)?\/\//i);
+  });
+
+  // 10 clients on the page for 10 s while the load runs: every view
+  // answered, and the pipeline refuses, fails or drops nothing.
+  await t.test('10 page clients for 10 s leave the pipeline alone', async () => {
+    const until = Date.now() + 10000;
+    let views = 0;
+    const bad = [];
+    await Promise.all(Array.from({ length: 10 }, async () => {
+      while (Date.now() < until) {
+        for (const p of ['/status', '/status.json']) {
+          const res = await h.httpGet(base + p, 5000);
+          if (res.status !== 200) bad.push(`${p}: ${res.status}`);
+        }
+        views++;
+      }
+    }));
+    console.log(`page views in 10 s by 10 clients: ${views}`);
+    assert.deepStrictEqual(bad, []);
+    assert.ok(views >= 50, `${views} views`);
+    const m = await sp.metrics();
+    for (const name of ['spanprof_receiver_refused_spans_total', 'spanprof_receiver_refused_profiles_total',
+      'spanprof_exporter_failed_spans_total', 'spanprof_exporter_failed_profiles_total',
+      'spanprof_exporter_dropped_spans_total']) {
+      assert.strictEqual(h.metricSum(m, name), 0, name);
+    }
+    assert.ok(h.metricSum(m, 'spanprof_receiver_accepted_spans_total') > 0);
   });
 
   // Wait until the load is over and its last scrape has been joined and
