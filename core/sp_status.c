@@ -189,7 +189,8 @@ void sp_status_write_events(struct sp_jw *w, const char *component_id)
     /* Deliveries over the last full minute of buckets (the current one
      * partly filled is left out). */
     uint64_t now = sp_st_mono_ms() / SP_STATUS_RATE_BUCKET_MS, n = 0;
-    for (uint64_t s = now - (SP_STATUS_RATE_BUCKETS - 1); c && s < now; s++) {
+    uint64_t first = now >= SP_STATUS_RATE_BUCKETS - 1 ? now - (SP_STATUS_RATE_BUCKETS - 1) : 0;
+    for (uint64_t s = first; c && s < now; s++) {
         size_t i = s % SP_STATUS_RATE_BUCKETS;
         if (c->rate_epoch[i] == s)
             n += c->rate[i];
