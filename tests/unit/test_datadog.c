@@ -9,9 +9,9 @@
 #include "exporters/datadog/datadog_int.h"
 #include "sp_test.h"
 
-static struct sp_batch *mk_batch(void)
+static struct dd_req *mk_batch(void)
 {
-    return sp_batch_create(SP_SIGNAL_PROFILES, 0);
+    return dd_req_new(SP_SIGNAL_PROFILES, "POST");
 }
 
 static int dropped_n;
@@ -21,7 +21,7 @@ static void on_drop(void *ud, struct dd_item *it)
     (void)ud;
     dropped_n++;
     dropped_bytes += it->bytes;
-    sp_batch_unref(it->batch);
+    dd_req_free(it->req);
 }
 
 static void test_queue_refuse_by_items(void)
@@ -34,13 +34,13 @@ static void test_queue_refuse_by_items(void)
     }
     struct dd_item extra = {mk_batch(), 10, 1};
     ASSERT_EQ_INT(dd_queue_push(&q, &extra, on_drop, NULL), SP_EFULL);
-    sp_batch_unref(extra.batch);
+    dd_req_free(extra.req);
     ASSERT_EQ_INT(q.len, 3);
     ASSERT_EQ_INT(q.bytes, 30);
     struct dd_item out;
     int n = 0;
     while (dd_queue_pop(&q, &out)) {
-        sp_batch_unref(out.batch);
+        dd_req_free(out.req);
         n++;
     }
     ASSERT_EQ_INT(n, 3);
@@ -56,17 +56,17 @@ static void test_queue_refuse_by_bytes_but_oversized_alone_goes(void)
     ASSERT_EQ_INT(dd_queue_push(&q, &big, on_drop, NULL), 0); /* empty queue: accepted */
     struct dd_item small = {mk_batch(), 1, 1};
     ASSERT_EQ_INT(dd_queue_push(&q, &small, on_drop, NULL), SP_EFULL);
-    sp_batch_unref(small.batch);
+    dd_req_free(small.req);
     struct dd_item out;
     ASSERT(dd_queue_pop(&q, &out));
     ASSERT_EQ_INT(out.bytes, 500);
-    sp_batch_unref(out.batch);
+    dd_req_free(out.req);
     struct dd_item a = {mk_batch(), 60, 1}, b = {mk_batch(), 50, 1};
     ASSERT_EQ_INT(dd_queue_push(&q, &a, on_drop, NULL), 0);
     ASSERT_EQ_INT(dd_queue_push(&q, &b, on_drop, NULL), SP_EFULL);
-    sp_batch_unref(b.batch);
+    dd_req_free(b.req);
     while (dd_queue_pop(&q, &out))
-        sp_batch_unref(out.batch);
+        dd_req_free(out.req);
     dd_queue_free(&q);
 }
 
@@ -88,7 +88,7 @@ static void test_queue_drop_oldest_keeps_order(void)
     while (dd_queue_pop(&q, &out)) {
         ASSERT_EQ_INT(out.count, expect);
         expect++;
-        sp_batch_unref(out.batch);
+        dd_req_free(out.req);
     }
     /* Bytes: a 300-byte item makes room by dropping the oldest. */
     for (size_t i = 0; i < 10; i++) {
@@ -101,7 +101,7 @@ static void test_queue_drop_oldest_keeps_order(void)
     ASSERT_EQ_INT(dropped_n, 3);
     ASSERT(q.bytes <= 1000);
     while (dd_queue_pop(&q, &out))
-        sp_batch_unref(out.batch);
+        dd_req_free(out.req);
     dd_queue_free(&q);
 }
 
@@ -111,7 +111,7 @@ static void test_queue_disabled_refuses(void)
     dd_queue_init(&q, 0, 1000, DD_FULL_DROP_OLDEST);
     struct dd_item it = {mk_batch(), 1, 1};
     ASSERT_EQ_INT(dd_queue_push(&q, &it, on_drop, NULL), SP_EFULL);
-    sp_batch_unref(it.batch);
+    dd_req_free(it.req);
     dd_queue_free(&q);
 }
 
@@ -134,21 +134,49 @@ static void test_classify(void)
 static void test_backoff(void)
 {
     struct dd_retry_conf rc = {true, 5000, 30000, 300000};
-    /* rnd 0.5 = no jitter */
+    /* rnd 0.5 = no jitter: x1.5 per retry up to max_interval */
     ASSERT_EQ_INT(dd_backoff_ms(&rc, 1, 0.5, -1), 5000);
     ASSERT_EQ_INT(dd_backoff_ms(&rc, 2, 0.5, -1), 7500);
     ASSERT_EQ_INT(dd_backoff_ms(&rc, 3, 0.5, -1), 11250);
     ASSERT_EQ_INT(dd_backoff_ms(&rc, 10, 0.5, -1), 30000);
     ASSERT_EQ_INT(dd_backoff_ms(&rc, 1000, 0.5, -1), 30000);
-    /* jitter bounds: [50%, 150%) */
-    ASSERT_EQ_INT(dd_backoff_ms(&rc, 1, 0.0, -1), 2500);
+    /* jitter +-50%, held inside [initial_interval, max_interval] */
+    ASSERT_EQ_INT(dd_backoff_ms(&rc, 1, 0.0, -1), 5000);
     ASSERT(dd_backoff_ms(&rc, 1, 0.999, -1) < 7500);
     ASSERT(dd_backoff_ms(&rc, 1, 0.999, -1) > 7400);
+    ASSERT_EQ_INT(dd_backoff_ms(&rc, 3, 0.0, -1), 5625);
+    ASSERT_EQ_INT(dd_backoff_ms(&rc, 10, 0.999, -1), 30000); /* never past max (was 45 s) */
+    ASSERT_EQ_INT(dd_backoff_ms(&rc, 10, 0.0, -1), 15000);
     ASSERT_EQ_INT(dd_backoff_ms(&rc, 1, 7.0, -1), dd_backoff_ms(&rc, 1, 0.999999, -1));
-    /* Retry-After wins, including 0 */
-    ASSERT_EQ_INT(dd_backoff_ms(&rc, 1, 0.5, 2000), 2000);
-    ASSERT_EQ_INT(dd_backoff_ms(&rc, 5, 0.5, 0), 0);
+    ASSERT_EQ_INT(dd_backoff_ms(&rc, 1, NAN, -1), 5000);
+    /* Retry-After bounds the wait from below, never shortens it */
+    ASSERT_EQ_INT(dd_backoff_ms(&rc, 1, 0.5, 2000), 5000);
+    ASSERT_EQ_INT(dd_backoff_ms(&rc, 5, 0.5, 0), 25312);
     ASSERT_EQ_INT(dd_backoff_ms(&rc, 1, 0.5, 120000), 120000);
+}
+
+/* The schedule over many draws: every wait inside [initial, max] and at
+ * least Retry-After, the un-jittered backoff growing until the cap. */
+static void test_backoff_schedule_bounds(void)
+{
+    struct dd_retry_conf rc = {true, 100, 2000, 0};
+    srand(7);
+    int64_t prev_mid = 0;
+    for (unsigned attempt = 1; attempt <= 20; attempt++) {
+        int64_t mid = dd_backoff_ms(&rc, attempt, 0.5, -1);
+        ASSERT(mid >= prev_mid); /* grows, then stays at the cap */
+        prev_mid = mid;
+        for (int k = 0; k < 500; k++) {
+            double rnd = (double)rand() / RAND_MAX;
+            int64_t d = dd_backoff_ms(&rc, attempt, rnd, -1);
+            ASSERT(d >= 100 && d <= 2000);
+            ASSERT(d >= mid / 2 && d <= mid + mid / 2 + 1);
+            int64_t ra = dd_backoff_ms(&rc, attempt, rnd, 0);
+            ASSERT_EQ_INT(ra, d); /* Retry-After: 0 changes nothing */
+            ASSERT(dd_backoff_ms(&rc, attempt, rnd, 5000) == 5000);
+        }
+    }
+    ASSERT_EQ_INT(prev_mid, 2000);
 }
 
 static void test_trim_key(void)
@@ -315,6 +343,7 @@ int main(void)
     RUN(test_queue_disabled_refuses);
     RUN(test_classify);
     RUN(test_backoff);
+    RUN(test_backoff_schedule_bounds);
     RUN(test_trim_key);
     RUN(test_settings_agentless);
     RUN(test_settings_errors_never_show_the_key);
