@@ -3,8 +3,10 @@
  * from the config (URLs per site and mode, errors that never show the key)
  * and the lenient rate_by_service parser. No sockets. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "exporters/datadog/datadog_int.h"
 #include "sp_test.h"
@@ -335,6 +337,120 @@ static void test_rate_by_service(void)
     ASSERT_EQ_INT(dd_parse_rate_by_service(NULL, 0, NULL), 0);
 }
 
+/* ---- storage: round trip, every kind of bad file, bounds ---- */
+
+static int bad_n;
+static char bad_last[256];
+static void on_bad(void *ud, const char *name, const char *why)
+{
+    (void)ud;
+    bad_n++;
+    snprintf(bad_last, sizeof(bad_last), "%s: %s", name, why);
+}
+
+static void write_file(const char *dir, const char *name, const void *data, size_t len)
+{
+    char p[512];
+    snprintf(p, sizeof(p), "%s/%s", dir, name);
+    FILE *f = fopen(p, "wb");
+    ASSERT(f);
+    fwrite(data, 1, len, f);
+    fclose(f);
+}
+
+static void test_store_round_trip_and_bad_files(void)
+{
+    char dir[] = "/tmp/spanprof-store-XXXXXX";
+    ASSERT(mkdtemp(dir));
+    struct dd_store st;
+    struct sp_err err = {0};
+    ASSERT_EQ_INT(dd_store_open(&st, dir, 1 << 20, false, &err), 0);
+    ASSERT_EQ_INT(dd_store_backlog(&st), 0);
+    struct dd_req *r = dd_req_new(SP_SIGNAL_TRACES, "POST");
+    ASSERT_EQ_INT(dd_req_add_header(r, "Content-Type: application/x-protobuf"), 0);
+    ASSERT_EQ_INT(sp_buf_append(&r->body, "\x1f\x8b body bytes", 13), 0);
+    r->count = 42;
+    ASSERT_EQ_INT(dd_store_write(&st, r, &err), 0);
+    ASSERT(r->file);
+    char first[512];
+    snprintf(first, sizeof(first), "%s", r->file);
+    size_t flen = 0;
+    uint8_t *copy = sp_test_read_file(first, &flen);
+    ASSERT(copy && flen > 13);
+    dd_req_free(r);
+    /* bounds: a file that would pass max_disk_bytes is refused */
+    struct dd_req *big = dd_req_new(SP_SIGNAL_PROFILES, "POST");
+    ASSERT_EQ_INT(sp_buf_reserve(&big->body, 2 << 20), 0);
+    big->body.len = 2 << 20;
+    memset(big->body.data, 7, big->body.len);
+    ASSERT_EQ_INT(dd_store_write(&st, big, &err), SP_EFULL);
+    ASSERT_CONTAINS(err.msg, "max_disk_bytes");
+    dd_req_free(big);
+    dd_store_close(&st);
+
+    /* bad files next to the good one, named to sort first */
+    write_file(dir, "0000000000001-000001.ddq", "garbage!garbage!", 16);
+    write_file(dir, "0000000000001-000002.ddq", copy, flen / 2);
+    uint8_t *flip = malloc(flen);
+    memcpy(flip, copy, flen);
+    flip[flen - 6] ^= 0x55; /* a body byte */
+    write_file(dir, "0000000000001-000003.ddq", flip, flen);
+    write_file(dir, "0000000000001-000004.ddq.tmp", copy, flen);
+    write_file(dir, "0000000000001-000005.ddq", "", 0);
+    free(flip);
+
+    /* agent mode reading an agentless file: moved aside too */
+    ASSERT_EQ_INT(dd_store_open(&st, dir, 1 << 20, true, &err), 0);
+    ASSERT_EQ_INT(dd_store_backlog(&st), 6);
+    bad_n = 0;
+    ASSERT(dd_store_next(&st, on_bad, NULL) == NULL);
+    ASSERT_EQ_INT(bad_n, 6);
+    ASSERT_CONTAINS(bad_last, "agentless");
+    dd_store_close(&st);
+    char p[600];
+    snprintf(p, sizeof(p), "%s.bad", first);
+    ASSERT_EQ_INT(rename(p, first), 0); /* give the good one back */
+
+    ASSERT_EQ_INT(dd_store_open(&st, dir, 1 << 20, false, &err), 0);
+    ASSERT_EQ_INT(dd_store_backlog(&st), 1);
+    bad_n = 0;
+    struct dd_req *back = dd_store_next(&st, on_bad, NULL);
+    ASSERT(back);
+    ASSERT_EQ_INT(bad_n, 0);
+    ASSERT_EQ_INT(back->signal, SP_SIGNAL_TRACES);
+    ASSERT_EQ_INT(back->count, 42);
+    ASSERT_EQ_STR(back->method, "POST");
+    ASSERT_EQ_INT(back->n_headers, 1);
+    ASSERT_EQ_STR(back->headers[0], "Content-Type: application/x-protobuf");
+    ASSERT_EQ_INT(back->body.len, 13);
+    ASSERT(memcmp(back->body.data, "\x1f\x8b body bytes", 13) == 0);
+    ASSERT(dd_store_next(&st, on_bad, NULL) == NULL);
+    dd_store_remove(&st, back);
+    ASSERT(access(first, F_OK) != 0);
+    dd_req_free(back);
+    dd_store_close(&st);
+    free(copy);
+
+    /* the bad ones were moved aside, each with its reason */
+    const char *names[] = {"0000000000001-000001.ddq.bad", "0000000000001-000002.ddq.bad",
+                           "0000000000001-000003.ddq.bad", "0000000000001-000004.ddq.tmp.bad",
+                           "0000000000001-000005.ddq.bad"};
+    for (size_t i = 0; i < 5; i++) {
+        snprintf(p, sizeof(p), "%s/%s", dir, names[i]);
+        ASSERT(access(p, F_OK) == 0);
+        unlink(p);
+    }
+    rmdir(dir);
+}
+
+static void test_store_unusable_dir(void)
+{
+    struct dd_store st;
+    struct sp_err err = {0};
+    ASSERT_EQ_INT(dd_store_open(&st, "/dev/null/queue", 1 << 20, false, &err), SP_EIO);
+    ASSERT_CONTAINS(err.msg, "sending_queue.storage: cannot create '/dev/null/queue'");
+}
+
 int main(void)
 {
     RUN(test_queue_refuse_by_items);
@@ -349,5 +465,7 @@ int main(void)
     RUN(test_settings_errors_never_show_the_key);
     RUN(test_settings_agent_mode);
     RUN(test_rate_by_service);
+    RUN(test_store_round_trip_and_bad_files);
+    RUN(test_store_unusable_dir);
     return sp_test_summary();
 }
