@@ -23,6 +23,7 @@
 #include "datadog_int.h"
 #include "dd_agent_payload.h"
 #include "sp_log.h"
+#include "sp_memory.h"
 
 /* ---- configuration table ---- */
 
@@ -166,13 +167,21 @@ static uint64_t dd_recent_drops(const struct dd_exporter *dd, enum sp_signal s)
     return n;
 }
 
-/* The one place queued bytes are added and removed: what a process-wide
- * memory ceiling would be charged with (the exporter's share of memory
- * beyond the open payloads). */
+/* The one place the exporter's payload bytes are charged to the process's
+ * memory ceiling (sp_memory.h, class "export"): the sealed payloads queued
+ * (compressed) and the open ones (packed, not compressed yet). Requests a
+ * worker holds are not counted: at most num_consumers of them. */
 static void dd_charge_queue_bytes(struct dd_exporter *dd)
 {
-    dd->queued_bytes_charged =
-        dd->queue[SP_SIGNAL_TRACES].bytes + dd->queue[SP_SIGNAL_PROFILES].bytes;
+    uint64_t now = (uint64_t)dd->queue[SP_SIGNAL_TRACES].bytes +
+                   dd->queue[SP_SIGNAL_PROFILES].bytes + dd->open_bytes;
+    if (dd->destroyed)
+        now = 0;
+    if (now > dd->queued_bytes_charged)
+        sp_memory_charge(SP_MEM_EXPORT, (size_t)(now - dd->queued_bytes_charged));
+    else if (now < dd->queued_bytes_charged)
+        sp_memory_release(SP_MEM_EXPORT, (size_t)(dd->queued_bytes_charged - now));
+    dd->queued_bytes_charged = now;
 }
 
 void dd_exporter_state_changed(struct dd_exporter *dd)
@@ -900,6 +909,7 @@ static void dd_destroy(struct sp_component *comp)
         dd_store_close(&dd->store);
     dd_settings_free(&dd->set);
     dd->destroyed = true;
+    dd_charge_queue_bytes(dd); /* gives it all back */
     if (dd->started) {
         /* Timers live inside dd: free it from the last close callback. */
         for (size_t i = 0; i < dd->n_workers; i++)

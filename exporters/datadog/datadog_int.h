@@ -328,7 +328,7 @@ struct dd_exporter {
     bool finished;               /* shutdown done() called */
     bool destroyed;
     sp_done_fn done;
-    uint64_t queued_bytes_charged; /* what dd_charge_queue_bytes holds */
+    uint64_t queued_bytes_charged; /* charged to sp_memory (dd_charge_queue_bytes) */
     /* metrics */
     struct dd_sig_metrics m[SP_SIGNAL_COUNT];
     struct sp_metric *queue_size, *queue_bytes, *queue_capacity, *queue_capacity_bytes;

@@ -35,9 +35,9 @@
 
 #include <json-c/json.h>
 
-#include "model/dd_encode.h"
-#include "model/dd_map.h"
-#include "model/dd_profile_upload.h"
+#include "dd_encode.h"
+#include "dd_map.h"
+#include "dd_profile_upload.h"
 #include "pprof_codec.h"
 #include "sp_buf.h"
 #include "sp_component.h"
