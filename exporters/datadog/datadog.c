@@ -81,8 +81,9 @@ static const struct sp_conf_key dd_queue_keys[] = {
      "refuse: new data is refused (receivers answer 429/UNAVAILABLE, clients retry); "
      "drop_oldest: the oldest queued payloads are dropped to make room"},
     {"storage", SP_CONF_STRING, offsetof(struct dd_queue_conf, storage), NULL, NULL, 0, 0, 0,
-     "directory where payloads not delivered by the shutdown deadline are written, and sent "
-     "first by the next start (unset: they are dropped and counted)"},
+     "directory where every sealed payload is kept as a file until Datadog answers it; the "
+     "next start sends what is left first (unset: undelivered payloads are dropped and "
+     "counted at shutdown)"},
     {"max_disk_bytes", SP_CONF_SIZE, offsetof(struct dd_queue_conf, max_disk_bytes), "1GiB",
      NULL, 0, 0, 0, "bytes the files in storage may take"},
 };
@@ -271,6 +272,18 @@ static void dd_enqueue(struct dd_exporter *dd, struct dd_req *r)
 {
     enum sp_signal s = r->signal;
     int rc;
+    if (dd->has_store) {
+        /* Written as it is sealed, removed once answered: a hard kill loses
+         * only what was still open. Without room on disk it stays in memory
+         * (and is written at shutdown if room came back). */
+        struct sp_err err = {0};
+        if (dd_store_write(&dd->store, r, &err) != 0) {
+            sp_metric_inc(dd->store_errors);
+            if (dd_ratelog_ok(dd, &dd->store_log, 10000))
+                sp_log_warn(dd->comp->id, "a sealed payload of %zu %s is kept in memory only: %s",
+                            r->count, dd_noun(s), err.msg);
+        }
+    }
     if (dd->max_items == 0) {
         rc = dd_workers_offer(dd, r) ? 0 : SP_EFULL;
     } else {
@@ -546,6 +559,10 @@ static void dd_register_metrics(struct dd_exporter *dd)
                                  "Files a previous run left in sending_queue.storage, not read "
                                  "yet",
                                  base);
+    dd->store_errors = sp_counter("spanprof_exporter_storage_write_errors_total",
+                                  "Sealed payloads that could not be written to "
+                                  "sending_queue.storage (kept in memory only)",
+                                  base);
     dd->store_bad = sp_counter("spanprof_exporter_storage_bad_files_total",
                                "Files in sending_queue.storage that could not be read back "
                                "(moved aside as .bad)",

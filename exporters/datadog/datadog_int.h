@@ -333,7 +333,7 @@ struct dd_exporter {
     struct dd_sig_metrics m[SP_SIGNAL_COUNT];
     struct sp_metric *queue_size, *queue_bytes, *queue_capacity, *queue_capacity_bytes;
     struct sp_metric *in_flight, *in_backoff, *pending_spans, *open_spans, *store_backlog;
-    struct sp_metric *store_bad;
+    struct sp_metric *store_bad, *store_errors;
     struct dd_ratelog overflow_log, forbidden_log, fail_log, retry_log, store_log;
     struct dd_drop_window drops[SP_SIGNAL_COUNT];
     struct dd_left left;

@@ -1,9 +1,10 @@
 /* datadog exporter: sending_queue.storage, sealed requests as files.
  *
- * Like the Collector's file_storage queue, but simpler: a request is only
- * written when the service stops with it undelivered (the shutdown
- * deadline passed, the intake down or slow), one file per sealed request,
- * and read back by the next start before anything new is sent. A file holds
+ * Like the Collector's file_storage queue, but simpler: one file per sealed
+ * request, written when it is sealed and removed once the intake answered
+ * it (or it was given up); what is still there when the process stops, by
+ * SIGTERM or a kill, is read back by the next start before anything new is
+ * sent. A file holds
  * the request exactly as it would go on the wire, minus the API key (added
  * by the sender): signal, mode, span count, headers, body, and a CRC-32 of
  * all that, so a truncated or damaged file is recognised, never sent.

@@ -7,10 +7,10 @@
 //   - an intake answering 300 ms late at a sustained rate: nothing refused;
 //   - 30 s of outage (503, then connection refused), then 200: nothing lost,
 //     accepted = sent + failed + dropped + stored, read from /metrics;
-//   - SIGTERM during an outage with sending_queue.storage: the next start
-//     delivers every accepted span once; garbage and truncated files are
-//     reported by name, counted and moved aside; an unusable directory
-//     fails the start with a clear error;
+//   - SIGTERM (and SIGKILL) during an outage with sending_queue.storage:
+//     the next start delivers every accepted (sealed) span once; garbage
+//     and truncated files are reported by name, counted and moved aside; an
+//     unusable directory fails the start with a clear error;
 //   - Retry-After 0 and 5 against a 503 intake: attempts counted at the
 //     intake follow max(backoff, Retry-After), backoff growing.
 'use strict';
@@ -87,7 +87,7 @@ async function sendAtRate(otlpPort, { rate, seconds, batch = 50, service = 'dd-r
 
 async function withSpanprof(intake, cfg, fn, name) {
   const [otlpPort, healthPort, metricsPort] = await d.ports(3);
-  const sp = await d.startOrSkip(d.config({ otlpPort, healthPort, metricsPort, intake: intake.url, ...cfg }), { healthPort, metricsPort, name });
+  const sp = await h.startSpanprof(d.config({ otlpPort, healthPort, metricsPort, intake: intake.url, ...cfg }), { healthPort, metricsPort, name });
   try {
     await fn({ sp, otlpPort, healthPort, metricsPort });
   } finally {
@@ -246,6 +246,33 @@ const flushCfg = (lines) => `    flush_interval: 500ms\n${lines || ''}`;
       });
     }, 'dd-store2');
     await up.close();
+
+    // a hard kill: what was sealed is on disk already
+    const dir2 = path.join(h.tmpDir('dd-store-kill'), 'queue');
+    const killCfg = flushCfg(`    sending_queue: {storage: "${dir2}"}\n`);
+    const down2 = await h.startIntake();
+    down2.knobs.status = 503;
+    let sealed = 0;
+    await withSpanprof(down2, { extra: killCfg }, async ({ sp, otlpPort }) => {
+      for (let i = 0; i < 3; i++) await d.sendSdkSpans(otlpPort);
+      await d.waitFor(async () => h.metricSum(await sp.metrics(), 'spanprof_exporter_retries_total', { signal: 'traces' }) >= 1, 10000, 'a retry');
+      const a = accounting(await sp.metrics());
+      sealed = a.accepted - h.metricSum(await sp.metrics(), 'spanprof_exporter_open_spans');
+      sp.kill();
+      await sp.waitExit();
+    }, 'dd-kill1');
+    await down2.close();
+    const up2 = await h.startIntake();
+    await withSpanprof(up2, { extra: killCfg }, async ({ sp }) => {
+      await d.waitFor(async () => accounting(await sp.metrics()).sent >= sealed, 15000, 'the sealed spans delivered');
+      await r.test('SIGKILL during an outage: every sealed span is delivered by the next start', async () => {
+        assert.ok(sealed > 0);
+        const a = accounting(await sp.metrics());
+        assert.strictEqual(a.restored, sealed);
+        assert.strictEqual(new Set(spanIds(up2)).size, sealed);
+      });
+    }, 'dd-kill2');
+    await up2.close();
 
     const file = path.join(h.tmpDir('dd-store-bad'), 'a-file');
     fs.writeFileSync(file, 'x');
