@@ -521,14 +521,19 @@ static void dd_register_metrics(struct dd_exporter *dd)
         const char *dname = tr ? "spanprof_exporter_dropped_spans_total"
                                : "spanprof_exporter_dropped_profiles_total";
         const char *dhelp = "Data dropped by the exporter, by reason";
-        snprintf(l, sizeof(l), "%s,reason=\"queue_overflow\"", base);
-        m->dropped_overflow = sp_counter(dname, dhelp, l);
-        snprintf(l, sizeof(l), "%s,reason=\"shutdown\"", base);
-        m->dropped_shutdown = sp_counter(dname, dhelp, l);
-        snprintf(l, sizeof(l), "%s,reason=\"invalid\"", base);
-        m->dropped_invalid = sp_counter(dname, dhelp, l);
-        snprintf(l, sizeof(l), "%s,reason=\"storage\"", base);
-        m->dropped_storage = sp_counter(dname, dhelp, l);
+        struct {
+            const char *reason;
+            struct sp_metric **m;
+        } drops[] = {
+            {"queue_overflow", &m->dropped_overflow},
+            {"shutdown", &m->dropped_shutdown},
+            {"invalid", &m->dropped_invalid},
+            {"storage", &m->dropped_storage},
+        };
+        for (size_t i = 0; i < sizeof(drops) / sizeof(drops[0]); i++) {
+            snprintf(l, sizeof(l), "%s,reason=\"%s\"", base, drops[i].reason);
+            *drops[i].m = sp_counter(dname, dhelp, l);
+        }
         snprintf(l, sizeof(l), "%s,signal=\"%s\"", base, sp_signal_name(s));
         m->bytes = sp_counter("spanprof_exporter_payload_bytes_total",
                               "Bytes of request bodies Datadog accepted", l);
@@ -774,7 +779,10 @@ void dd_exporter_maybe_finish(struct dd_exporter *dd)
         dd_finish(dd); /* the deadline's summary line said it all */
     else {
         sp_log_info(dd->comp->id,
-                    "sending queue drained: everything was delivered or accounted for");
+                    "sending queue drained: everything was delivered or accounted for; "
+                    "dropped in the last %d s: %llu spans, %llu profiles",
+                    DD_DROP_WINDOW_S, (unsigned long long)dd_recent_drops(dd, SP_SIGNAL_TRACES),
+                    (unsigned long long)dd_recent_drops(dd, SP_SIGNAL_PROFILES));
         dd_finish(dd);
     }
 }
