@@ -6,9 +6,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "exporters/datadog/datadog_int.h"
+#include "sp_compress.h"
 #include "sp_test.h"
 
 static struct dd_req *mk_batch(void)
@@ -337,6 +339,137 @@ static void test_rate_by_service(void)
     ASSERT_EQ_INT(dd_parse_rate_by_service(NULL, 0, NULL), 0);
 }
 
+/* ---- request builders, from the settings alone ---- */
+
+/* A mapped payload by hand: one tracer payload of `lang`, one chunk, one
+ * span. */
+struct one_payload {
+    Datadog__Trace__AgentPayload ap;
+    Datadog__Trace__TracerPayload tp, *tps[1];
+    Datadog__Trace__TraceChunk ch, *chs[1];
+    Datadog__Trace__Span sp, *sps[1];
+};
+
+static void one_payload(struct one_payload *o, const char *lang, uint64_t span_id)
+{
+    datadog__trace__agent_payload__init(&o->ap);
+    datadog__trace__tracer_payload__init(&o->tp);
+    datadog__trace__trace_chunk__init(&o->ch);
+    datadog__trace__span__init(&o->sp);
+    o->sp.service = "svc";
+    o->sp.name = "op";
+    o->sp.resource = "GET /x";
+    o->sp.spanid = span_id;
+    o->sp.traceid = 7;
+    o->sps[0] = &o->sp;
+    o->ch.priority = 1;
+    o->ch.n_spans = 1;
+    o->ch.spans = o->sps;
+    o->chs[0] = &o->ch;
+    o->tp.languagename = (char *)lang;
+    o->tp.tracerversion = "1.0";
+    o->tp.hostname = "h1";
+    o->tp.n_chunks = 1;
+    o->tp.chunks = o->chs;
+    o->tps[0] = &o->tp;
+    o->ap.hostname = "h1";
+    o->ap.env = "test";
+    o->ap.agentversion = "spanprof/test";
+    o->ap.n_tracerpayloads = 1;
+    o->ap.tracerpayloads = o->tps;
+}
+
+/* Two mapped payloads through one open payload: agentless gives the packed
+ * AgentPayload of both, gzip'd; agent mode splits by language and writes
+ * the v0.4 headers. No exporter, no loop. */
+static void test_builders_from_settings(void)
+{
+    struct dd_conf c;
+    base_conf(&c);
+    c.api.key = "0123456789abcdef0123456789abcdef";
+    struct dd_settings s;
+    struct sp_err err = {0};
+    ASSERT_EQ_INT(dd_settings_init(&c, NULL, &s, &err), 0);
+    struct one_payload a, b;
+    one_payload(&a, "go", 1);
+    one_payload(&b, "nodejs", 2);
+    struct sp_buf ka = {0}, kb = {0}, bytes = {0};
+    ASSERT_EQ_INT(dd_trace_dest_key(&s, &a.ap, &a.tp, &ka), 0);
+    ASSERT_EQ_INT(dd_trace_dest_key(&s, &b.ap, &b.tp, &kb), 0);
+    ASSERT(ka.len == kb.len && memcmp(ka.data, kb.data, ka.len) == 0); /* same frame */
+    struct dd_open o;
+    memset(&o, 0, sizeof(o));
+    ASSERT_EQ_INT(dd_open_init(&s, &o, &a.ap, &a.tp, &ka, 0, &err), 0);
+    size_t traces = 0;
+    ASSERT_EQ_INT(dd_open_encode(&s, &o, &a.ap, &a.tp, &bytes, &traces, &err), 0);
+    ASSERT_EQ_INT(dd_open_append(&o, &a.tp, &bytes, 1, traces), 0);
+    bytes.len = 0;
+    ASSERT_EQ_INT(dd_open_encode(&s, &o, &b.ap, &b.tp, &bytes, &traces, &err), 0);
+    ASSERT_EQ_INT(dd_open_append(&o, &b.tp, &bytes, 1, traces), 0);
+    struct dd_req *r = NULL;
+    ASSERT_EQ_INT(dd_open_seal(&s, &o, &r, &err), 0);
+    ASSERT(r);
+    ASSERT_EQ_INT(r->count, 2);
+    ASSERT_EQ_STR(r->method, "POST");
+    bool langs = false, key = false;
+    for (size_t i = 0; i < r->n_headers; i++) {
+        langs |= strcmp(r->headers[i], "X-Datadog-Reported-Languages: go|nodejs") == 0;
+        key |= strncasecmp(r->headers[i], "DD-Api-Key", 10) == 0;
+    }
+    ASSERT(langs);
+    ASSERT(!key); /* the sender adds it per call */
+    Datadog__Trace__AgentPayload both = a.ap;
+    Datadog__Trace__TracerPayload *tps[2] = {&a.tp, &b.tp};
+    both.n_tracerpayloads = 2;
+    both.tracerpayloads = tps;
+    size_t want_len = datadog__trace__agent_payload__get_packed_size(&both);
+    uint8_t *want = malloc(want_len);
+    datadog__trace__agent_payload__pack(&both, want);
+    struct sp_arena *arena = sp_arena_create(0);
+    const uint8_t *raw;
+    size_t rlen;
+    ASSERT_EQ_INT(sp_decompress(SP_COMPRESSION_GZIP, r->body.data, r->body.len, 1 << 20, arena,
+                                &raw, &rlen, &err),
+                  0);
+    ASSERT_EQ_INT(rlen, want_len);
+    ASSERT(memcmp(raw, want, want_len) == 0);
+    free(want);
+    sp_arena_destroy(arena);
+    dd_req_free(r);
+    dd_settings_free(&s);
+
+    /* agent mode: one destination per language, v0.4 headers */
+    c.agent.endpoint = "127.0.0.1:8126";
+    ASSERT_EQ_INT(dd_settings_init(&c, NULL, &s, &err), 0);
+    ka.len = kb.len = 0;
+    ASSERT_EQ_INT(dd_trace_dest_key(&s, &a.ap, &a.tp, &ka), 0);
+    ASSERT_EQ_INT(dd_trace_dest_key(&s, &b.ap, &b.tp, &kb), 0);
+    ASSERT(ka.len != kb.len || memcmp(ka.data, kb.data, ka.len) != 0);
+    memset(&o, 0, sizeof(o));
+    ASSERT_EQ_INT(dd_open_init(&s, &o, &a.ap, &a.tp, &ka, 0, &err), 0);
+    bytes.len = 0;
+    traces = 0;
+    ASSERT_EQ_INT(dd_open_encode(&s, &o, &a.ap, &a.tp, &bytes, &traces, &err), 0);
+    ASSERT_EQ_INT(traces, 1);
+    ASSERT_EQ_INT(dd_open_append(&o, &a.tp, &bytes, 1, traces), 0);
+    ASSERT_EQ_INT(dd_open_seal(&s, &o, &r, &err), 0);
+    ASSERT_EQ_STR(r->method, "PUT");
+    ASSERT(r->rates_reply);
+    bool lang = false, count = false;
+    for (size_t i = 0; i < r->n_headers; i++) {
+        lang |= strcmp(r->headers[i], "Datadog-Meta-Lang: go") == 0;
+        count |= strcmp(r->headers[i], "X-Datadog-Trace-Count: 1") == 0;
+    }
+    ASSERT(lang && count);
+    ASSERT_EQ_INT(r->body.data[0], 0x91); /* a msgpack array of one trace */
+    ASSERT_EQ_INT(r->body.data[1], 0x91); /* of one span */
+    dd_req_free(r);
+    dd_settings_free(&s);
+    sp_buf_free(&ka);
+    sp_buf_free(&kb);
+    sp_buf_free(&bytes);
+}
+
 /* ---- storage: round trip, every kind of bad file, bounds ---- */
 
 static int bad_n;
@@ -465,6 +598,7 @@ int main(void)
     RUN(test_settings_errors_never_show_the_key);
     RUN(test_settings_agent_mode);
     RUN(test_rate_by_service);
+    RUN(test_builders_from_settings);
     RUN(test_store_round_trip_and_bad_files);
     RUN(test_store_unusable_dir);
     return sp_test_summary();
