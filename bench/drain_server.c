@@ -314,7 +314,11 @@ static int h1_process(struct conn *c)
         }
         st.h1_requests++;
         st.bytes_in += consumed;
-        if (opt.count_dd && head_len > 24 && memcmp(base, "POST /api/v0.2/traces", 21) == 0) {
+        /* Delivered spans only: a payload answered 503 comes again. */
+        int status = opt.fail_status && bench_mono_ns() < opt.fail_until_ns ? opt.fail_status
+                                                                             : opt.h1_status;
+        if (opt.count_dd && status < 300 && head_len > 24 &&
+            memcmp(base, "POST /api/v0.2/traces", 21) == 0) {
             int gz = (v = h1_header(base, head_len, "Content-Encoding", &vl)) && vl >= 4 &&
                      strncasecmp(v, "gzip", 4) == 0;
             dd_count(body, body_len, gz);
@@ -323,8 +327,6 @@ static int h1_process(struct conn *c)
         int close_after = (v = h1_header(base, head_len, "Connection", &vl)) && vl >= 5 &&
                           strncasecmp(v, "close", 5) == 0;
         size_t bl = strlen(opt.h1_body);
-        int status = opt.fail_status && bench_mono_ns() < opt.fail_until_ns ? opt.fail_status
-                                                                             : opt.h1_status;
         if (opt.delay_ns && c->out.len == 0)
             c->release_ns = bench_mono_ns() + opt.delay_ns;
         if (sp_buf_printf(&c->out,

@@ -24,7 +24,8 @@
 # On this 2-core machine the load tool (and the sink) run pinned to CPU 0 and
 # the measured server (spanprof, or the drain server) pinned to CPU 1.
 #
-# Environment: BENCH_SPANPROF=path measures another spanprof binary (e.g. a
+# Environment: EXP_DELAYS="0 100 300" and EXP_OUTAGE=1 choose the exporter
+# section's rows. BENCH_SPANPROF=path measures another spanprof binary (e.g. a
 # build of main, for before/after figures) with this tree's bench tools.
 # BENCH_QUICK=1 shortens every duration (development runs; rougher
 # figures). BENCH_BUILD=dir (default build-bench). BENCH_ONLY="floor codecs ..."
@@ -716,7 +717,7 @@ fi
 sink_stat() { awk -F= -v k="$1" '$1 == k {print $2}' "$SINK_STATS" 2>/dev/null || echo 0; }
 if [ "$QUICK" = 1 ]; then EXP_FIX_S=6; EXP_STEP_S=4; EXP_OUTAGE_S=10; else EXP_FIX_S=10; EXP_STEP_S=5; EXP_OUTAGE_S=20; fi
 if want exporter && [ "$SP_READY" = 1 ] && have loadgen; then
-    for delay in 0 100 300; do
+    for delay in ${EXP_DELAYS:-0 100 300}; do
         SINK_ARGS="--h1-delay-ms $delay"
         if ! sp_start "exp-$delay"; then
             skip exporter "sink ${delay} ms" "$SP_WHY"
@@ -762,7 +763,9 @@ if want exporter && [ "$SP_READY" = 1 ] && have loadgen; then
     # An outage: the sink answers 503 for EXP_OUTAGE_S, then 202; 10k spans/s
     # meanwhile; then everything must be delivered or counted.
     SINK_ARGS="--h1-delay-ms 100 --h1-fail 503:$EXP_OUTAGE_S"
-    if sp_start exp-outage; then
+    if [ "${EXP_OUTAGE:-1}" = 0 ]; then
+        :
+    elif sp_start exp-outage; then
         sink0=$(sink_spans)
         acc0=$(metric spanprof_receiver_accepted_spans_total)
         cmd="taskset -c $LOAD_CPU $BIN/loadgen --proto grpc --target 127.0.0.1:$SP_GRPC --conns 1 --inflight 4 --rate 100 --duration $((EXP_OUTAGE_S + 5)) --warmup 0 --unique"

@@ -167,6 +167,19 @@ int dd_open_append(struct dd_open *o, const Datadog__Trace__TracerPayload *tp,
     return 0;
 }
 
+/* A sealed body keeps only its bytes: compression reserved its bound (the
+ * raw size), and a queue of them would hold that much. */
+static void shrink(struct sp_buf *b)
+{
+    if (b->cap > b->len + 4096) {
+        uint8_t *n = realloc(b->data, b->len ? b->len : 1);
+        if (n) {
+            b->data = n;
+            b->cap = b->len ? b->len : 1;
+        }
+    }
+}
+
 int dd_open_seal(const struct dd_settings *s, struct dd_open *o, struct dd_req **out,
                  struct sp_err *err)
 {
@@ -196,6 +209,7 @@ int dd_open_seal(const struct dd_settings *s, struct dd_open *o, struct dd_req *
             rc = nomem(err);
     }
     if (rc == 0) {
+        shrink(&r->body);
         *out = r;
         o->req = NULL;
     }
