@@ -24,8 +24,8 @@
 # On this 2-core machine the load tool (and the sink) run pinned to CPU 0 and
 # the measured server (spanprof, or the drain server) pinned to CPU 1.
 #
-# Environment: EXP_DELAYS="0 100 300" and EXP_OUTAGE=1 choose the exporter
-# section's rows. BENCH_SPANPROF=path measures another spanprof binary (e.g. a
+# Environment: EXP_DELAYS="0 100 300", EXP_CALLGRIND=1 and EXP_OUTAGE=1 choose
+# the exporter section's rows. BENCH_SPANPROF=path measures another spanprof binary (e.g. a
 # build of main, for before/after figures) with this tree's bench tools.
 # BENCH_QUICK=1 shortens every duration (development runs; rougher
 # figures). BENCH_BUILD=dir (default build-bench). BENCH_ONLY="floor codecs ..."
@@ -760,6 +760,41 @@ if want exporter && [ "$SP_READY" = 1 ] && have loadgen; then
         row exporter "sink ${delay} ms late: max sustained spans/s, nothing refused or lost (offered steps)" "$best (steps offered:achieved${tried})" "${bestcmd:-$cmd}"
         sp_stop
     done
+    # Instructions per span of the whole process with the sink 100 ms away
+    # (callgrind: repeatable where wall-clock CPU on a shared machine is not).
+    if [ "${EXP_CALLGRIND:-1}" = 1 ] && command -v callgrind_control > /dev/null; then
+        f=$OUT/callgrind.exporter
+        rm -f "$f" "$f".*
+        SINK_ARGS="--h1-delay-ms 100"
+        SP_WRAP="valgrind --tool=callgrind --callgrind-out-file=$f"
+        SP_START_S=60
+        if sp_start exp-cg; then
+            SP_WRAP=""
+            sleep 2
+            callgrind_control -z "$SP_PID" > /dev/null 2>&1
+            acc0=$(metric spanprof_receiver_accepted_spans_total)
+            sink0=$(sink_spans)
+            cmd="taskset -c $LOAD_CPU $BIN/loadgen --proto grpc --target 127.0.0.1:$SP_GRPC --conns 1 --inflight 2 --rate 5 --duration 10 --warmup 0 --unique"
+            r=$($cmd 2>&1 | grep '^RESULT loadgen')
+            acc=$(( $(metric spanprof_receiver_accepted_spans_total) - acc0 ))
+            sink_wait "${sink0:-0}" "$acc" > /dev/null
+            sleep 3
+            callgrind_control -d "$SP_PID" > /dev/null 2>&1
+            sleep 1
+            dump=$(ls -t "$f".* 2>/dev/null | head -1)
+            if [ -n "$dump" ] && [ "${acc:-0}" -gt 0 ]; then
+                tot=$(awk '/^(summary|totals):/ {print $2; exit}' "$dump")
+                row exporter "sink 100 ms late: callgrind instructions/span, whole process (grpc, 500 spans/s)" "$(awk -v i="$tot" -v n="$acc" 'BEGIN { printf "%.0f", i / n }') ($acc spans, ok=$(kv "$r" ok) failed=$(kv "$r" failed))" "$cmd  # spanprof under valgrind --tool=callgrind, callgrind_control -z / -d"
+            else
+                skip exporter "callgrind" "no dump or no spans accepted"
+            fi
+        else
+            skip exporter "callgrind" "$SP_WHY"
+        fi
+        SP_WRAP=""
+        SP_START_S=10
+        sp_stop
+    fi
     # An outage: the sink answers 503 for EXP_OUTAGE_S, then 202; 10k spans/s
     # meanwhile; then everything must be delivered or counted.
     SINK_ARGS="--h1-delay-ms 100 --h1-fail 503:$EXP_OUTAGE_S"
