@@ -580,6 +580,25 @@ fi
 # machine where wall-clock figures are not. spanprof runs under callgrind;
 # counters are zeroed once it is up, a fixed number of requests goes
 # through, and the dump is taken when the sink has every span.
+# cg_load PROTO PORT RATE SECONDS FILE: with spanprof started under callgrind
+# (SP_WRAP), zeroes its counters, sends RATE requests/s of 100 unique spans
+# for SECONDS, waits for the sink to have them, dumps. Sets acc (spans
+# accepted), r (loadgen's RESULT line), cmd and dump (the dump file).
+cg_load() {
+    sleep 2
+    callgrind_control -z "$SP_PID" > /dev/null 2>&1
+    local acc0 sink0
+    acc0=$(metric spanprof_receiver_accepted_spans_total)
+    sink0=$(sink_spans)
+    cmd="taskset -c $LOAD_CPU $BIN/loadgen --proto $1 --target 127.0.0.1:$2 --conns 1 --inflight 2 --rate $3 --duration $4 --warmup 0 --unique"
+    r=$($cmd 2>&1 | grep '^RESULT loadgen')
+    acc=$(( $(metric spanprof_receiver_accepted_spans_total) - acc0 ))
+    sink_wait "${sink0:-0}" "$acc" > /dev/null
+    sleep 2
+    callgrind_control -d "$SP_PID" > /dev/null 2>&1
+    sleep 1
+    dump=$(ls -t "$5".* 2>/dev/null | head -1)
+}
 # cg_incl FILE FUNCTION: inclusive instructions of FUNCTION (0 if absent).
 cg_incl() {
     callgrind_annotate --inclusive=yes "$1" 2>/dev/null |
@@ -599,20 +618,9 @@ if want e2e && [ "$SP_READY" = 1 ] && command -v callgrind_control > /dev/null &
             continue
         fi
         SP_WRAP=""
-        sleep 2
-        callgrind_control -z "$SP_PID" > /dev/null 2>&1
-        acc0=$(metric spanprof_receiver_accepted_spans_total)
-        sink0=$(sink_spans)
         port=$SP_GRPC
         [ "$proto" = grpc ] || port=$SP_HTTP
-        cmd="taskset -c $LOAD_CPU $BIN/loadgen --proto $proto --target 127.0.0.1:$port --conns 1 --inflight 2 --rate 2 --duration $CG_E2E_S --warmup 0 --unique"
-        r=$($cmd 2>&1 | grep '^RESULT loadgen')
-        acc=$(( $(metric spanprof_receiver_accepted_spans_total) - acc0 ))
-        sink_wait "${sink0:-0}" "$acc" > /dev/null
-        sleep 2
-        callgrind_control -d "$SP_PID" > /dev/null 2>&1
-        sleep 1
-        dump=$(ls -t "$f".* 2>/dev/null | head -1)
+        cg_load "$proto" "$port" 2 "$CG_E2E_S" "$f"
         sp_stop
         if [ -z "$dump" ] || [ "${acc:-0}" -le 0 ]; then
             skip e2e "$proto: callgrind instructions/span" "no dump or no spans accepted (ok=$(kv "$r" ok))"
@@ -770,18 +778,7 @@ if want exporter && [ "$SP_READY" = 1 ] && have loadgen; then
         SP_START_S=60
         if sp_start exp-cg; then
             SP_WRAP=""
-            sleep 2
-            callgrind_control -z "$SP_PID" > /dev/null 2>&1
-            acc0=$(metric spanprof_receiver_accepted_spans_total)
-            sink0=$(sink_spans)
-            cmd="taskset -c $LOAD_CPU $BIN/loadgen --proto grpc --target 127.0.0.1:$SP_GRPC --conns 1 --inflight 2 --rate 5 --duration 10 --warmup 0 --unique"
-            r=$($cmd 2>&1 | grep '^RESULT loadgen')
-            acc=$(( $(metric spanprof_receiver_accepted_spans_total) - acc0 ))
-            sink_wait "${sink0:-0}" "$acc" > /dev/null
-            sleep 3
-            callgrind_control -d "$SP_PID" > /dev/null 2>&1
-            sleep 1
-            dump=$(ls -t "$f".* 2>/dev/null | head -1)
+            cg_load grpc "$SP_GRPC" 5 10 "$f"
             if [ -n "$dump" ] && [ "${acc:-0}" -gt 0 ]; then
                 tot=$(awk '/^(summary|totals):/ {print $2; exit}' "$dump")
                 row exporter "sink 100 ms late: callgrind instructions/span, whole process (grpc, 500 spans/s)" "$(awk -v i="$tot" -v n="$acc" 'BEGIN { printf "%.0f", i / n }') ($acc spans, ok=$(kv "$r" ok) failed=$(kv "$r" failed))" "$cmd  # spanprof under valgrind --tool=callgrind, callgrind_control -z / -d"

@@ -359,7 +359,8 @@ static void dd_on_flush(uv_timer_t *t)
  * before it is packed: the one place for per-span consumers of the mapped
  * Datadog span (APM stats' concentrator hooks in here). */
 static void dd_span_mapped(struct dd_exporter *dd, const Datadog__Trace__TracerPayload *tp,
-                           const Datadog__Trace__TraceChunk *chunk, const Datadog__Trace__Span *span)
+                           const Datadog__Trace__TraceChunk *chunk,
+                           const Datadog__Trace__Span *span)
 {
     (void)dd;
     (void)tp;
@@ -540,38 +541,40 @@ static void dd_register_metrics(struct dd_exporter *dd)
         m->retries = sp_counter("spanprof_exporter_retries_total",
                                 "Requests retried after a transient failure", l);
     }
-    dd->queue_size = sp_gauge("spanprof_exporter_queue_size",
-                              "Sealed payloads waiting for a sender (not counting those being "
-                              "sent or waiting in backoff)",
-                              base);
-    dd->queue_bytes = sp_gauge("spanprof_exporter_queue_bytes",
-                               "Bytes of the sealed payloads waiting for a sender", base);
-    dd->queue_capacity = sp_gauge("spanprof_exporter_queue_capacity",
-                                  "sending_queue.queue_size", base);
-    dd->queue_capacity_bytes = sp_gauge("spanprof_exporter_queue_capacity_bytes",
-                                        "sending_queue.max_bytes", base);
-    dd->in_flight = sp_gauge("spanprof_exporter_requests_in_flight",
-                             "Requests sent to Datadog and not answered yet", base);
-    dd->in_backoff = sp_gauge("spanprof_exporter_requests_in_backoff",
-                              "Requests waiting to be retried", base);
-    dd->open_spans = sp_gauge("spanprof_exporter_open_spans",
-                              "Spans in open payloads (not sealed yet)", base);
-    dd->pending_spans = sp_gauge("spanprof_exporter_pending_spans",
-                                 "Spans taken in and not accounted for yet: open, queued, being "
-                                 "sent or in backoff",
-                                 base);
-    dd->store_backlog = sp_gauge("spanprof_exporter_storage_backlog",
-                                 "Files a previous run left in sending_queue.storage, not read "
-                                 "yet",
-                                 base);
-    dd->store_errors = sp_counter("spanprof_exporter_storage_write_errors_total",
-                                  "Sealed payloads that could not be written to "
-                                  "sending_queue.storage (kept in memory only)",
-                                  base);
-    dd->store_bad = sp_counter("spanprof_exporter_storage_bad_files_total",
-                               "Files in sending_queue.storage that could not be read back "
-                               "(moved aside as .bad)",
-                               base);
+    /* The exporter's gauges and its storage counters, one line each. */
+    const struct {
+        struct sp_metric **m;
+        bool counter;
+        const char *name, *help;
+    } one[] = {
+        {&dd->queue_size, false, "spanprof_exporter_queue_size",
+         "Sealed payloads waiting for a sender (not counting those being sent or waiting in "
+         "backoff)"},
+        {&dd->queue_bytes, false, "spanprof_exporter_queue_bytes",
+         "Bytes of the sealed payloads waiting for a sender"},
+        {&dd->queue_capacity, false, "spanprof_exporter_queue_capacity",
+         "sending_queue.queue_size"},
+        {&dd->queue_capacity_bytes, false, "spanprof_exporter_queue_capacity_bytes",
+         "sending_queue.max_bytes"},
+        {&dd->in_flight, false, "spanprof_exporter_requests_in_flight",
+         "Requests sent to Datadog and not answered yet"},
+        {&dd->in_backoff, false, "spanprof_exporter_requests_in_backoff",
+         "Requests waiting to be retried"},
+        {&dd->open_spans, false, "spanprof_exporter_open_spans",
+         "Spans in open payloads (not sealed yet)"},
+        {&dd->pending_spans, false, "spanprof_exporter_pending_spans",
+         "Spans taken in and not accounted for yet: open, queued, being sent or in backoff"},
+        {&dd->store_backlog, false, "spanprof_exporter_storage_backlog",
+         "Files a previous run left in sending_queue.storage, not read yet"},
+        {&dd->store_errors, true, "spanprof_exporter_storage_write_errors_total",
+         "Sealed payloads that could not be written to sending_queue.storage (kept in memory "
+         "only)"},
+        {&dd->store_bad, true, "spanprof_exporter_storage_bad_files_total",
+         "Files in sending_queue.storage that could not be read back (moved aside as .bad)"},
+    };
+    for (size_t i = 0; i < sizeof(one) / sizeof(one[0]); i++)
+        *one[i].m = one[i].counter ? sp_counter(one[i].name, one[i].help, base)
+                                   : sp_gauge(one[i].name, one[i].help, base);
     sp_metric_set(dd->queue_capacity, (double)dd->max_items);
     sp_metric_set(dd->queue_capacity_bytes, (double)dd->max_bytes);
 }
@@ -824,9 +827,9 @@ static void dd_summary(struct dd_exporter *dd)
         snprintf(where, sizeof(where), "; %zu spans and %zu profiles written to %s for the next "
                  "start", l->stored[T], l->stored[P], dd->store.dir);
     sp_log_warn(dd->comp->id,
-                "shutdown deadline reached: %zu spans and %zu profiles were not delivered (%zu spans "
-                "and %zu profiles were in flight with no answer from Datadog)%s; dropped in the "
-                "last %d s: %llu spans, %llu profiles",
+                "shutdown deadline reached: %zu spans and %zu profiles were not delivered "
+                "(%zu spans and %zu profiles were in flight with no answer from Datadog)%s; "
+                "dropped in the last %d s: %llu spans, %llu profiles",
                 l->n[T], l->n[P], l->unanswered[T], l->unanswered[P], where, DD_DROP_WINDOW_S,
                 (unsigned long long)dd_recent_drops(dd, SP_SIGNAL_TRACES),
                 (unsigned long long)dd_recent_drops(dd, SP_SIGNAL_PROFILES));

@@ -205,22 +205,22 @@ void dd_map_opts(const struct dd_settings *s, struct sp_dd_map_opts *mo);
 
 /* The destination key of one tracer payload of a mapped payload (appended
  * to key): payloads with the same key may share an open payload. */
-int dd_trace_dest_key(const struct dd_settings *s, const Datadog__Trace__AgentPayload *agent_payload,
-                      const Datadog__Trace__TracerPayload *tracer_payload, struct sp_buf *key);
-/* Opens o for the destination of tracer_payload (o zeroed by the caller). */
-int dd_open_init(const struct dd_settings *s, struct dd_open *o, const Datadog__Trace__AgentPayload *agent_payload,
-                 const Datadog__Trace__TracerPayload *tracer_payload, const struct sp_buf *key, uint64_t now_ms,
-                 struct sp_err *err);
+int dd_trace_dest_key(const struct dd_settings *s, const Datadog__Trace__AgentPayload *ap,
+                      const Datadog__Trace__TracerPayload *tp, struct sp_buf *key);
+/* Opens o for the destination of tp (o zeroed by the caller). */
+int dd_open_init(const struct dd_settings *s, struct dd_open *o,
+                 const Datadog__Trace__AgentPayload *ap, const Datadog__Trace__TracerPayload *tp,
+                 const struct sp_buf *key, uint64_t now_ms, struct sp_err *err);
 /* Bytes o's request body would have (before compression) with a tracer
  * payload of that many packed bytes more. */
 size_t dd_open_size_with(const struct dd_open *o, size_t more);
-/* The packed bytes of tracer_payload as o's body will hold them. */
+/* The packed bytes of tp as o's body will hold them. */
 int dd_open_encode(const struct dd_settings *s, const struct dd_open *o,
-                   const Datadog__Trace__AgentPayload *agent_payload, const Datadog__Trace__TracerPayload *tracer_payload, struct sp_buf *out,
-                   size_t *traces, struct sp_err *err);
+                   const Datadog__Trace__AgentPayload *ap, const Datadog__Trace__TracerPayload *tp,
+                   struct sp_buf *out, size_t *traces, struct sp_err *err);
 /* Appends what dd_open_encode made (spans, traces counted). */
-int dd_open_append(struct dd_open *o, const Datadog__Trace__TracerPayload *tracer_payload, const struct sp_buf *bytes,
-                   size_t spans, size_t traces);
+int dd_open_append(struct dd_open *o, const Datadog__Trace__TracerPayload *tp,
+                   const struct sp_buf *bytes, size_t spans, size_t traces);
 /* Seals o into its request (*out, o's request moves there) and frees o. */
 int dd_open_seal(const struct dd_settings *s, struct dd_open *o, struct dd_req **out,
                  struct sp_err *err);
