@@ -124,7 +124,8 @@ int dd_store_open(struct dd_store *st, const char *dir, uint64_t max_bytes, bool
         free(p);
     }
     closedir(d);
-    qsort(st->backlog, st->n_backlog, sizeof(*st->backlog), name_cmp);
+    if (st->n_backlog > 1)
+        qsort(st->backlog, st->n_backlog, sizeof(*st->backlog), name_cmp);
     return 0;
 }
 
