@@ -259,6 +259,12 @@ int dd_store_write(struct dd_store *st, struct dd_req *r, struct sp_err *err);
 /* Deletes r's file (delivered or given up). */
 void dd_store_remove(struct dd_store *st, struct dd_req *r);
 void dd_store_close(struct dd_store *st);
+/* The file format alone (no I/O): a request's file bytes, appended to b;
+ * and a file's bytes back into a request (NULL and *why when they are not
+ * a whole, undamaged file written for this mode). Fuzzed. */
+int dd_store_encode(const struct dd_req *r, bool agent_mode, struct sp_buf *b);
+struct dd_req *dd_store_parse(const uint8_t *data, size_t len, bool agent_mode,
+                              const char **why);
 
 /* ---- workers ---- */
 

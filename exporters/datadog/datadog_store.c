@@ -162,9 +162,7 @@ static bool rd_u(struct rd *r, size_t n, uint64_t *v)
     return true;
 }
 
-/* Parses a file's bytes into a request; NULL with *why on failure. */
-static struct dd_req *parse(const struct dd_store *st, const uint8_t *data, size_t len,
-                            const char **why)
+struct dd_req *dd_store_parse(const uint8_t *data, size_t len, bool agent_mode, const char **why)
 {
     if (len < DD_STORE_MAGIC_LEN + 4 || memcmp(data, DD_STORE_MAGIC, DD_STORE_MAGIC_LEN) != 0) {
         *why = len < DD_STORE_MAGIC_LEN + 4 ? "truncated (shorter than a header)"
@@ -188,7 +186,7 @@ static struct dd_req *parse(const struct dd_store *st, const uint8_t *data, size
         *why = "bad header (signal or header count)";
         return NULL;
     }
-    if ((mode != 0) != st->agent_mode) {
+    if ((mode != 0) != agent_mode) {
         *why = mode ? "written for an Agent (agent.endpoint), the exporter is now agentless"
                     : "written for the agentless intake, the exporter now sends to an Agent";
         return NULL;
@@ -273,7 +271,7 @@ struct dd_req *dd_store_next(struct dd_store *st,
             else if (got != len)
                 why = "short read";
             else
-                q = parse(st, data, len, &why);
+                q = dd_store_parse(data, len, st->agent_mode, &why);
         }
         uint64_t size = fd >= 0 && why == NULL ? (uint64_t)sb.st_size : 0;
         if (fd >= 0)
@@ -305,27 +303,32 @@ static int put_u(struct sp_buf *b, uint64_t v, size_t n)
     return sp_buf_append(b, x, n);
 }
 
+int dd_store_encode(const struct dd_req *r, bool agent_mode, struct sp_buf *b)
+{
+    int rc = sp_buf_append(b, DD_STORE_MAGIC, DD_STORE_MAGIC_LEN);
+    rc |= put_u(b, (uint64_t)r->signal, 1);
+    rc |= put_u(b, agent_mode ? 1 : 0, 1);
+    rc |= put_u(b, r->rates_reply ? 1 : 0, 1);
+    rc |= put_u(b, r->count, 8);
+    rc |= put_u(b, r->n_headers, 4);
+    for (size_t i = 0; i < r->n_headers; i++) {
+        size_t hl = strlen(r->headers[i]);
+        rc |= put_u(b, hl, 4);
+        rc |= sp_buf_append(b, r->headers[i], hl);
+    }
+    rc |= put_u(b, r->body.len, 8);
+    rc |= sp_buf_append(b, r->body.data, r->body.len);
+    if (rc == 0)
+        rc = put_u(b, (uint32_t)libdeflate_crc32(0, b->data, b->len), 4);
+    return rc ? SP_ENOMEM : 0;
+}
+
 int dd_store_write(struct dd_store *st, struct dd_req *r, struct sp_err *err)
 {
     if (r->file)
         return 0; /* read from storage and not delivered: still there */
     struct sp_buf b = {0};
-    int rc = sp_buf_append(&b, DD_STORE_MAGIC, DD_STORE_MAGIC_LEN);
-    rc |= put_u(&b, (uint64_t)r->signal, 1);
-    rc |= put_u(&b, st->agent_mode ? 1 : 0, 1);
-    rc |= put_u(&b, r->rates_reply ? 1 : 0, 1);
-    rc |= put_u(&b, r->count, 8);
-    rc |= put_u(&b, r->n_headers, 4);
-    for (size_t i = 0; i < r->n_headers; i++) {
-        size_t hl = strlen(r->headers[i]);
-        rc |= put_u(&b, hl, 4);
-        rc |= sp_buf_append(&b, r->headers[i], hl);
-    }
-    rc |= put_u(&b, r->body.len, 8);
-    rc |= sp_buf_append(&b, r->body.data, r->body.len);
-    if (rc == 0)
-        rc = put_u(&b, (uint32_t)libdeflate_crc32(0, b.data, b.len), 4);
-    if (rc) {
+    if (dd_store_encode(r, st->agent_mode, &b)) {
         sp_buf_free(&b);
         return sp_err_set(err, SP_ENOMEM, "out of memory");
     }
