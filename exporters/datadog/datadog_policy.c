@@ -14,6 +14,7 @@
 #include <json-c/json.h>
 
 #include "datadog_int.h"
+#include "sp_backoff.h"
 
 enum dd_verdict dd_classify(long status)
 {
@@ -24,38 +25,12 @@ enum dd_verdict dd_classify(long status)
     return DD_PERMANENT;
 }
 
-/* The references: the OTel Collector's exporterhelper retry sender
- * (exporter/exporterhelper/internal/retry_sender.go) waits
- * max(backoff, throttle delay) when the server asked for a delay, with
- * cenkalti/backoff's x1.5 growth and +-50% randomisation, which it applies
- * after the max_interval cap (so one wait may pass it by half); the
- * Datadog Agent's trace writer (pkg/trace/writer/sender.go backoffDuration)
- * draws "full jitter" below min(cap, base * 2^attempt), never above its
- * cap. Here: the Collector's growth and max(), and the jitter held inside
- * [initial_interval, max_interval] as the Agent keeps it under its cap. */
+/* The policy is core's (sp_backoff.h), shared with the otlphttp exporter. */
 int64_t dd_backoff_ms(const struct dd_retry_conf *rc, unsigned attempt, double rnd,
                       int64_t retry_after_ms)
 {
-    double lo = (double)rc->initial_interval_ms, hi = (double)rc->max_interval_ms;
-    if (hi < lo)
-        hi = lo;
-    double d = lo;
-    for (unsigned i = 1; i < attempt && d < hi; i++)
-        d *= 1.5;
-    if (d > hi)
-        d = hi;
-    /* Jitter +-50% so many sidecars restarted together do not retry in step. */
-    if (!(rnd >= 0))
-        rnd = 0;
-    if (rnd >= 1)
-        rnd = 0.999999;
-    d = d * (0.5 + rnd);
-    if (d < lo)
-        d = lo;
-    if (d > hi)
-        d = hi;
-    int64_t ms = d < 1 ? 1 : (int64_t)d;
-    return retry_after_ms > ms ? retry_after_ms : ms;
+    return sp_backoff_ms(rc->initial_interval_ms, rc->max_interval_ms, attempt, rnd,
+                         retry_after_ms);
 }
 
 size_t dd_parse_rate_by_service(const uint8_t *body, size_t len, double *default_rate)
