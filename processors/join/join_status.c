@@ -366,11 +366,10 @@ void join_status_write(const struct join_status *js, struct sp_jw *w, uint64_t n
         size_t h = slot % JOIN_STATUS_HIT_COLS;
         uint64_t matched = 0, labelled = 0;
         if (js->hit_slot[h] == slot) {
-            for (int o = 0; o < JOIN_OUT_COUNT; o++) {
+            for (int o = 0; o < JOIN_OUT_COUNT; o++)
                 miss[o] += js->hit[h][o];
-                if (o != JOIN_OUT_NO_SPAN_LABEL)
-                    labelled += js->hit[h][o];
-            }
+            /* The same ratio as spanprof_join_hit_ratio. */
+            labelled = join_out_span_labelled(js->hit[h]);
             matched = js->hit[h][JOIN_OUT_MATCHED];
         }
         m_all += matched;
@@ -382,10 +381,11 @@ void join_status_write(const struct join_status *js, struct sp_jw *w, uint64_t n
     sp_jw_end(w, ']');
     js_write_ratio(w, m_all, l_all);
     sp_jw_end(w, '}');
-    /* Samples by outcome over the same minutes (misses by reason). */
+    /* Samples by outcome over the same minutes (misses by reason; an
+     * already-labelled sample is no miss). */
     sp_jw_obj(w, "misses");
     for (int o = 0; o < JOIN_OUT_COUNT; o++)
-        if (o != JOIN_OUT_MATCHED)
+        if (o != JOIN_OUT_MATCHED && o != JOIN_OUT_ALREADY_LABELLED)
             sp_jw_u64(w, join_outcome_names[o], miss[o]);
     sp_jw_end(w, '}');
 }
