@@ -83,8 +83,10 @@ static const char *sp_batch_dup(struct sp_arena *a, const char *s)
     return s ? sp_arena_strdup(a, s) : NULL;
 }
 
+/* trees: copy the decoded pprof trees too; without, attachments keep only
+ * their bytes (pprof NULL) and those whose tree was modified keep none. */
 static int sp_batch_clone_profile(const struct sp_profile *src, struct sp_profile *dst,
-                                  struct sp_arena *a)
+                                  struct sp_arena *a, bool trees)
 {
     *dst = *src;
     dst->dialect = sp_batch_dup(a, src->dialect);
@@ -127,9 +129,19 @@ static int sp_batch_clone_profile(const struct sp_profile *src, struct sp_profil
         struct sp_attachment *d = &dst->attachments[i];
         *d = *s;
         d->name = sp_batch_dup(a, s->name);
+        if (!trees && s->pprof && (s->modified || !s->data)) {
+            d->pprof = NULL;
+            d->data = NULL;
+            d->len = 0;
+            continue;
+        }
         d->data = s->len ? sp_arena_memdup(a, s->data, s->len) : NULL;
         if (s->len && !d->data)
             return -1;
+        if (!trees) {
+            d->pprof = NULL;
+            continue;
+        }
         if (s->pprof) {
             d->pprof = sp_batch_clone_msg(&s->pprof->base, a);
             if (!d->pprof)
@@ -165,11 +177,26 @@ struct sp_batch *sp_batch_clone(const struct sp_batch *b)
             }
             c->u.traces.runtime_ids = ids;
         }
-    } else if (sp_batch_clone_profile(&b->u.profile, &c->u.profile, c->arena) != 0) {
+    } else if (sp_batch_clone_profile(&b->u.profile, &c->u.profile, c->arena, true) != 0) {
         goto fail;
     }
     return c;
 fail:
     sp_batch_unref(c);
     return NULL;
+}
+
+struct sp_batch *sp_batch_clone_profile_bytes(const struct sp_batch *b)
+{
+    if (b->signal != SP_SIGNAL_PROFILES)
+        return NULL;
+    struct sp_batch *c = sp_batch_create(b->signal, 0);
+    if (!c)
+        return NULL;
+    c->origin_component = b->origin_component;
+    if (sp_batch_clone_profile(&b->u.profile, &c->u.profile, c->arena, false) != 0) {
+        sp_batch_unref(c);
+        return NULL;
+    }
+    return c;
 }
