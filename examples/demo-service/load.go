@@ -29,11 +29,11 @@ type loadStats struct {
 
 // runLoad drives baseURL for d (or until ctx ends) at rps requests per second
 // on average, with up to conc requests in flight.
-func runLoad(ctx context.Context, baseURL string, d time.Duration, rps float64, conc int) loadStats {
+func runLoad(ctx context.Context, baseURL string, d time.Duration, rps float64, conc int, longEvery time.Duration) loadStats {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	client := &http.Client{
-		Timeout:   10 * time.Second,
+		Timeout:   60 * time.Second, // requests of seconds of CPU on a busy machine
 		Transport: &http.Transport{MaxIdleConnsPerHost: conc, IdleConnTimeout: 30 * time.Second},
 	}
 	defer client.CloseIdleConnections()
@@ -73,6 +73,43 @@ func runLoad(ctx context.Context, baseURL string, d time.Duration, rps float64, 
 	for i := 0; i < conc; i++ {
 		workers.Add(1)
 		go worker()
+	}
+	if longEvery > 0 { // long requests on their own, outside the mix and its concurrency
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			longClient := &http.Client{} // no timeout: a long request takes seconds of CPU
+			var inflight sync.WaitGroup
+			tick := time.NewTicker(longEvery)
+			defer tick.Stop()
+			for n := int64(1); ; n++ {
+				inflight.Add(1)
+				go func(n int64) {
+					defer inflight.Done()
+					req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/api/reports/%d", baseURL, n), nil)
+					req.Header.Set("User-Agent", "spanprof-demo-load/"+demoVersion)
+					resp, err := longClient.Do(req)
+					mu.Lock()
+					st.Requests++
+					if err != nil {
+						st.Failures++
+					} else {
+						st.ByStatus[strconv.Itoa(resp.StatusCode)]++
+					}
+					mu.Unlock()
+					if err == nil {
+						_, _ = io.Copy(io.Discard, resp.Body)
+						resp.Body.Close()
+					}
+				}(n)
+				select {
+				case <-ctx.Done():
+					inflight.Wait()
+					return
+				case <-tick.C:
+				}
+			}
+		}()
 	}
 
 	// Poisson arrivals (exponential gaps) rather than a fixed-period ticker:
