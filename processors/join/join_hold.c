@@ -14,6 +14,8 @@
 #include "sp_err.h"
 
 #define HOLD_STREAMS 256
+#define HOLD_LATE 16 /* lateness observations kept per stream */
+#define HOLD_LATE_MIN 4 /* observations before the learned lateness is trusted */
 
 const char *const join_release_names[JOIN_REL_COUNT] = {
     "resolved", "never_exported", "expired", "bound_reached", "shutdown",
@@ -50,6 +52,11 @@ struct held {
 struct stream {
     uint64_t key;
     int64_t last_ms, period_ms;
+    /* How late spans arrived after their ids stopped showing (a parent's
+     * samples stop when its work moves to a child span; its span comes
+     * when the request ends): the last HOLD_LATE observations. */
+    int64_t late[HOLD_LATE];
+    size_t n_late;
 };
 
 struct join_hold {
@@ -217,22 +224,47 @@ static bool id_open(const struct hold_id *w)
     return w->state == ID_SPAN_UNKNOWN || w->state == ID_ROOT_UNKNOWN;
 }
 
+/* How long after an id stops showing its span may still come: twice the
+ * latest lateness the stream showed (at least join_delay); until the
+ * stream has shown a few, a quarter of max_hold. */
+static int64_t grace_ms(const struct join_hold *h, const struct stream *s)
+{
+    int64_t g = h->conf.max_hold_ms / 4;
+    if (s && s->n_late >= HOLD_LATE_MIN) {
+        g = 0;
+        size_t n = s->n_late < HOLD_LATE ? s->n_late : HOLD_LATE;
+        for (size_t i = 0; i < n; i++)
+            if (2 * s->late[i] > g)
+                g = 2 * s->late[i];
+    }
+    return g > h->conf.delay_ms ? g : h->conf.delay_ms;
+}
+
+static void note_late(struct join_hold *h, const struct held *p, const struct hold_id *w,
+                      int64_t now)
+{
+    struct stream *s = stream_find(h, p->stream);
+    if (!s || w->state != ID_SPAN_UNKNOWN || !w->ended_ms || now < w->ended_ms)
+        return;
+    s->late[s->n_late++ % HOLD_LATE] = now - w->ended_ms;
+}
+
 /* When an open id stops being worth waiting for (INT64_MAX: not before
  * max_hold). */
 static int64_t give_up_ms(const struct join_hold *h, const struct held *p, const struct hold_id *w)
 {
     if (w->state == ID_ROOT_UNKNOWN)
         return INT64_MAX;
+    const struct stream *s = stream_find(h, p->stream);
     int64_t ended = w->ended_ms;
     if (!ended) {
         /* Not seen ended: the stream's next profile tells. If it is overdue
          * (the process or its profiler stopped), nothing will tell. */
-        const struct stream *s = stream_find(h, p->stream);
         int64_t last = s ? s->last_ms : p->arrived_ms;
         int64_t period = s ? s->period_ms : 0;
         ended = last + period + h->conf.delay_ms;
     }
-    return ended + h->conf.delay_ms;
+    return ended + grace_ms(h, s);
 }
 
 static int64_t release_at(const struct join_hold *h, const struct held *p)
@@ -277,7 +309,7 @@ static void set_open(struct join_hold *h, struct held *p, struct hold_id *w,
 }
 
 static void reresolve(struct join_hold *h, struct held *p, const struct join_index *ix,
-                      unsigned max_depth)
+                      unsigned max_depth, int64_t now)
 {
     p->dirty = false;
     for (size_t i = 0; i < p->n_ids; i++) {
@@ -286,6 +318,8 @@ static void reresolve(struct join_hold *h, struct held *p, const struct join_ind
             continue;
         uint64_t root = 0, rec;
         enum join_resolve r = join_index_resolve(ix, w->span, max_depth, &root, &rec);
+        if (r != JOIN_SPAN_UNKNOWN)
+            note_late(h, p, w, now);
         if (r == JOIN_RESOLVED)
             close_id(h, p, w, ID_CLOSED);
         else
@@ -471,7 +505,7 @@ bool join_hold_next_release(struct join_hold *h, const struct join_index *ix, un
         h->any_dirty = false;
         for (struct held *p = h->head; p; p = p->next)
             if (p->dirty)
-                reresolve(h, p, ix, max_depth);
+                reresolve(h, p, ix, max_depth, now);
     }
     for (struct held *p = h->head; p; p = p->next) {
         if (!p->n_open) {

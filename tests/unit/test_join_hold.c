@@ -156,13 +156,14 @@ static void test_longer_than_max_hold(void)
 
 /* Head sampling: a profile names a sampled request (its spans come later)
  * and unsampled ones (never exported). Once the service's next profile no
- * longer names the unsampled ids they are given up join_delay later: the
- * profile is not kept until max_hold, and only the sampled share is
- * labelled. */
+ * longer names the unsampled ids they are given up a grace later (before
+ * the stream has shown how late its spans come: max_hold / 4 = 500 ms
+ * here): the profile is not kept until max_hold, and only the sampled
+ * share is labelled. */
 static void test_unsampled_ids_given_up(void)
 {
     struct jt t;
-    ASSERT_EQ_INT(jt_open(&t, "    join_delay: 100ms\n    max_hold: 5s\n    span_ttl: 10s"), 0);
+    ASSERT_EQ_INT(jt_open(&t, "    join_delay: 100ms\n    max_hold: 2s\n    span_ttl: 10s"), 0);
     static const struct jt_span s[] = {
         {0xD1, 0, 0x100, 2, "GET /s", T0, {"http.request.method=GET", "http.route=/s"}},
     };
@@ -178,7 +179,8 @@ static void test_unsampled_ids_given_up(void)
     jt_wait_profiles(&t, 1, 2000);
     uint64_t out1 = uv_now(&t.loop);
     ASSERT_EQ_INT(jt_sink_count(SP_SIGNAL_PROFILES), 1);
-    ASSERT(out1 - t0 < 600); /* 200 ms to the next profile + join_delay, not max_hold */
+    ASSERT(out1 - t0 >= 650); /* 200 ms to the next profile + the 500 ms grace */
+    ASSERT(out1 - t0 < 1000); /* not max_hold */
     struct sp_batch *o = jt_sink_last(SP_SIGNAL_PROFILES);
     ASSERT_EQ_INT(count_endpoint(o, "GET /s"), 2);
     ASSERT_EQ_INT(m_reason("spanprof_join_unresolved_samples_total", "never_exported"), 4);
@@ -187,10 +189,60 @@ static void test_unsampled_ids_given_up(void)
      * profile within its period + join_delay), so it is given up too. */
     jt_wait_profiles(&t, 2, 3000);
     ASSERT_EQ_INT(jt_sink_count(SP_SIGNAL_PROFILES), 2);
-    ASSERT(uv_now(&t.loop) - t0 < 1500);
+    ASSERT(uv_now(&t.loop) - t0 < 1900);
     ASSERT_EQ_INT(count_endpoint(jt_sink_last(SP_SIGNAL_PROFILES), "GET /s"), 2);
     ASSERT_EQ_INT(m_reason("spanprof_join_unresolved_samples_total", "never_exported"), 6);
     ASSERT_EQ_INT(m_reason("spanprof_join_held_profiles_total", "expired"), 0);
+    jt_close(&t);
+    jt_sink_clear();
+}
+
+/* A parent's samples stop when its work moves to a child span, and its
+ * span only comes when the request ends: the stream learns how late spans
+ * come after their ids stop showing and waits twice that. */
+static void test_learned_lateness(void)
+{
+    struct jt t;
+    ASSERT_EQ_INT(jt_open(&t, "    join_delay: 50ms\n    max_hold: 20s\n    span_ttl: 30s"), 0);
+    /* Four requests whose root stops showing (the child runs) and whose
+     * span comes 300 ms after that. */
+    for (int k = 0; k < 4; k++) {
+        char root[17], kid[17];
+        snprintf(root, sizeof root, "%016x", 0xF10 + k);
+        snprintf(kid, sizeof kid, "%016x", 0xF20 + k);
+        const char *a[] = {root};
+        const char *b[] = {kid};
+        ASSERT_EQ_INT(jt_consume(&t, profile_of("svc", a, 1, 1)), 0);
+        run_for(&t, 100);
+        ASSERT_EQ_INT(jt_consume(&t, profile_of("svc", b, 1, 1)), 0); /* root ended */
+        run_for(&t, 300);
+        const struct jt_span sp[] = {
+            {0xF10 + (uint64_t)k, 0, 0x100, 2, "GET /l", T0, {"http.request.method=GET",
+                                                              "http.route=/l"}},
+            {0xF20 + (uint64_t)k, 0xF10 + (uint64_t)k, 0x100, 1, "child", T0 + 1, {0}},
+        };
+        ASSERT_EQ_INT(jt_consume(&t, spans_of("svc", sp, 2)), 0);
+    }
+    jt_wait_profiles(&t, 8, 2000);
+    ASSERT_EQ_INT(jt_sink_count(SP_SIGNAL_PROFILES), 8);
+    for (size_t i = 0; i < jt_sink_state.n; i++)
+        if (jt_sink_state.got[i]->signal == SP_SIGNAL_PROFILES)
+            ASSERT_EQ_INT(count_endpoint(jt_sink_state.got[i], "GET /l"), 1);
+    ASSERT_EQ_INT(m_reason("spanprof_join_held_profiles_total", "resolved"), 8);
+    /* Learned: spans come ~300 ms after their ids stop showing; an id that
+     * stops showing and never comes is now given up ~600 ms later, not at
+     * max_hold / 4 = 5 s. */
+    const char *u[] = {"00000000000000fe"};
+    const char *v[] = {"00000000000000ff"};
+    uint64_t t0 = uv_now(&t.loop);
+    ASSERT_EQ_INT(jt_consume(&t, profile_of("svc", u, 1, 1)), 0);
+    run_for(&t, 100);
+    ASSERT_EQ_INT(jt_consume(&t, profile_of("svc", v, 1, 1)), 0);
+    jt_wait_profiles(&t, 9, 3000);
+    uint64_t dt = uv_now(&t.loop) - t0;
+    printf("  unsampled id given up after %" PRIu64 " ms (learned lateness ~300 ms)\n", dt);
+    ASSERT(dt >= 600);
+    ASSERT(dt < 1500);
     jt_close(&t);
     jt_sink_clear();
 }
@@ -247,6 +299,7 @@ int main(void)
     RUN(test_out_of_order_two_services);
     RUN(test_longer_than_max_hold);
     RUN(test_unsampled_ids_given_up);
+    RUN(test_learned_lateness);
     RUN(test_held_bytes_bound);
     return sp_test_summary();
 }
