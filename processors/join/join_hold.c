@@ -54,9 +54,11 @@ struct stream {
     int64_t last_ms, period_ms;
     /* How late spans arrived after their ids stopped showing (a parent's
      * samples stop when its work moves to a child span; its span comes
-     * when the request ends): the last HOLD_LATE observations. */
-    int64_t late[HOLD_LATE];
+     * when the request ends): the last HOLD_LATE late ones, and how many
+     * held ids arrived at all (late or not). */
+    int64_t late[HOLD_LATE], late_at[HOLD_LATE];
     size_t n_late;
+    uint64_t n_arrived;
 };
 
 struct join_hold {
@@ -225,28 +227,35 @@ static bool id_open(const struct hold_id *w)
 }
 
 /* How long after an id stops showing its span may still come: twice the
- * latest lateness the stream showed (at least join_delay); until the
- * stream has shown a few, a quarter of max_hold. */
-static int64_t grace_ms(const struct join_hold *h, const struct stream *s)
+ * largest lateness the stream showed within the last 2 x max_hold (at
+ * least join_delay); until a few held ids of the stream have arrived, a
+ * quarter of max_hold. */
+static int64_t grace_ms(const struct join_hold *h, const struct stream *s, int64_t now)
 {
     int64_t g = h->conf.max_hold_ms / 4;
-    if (s && s->n_late >= HOLD_LATE_MIN) {
+    if (s && s->n_arrived >= HOLD_LATE_MIN) {
         g = 0;
         size_t n = s->n_late < HOLD_LATE ? s->n_late : HOLD_LATE;
         for (size_t i = 0; i < n; i++)
-            if (2 * s->late[i] > g)
+            if (now - s->late_at[i] <= 2 * h->conf.max_hold_ms && 2 * s->late[i] > g)
                 g = 2 * s->late[i];
     }
     return g > h->conf.delay_ms ? g : h->conf.delay_ms;
 }
 
-static void note_late(struct join_hold *h, const struct held *p, const struct hold_id *w,
-                      int64_t now)
+/* A held span-unknown id arrived: how late, after it stopped showing. */
+static void note_arrival(struct join_hold *h, const struct held *p, const struct hold_id *w,
+                         int64_t now)
 {
     struct stream *s = stream_find(h, p->stream);
-    if (!s || w->state != ID_SPAN_UNKNOWN || !w->ended_ms || now < w->ended_ms)
+    if (!s || w->state != ID_SPAN_UNKNOWN)
         return;
-    s->late[s->n_late++ % HOLD_LATE] = now - w->ended_ms;
+    s->n_arrived++;
+    if (!w->ended_ms || now <= w->ended_ms)
+        return;
+    size_t i = s->n_late++ % HOLD_LATE;
+    s->late[i] = now - w->ended_ms;
+    s->late_at[i] = now;
 }
 
 /* When an open id stops being worth waiting for (INT64_MAX: not before
@@ -264,7 +273,7 @@ static int64_t give_up_ms(const struct join_hold *h, const struct held *p, const
         int64_t period = s ? s->period_ms : 0;
         ended = last + period + h->conf.delay_ms;
     }
-    return ended + grace_ms(h, s);
+    return ended + grace_ms(h, s, ended);
 }
 
 static int64_t release_at(const struct join_hold *h, const struct held *p)
@@ -319,7 +328,7 @@ static void reresolve(struct join_hold *h, struct held *p, const struct join_ind
         uint64_t root = 0, rec;
         enum join_resolve r = join_index_resolve(ix, w->span, max_depth, &root, &rec);
         if (r != JOIN_SPAN_UNKNOWN)
-            note_late(h, p, w, now);
+            note_arrival(h, p, w, now);
         if (r == JOIN_RESOLVED)
             close_id(h, p, w, ID_CLOSED);
         else

@@ -18,12 +18,12 @@
  *     stream (one process: its runtime id) tell which: while newer profiles
  *     still name the id the span runs; once a newer profile arrives without
  *     it, its own samples have stopped, and it is given up a grace later.
- *     The grace is learned per stream: twice the largest delay, among the
- *     last 16 spans that did arrive, between their ids stopping to show and
- *     their arrival (a parent's samples stop when its work moves to a child
+ *     The grace is learned per stream: twice the largest delay, within the
+ *     last 2 x max_hold, between a held id stopping to show and its span
+ *     arriving (a parent's samples stop when its work moves to a child
  *     span, and its span comes when the request ends), at least `delay`
- *     (join_delay, the SDK's export delay); until 4 such delays are seen,
- *     max_hold / 4. A stream that goes quiet (no newer profile within its
+ *     (join_delay, the SDK's export delay); until 4 held ids of the stream
+ *     have arrived, max_hold / 4. A stream that goes quiet (no newer profile within its
  *     period + delay) gives its ids up the same way.
  * A profile is released when every open id resolved (RESOLVED), when every
  * id still open is given up (NEVER_EXPORTED), at max_hold (EXPIRED), early

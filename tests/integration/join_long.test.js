@@ -192,7 +192,7 @@ test('10 % head sampling: sampled share labelled, holds end with the requests', 
     `${median.toFixed(1)} s, max ${holds[holds.length - 1].toFixed(1)} s (max_hold ${MAX_HOLD_S} s); ` +
     `released: resolved ${held('resolved')}, never_exported ${held('never_exported')}, expired ${held('expired')}; ` +
     `unresolved samples never_exported ${h.metricSum(metrics, 'spanprof_join_unresolved_samples_total', { reason: 'never_exported' })}`);
-  assert.ok(roots.length >= 30 && sampledRoots >= 1, `${sampledRoots} of ${roots.length} requests sampled`);
+  assert.ok(roots.length >= 20 && sampledRoots >= 1, `${sampledRoots} of ${roots.length} requests sampled`);
   assert.ok(Math.abs(r.labelled - r.sampledCpu) / r.inSpan <= 0.02,
     `labelled ${r.labelled} vs sampled ${r.sampledCpu} of ${r.inSpan} ns`);
   assert.strictEqual(r.right, r.labelled, 'a labelled sample names another endpoint than its truth');
