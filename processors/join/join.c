@@ -43,6 +43,7 @@
 struct join_conf {
     int64_t join_delay_ms;
     int64_t max_hold_ms;
+    int64_t hold_grace_ms;
     int64_t span_ttl_ms;
     int64_t max_spans;
     int64_t max_held_profiles;
@@ -1120,6 +1121,8 @@ static int join_create(struct sp_component *comp, struct sp_err *err)
         return sp_conf_errorf(comp->conf_ctx, err, "join_delay", "must not be negative");
     if (conf->max_hold_ms < 0)
         return sp_conf_errorf(comp->conf_ctx, err, "max_hold", "must not be negative");
+    if (conf->hold_grace_ms < 0)
+        return sp_conf_errorf(comp->conf_ctx, err, "hold_grace", "must not be negative");
     if (conf->span_ttl_ms <= 0)
         return sp_conf_errorf(comp->conf_ctx, err, "span_ttl", "must be positive");
     /* A held profile is labelled up to max_hold after it arrived, from spans
@@ -1157,6 +1160,7 @@ static int join_create(struct sp_component *comp, struct sp_err *err)
     struct join_hold_conf hc = {
         .max_hold_ms = conf->max_hold_ms,
         .delay_ms = conf->join_delay_ms,
+        .grace_ms = conf->hold_grace_ms,
         .max_bytes = (size_t)conf->max_held_bytes,
         .max_profiles = (size_t)conf->max_held_profiles,
     };
@@ -1331,13 +1335,18 @@ static void join_destroy(struct sp_component *comp)
 static const struct sp_conf_key join_keys[] = {
     {.name = "join_delay", .type = SP_CONF_DURATION,
      .offset = offsetof(struct join_conf, join_delay_ms), .defval = "10s",
-     .doc = "how long after a span ends its SDK may take to export it (batch delay + export): a "
-            "held profile gives an id up this long after the service's newer profiles stop "
-            "naming it"},
+     .doc = "how long after a span ends its SDK may take to export it (batch delay + export); "
+            "a service whose profiles stop coming has its held ids given up a period + this "
+            "later"},
     {.name = "max_hold", .type = SP_CONF_DURATION,
      .offset = offsetof(struct join_conf, max_hold_ms), .defval = "120s",
      .doc = "longest a profile is held waiting for the spans its samples name (requests longer "
             "than this lose their endpoint); 0 labels every profile on arrival"},
+    {.name = "hold_grace", .type = SP_CONF_DURATION,
+     .offset = offsetof(struct join_conf, hold_grace_ms), .defval = "30s",
+     .doc = "how long a held profile still waits for a span whose id stopped showing in the "
+            "service's newer profiles (a parent's samples stop while its child spans run); "
+            "unsampled traces are held about this long"},
     {.name = "span_ttl", .type = SP_CONF_DURATION,
      .offset = offsetof(struct join_conf, span_ttl_ms), .defval = "190s",
      .doc = "how long a span stays in the index after arrival; at least max_hold + join_delay "

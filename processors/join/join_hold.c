@@ -15,7 +15,6 @@
 
 #define HOLD_STREAMS 256
 #define HOLD_LATE 16 /* lateness observations kept per stream */
-#define HOLD_LATE_MIN 4 /* observations before the learned lateness is trusted */
 
 const char *const join_release_names[JOIN_REL_COUNT] = {
     "resolved", "never_exported", "expired", "bound_reached", "shutdown",
@@ -54,11 +53,9 @@ struct stream {
     int64_t last_ms, period_ms;
     /* How late spans arrived after their ids stopped showing (a parent's
      * samples stop when its work moves to a child span; its span comes
-     * when the request ends): the last HOLD_LATE late ones, and how many
-     * held ids arrived at all (late or not). */
+     * when the request ends): the last HOLD_LATE observations. */
     int64_t late[HOLD_LATE], late_at[HOLD_LATE];
     size_t n_late;
-    uint64_t n_arrived;
 };
 
 struct join_hold {
@@ -226,21 +223,17 @@ static bool id_open(const struct hold_id *w)
     return w->state == ID_SPAN_UNKNOWN || w->state == ID_ROOT_UNKNOWN;
 }
 
-/* How long after an id stops showing its span may still come: twice the
- * largest lateness the stream showed within the last 2 x max_hold (at
- * least join_delay); until a few held ids of the stream have arrived, a
- * quarter of max_hold. */
+/* How long after an id stops showing its span may still come: hold_grace,
+ * or twice the largest lateness the stream showed within the last
+ * 2 x max_hold when that is more. */
 static int64_t grace_ms(const struct join_hold *h, const struct stream *s, int64_t now)
 {
-    int64_t g = h->conf.max_hold_ms / 4;
-    if (s && s->n_arrived >= HOLD_LATE_MIN) {
-        g = 0;
-        size_t n = s->n_late < HOLD_LATE ? s->n_late : HOLD_LATE;
-        for (size_t i = 0; i < n; i++)
-            if (now - s->late_at[i] <= 2 * h->conf.max_hold_ms && 2 * s->late[i] > g)
-                g = 2 * s->late[i];
-    }
-    return g > h->conf.delay_ms ? g : h->conf.delay_ms;
+    int64_t g = h->conf.grace_ms;
+    size_t n = s ? (s->n_late < HOLD_LATE ? s->n_late : HOLD_LATE) : 0;
+    for (size_t i = 0; i < n; i++)
+        if (now - s->late_at[i] <= 2 * h->conf.max_hold_ms && 2 * s->late[i] > g)
+            g = 2 * s->late[i];
+    return g;
 }
 
 /* A held span-unknown id arrived: how late, after it stopped showing. */
@@ -248,10 +241,7 @@ static void note_arrival(struct join_hold *h, const struct held *p, const struct
                          int64_t now)
 {
     struct stream *s = stream_find(h, p->stream);
-    if (!s || w->state != ID_SPAN_UNKNOWN)
-        return;
-    s->n_arrived++;
-    if (!w->ended_ms || now <= w->ended_ms)
+    if (!s || w->state != ID_SPAN_UNKNOWN || !w->ended_ms || now <= w->ended_ms)
         return;
     size_t i = s->n_late++ % HOLD_LATE;
     s->late[i] = now - w->ended_ms;

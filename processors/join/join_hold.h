@@ -18,12 +18,11 @@
  *     stream (one process: its runtime id) tell which: while newer profiles
  *     still name the id the span runs; once a newer profile arrives without
  *     it, its own samples have stopped, and it is given up a grace later.
- *     The grace is learned per stream: twice the largest delay, within the
- *     last 2 x max_hold, between a held id stopping to show and its span
- *     arriving (a parent's samples stop when its work moves to a child
- *     span, and its span comes when the request ends), at least `delay`
- *     (join_delay, the SDK's export delay); until 4 held ids of the stream
- *     have arrived, max_hold / 4. A stream that goes quiet (no newer profile within its
+ *     The grace (hold_grace) covers a parent whose samples stop when its
+ *     work moves to a child span: its span comes only when the request
+ *     ends. Each stream also learns how late its spans come after their
+ *     ids stop showing; twice the largest lateness of the last 2 x
+ *     max_hold extends the grace when it is longer. A stream that goes quiet (no newer profile within its
  *     period + delay) gives its ids up the same way.
  * A profile is released when every open id resolved (RESOLVED), when every
  * id still open is given up (NEVER_EXPORTED), at max_hold (EXPIRED), early
@@ -55,6 +54,7 @@ extern const char *const join_release_names[JOIN_REL_COUNT];
 struct join_hold_conf {
     int64_t max_hold_ms;
     int64_t delay_ms; /* join_delay: an ended span's export delay */
+    int64_t grace_ms; /* hold_grace: wait after an id stops showing */
     size_t max_bytes;
     size_t max_profiles;
 };

@@ -7,8 +7,8 @@
 // 10 s profiles and max_hold 120 s. CI keeps the ratio of request length
 // to profile window at a tenth of the time: windows of 1 s, requests of
 // 0.4, 1.2 and 2.4 s of CPU (0.4, 1.2 and 2.4 windows) plus a long GET
-// /api/reports/{id} of 3.2 s (3.2 windows), join_delay 2 s and max_hold
-// 60 s. max_hold is kept well above the requests' wall time, which on a
+// /api/reports/{id} of 3.2 s (3.2 windows), join_delay 2 s, hold_grace
+// 6 s and max_hold 60 s. max_hold is kept well above the requests' wall time, which on a
 // shared 2-core machine is several times their CPU time (a first run with
 // 6 s requests and max_hold 30 s saw requests outlive 30 s of wall time
 // and expire, which is the documented behaviour for requests longer than
@@ -69,6 +69,7 @@ receivers:
 processors:
   join:
     join_delay: 2s
+    hold_grace: 6s
     max_hold: ${MAX_HOLD_S}s
     span_ttl: 120s
 exporters:

@@ -4,11 +4,11 @@
  * service's newer profiles (unsampled traces), released at max_hold, and
  * bounded by max_held_bytes.
  *
- * Timings are scaled down from production (join_delay 10 s, max_hold
- * 120 s) to join_delay 100 ms and max_hold 1-3 s so the file runs in a few
- * seconds: what the rule depends on is the ratio of a span's lateness to
- * join_delay and max_hold, which is kept (a root 15 x join_delay after its
- * children, as 30 s is 3 x 10 s in production). */
+ * Timings are scaled down from production (join_delay 10 s, hold_grace
+ * 30 s, max_hold 120 s) to 50-100 ms, 50-500 ms and 1-5 s so the file runs
+ * in seconds: what the rule depends on is the ratio of a span's lateness to
+ * those, which is kept or made harder (a root 15 x hold_grace after its
+ * children, where 30 s after is 1 x in production). */
 #include <inttypes.h>
 #include <stdlib.h>
 
@@ -77,7 +77,8 @@ static double m_reason(const char *name, const char *reason)
 static void test_out_of_order_two_services(void)
 {
     struct jt t;
-    ASSERT_EQ_INT(jt_open(&t, "    join_delay: 100ms\n    max_hold: 5s\n    span_ttl: 10s"), 0);
+    ASSERT_EQ_INT(jt_open(&t, "    join_delay: 100ms\n    hold_grace: 100ms\n    max_hold: 5s\n"
+                              "    span_ttl: 10s"), 0);
     static const struct jt_span a[] = {
         {0xA1, 0, 0x100, 2, "GET /a", T0, {"http.request.method=GET", "http.route=/a"}},
         {0xA2, 0xA1, 0x100, 1, "compute a", T0 + 5, {0}},
@@ -131,7 +132,8 @@ static void test_out_of_order_two_services(void)
 static void test_longer_than_max_hold(void)
 {
     struct jt t;
-    ASSERT_EQ_INT(jt_open(&t, "    join_delay: 100ms\n    max_hold: 1s\n    span_ttl: 5s"), 0);
+    ASSERT_EQ_INT(jt_open(&t, "    join_delay: 100ms\n    hold_grace: 100ms\n    max_hold: 1s\n"
+                              "    span_ttl: 5s"), 0);
     const char *ids[] = {"00000000000000c1"};
     uint64_t t0 = uv_now(&t.loop);
     ASSERT_EQ_INT(jt_consume(&t, profile_of("svc", ids, 1, 3)), 0);
@@ -156,14 +158,14 @@ static void test_longer_than_max_hold(void)
 
 /* Head sampling: a profile names a sampled request (its spans come later)
  * and unsampled ones (never exported). Once the service's next profile no
- * longer names the unsampled ids they are given up a grace later (before
- * the stream has shown how late its spans come: max_hold / 4 = 500 ms
- * here): the profile is not kept until max_hold, and only the sampled
+ * longer names the unsampled ids they are given up hold_grace (500 ms
+ * here) later: the profile is not kept until max_hold, and only the sampled
  * share is labelled. */
 static void test_unsampled_ids_given_up(void)
 {
     struct jt t;
-    ASSERT_EQ_INT(jt_open(&t, "    join_delay: 100ms\n    max_hold: 2s\n    span_ttl: 10s"), 0);
+    ASSERT_EQ_INT(jt_open(&t, "    join_delay: 100ms\n    hold_grace: 500ms\n    max_hold: 2s\n"
+                              "    span_ttl: 10s"), 0);
     static const struct jt_span s[] = {
         {0xD1, 0, 0x100, 2, "GET /s", T0, {"http.request.method=GET", "http.route=/s"}},
     };
@@ -179,7 +181,7 @@ static void test_unsampled_ids_given_up(void)
     jt_wait_profiles(&t, 1, 2000);
     uint64_t out1 = uv_now(&t.loop);
     ASSERT_EQ_INT(jt_sink_count(SP_SIGNAL_PROFILES), 1);
-    ASSERT(out1 - t0 >= 650); /* 200 ms to the next profile + the 500 ms grace */
+    ASSERT(out1 - t0 >= 650); /* 200 ms to the next profile + hold_grace */
     ASSERT(out1 - t0 < 1000); /* not max_hold */
     struct sp_batch *o = jt_sink_last(SP_SIGNAL_PROFILES);
     ASSERT_EQ_INT(count_endpoint(o, "GET /s"), 2);
@@ -198,14 +200,16 @@ static void test_unsampled_ids_given_up(void)
 }
 
 /* A parent's samples stop when its work moves to a child span, and its
- * span only comes when the request ends: the stream learns how late spans
- * come after their ids stop showing and waits twice that. */
+ * span only comes when the request ends. The stream learns how late its
+ * spans come after their ids stop showing and, when twice that is more
+ * than hold_grace (200 ms here), waits that long: a first parent 150 ms
+ * late teaches 300 ms, so later parents 250 ms late (beyond hold_grace)
+ * keep their endpoint. */
 static void test_learned_lateness(void)
 {
     struct jt t;
-    ASSERT_EQ_INT(jt_open(&t, "    join_delay: 50ms\n    max_hold: 20s\n    span_ttl: 30s"), 0);
-    /* Four requests whose root stops showing (the child runs) and whose
-     * span comes 300 ms after that. */
+    ASSERT_EQ_INT(jt_open(&t, "    join_delay: 50ms\n    hold_grace: 200ms\n    max_hold: 20s\n"
+                              "    span_ttl: 30s"), 0);
     for (int k = 0; k < 4; k++) {
         char root[17], kid[17];
         snprintf(root, sizeof root, "%016x", 0xF10 + k);
@@ -214,8 +218,8 @@ static void test_learned_lateness(void)
         const char *b[] = {kid};
         ASSERT_EQ_INT(jt_consume(&t, profile_of("svc", a, 1, 1)), 0);
         run_for(&t, 100);
-        ASSERT_EQ_INT(jt_consume(&t, profile_of("svc", b, 1, 1)), 0); /* root ended */
-        run_for(&t, 300);
+        ASSERT_EQ_INT(jt_consume(&t, profile_of("svc", b, 1, 1)), 0); /* root stopped showing */
+        run_for(&t, k == 0 ? 150 : 250);
         const struct jt_span sp[] = {
             {0xF10 + (uint64_t)k, 0, 0x100, 2, "GET /l", T0, {"http.request.method=GET",
                                                               "http.route=/l"}},
@@ -229,9 +233,8 @@ static void test_learned_lateness(void)
         if (jt_sink_state.got[i]->signal == SP_SIGNAL_PROFILES)
             ASSERT_EQ_INT(count_endpoint(jt_sink_state.got[i], "GET /l"), 1);
     ASSERT_EQ_INT(m_reason("spanprof_join_held_profiles_total", "resolved"), 8);
-    /* Learned: spans come ~300 ms after their ids stop showing; an id that
-     * stops showing and never comes is now given up ~600 ms later, not at
-     * max_hold / 4 = 5 s. */
+    /* An id that stops showing and never comes is given up twice the
+     * learned lateness (~500 ms) after, not hold_grace after. */
     const char *u[] = {"00000000000000fe"};
     const char *v[] = {"00000000000000ff"};
     uint64_t t0 = uv_now(&t.loop);
@@ -240,9 +243,10 @@ static void test_learned_lateness(void)
     ASSERT_EQ_INT(jt_consume(&t, profile_of("svc", v, 1, 1)), 0);
     jt_wait_profiles(&t, 9, 3000);
     uint64_t dt = uv_now(&t.loop) - t0;
-    printf("  unsampled id given up after %" PRIu64 " ms (learned lateness ~300 ms)\n", dt);
-    ASSERT(dt >= 600);
-    ASSERT(dt < 1500);
+    printf("  unsampled id given up after %" PRIu64 " ms (hold_grace 200 ms, learned lateness "
+           "~250 ms)\n", dt);
+    ASSERT(dt >= 550);
+    ASSERT(dt < 1200);
     jt_close(&t);
     jt_sink_clear();
 }
