@@ -7,13 +7,15 @@
 // 10 s profiles and max_hold 120 s. CI keeps the ratio of request length
 // to profile window at a tenth of the time: windows of 1 s, requests of
 // 0.4, 1.2 and 2.4 s of CPU (0.4, 1.2 and 2.4 windows) plus a long GET
-// /api/reports/{id} of 3.2 s (3.2 windows), join_delay 2 s, hold_grace
-// 6 s and max_hold 60 s. max_hold is kept well above the requests' wall time, which on a
-// shared 2-core machine is several times their CPU time (a first run with
-// 6 s requests and max_hold 30 s saw requests outlive 30 s of wall time
-// and expire, which is the documented behaviour for requests longer than
-// max_hold). What the hold depends on is how many windows a request
-// outlives, which is kept.
+// /api/reports/{id} of 3.2 s (3.2 windows), join_delay 2 s. hold_grace
+// (30 s, the production default) and max_hold (90 s) are not scaled down:
+// they bound wall time, and on the shared 2-core test machine (load
+// average 20 while this was written) requests ran up to 10 times their
+// CPU time: a root's own samples stop when its child span starts and its
+// span comes when the request ends, so hold_grace must outlast the
+// child's phase in wall time (runs with 6 s and 15 s lost 1-3 % of the
+// CPU, the roots' share of slowed requests). What the hold depends on,
+// how many windows a request outlives, is kept.
 //
 //  1. long requests: >= 99 % of the span-labelled CPU gets the right
 //     `trace endpoint` and every endpoint's share is within 2 points of the
@@ -34,7 +36,7 @@ const { test } = require('node:test');
 const h = require('./lib/harness');
 
 const WINDOW_S = 1;
-const MAX_HOLD_S = 60;
+const MAX_HOLD_S = 90;
 
 function startProcess(cmd, args, logFile) {
   const fd = fs.openSync(logFile, 'w');
@@ -69,7 +71,7 @@ receivers:
 processors:
   join:
     join_delay: 2s
-    hold_grace: 6s
+    hold_grace: 30s
     max_hold: ${MAX_HOLD_S}s
     span_ttl: 120s
 exporters:
@@ -125,7 +127,7 @@ service:
 // CPU (ns) of the span-labelled samples: total, with the truth's endpoint,
 // by labelled endpoint.
 function tally(truth, uploads) {
-  const out = { inSpan: 0, right: 0, labelled: 0, byEndpoint: {}, sampledCpu: 0 };
+  const out = { inSpan: 0, right: 0, labelled: 0, byEndpoint: {}, sampledCpu: 0, missed: {} };
   for (const u of uploads) {
     const idx = u.prof.sampleTypes.indexOf('cpu/nanoseconds');
     for (const s of u.prof.samples) {
@@ -136,7 +138,11 @@ function tally(truth, uploads) {
       const want = truth.spans[sid].endpoint;
       const got = s.labels['trace endpoint'];
       if (truth.spans[truth.spans[sid].local_root]?.exported) out.sampledCpu += ns;
-      if (!got) continue;
+      if (!got) {
+        const k = `${truth.spans[sid].name} (${truth.spans[sid].kind})`;
+        out.missed[k] = (out.missed[k] || 0) + ns;
+        continue;
+      }
       out.labelled += ns;
       if (got === want) {
         out.right += ns;
@@ -164,6 +170,7 @@ test('long requests keep their endpoint', { timeout: 240000 }, async (t) => {
       `${(100 * l.want).toFixed(1).padStart(5)} %  (${l.requests} requests)`);
   }
   const held = (reason) => h.metricSum(metrics, 'spanprof_join_held_profiles_total', { reason });
+  console.log('unlabelled CPU by span: ' + (Object.entries(r.missed).map(([k, v]) => `${k} ${(v / 1e9).toFixed(2)} s`).join(', ') || 'none'));
   console.log(`held profiles released: resolved ${held('resolved')}, never_exported ${held('never_exported')}, ` +
     `expired ${held('expired')}, bound ${held('bound_reached')}, shutdown ${held('shutdown')}; ` +
     `samples labelled on arrival ${h.metricSum(metrics, 'spanprof_join_labelled_samples_total', { when: 'arrival' })}, ` +
