@@ -151,6 +151,7 @@ int main(int argc, char **argv)
             opt_size = (size_t)strtoull(argv[i + 1], NULL, 10);
     }
     sp_log_set_level(SP_LOG_ERROR);
+    (void)sp_test_failed_now; /* the harness header's; no assertions here */
     struct totals a, h;
     if (run(false, &a) < 0 || run(true, &h) < 0) {
         printf("RESULT join_hold error=run\n");

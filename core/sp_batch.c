@@ -190,13 +190,29 @@ struct sp_batch *sp_batch_clone_profile_bytes(const struct sp_batch *b)
 {
     if (b->signal != SP_SIGNAL_PROFILES)
         return NULL;
-    struct sp_batch *c = sp_batch_create(b->signal, 0);
+    /* A cap just above what the copy needs makes the arena give large
+     * attachments blocks of their exact size instead of the next power of
+     * two (up to twice the bytes, for what is kept long); lifted after. */
+    const struct sp_profile *p = &b->u.profile;
+    size_t need = 65536 + p->event_json_len + (p->tag_count + p->attachment_count) * 256;
+    for (size_t i = 0; i < p->attachment_count; i++)
+        need += p->attachments[i].len + sizeof(struct sp_attachment);
+    struct sp_batch *c = sp_batch_create(b->signal, need);
     if (!c)
         return NULL;
     c->origin_component = b->origin_component;
     if (sp_batch_clone_profile(&b->u.profile, &c->u.profile, c->arena, false) != 0) {
         sp_batch_unref(c);
-        return NULL;
+        /* Strings longer than the estimate: copy without the cap. */
+        c = sp_batch_create(b->signal, 0);
+        if (!c)
+            return NULL;
+        c->origin_component = b->origin_component;
+        if (sp_batch_clone_profile(&b->u.profile, &c->u.profile, c->arena, false) != 0) {
+            sp_batch_unref(c);
+            return NULL;
+        }
     }
+    sp_arena_set_limit(c->arena, 0);
     return c;
 }
