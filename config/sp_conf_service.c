@@ -41,6 +41,7 @@ struct sp_svc_raw {
     struct sp_strlist extensions;
     struct sp_svc_telemetry telemetry;
     int64_t shutdown_timeout;
+    uint64_t memory_limit;
 };
 
 static const struct sp_conf_key sp_svc_logs_keys[] = {
@@ -69,12 +70,18 @@ static const struct sp_conf_key sp_svc_keys[] = {
     {"shutdown_timeout", SP_CONF_DURATION, offsetof(struct sp_svc_raw, shutdown_timeout), "10s",
      NULL, 0, 0, 0,
      "on SIGTERM/SIGINT, how long processors and exporters may flush before spanprof exits"},
+    {"memory_limit", SP_CONF_SIZE, offsetof(struct sp_svc_raw, memory_limit), "256MiB", NULL, 0,
+     0, 0,
+     "memory ceiling for everything spanprof holds (request bodies, batches, held profiles, "
+     "exporter queues, span index); above 80 % receivers refuse new requests, the limit itself "
+     "is never passed"},
 };
 
 static const char *const sp_top_keys[] = {"receivers", "processors", "exporters", "extensions",
                                           "service"};
 static const char *const sp_service_key_names[] = {"extensions", "pipelines", "telemetry",
-                                                   "shutdown_timeout"};
+                                                   "shutdown_timeout", "memory_limit"};
+#define SP_SERVICE_KEY_COUNT (sizeof(sp_service_key_names) / sizeof(sp_service_key_names[0]))
 static const char *const sp_pipeline_keys[] = {"receivers", "processors", "exporters"};
 static const char *const sp_log_level_names[] = {"debug", "info", "warn", "error"};
 
@@ -142,6 +149,7 @@ struct sp_loader {
     struct sp_arena *arena;
     struct sp_diag *d;
     struct sp_service_conf *conf;
+    const struct sp_component_set *types; /* the service's registry */
     struct sp_buf q; /* scratch for quoting */
     struct sp_buf q2;
 };
@@ -192,8 +200,8 @@ static bool sp_check_id(struct sp_loader *L, const char *id, const struct sp_con
 static void sp_unknown_type(struct sp_loader *L, enum sp_kind kind, const char *type,
                             const struct sp_conf_pos *pos)
 {
-    size_t count;
-    const struct sp_component_type *const *all = sp_registry_all(&count);
+    size_t count = L->types->count;
+    const struct sp_component_type *const *all = L->types->types;
     const char *names[64];
     size_t n = 0;
     for (size_t i = 0; i < count && n < 64; i++)
@@ -239,7 +247,7 @@ static void sp_load_section(struct sp_loader *L, enum sp_kind kind, const struct
         char type[128];
         if (!sp_check_id(L, p->key, &p->key_pos, sp_kind_name(kind), type, sizeof(type)))
             continue;
-        const struct sp_component_type *t = sp_registry_find(kind, type);
+        const struct sp_component_type *t = sp_component_set_find(L->types, kind, type);
         if (!t) {
             sp_unknown_type(L, kind, type, &p->key_pos);
             continue;
@@ -522,18 +530,19 @@ static void sp_load_service(struct sp_loader *L, const struct sp_node *root)
             if (strcmp(svc->pairs[i].key, "pipelines") == 0)
                 continue;
             bool known = false;
-            for (size_t j = 0; j < 4 && !known; j++)
+            for (size_t j = 0; j < SP_SERVICE_KEY_COUNT && !known; j++)
                 known = strcmp(svc->pairs[i].key, sp_service_key_names[j]) == 0;
             if (!known) {
                 sp_quote_into(&L->q, svc->pairs[i].key);
-                const char *best = sp_conf_suggest(svc->pairs[i].key, sp_service_key_names, 4);
+                const char *best = sp_conf_suggest(svc->pairs[i].key, sp_service_key_names,
+                                                  SP_SERVICE_KEY_COUNT);
                 if (best)
                     sp_diag_error(L->d, &svc->pairs[i].key_pos, "unknown key %s in service (did "
                                   "you mean '%s'?)", (const char *)L->q.data, best);
                 else
                     sp_diag_error(L->d, &svc->pairs[i].key_pos, "unknown key %s in service "
                                   "(valid keys: extensions, pipelines, telemetry, "
-                                  "shutdown_timeout)", (const char *)L->q.data);
+                                  "shutdown_timeout, memory_limit)", (const char *)L->q.data);
                 continue;
             }
             pairs[rest.npairs++] = svc->pairs[i];
@@ -553,6 +562,13 @@ static void sp_load_service(struct sp_loader *L, const struct sp_node *root)
 
     struct sp_err err = {0};
     conf->shutdown_timeout_ms = raw->shutdown_timeout;
+    conf->memory_limit = raw->memory_limit;
+    if (filled && raw->memory_limit < ((uint64_t)16 << 20)) {
+        sp_conf_errorf(ctx, &err, "memory_limit",
+                       "must be at least 16MiB (a sidecar needs room for one request and the "
+                       "exporter's payloads)");
+        sp_diag_error(L->d, NULL, "%s", err.msg);
+    }
     conf->log_level = SP_LOG_INFO;
     conf->log_format = SP_LOG_LOGFMT;
     if (filled) {
@@ -660,13 +676,13 @@ static size_t sp_count_components(const struct sp_node *root)
     return n;
 }
 
-int sp_service_conf_load(const char *const *files, size_t n, struct sp_service_conf **out,
-                         struct sp_diag *diag)
+int sp_service_conf_load(const struct sp_component_set *types, const char *const *files,
+                         size_t n, struct sp_service_conf **out, struct sp_diag *diag)
 {
     if (n == 0) {
         struct sp_conf_source def = {SP_CONF_EMBEDDED_NAME, sp_default_config_yaml,
                                      sp_default_config_yaml_len};
-        int rc = sp_service_conf_load_sources(&def, 1, out, diag);
+        int rc = sp_service_conf_load_sources(types, &def, 1, out, diag);
         if (rc == 0)
             (*out)->from_embedded_default = true;
         return rc;
@@ -678,12 +694,13 @@ int sp_service_conf_load(const char *const *files, size_t n, struct sp_service_c
     }
     for (size_t i = 0; i < n; i++)
         src[i].name = files[i];
-    int rc = sp_service_conf_load_sources(src, n, out, diag);
+    int rc = sp_service_conf_load_sources(types, src, n, out, diag);
     free(src);
     return rc;
 }
 
-int sp_service_conf_load_sources(const struct sp_conf_source *src, size_t n,
+int sp_service_conf_load_sources(const struct sp_component_set *types,
+                                 const struct sp_conf_source *src, size_t n,
                                  struct sp_service_conf **out, struct sp_diag *diag)
 {
     struct sp_diag local = {0};
@@ -745,7 +762,7 @@ int sp_service_conf_load_sources(const struct sp_conf_source *src, size_t n,
         return SP_EINVAL;
     }
 
-    struct sp_loader L = {.root = root, .arena = a, .d = d, .conf = conf};
+    struct sp_loader L = {.root = root, .arena = a, .d = d, .conf = conf, .types = types};
     size_t total = sp_count_components(root);
     conf->components = sp_arena_calloc(a, total ? total : 1, sizeof(*conf->components));
     if (!conf->components) {
@@ -865,6 +882,9 @@ int sp_service_conf_print(const struct sp_service_conf *conf, struct sp_buf *out
                   sp_log_level_names[lvl], conf->log_format == SP_LOG_JSON ? "json" : "logfmt");
     sp_conf_print_scalar(out, conf->metrics_address ? conf->metrics_address : "");
     sp_buf_printf(out, "\n  shutdown_timeout: %s\n", dur);
+    char size[64];
+    sp_conf_format_size(size, sizeof(size), conf->memory_limit);
+    sp_buf_printf(out, "  memory_limit: %s\n", size);
     return 0;
 }
 
@@ -883,7 +903,7 @@ static const char sp_ref_head[] =
     "| key | type | default | description |\n"
     "|-----|------|---------|-------------|\n";
 
-int sp_conf_reference(struct sp_buf *out)
+int sp_conf_reference(const struct sp_component_set *types, struct sp_buf *out)
 {
     sp_buf_append_str(
         out,
@@ -912,8 +932,8 @@ int sp_conf_reference(struct sp_buf *out)
                       "| `service.pipelines.<id>.exporters` | list of strings | required | "
                       "exporter ids; each gets every batch |\n");
     sp_conf_reference_keys(out, sp_svc_keys, SP_CONF_END_COUNT(sp_svc_keys), "service");
-    size_t count;
-    const struct sp_component_type *const *all = sp_registry_all(&count);
+    size_t count = types->count;
+    const struct sp_component_type *const *all = types->types;
     for (int k = 0; k < 4; k++) {
         sp_buf_printf(out, "\n## %s\n", sp_section_name((enum sp_kind)k));
         for (size_t i = 0; i < count; i++) {

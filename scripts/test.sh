@@ -3,7 +3,9 @@
 # ASan+UBSan; -Werror in both) and runs every test: unit, fuzz-corpus replay
 # and integration in the first build; unit, fuzz and the integration tests
 # that feed spanprof hostile input or drive every path again on the
-# sanitized binary. Ends with the line `N passed, N failed`.
+# sanitized binary; then deploy/Dockerfile's build stage with node, Go and
+# clang hidden from PATH (scripts/image_build_check.py, one more test).
+# Ends with the line `N passed, N failed`.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,12 +20,18 @@ if [ -f tests/integration/package-lock.json ]; then
     fi
 fi
 
+# Configures DIR once; again when an earlier configuration (`make run` on a
+# machine without node or Go) left tests out, now that deps.sh installed them.
+# meson's output is shown when it fails, else only its "left out" lines.
 setup() { # dir, extra meson args...
-    local dir=$1
+    local dir=$1 out
     shift
-    if [ ! -f "$dir/build.ninja" ]; then
-        meson setup "$dir" "$@" >/dev/null || return 1
+    if [ -f "$dir/build.ninja" ]; then
+        grep -q 'left out:' "$dir/meson-logs/meson-log.txt" 2>/dev/null || return 0
+        set -- --reconfigure "$@"
     fi
+    out=$(meson setup "$dir" "$@" 2>&1) || { printf '%s\n' "$out" >&2; return 1; }
+    grep 'left out:' <<<"$out" >&2 || true
 }
 
 setup build || exit 1
@@ -45,6 +53,13 @@ if [ $# -eq 0 ]; then
     cp build-asan/meson-logs/testlog.json build-asan/meson-logs/testlog-integration.json
 fi
 
+# The image builds where only the build packages are installed.
+rm -f build/meson-logs/testlog-image.json
+if [ $# -eq 0 ]; then
+    python3 scripts/image_build_check.py --result build/meson-logs/testlog-image.json >build/meson-logs/image-build.log 2>&1 ||
+        { status=1; tail -n 30 build/meson-logs/image-build.log; }
+fi
+
 python3 scripts/test_summary.py build/meson-logs/testlog.json build-asan/meson-logs/testlog-unit.json \
-    build-asan/meson-logs/testlog-integration.json
+    build-asan/meson-logs/testlog-integration.json build/meson-logs/testlog-image.json
 exit $status

@@ -1050,6 +1050,7 @@ static void count_release(struct join_ctx *ctx, const struct join_released *r)
 static void release_one(struct join_ctx *ctx, struct join_released *r)
 {
     struct join_compact *jc = r->payload;
+    sp_batch_set_mem_class(jc->b, SP_MEM_BATCHES); /* on its way again */
     count_release(ctx, r);
     struct sp_err err = {0};
     if (expand_compact(jc, &err) < 0) {
@@ -1233,6 +1234,8 @@ static int hold_profile(struct join_ctx *ctx, struct sp_batch *b)
     int rc = SP_ENOMEM;
     if (bytes <= ctx->conf->max_held_bytes && ctx->conf->max_held_profiles > 0)
         rc = join_hold_add(ctx->hold, jc, bytes, stream, o.v, o.n, now);
+    if (rc == 0)
+        sp_batch_set_mem_class(jc->b, SP_MEM_PROFILES);
     if (rc < 0) {
         /* Larger than the whole hold (or no memory): it goes now. */
         struct join_released now_r = {.payload = jc, .reason = JOIN_REL_BOUND};
