@@ -1227,12 +1227,12 @@ static int hold_profile(struct join_ctx *ctx, struct sp_batch *b)
         free(o.v);
         return 0;
     }
-    size_t bytes = sp_batch_bytes(jc->b);
+    size_t bytes = sp_batch_bytes(jc->b), cost = join_hold_cost(bytes, o.n);
     struct join_released r;
-    while (join_hold_pop_for_room(ctx->hold, bytes + o.n * sizeof *o.v, now, &r))
+    while (join_hold_pop_for_room(ctx->hold, cost, now, &r))
         release_one(ctx, &r);
     int rc = SP_ENOMEM;
-    if (bytes <= ctx->conf->max_held_bytes && ctx->conf->max_held_profiles > 0)
+    if (cost <= ctx->conf->max_held_bytes && ctx->conf->max_held_profiles > 0)
         rc = join_hold_add(ctx->hold, jc, bytes, stream, o.v, o.n, now);
     if (rc == 0)
         sp_batch_set_mem_class(jc->b, SP_MEM_PROFILES);

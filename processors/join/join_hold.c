@@ -437,6 +437,11 @@ bool join_hold_worth(const struct join_open_id *ids, size_t n)
     return false;
 }
 
+size_t join_hold_cost(size_t bytes, size_t n_ids)
+{
+    return bytes + sizeof(struct held) + n_ids * sizeof(struct hold_id);
+}
+
 bool join_hold_pop_for_room(struct join_hold *h, size_t bytes, int64_t now,
                             struct join_released *out)
 {
@@ -463,7 +468,7 @@ int join_hold_add(struct join_hold *h, void *payload, size_t bytes, uint64_t str
     p->stream = stream;
     p->ids = w;
     p->n_ids = n;
-    p->bytes = bytes + sizeof *p + n * sizeof *w;
+    p->bytes = join_hold_cost(bytes, n);
     for (size_t i = 0; i < n; i++) {
         w[i].span = ids[i].span;
         w[i].samples = ids[i].samples;

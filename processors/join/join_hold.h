@@ -85,8 +85,12 @@ void join_hold_observe(struct join_hold *h, uint64_t stream, const struct join_o
 /* True when some id can still arrive (worth holding the profile for). */
 bool join_hold_worth(const struct join_open_id *ids, size_t n);
 
-/* Pops the oldest held profile when `bytes` more would pass max_bytes or
- * max_profiles (reason BOUND); false when there is room. */
+/* What holding a payload of `bytes` waiting for n_ids ids costs against
+ * max_bytes (the payload plus the hold's own bookkeeping). */
+size_t join_hold_cost(size_t bytes, size_t n_ids);
+
+/* Pops the oldest held profile when `bytes` (a join_hold_cost) more would
+ * pass max_bytes or max_profiles (reason BOUND); false when there is room. */
 bool join_hold_pop_for_room(struct join_hold *h, size_t bytes, int64_t now,
                             struct join_released *out);
 

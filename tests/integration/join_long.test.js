@@ -25,7 +25,11 @@
 //     10 % of the traces): the labelled share of the CPU equals the sampled
 //     share (2 points) and profiles are not all delayed to max_hold (the
 //     median hold, upload time minus profile end, is printed and must stay
-//     under half of max_hold).
+//     under half of max_hold);
+//  3. memory: a burst of large profiles naming spans that never come,
+//     beyond max_held_bytes: the held bytes stay under the bound, the
+//     oldest are released early and counted, RSS stays bounded, every
+//     profile reaches the intake.
 'use strict';
 
 const assert = require('node:assert');
@@ -33,6 +37,7 @@ const { spawn, execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 const { test } = require('node:test');
+const zlib = require('node:zlib');
 const h = require('./lib/harness');
 
 const WINDOW_S = 1;
@@ -206,4 +211,82 @@ test('10 % head sampling: sampled share labelled, holds end with the requests', 
   assert.strictEqual(r.right, r.labelled, 'a labelled sample names another endpoint than its truth');
   assert.ok(median < MAX_HOLD_S / 2, `median hold ${median} s`);
   assert.strictEqual(held('expired'), 0);
+});
+
+// A CPU profile of n samples, each naming a random span id (a burst the
+// join has to hold: none of the ids ever arrives), gzipped.
+function burstProfile(n) {
+  const strings = ['', 'samples', 'count', 'cpu', 'nanoseconds', 'span_id', 'main.work'];
+  const samples = [];
+  const hex = require('node:crypto').randomBytes(8 * n).toString('hex');
+  for (let i = 0; i < n; i++) {
+    strings.push(hex.slice(16 * i, 16 * i + 15) + '1'); // never 0
+    samples.push({ location_id: [1], value: [1, 10000000], label: [{ key: 5, str: strings.length - 1 }] });
+  }
+  const P = h.protos().lookupType('perftools.profiles.Profile');
+  const msg = P.fromObject({
+    sample_type: [{ type: 1, unit: 2 }, { type: 3, unit: 4 }], sample: samples,
+    location: [{ id: 1, line: [{ function_id: 1 }] }], function: [{ id: 1, name: 6 }],
+    string_table: strings, period_type: { type: 3, unit: 4 }, period: 10000000,
+    duration_nanos: 1e9, time_nanos: Date.now() * 1e6,
+  });
+  return zlib.gzipSync(P.encode(msg).finish());
+}
+
+test('memory: a burst of large held profiles stays under max_held_bytes', { timeout: 120000 }, async (t) => {
+  const intake = await h.startIntake();
+  t.after(() => intake.close());
+  const [pprofPort, httpPort, healthPort, metricsPort] = await Promise.all(
+    Array.from({ length: 4 }, () => h.freePort()));
+  const sp = await h.startSpanprof(`
+receivers:
+  otlp: { protocols: { http: { endpoint: 127.0.0.1:${httpPort} } } }
+  pprof: { endpoint: 127.0.0.1:${pprofPort} }
+processors:
+  join: { max_held_bytes: 4MiB, hold_grace: 60s, max_hold: 120s }
+exporters:
+  datadog:
+    api: { key: "join-long-key" }
+    traces: { endpoint: ${intake.url} }
+    profiles: { endpoint: ${intake.url} }
+extensions:
+  health_check: { endpoint: 127.0.0.1:${healthPort} }
+service:
+  extensions: [health_check]
+  pipelines:
+    traces: { receivers: [otlp], processors: [join], exporters: [datadog] }
+    profiles: { receivers: [pprof], processors: [join], exporters: [datadog] }
+  telemetry:
+    metrics: { address: 127.0.0.1:${metricsPort} }
+`, { healthPort, metricsPort, name: 'join-burst' });
+  t.after(() => sp.kill());
+  const N = 16;
+  const SAMPLES = 30000;
+  const bodies = Array.from({ length: N }, () => burstProfile(SAMPLES));
+  const rss0 = h.metricSum(await sp.metrics(), 'spanprof_process_resident_memory_bytes');
+  let maxHeld = 0;
+  let maxRss = 0;
+  for (let i = 0; i < N; i++) {
+    const r = await h.httpRequest(`http://127.0.0.1:${pprofPort}/v1/pprof?service=burst&type=cpu`,
+      { headers: { 'content-type': 'application/octet-stream' }, body: bodies[i], timeoutMs: 20000 });
+    assert.ok(r.status >= 200 && r.status < 300, `upload ${i}: ${r.status} ${r.body}`);
+    const m = await sp.metrics();
+    maxHeld = Math.max(maxHeld, h.metricSum(m, 'spanprof_join_held_bytes'));
+    maxRss = Math.max(maxRss, h.metricSum(m, 'spanprof_process_resident_memory_bytes'));
+  }
+  const m = await sp.metrics();
+  const bound = h.metricSum(m, 'spanprof_join_held_profiles_total', { reason: 'bound_reached' });
+  const held = h.metricSum(m, 'spanprof_join_held_profiles');
+  console.log(`burst of ${N} profiles of ${(bodies[0].length / 1024).toFixed(0)} KiB gzip: held at most ` +
+    `${(maxHeld / 1048576).toFixed(2)} MiB (max_held_bytes 4 MiB), ${bound} released early, ${held} still held; ` +
+    `RSS ${(rss0 / 1048576).toFixed(1)} MiB before, at most ${(maxRss / 1048576).toFixed(1)} MiB during`);
+  assert.ok(maxHeld > 0 && maxHeld <= 4 * 1048576, `held ${maxHeld} bytes`);
+  assert.ok(bound >= N - 6, `only ${bound} released early`);
+  assert.strictEqual(bound + held, N);
+  assert.ok(h.metricSum(m, 'spanprof_join_unresolved_samples_total', { reason: 'bound_reached' }) === bound * SAMPLES);
+  assert.ok(maxRss - rss0 < 96 * 1048576, `RSS grew ${(maxRss - rss0) / 1048576} MiB`);
+  const stop = await sp.stop(30000);
+  assert.strictEqual(stop.code, 0);
+  const uploads = intake.requests.filter((r) => r.url === '/api/v2/profile');
+  assert.strictEqual(uploads.length, N, 'every profile reaches the intake (the rest at shutdown)');
 });
