@@ -430,7 +430,7 @@ static void test_pending_bound_and_shutdown(void)
     sp_pprof *q = jt_sink_last(SP_SIGNAL_PROFILES)->u.profile.attachments[0].pprof;
     ASSERT(jt_label_str(q, q->sample[0], "trace endpoint") == NULL);
     /* The roots' children arrive, the roots do not: still held. */
-    static const struct jt_span kids[] = {tree1[1], tree1[2]};
+    const struct jt_span kids[] = {tree1[1], tree1[2]};
     ASSERT_EQ_INT(jt_consume(&t, batch_of(SVC, kids, 2)), 0);
     ASSERT_EQ_INT(jt_sink_count(SP_SIGNAL_PROFILES), 1);
     ASSERT_EQ_INT(jt_consume(&t, batch_of(SVC, tree1, 1)), 0); /* the root: both go */
