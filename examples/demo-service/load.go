@@ -45,29 +45,33 @@ func runLoad(ctx context.Context, baseURL string, d time.Duration, rps float64, 
 		jobs    = make(chan int64, conc)
 		workers sync.WaitGroup
 	)
+	// do sends one request and counts its outcome.
+	do := func(client *http.Client, req *http.Request, remote bool) {
+		resp, err := client.Do(req)
+		mu.Lock()
+		st.Requests++
+		if remote {
+			st.WithRemoteParent++
+		}
+		if err != nil {
+			st.Failures++
+			if st.Failures <= 3 {
+				log.Printf("load: %v", err)
+			}
+		} else {
+			st.ByStatus[strconv.Itoa(resp.StatusCode)]++
+		}
+		mu.Unlock()
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}
 	worker := func() {
 		defer workers.Done()
 		for n := range jobs {
 			req, remote := loadRequest(baseURL, n, &users)
-			resp, err := client.Do(req)
-			mu.Lock()
-			st.Requests++
-			if remote {
-				st.WithRemoteParent++
-			}
-			if err != nil {
-				st.Failures++
-				if st.Failures <= 3 {
-					log.Printf("load: %v", err)
-				}
-			} else {
-				st.ByStatus[strconv.Itoa(resp.StatusCode)]++
-			}
-			mu.Unlock()
-			if err == nil {
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-			}
+			do(client, req, remote)
 		}
 	}
 	for i := 0; i < conc; i++ {
@@ -88,19 +92,7 @@ func runLoad(ctx context.Context, baseURL string, d time.Duration, rps float64, 
 					defer inflight.Done()
 					req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/api/reports/%d", baseURL, n), nil)
 					req.Header.Set("User-Agent", "spanprof-demo-load/"+demoVersion)
-					resp, err := longClient.Do(req)
-					mu.Lock()
-					st.Requests++
-					if err != nil {
-						st.Failures++
-					} else {
-						st.ByStatus[strconv.Itoa(resp.StatusCode)]++
-					}
-					mu.Unlock()
-					if err == nil {
-						_, _ = io.Copy(io.Discard, resp.Body)
-						resp.Body.Close()
-					}
+					do(longClient, req, false)
 				}(n)
 				select {
 				case <-ctx.Done():

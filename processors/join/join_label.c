@@ -197,6 +197,21 @@ static int label_id(const sp_pprof *p, const Perftools__Profiles__Label *l, enum
     return rc == 0 && *out != 0 ? 0 : -1;
 }
 
+/* Makes room for one more element in a malloc'd array of *cap elements
+ * of which n are used (doubling, from 64). 0 or SP_ENOMEM (unchanged). */
+static int grow_for_one(void **v, size_t *cap, size_t n, size_t elem)
+{
+    if (n < *cap)
+        return 0;
+    size_t nc = *cap ? *cap * 2 : 64;
+    void *nv = realloc(*v, nc * elem);
+    if (!nv)
+        return SP_ENOMEM;
+    *v = nv;
+    *cap = nc;
+    return 0;
+}
+
 /* Which string-table indexes are keys we read (a table may hold a string
  * twice; every copy counts). *any_key: some span id key is present. NULL on
  * ENOMEM. */
@@ -328,15 +343,9 @@ int join_label_scan(const struct join_label_ctx *c, const sp_pprof *p,
             struct resolved r = resolve_span(c, sid.span, sid.dd_root);
             int64_t at = -1;
             if (r.status != JOIN_RESOLVED) {
-                if (n_open == cap_open) {
-                    size_t nc = cap_open ? cap_open * 2 : 64;
-                    struct join_open_id *no = realloc(open, nc * sizeof *no);
-                    if (!no) {
-                        rc = SP_ENOMEM;
-                        break;
-                    }
-                    open = no;
-                    cap_open = nc;
+                if (grow_for_one((void **)&open, &cap_open, n_open, sizeof *open) < 0) {
+                    rc = SP_ENOMEM;
+                    break;
                 }
                 open[n_open] = (struct join_open_id){.span = sid.span,
                                                      .missing = r.root_id,
@@ -403,15 +412,9 @@ int join_label_pprof(const struct join_label_ctx *c, sp_pprof *p, struct sp_aren
             r = cache[*ci];
         } else {
             r = resolve_span(c, span, dd_root);
-            if (cache_n == cache_cap) {
-                size_t nc = cache_cap ? cache_cap * 2 : 256;
-                struct resolved *ncache = realloc(cache, nc * sizeof *ncache);
-                if (!ncache) {
-                    rc = SP_ENOMEM;
-                    break;
-                }
-                cache = ncache;
-                cache_cap = nc;
+            if (grow_for_one((void **)&cache, &cache_cap, cache_n, sizeof *cache) < 0) {
+                rc = SP_ENOMEM;
+                break;
             }
             cache[cache_n] = r;
             if (!map_put(&cache_ix, span, (int64_t)cache_n)) {

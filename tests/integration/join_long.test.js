@@ -54,31 +54,15 @@ function hexToDec(hex) {
   return BigInt(`0x${hex}`).toString();
 }
 
-// spanprof + intake + one demo instance with `demoArgs`; returns what the
-// intake recorded, the truth file and spanprof's final metrics.
-async function run(t, name, demoArgs) {
-  const work = h.tmpDir(`join-long-${name}`);
-  const demoBin = path.join(h.BUILD, 'join-long', 'demo-service');
-  if (!fs.existsSync(demoBin)) {
-    execFileSync('bash', [path.join(h.SRC, 'examples/demo-service/build.sh'), demoBin], { stdio: 'inherit' });
-  }
-  const intake = await h.startIntake();
-  t.after(() => intake.close());
-  const [httpPort, pprofPort, healthPort, metricsPort] = await Promise.all(
-    Array.from({ length: 4 }, () => h.freePort()));
-  const yaml = `
+// spanprof's configuration: OTLP/HTTP and the pprof intake in, the join,
+// the recording intake out.
+function spanprofYaml({ httpPort, pprofPort, healthPort, metricsPort, intake, join }) {
+  return `
 receivers:
-  otlp:
-    protocols:
-      http: { endpoint: 127.0.0.1:${httpPort} }
-  pprof:
-    endpoint: 127.0.0.1:${pprofPort}
+  otlp: { protocols: { http: { endpoint: 127.0.0.1:${httpPort} } } }
+  pprof: { endpoint: 127.0.0.1:${pprofPort} }
 processors:
-  join:
-    join_delay: 2s
-    hold_grace: 30s
-    max_hold: ${MAX_HOLD_S}s
-    span_ttl: 120s
+  join: ${join}
 exporters:
   datadog:
     api: { key: "join-long-key" }
@@ -94,8 +78,24 @@ service:
     profiles: { receivers: [pprof], processors: [join], exporters: [datadog] }
   telemetry:
     metrics: { address: 127.0.0.1:${metricsPort} }
-  shutdown_timeout: 15s
 `;
+}
+
+// spanprof + intake + one demo instance with `demoArgs`; returns what the
+// intake recorded, the truth file and spanprof's final metrics.
+async function run(t, name, demoArgs) {
+  const work = h.tmpDir(`join-long-${name}`);
+  const demoBin = path.join(h.BUILD, 'join-long', 'demo-service');
+  if (!fs.existsSync(demoBin)) {
+    execFileSync('bash', [path.join(h.SRC, 'examples/demo-service/build.sh'), demoBin], { stdio: 'inherit' });
+  }
+  const intake = await h.startIntake();
+  t.after(() => intake.close());
+  const [httpPort, pprofPort, healthPort, metricsPort] = await Promise.all(
+    Array.from({ length: 4 }, () => h.freePort()));
+  const yaml = spanprofYaml({ httpPort, pprofPort, healthPort, metricsPort, intake,
+    join: `{ join_delay: 2s, hold_grace: 30s, max_hold: ${MAX_HOLD_S}s, span_ttl: 120s }` }) +
+    '  shutdown_timeout: 15s\n';
   const sp = await h.startSpanprof(yaml, { healthPort, metricsPort, name: `join-long-${name}` });
   t.after(() => sp.kill());
   const truthFile = path.join(work, 'truth.json');
@@ -238,27 +238,8 @@ test('memory: a burst of large held profiles stays under max_held_bytes', { time
   t.after(() => intake.close());
   const [pprofPort, httpPort, healthPort, metricsPort] = await Promise.all(
     Array.from({ length: 4 }, () => h.freePort()));
-  const sp = await h.startSpanprof(`
-receivers:
-  otlp: { protocols: { http: { endpoint: 127.0.0.1:${httpPort} } } }
-  pprof: { endpoint: 127.0.0.1:${pprofPort} }
-processors:
-  join: { max_held_bytes: 4MiB, hold_grace: 60s, max_hold: 120s }
-exporters:
-  datadog:
-    api: { key: "join-long-key" }
-    traces: { endpoint: ${intake.url} }
-    profiles: { endpoint: ${intake.url} }
-extensions:
-  health_check: { endpoint: 127.0.0.1:${healthPort} }
-service:
-  extensions: [health_check]
-  pipelines:
-    traces: { receivers: [otlp], processors: [join], exporters: [datadog] }
-    profiles: { receivers: [pprof], processors: [join], exporters: [datadog] }
-  telemetry:
-    metrics: { address: 127.0.0.1:${metricsPort} }
-`, { healthPort, metricsPort, name: 'join-burst' });
+  const sp = await h.startSpanprof(spanprofYaml({ httpPort, pprofPort, healthPort, metricsPort, intake,
+    join: '{ max_held_bytes: 4MiB, hold_grace: 60s, max_hold: 120s }' }), { healthPort, metricsPort, name: 'join-burst' });
   t.after(() => sp.kill());
   const N = 16;
   const SAMPLES = 30000;
