@@ -26,7 +26,10 @@
 //     share (2 points) and profiles are not all delayed to max_hold (the
 //     median hold, upload time minus profile end, is printed and must stay
 //     under half of max_hold);
-//  3. memory: a burst of large profiles naming spans that never come,
+//  3. a request longer than max_hold (a 6 s report against max_hold 2 s):
+//     its profiles are released at max_hold, counted expired, none held
+//     longer, nothing left held;
+//  4. memory: a burst of large profiles naming spans that never come,
 //     beyond max_held_bytes: the held bytes stay under the bound, the
 //     oldest are released early and counted, RSS stays bounded, every
 //     profile reaches the intake.
@@ -83,7 +86,7 @@ service:
 
 // spanprof + intake + one demo instance with `demoArgs`; returns what the
 // intake recorded, the truth file and spanprof's final metrics.
-async function run(t, name, demoArgs) {
+async function run(t, name, demoArgs, join = `{ join_delay: 2s, hold_grace: 30s, max_hold: ${MAX_HOLD_S}s, span_ttl: 120s }`) {
   const work = h.tmpDir(`join-long-${name}`);
   const demoBin = path.join(h.BUILD, 'join-long', 'demo-service');
   if (!fs.existsSync(demoBin)) {
@@ -93,8 +96,7 @@ async function run(t, name, demoArgs) {
   t.after(() => intake.close());
   const [httpPort, pprofPort, healthPort, metricsPort] = await Promise.all(
     Array.from({ length: 4 }, () => h.freePort()));
-  const yaml = spanprofYaml({ httpPort, pprofPort, healthPort, metricsPort, intake,
-    join: `{ join_delay: 2s, hold_grace: 30s, max_hold: ${MAX_HOLD_S}s, span_ttl: 120s }` }) +
+  const yaml = spanprofYaml({ httpPort, pprofPort, healthPort, metricsPort, intake, join }) +
     '  shutdown_timeout: 15s\n';
   const sp = await h.startSpanprof(yaml, { healthPort, metricsPort, name: `join-long-${name}` });
   t.after(() => sp.kill());
@@ -211,6 +213,27 @@ test('10 % head sampling: sampled share labelled, holds end with the requests', 
   assert.strictEqual(r.right, r.labelled, 'a labelled sample names another endpoint than its truth');
   assert.ok(median < MAX_HOLD_S / 2, `median hold ${median} s`);
   assert.strictEqual(held('expired'), 0);
+});
+
+test('a request longer than max_hold: released at max_hold, counted expired', { timeout: 180000 }, async (t) => {
+  const { truth, uploads, metrics } = await run(t, 'expired', ['-unit', '100ms', '-cpu', 'reports=6s',
+    '-load', '4s', '-load-rps', '1', '-load-concurrency', '2', '-long-every', '100s'],
+  '{ join_delay: 1s, hold_grace: 1s, max_hold: 2s, span_ttl: 30s }');
+  const r = tally(truth, uploads);
+  const held = (reason) => h.metricSum(metrics, 'spanprof_join_held_profiles_total', { reason });
+  const within = h.metricSum(metrics, 'spanprof_join_hold_seconds_bucket', { le: '5' });
+  const count = h.metricSum(metrics, 'spanprof_join_hold_seconds_count');
+  console.log(`${uploads.length} profiles; expired ${held('expired')} (samples ` +
+    `${h.metricSum(metrics, 'spanprof_join_unresolved_samples_total', { reason: 'expired' })}), resolved ` +
+    `${held('resolved')}, never_exported ${held('never_exported')}; ${within} of ${count} holds <= 5 s; ` +
+    `unlabelled CPU by span: ${Object.entries(r.missed).map(([k, v]) => `${k} ${(v / 1e9).toFixed(2)} s`).join(', ')}`);
+  assert.ok(truth.endpoints['GET /api/reports/{id}']?.requests === 1, 'the long request ran');
+  assert.ok(held('expired') >= 1, 'no profile expired');
+  assert.ok(h.metricSum(metrics, 'spanprof_join_unresolved_samples_total', { reason: 'expired' }) > 0);
+  assert.strictEqual(h.metricSum(metrics, 'spanprof_join_held_profiles'), 0, 'something is still held');
+  assert.strictEqual(within, count, 'a profile was held longer than max_hold (+ timer slack)');
+  assert.strictEqual(held('shutdown'), 0);
+  assert.ok(Object.keys(r.missed).some((k) => k.includes('reports')), 'the long request kept its endpoint?');
 });
 
 // A CPU profile of n samples, each naming a random span id (a burst the
