@@ -1199,7 +1199,8 @@ static int consume_traces(struct join_ctx *ctx, struct sp_batch *b)
         index_traces(ctx, b->u.traces.req, b->u.traces.span_count);
     attach_runtime_ids(ctx, b);
     int rc = sp_component_emit(ctx->comp, b, NULL);
-    run_hold(ctx); /* profiles whose spans just arrived */
+    if (join_hold_dirty(ctx->hold))
+        run_hold(ctx); /* profiles whose spans just arrived */
     return rc;
 }
 

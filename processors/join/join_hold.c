@@ -248,33 +248,43 @@ static void note_arrival(struct join_hold *h, const struct held *p, const struct
     s->late_at[i] = now;
 }
 
+/* What the give-up time of a profile's ids depends on besides the id: its
+ * stream's state, looked up once per profile. */
+struct give_up_ctx {
+    int64_t quiet_ms; /* when the stream counts as gone quiet */
+    int64_t grace_ms;
+};
+
+static struct give_up_ctx give_up_ctx_of(const struct join_hold *h, const struct held *p,
+                                         int64_t now)
+{
+    const struct stream *s = stream_find(h, p->stream);
+    /* Not seen ended: the stream's next profile tells. If it is overdue
+     * (the process or its profiler stopped), nothing will tell. */
+    int64_t last = s ? s->last_ms : p->arrived_ms;
+    int64_t period = s ? s->period_ms : 0;
+    return (struct give_up_ctx){last + period + h->conf.delay_ms, grace_ms(h, s, now)};
+}
+
 /* When an open id stops being worth waiting for (INT64_MAX: not before
  * max_hold). */
-static int64_t give_up_ms(const struct join_hold *h, const struct held *p, const struct hold_id *w)
+static int64_t give_up_ms(const struct give_up_ctx *g, const struct hold_id *w)
 {
     if (w->state == ID_ROOT_UNKNOWN)
         return INT64_MAX;
-    const struct stream *s = stream_find(h, p->stream);
-    int64_t ended = w->ended_ms;
-    if (!ended) {
-        /* Not seen ended: the stream's next profile tells. If it is overdue
-         * (the process or its profiler stopped), nothing will tell. */
-        int64_t last = s ? s->last_ms : p->arrived_ms;
-        int64_t period = s ? s->period_ms : 0;
-        ended = last + period + h->conf.delay_ms;
-    }
-    return ended + grace_ms(h, s, ended);
+    return (w->ended_ms ? w->ended_ms : g->quiet_ms) + g->grace_ms;
 }
 
-static int64_t release_at(const struct join_hold *h, const struct held *p)
+static int64_t release_at(const struct join_hold *h, const struct held *p, int64_t now)
 {
     int64_t expire = p->arrived_ms + h->conf.max_hold_ms;
     if (!p->n_open)
         return p->arrived_ms;
+    struct give_up_ctx gc = give_up_ctx_of(h, p, now);
     int64_t latest = 0;
     for (size_t i = 0; i < p->n_ids && latest < expire; i++)
         if (id_open(&p->ids[i])) {
-            int64_t g = give_up_ms(h, p, &p->ids[i]);
+            int64_t g = give_up_ms(&gc, &p->ids[i]);
             if (g > latest)
                 latest = g;
         }
@@ -350,12 +360,13 @@ static void release(struct join_hold *h, struct held *p, enum join_release_reaso
     out->payload = p->payload;
     out->reason = reason;
     out->held_ms = now - p->arrived_ms;
+    struct give_up_ctx gc = give_up_ctx_of(h, p, now);
     for (size_t i = 0; i < p->n_ids; i++) {
         struct hold_id *w = &p->ids[i];
         if (w->state == ID_CLOSED)
             continue;
         bool given_up = w->state == ID_DEAD ||
-                        (w->state == ID_SPAN_UNKNOWN && give_up_ms(h, p, w) <= now);
+                        (w->state == ID_SPAN_UNKNOWN && give_up_ms(&gc, w) <= now);
         out->unresolved[given_up ? JOIN_REL_NEVER_EXPORTED : reason] += w->samples;
         waiter_unlink(h, w);
     }
@@ -502,6 +513,11 @@ bool join_hold_waiting(const struct join_hold *h)
     return h->wn > 0;
 }
 
+bool join_hold_dirty(const struct join_hold *h)
+{
+    return h->any_dirty;
+}
+
 bool join_hold_next_release(struct join_hold *h, const struct join_index *ix, unsigned max_depth,
                             int64_t now, struct join_released *out)
 {
@@ -516,7 +532,7 @@ bool join_hold_next_release(struct join_hold *h, const struct join_index *ix, un
             release(h, p, JOIN_REL_RESOLVED, now, out);
             return true;
         }
-        int64_t at = release_at(h, p);
+        int64_t at = release_at(h, p, now);
         if (at <= now) {
             bool expired = now >= p->arrived_ms + h->conf.max_hold_ms &&
                            at == p->arrived_ms + h->conf.max_hold_ms;
@@ -543,7 +559,7 @@ int64_t join_hold_next_due(const struct join_hold *h, int64_t now)
         return 0;
     int64_t best = INT64_MAX;
     for (const struct held *p = h->head; p; p = p->next) {
-        int64_t at = release_at(h, p);
+        int64_t at = release_at(h, p, now);
         if (at < best)
             best = at;
     }

@@ -102,6 +102,8 @@ int join_hold_add(struct join_hold *h, void *payload, size_t bytes, uint64_t str
  * next join_hold_next_release. Cheap when nothing waits for it. */
 void join_hold_span_arrived(struct join_hold *h, uint64_t id);
 bool join_hold_waiting(const struct join_hold *h);
+/* True when an arrival made some held profile worth re-resolving. */
+bool join_hold_dirty(const struct join_hold *h);
 
 /* Re-resolves the profiles whose ids arrived, then pops one profile due
  * for release; false when none is. Call until false. */
