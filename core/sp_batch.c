@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sp_assert.h"
+
 const char *sp_signal_name(enum sp_signal s)
 {
     switch (s) {
@@ -35,13 +37,17 @@ struct sp_batch *sp_batch_create(enum sp_signal signal, size_t arena_limit)
 
 struct sp_batch *sp_batch_ref(struct sp_batch *b)
 {
+    SP_ASSERT(b->refcount > 0, "sp_batch_ref on a batch whose last reference was dropped");
     b->refcount++;
     return b;
 }
 
 void sp_batch_unref(struct sp_batch *b)
 {
-    if (!b || --b->refcount > 0)
+    if (!b)
+        return;
+    SP_ASSERT(b->refcount > 0, "sp_batch_unref on a batch whose last reference was dropped");
+    if (--b->refcount > 0)
         return;
     sp_arena_destroy(b->arena);
     free(b);
@@ -99,6 +105,7 @@ static int sp_batch_clone_profile(const struct sp_profile *src, struct sp_profil
     *dst = *src;
     dst->dialect = sp_batch_dup(a, src->dialect);
     dst->service = sp_batch_dup(a, src->service);
+    dst->service_fallback = sp_batch_dup(a, src->service_fallback);
     dst->env = sp_batch_dup(a, src->env);
     dst->version = sp_batch_dup(a, src->version);
     dst->host = sp_batch_dup(a, src->host);

@@ -17,7 +17,7 @@
 
 const char *const join_outcome_names[JOIN_OUT_COUNT] = {
     "matched", "no_span_label", "span_unknown", "not_pii_safe", "root_unknown",
-    "endpoint_dropped",
+    "endpoint_dropped", "already_labelled",
 };
 
 int join_parse_hex_id(const char *s, uint64_t *out)
@@ -248,9 +248,17 @@ static uint8_t *key_kinds(const struct join_label_ctx *c, const sp_pprof *p, boo
 /* What one sample's labels say about its span. */
 struct sample_ids {
     uint64_t span;    /* Datadog's `span id` first (what the backend reads), else span_id, else extra */
+    uint64_t dd_span; /* Datadog's `span id`, 0 if absent or not a number */
     uint64_t dd_root; /* `local root span id`, 0 if absent */
     bool has_span, has_root, has_endpoint;
 };
+
+/* A Datadog tracer labelled the sample itself (its spans go to the Agent,
+ * not here): complete as it is, not a miss, nothing to wait for. */
+static bool dd_labelled(const struct sample_ids *s)
+{
+    return s->has_span && s->dd_span && s->dd_root;
+}
 
 static void read_sample(const sp_pprof *p, const uint8_t *kind, const Perftools__Profiles__Sample *s,
                         struct sample_ids *o)
@@ -288,6 +296,7 @@ static void read_sample(const sp_pprof *p, const uint8_t *kind, const Perftools_
             break;
         }
     }
+    o->dd_span = dd_span;
     o->span = dd_span ? dd_span : otel_span ? otel_span : extra_span;
 }
 
@@ -336,7 +345,7 @@ int join_label_scan(const struct join_label_ctx *c, const sp_pprof *p,
         struct sample_ids sid;
         read_sample(p, kind, p->sample[si], &sid);
         /* No span id, or already complete (a Datadog tracer's own labels). */
-        if (!sid.span || sid.has_endpoint)
+        if (!sid.span || sid.has_endpoint || dd_labelled(&sid))
             continue;
         int64_t *ix = map_get(&seen, sid.span);
         if (!ix) {
@@ -426,7 +435,9 @@ int join_label_pprof(const struct join_label_ctx *c, sp_pprof *p, struct sp_aren
         struct plan *pl = &plans[si];
         pl->span = span;
         if (r.status == JOIN_SPAN_UNKNOWN) {
-            st->samples[JOIN_OUT_SPAN_UNKNOWN]++;
+            /* dd-trace labels its samples itself (its spans go to the
+             * Agent, not here): not a miss. */
+            st->samples[dd_labelled(&sid) ? JOIN_OUT_ALREADY_LABELLED : JOIN_OUT_SPAN_UNKNOWN]++;
             continue;
         }
         if (!has_span)
@@ -440,6 +451,8 @@ int join_label_pprof(const struct join_label_ctx *c, sp_pprof *p, struct sp_aren
             uint32_t pair = 0;
             enum join_outcome out = join_root_outcome(r.rec, &pair);
             st->samples[out]++;
+            if (out == JOIN_OUT_MATCHED && c->pair_samples && pair <= c->n_pairs)
+                c->pair_samples[pair]++;
             if (out == JOIN_OUT_MATCHED && !has_endpoint) {
                 pl->pair = pair;
                 pl->add |= ADD_ENDPOINT;
