@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "join_hold.h"
+#include "sp_assert.h"
 #include "sp_err.h"
 
 #define HOLD_STREAMS 256
@@ -294,8 +295,10 @@ static int64_t release_at(const struct join_hold *h, const struct held *p, int64
 static void close_id(struct join_hold *h, struct held *p, struct hold_id *w, enum hold_state st)
 {
     waiter_unlink(h, w);
-    if (id_open(w))
+    if (id_open(w)) {
+        SP_ASSERT(p->n_open > 0, "join hold: closing an id of a profile with none open");
         p->n_open--;
+    }
     w->state = (uint8_t)st;
 }
 
@@ -340,6 +343,7 @@ static void reresolve(struct join_hold *h, struct held *p, const struct join_ind
 
 static void unlink_held(struct join_hold *h, struct held *p)
 {
+    SP_ASSERT(h->n > 0 && h->bytes >= p->bytes, "join hold: releasing more than is held");
     if (p->prev)
         p->prev->next = p->next;
     else
@@ -370,7 +374,8 @@ static void release(struct join_hold *h, struct held *p, enum join_release_reaso
         out->unresolved[given_up ? JOIN_REL_NEVER_EXPORTED : reason] += w->samples;
         waiter_unlink(h, w);
     }
-    /* A profile released as resolved has no unresolved ids by definition. */
+    SP_ASSERT(reason != JOIN_REL_RESOLVED || p->n_open == 0,
+              "join hold: a profile released as resolved still waits for ids");
     unlink_held(h, p);
     free(p->ids);
     free(p);
