@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "datadog_int.h"
+#include "dd_site.h"
 #include "sp_log.h"
 
 static int dd_conf_error(const struct sp_conf_ctx *cctx, struct sp_err *err, const char *path,
@@ -135,6 +136,16 @@ int dd_settings_init(const struct dd_conf *conf, const struct sp_conf_ctx *cctx,
             goto fail;
         }
     }
+    /* An explicit intake URL (or an Agent) routes elsewhere: the site name is
+     * then the user's business. */
+    if (!s->agent_mode && !dd_nonempty(conf->traces.endpoint) &&
+        !dd_nonempty(conf->profiles.endpoint)) {
+        char why[400];
+        if (dd_site_check(site, why, sizeof(why)) == DD_SITE_WRONG) {
+            rc = dd_conf_error(cctx, err, "api.site", "%s", why);
+            goto fail;
+        }
+    }
     s->site = strdup(site);
 
     if (s->agent_mode) {
@@ -198,6 +209,8 @@ int dd_settings_init(const struct dd_conf *conf, const struct sp_conf_ctx *cctx,
         goto nomem;
     for (size_t i = 0; i < conf->tags.n; i++)
         s->tags[i] = conf->tags.v[i];
+    s->hostname = dd_nonempty(conf->hostname) ? conf->hostname : NULL;
+    s->env = dd_nonempty(conf->env) ? conf->env : NULL;
 
     if (conf->timeout_ms <= 0)
         rc = dd_conf_error(cctx, err, "timeout", "must be positive");
@@ -215,6 +228,8 @@ int dd_settings_init(const struct dd_conf *conf, const struct sp_conf_ctx *cctx,
         rc = dd_conf_error(cctx, err, "sending_queue.num_consumers", "must be between 1 and 256");
     else if (conf->queue.max_bytes < 1024)
         rc = dd_conf_error(cctx, err, "sending_queue.max_bytes", "must be at least 1KiB");
+    else if (conf->flush_interval_ms < 0 || conf->flush_interval_ms > 60000)
+        rc = dd_conf_error(cctx, err, "flush_interval", "must be between 0s and 60s");
     else if (conf->queue.on_full && strcmp(conf->queue.on_full, "refuse") != 0 &&
              strcmp(conf->queue.on_full, "drop_oldest") != 0)
         rc = dd_conf_error(cctx, err, "sending_queue.on_full",
