@@ -93,6 +93,8 @@ struct sp_dd_stats *sp_dd_stats_create(const struct sp_dd_stats_conf *conf, int6
     if (!c)
         return NULL;
     c->conf = *conf;
+    if (c->conf.flush_delay_ns <= 0)
+        c->conf.flush_delay_ns = (SP_DD_STATS_BUFFER_LEN - 1) * SP_DD_STATS_BUCKET_NS;
     c->agent_hostname = xstrdup(conf->agent_hostname);
     c->agent_env = xstrdup(conf->agent_env && *conf->agent_env ? conf->agent_env : "none");
     c->agent_version = xstrdup(conf->agent_version);
@@ -850,8 +852,9 @@ int sp_dd_stats_flush(struct sp_dd_stats *c, int64_t now_ns, bool force,
                       struct sp_dd_stats_payload **out, size_t *n, struct sp_err *err)
 {
     /* concentrator.go flushNow: a bucket goes once it is bufferLen buckets
-     * old (ts <= now - bufferLen * bsize), all of them when forced. */
-    int64_t limit = now_ns - SP_DD_STATS_BUFFER_LEN * SP_DD_STATS_BUCKET_NS;
+     * old (ts <= now - bufferLen * bsize), all of them when forced; here
+     * once its end is flush_delay old (the same with the default delay). */
+    int64_t limit = now_ns - SP_DD_STATS_BUCKET_NS - c->conf.flush_delay_ns;
     size_t n_e = 0, max_flushed = 0;
     int64_t newest_flushed = INT64_MIN;
     for (size_t i = 0; i < c->n_buckets; i++)
@@ -891,7 +894,7 @@ int sp_dd_stats_flush(struct sp_dd_stats *c, int64_t now_ns, bool force,
         c->counts.last_bucket_keys = max_flushed;
     /* Later spans go to buckets that were not flushed yet: the Agent's
      * oldestTs update, and never at or below a bucket already sent. */
-    int64_t oldest = align_ts(now_ns) - (SP_DD_STATS_BUFFER_LEN - 1) * SP_DD_STATS_BUCKET_NS;
+    int64_t oldest = align_ts(now_ns - c->conf.flush_delay_ns);
     if (newest_flushed != INT64_MIN && newest_flushed + SP_DD_STATS_BUCKET_NS > oldest)
         oldest = newest_flushed + SP_DD_STATS_BUCKET_NS;
     if (oldest > c->oldest_ts)

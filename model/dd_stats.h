@@ -17,7 +17,8 @@
  *   - it lands in the 10 s bucket its END falls in (end - end % 10 s), or in
  *     the oldest bucket still open when that one was already flushed
  *     (oldestTs: addSpan); a bucket is flushed once it is bufferLen (2)
- *     buckets old, then never reopened (Flush);
+ *     buckets old (its end + flush_delay, 10 s by default), then never
+ *     reopened (Flush);
  *   - key: service, name, resource, type, span.kind, HTTP status code,
  *     synthetics (chunk origin starts with "synthetics"), is-trace-root
  *     (parent id 0), gRPC status code, peer tags (aggregation.go
@@ -55,6 +56,8 @@
 
 struct sp_dd_stats_conf {
     size_t max_keys;           /* live aggregation keys over all open buckets */
+    int64_t flush_delay_ns;    /* wait after a bucket's end before it goes (0: the Agent's
+                                * (bufferLen - 1) buckets = 10 s) */
     bool by_span_kind;         /* compute_stats_by_span_kind */
     bool peer_tags;            /* peer_tags_aggregation */
     const char *agent_hostname;/* StatsPayload.AgentHostname; hostname of spans without one */

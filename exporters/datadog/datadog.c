@@ -74,6 +74,23 @@ static const struct sp_conf_key dd_queue_keys[] = {
      "drop_oldest: the oldest queued batches are dropped to make room"},
 };
 
+static const struct sp_conf_key dd_stats_keys[] = {
+    {"enabled", SP_CONF_BOOL, offsetof(struct dd_stats_conf, enabled), "true", NULL, 0, 0, 0,
+     "compute APM stats (trace metrics: requests, errors, latency of the service and resource "
+     "pages) and send them to /api/v0.2/stats; agentless only (an Agent computes its own)"},
+    {"max_keys", SP_CONF_INT, offsetof(struct dd_stats_conf, max_keys), "10000", NULL, 0, 0, 0,
+     "aggregation keys (service, resource, status, ... per 10 s bucket) held at once; spans of "
+     "further keys are left out of the stats, counted"},
+    {"flush_delay", SP_CONF_DURATION, offsetof(struct dd_stats_conf, flush_delay_ms), "10s", NULL,
+     0, 0, 0, "wait after a 10 s bucket ends before sending it, for late spans (the Agent's "
+     "10 s); later spans count in the oldest bucket not sent"},
+    {"peer_tags", SP_CONF_BOOL, offsetof(struct dd_stats_conf, peer_tags), "true", NULL, 0, 0, 0,
+     "aggregate client/producer/consumer spans by peer tags (peer.service, db.system, ...)"},
+    {"by_span_kind", SP_CONF_BOOL, offsetof(struct dd_stats_conf, by_span_kind), "true", NULL, 0,
+     0, 0, "count server/client/producer/consumer spans even when not top-level (the Agent's "
+     "compute_stats_by_span_kind)"},
+};
+
 static const struct sp_conf_key dd_keys[] = {
     {"api", SP_CONF_BLOCK, offsetof(struct dd_conf, api), NULL, dd_api_keys,
      SP_CONF_END_COUNT(dd_api_keys), 0, 0, "Datadog account"},
@@ -95,6 +112,8 @@ static const struct sp_conf_key dd_keys[] = {
      SP_CONF_END_COUNT(dd_retry_keys), 0, 0, "retries with exponential backoff"},
     {"sending_queue", SP_CONF_BLOCK, offsetof(struct dd_conf, queue), NULL, dd_queue_keys,
      SP_CONF_END_COUNT(dd_queue_keys), 0, 0, "bounded queue in front of the senders"},
+    {"stats", SP_CONF_BLOCK, offsetof(struct dd_conf, stats), NULL, dd_stats_keys,
+     SP_CONF_END_COUNT(dd_stats_keys), 0, 0, "APM stats computed from the spans (agentless)"},
 };
 
 /* ---- helpers shared with the other files ---- */
@@ -235,6 +254,12 @@ static int dd_create(struct sp_component *comp, struct sp_err *err)
         dd->workers[i].dd = dd;
     dd->agent_default_rate = -1;
     dd_register_metrics(dd);
+    if ((rc = dd_stats_create(dd, err)) != 0) {
+        free(dd->workers);
+        dd_settings_free(&dd->set);
+        free(dd);
+        return rc;
+    }
     comp->ctx = dd;
     return 0;
 }
@@ -277,6 +302,7 @@ static int dd_start(struct sp_component *comp, struct sp_host *host, struct sp_e
     dd->idle.data = dd;
     dd->open_handles++;
     dd->started = true;
+    dd_stats_start(dd);
     if (dd->set.agent_mode)
         sp_log_info(comp->id, "sending through the Datadog Agent: traces to %s, profiles to %s",
                     dd->set.traces_url, dd->set.profiles_url);
@@ -357,8 +383,14 @@ static void dd_finish(struct dd_exporter *dd)
 
 void dd_exporter_maybe_finish(struct dd_exporter *dd)
 {
-    if (!dd->stopping || dd->finished || dd->queue.len || !dd_workers_idle(dd))
+    if (!dd->stopping || dd->finished || dd->queue.len || dd_stats_pending(dd) ||
+        !dd_workers_idle(dd))
         return;
+    /* every queued span was mapped: the last stats buckets can go */
+    if (dd_stats_final_flush(dd)) {
+        dd_workers_kick(dd);
+        return;
+    }
     sp_log_info(dd->comp->id, "sending queue drained: everything was delivered or accounted for");
     dd_finish(dd);
 }
@@ -381,6 +413,7 @@ static void dd_on_deadline(uv_timer_t *t)
         sp_batch_unref(it.batch);
     }
     dd_exporter_queue_changed(dd);
+    dd_stats_abandon(dd);
     sp_log_warn(dd->comp->id,
                 "shutdown deadline reached: %zu spans and %zu profiles were not delivered "
                 "(%zu spans and %zu profiles in flight or retrying, the rest queued)",
@@ -404,10 +437,9 @@ static void dd_shutdown(struct sp_component *comp, sp_done_fn done)
         return;
     }
     dd_workers_kick(dd);
-    if (dd->queue.len == 0 && dd_workers_idle(dd)) {
-        dd_finish(dd);
+    dd_exporter_maybe_finish(dd); /* nothing queued: final stats, or done */
+    if (dd->finished)
         return;
-    }
     uint64_t now = uv_now(dd->loop);
     uint64_t dl = comp->host ? comp->host->shutdown_deadline_ms : 0;
     uint64_t wait = dl > now ? dl - now : (dl ? 0 : 10000);
@@ -447,6 +479,7 @@ static void dd_destroy(struct sp_component *comp)
     while (dd_queue_pop(&dd->queue, &it))
         sp_batch_unref(it.batch);
     dd_queue_free(&dd->queue);
+    dd_stats_destroy(dd);
     dd_settings_free(&dd->set);
     dd->destroyed = true;
     if (dd->started) {

@@ -7,6 +7,8 @@
  * datadog_traces.c traces batch -> HTTP requests (agentless or agent mode),
  *                  and the lenient rate_by_service reply parser
  * datadog_profiles.c profile batch -> multipart request
+ * datadog_stats.c  agentless APM stats: mapped spans -> concentrator ->
+ *                  StatsPayload requests on the same workers and retries
  *
  * Data path: consume() takes a reference on the batch and queues it; an
  * idle one of sending_queue.num_consumers workers takes it at once (so the
@@ -63,6 +65,14 @@ struct dd_endpoint_conf {
     char *endpoint;
 };
 
+struct dd_stats_conf {
+    bool enabled;           /* agentless mode only */
+    int64_t max_keys;
+    int64_t flush_delay_ms;
+    bool peer_tags;
+    bool by_span_kind;
+};
+
 struct dd_conf {
     struct dd_api_conf api;
     struct dd_endpoint_conf traces;
@@ -74,6 +84,7 @@ struct dd_conf {
     int64_t timeout_ms;
     struct dd_retry_conf retry;
     struct dd_queue_conf queue;
+    struct dd_stats_conf stats;
 };
 
 /* What create() derives from the config (owned, malloc'd). */
@@ -84,6 +95,7 @@ struct dd_settings {
     char *site;
     char *traces_url;    /* full URL: .../api/v0.2/traces or .../v0.4/traces */
     char *profiles_url;  /* .../api/v2/profile or .../profiling/v1/input */
+    char *stats_url;     /* agentless: .../api/v0.2/stats; NULL in agent mode */
     const char **tags;   /* NULL-terminated "k:v" (points into the config) */
 };
 
@@ -164,6 +176,7 @@ struct dd_req {
     enum sp_signal signal;
     size_t count;                 /* spans, or 1 profile */
     bool rates_reply;             /* agent /v0.4/traces: parse rate_by_service */
+    bool stats;                   /* an APM stats payload (count 0, own metrics) */
 };
 
 int dd_req_add_header(struct dd_req *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -234,6 +247,7 @@ struct dd_exporter {
     /* agent mode: the last default rate the agent reported (for debug logs) */
     double agent_default_rate;
     char agent_version[64];
+    struct dd_stats *stats;      /* agentless APM stats, NULL when off */
 };
 
 /* Idle workers take queued items (encoded on a later loop turn). */
@@ -252,5 +266,25 @@ void dd_exporter_maybe_finish(struct dd_exporter *dd);
 void dd_item_drop(struct dd_exporter *dd, struct dd_item *it);
 bool dd_ratelog_ok(struct dd_exporter *dd, struct dd_ratelog *rl, uint64_t interval_ms);
 struct sp_metric *dd_status_counter(struct dd_exporter *dd, long status);
+
+/* ---- APM stats (datadog_stats.c; all no-ops when dd->stats is NULL) ---- */
+
+struct Datadog__Trace__AgentPayload;
+/* create(): agentless with stats.enabled. start(): the flush timer. */
+int dd_stats_create(struct dd_exporter *dd, struct sp_err *err);
+void dd_stats_start(struct dd_exporter *dd);
+/* Every span of a mapped payload goes through the concentrator. */
+void dd_stats_feed(struct dd_exporter *dd, const struct Datadog__Trace__AgentPayload *p);
+/* A worker takes the oldest stats request waiting (one-element array). */
+bool dd_stats_take(struct dd_exporter *dd, struct dd_req **reqs, size_t *n);
+size_t dd_stats_pending(const struct dd_exporter *dd);
+/* Shutdown, once everything queued was mapped: flush every bucket.
+ * True when that queued requests (kick the workers). */
+bool dd_stats_final_flush(struct dd_exporter *dd);
+/* The outcome of a stats request (sent, or failed with why). */
+void dd_stats_done(struct dd_exporter *dd, const struct dd_req *r, bool sent, const char *why);
+/* Shutdown deadline: drop what waits, counted. */
+void dd_stats_abandon(struct dd_exporter *dd);
+void dd_stats_destroy(struct dd_exporter *dd);
 
 #endif

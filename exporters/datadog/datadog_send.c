@@ -100,6 +100,11 @@ static void dd_worker_fail(struct dd_worker *w, const char *why)
 {
     struct dd_exporter *dd = w->dd;
     struct dd_req *r = &w->reqs[w->cur];
+    if (r->stats) {
+        dd_stats_done(dd, r, false, why);
+        dd_worker_advance(w);
+        return;
+    }
     sp_metric_add(dd->m[r->signal].failed, (double)r->count);
     if (dd_ratelog_ok(dd, &dd->fail_log, 10000)) {
         sp_log_error(dd->comp->id, "%zu %s not delivered to %s: %s", r->count,
@@ -135,6 +140,11 @@ static void dd_worker_on_done(void *ud, const struct sp_http_response *resp)
         snprintf(why, sizeof(why), "HTTP %ld%s%s", resp->status, ex[0] ? ": " : "", ex);
     }
 
+    if (v == DD_SENT && r->stats) {
+        dd_stats_done(dd, r, true, NULL);
+        dd_worker_advance(w);
+        return;
+    }
     if (v == DD_SENT) {
         sp_metric_add(dd->m[r->signal].sent, (double)r->count);
         sp_metric_add(dd->m[r->signal].bytes, (double)r->body.len);
@@ -151,7 +161,7 @@ static void dd_worker_on_done(void *ud, const struct sp_http_response *resp)
         return;
     }
     if (v == DD_PERMANENT) {
-        if (resp->status == 403 && !dd->set.agent_mode) {
+        if (resp->status == 403 && !dd->set.agent_mode && !r->stats) {
             sp_metric_add(dd->m[r->signal].failed, (double)r->count);
             if (dd_ratelog_ok(dd, &dd->forbidden_log, 60000))
                 sp_log_error(dd->comp->id,
@@ -315,6 +325,14 @@ static void dd_worker_next_item(struct dd_worker *w)
 {
     struct dd_exporter *dd = w->dd;
     struct dd_item it;
+    if (!w->busy && !dd->abandoning && dd_stats_take(dd, &w->reqs, &w->n_reqs)) {
+        /* a stats payload is already encoded: send it now */
+        w->busy = true;
+        w->cur = 0;
+        w->attempt = 0;
+        dd_worker_send(w);
+        return;
+    }
     if (!w->busy && !dd->abandoning && dd_queue_pop(&dd->queue, &it)) {
         dd_exporter_queue_changed(dd);
         dd_worker_take(w, &it);
@@ -325,7 +343,7 @@ static void dd_worker_next_item(struct dd_worker *w)
 
 void dd_workers_kick(struct dd_exporter *dd)
 {
-    for (size_t i = 0; i < dd->n_workers && dd->queue.len > 0; i++) {
+    for (size_t i = 0; i < dd->n_workers && (dd->queue.len > 0 || dd_stats_pending(dd)); i++) {
         struct dd_worker *w = &dd->workers[i];
         if (!w->busy)
             dd_worker_next_item(w);
@@ -386,6 +404,8 @@ void dd_workers_abandon(struct dd_exporter *dd, size_t *spans_left, size_t *prof
         uv_timer_stop(&w->timer);
         for (size_t k = w->cur; k < w->n_reqs; k++) {
             struct dd_req *r = &w->reqs[k];
+            if (r->stats)
+                dd_stats_done(dd, r, false, "shutdown deadline reached");
             sp_metric_add(dd->m[r->signal].dropped_shutdown, (double)r->count);
             if (r->signal == SP_SIGNAL_TRACES)
                 *spans_left += r->count;

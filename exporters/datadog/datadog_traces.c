@@ -155,6 +155,8 @@ int dd_traces_build(struct dd_exporter *dd, struct sp_batch *b, struct dd_req **
     size_t n_parts = 0;
     int rc = sp_dd_map_traces(&b->u.traces, &mo, arena, &payload, dropped, err);
     if (rc == 0)
+        dd_stats_feed(dd, payload); /* agentless APM stats (no-op otherwise) */
+    if (rc == 0)
         rc = sp_dd_split_payload(payload, DD_MAX_TRACE_PAYLOAD, arena, &parts, &n_parts, err);
     for (size_t i = 0; rc == 0 && i < n_parts; i++) {
         if (dd->set.agent_mode) {
