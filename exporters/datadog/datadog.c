@@ -386,11 +386,11 @@ void dd_exporter_maybe_finish(struct dd_exporter *dd)
     if (!dd->stopping || dd->finished || dd->queue.len || dd_stats_pending(dd) ||
         !dd_workers_idle(dd))
         return;
-    /* every queued span was mapped: the last stats buckets can go */
-    if (dd_stats_final_flush(dd)) {
-        dd_workers_kick(dd);
+    /* every queued span was mapped: the last stats buckets can go (the
+     * workers may take them at once, so look again) */
+    dd_stats_final_flush(dd);
+    if (dd_stats_pending(dd) || !dd_workers_idle(dd))
         return;
-    }
     sp_log_info(dd->comp->id, "sending queue drained: everything was delivered or accounted for");
     dd_finish(dd);
 }

@@ -278,9 +278,9 @@ void dd_stats_feed(struct dd_exporter *dd, const struct Datadog__Trace__AgentPay
 /* A worker takes the oldest stats request waiting (one-element array). */
 bool dd_stats_take(struct dd_exporter *dd, struct dd_req **reqs, size_t *n);
 size_t dd_stats_pending(const struct dd_exporter *dd);
-/* Shutdown, once everything queued was mapped: flush every bucket.
- * True when that queued requests (kick the workers). */
-bool dd_stats_final_flush(struct dd_exporter *dd);
+/* Shutdown, once everything queued was mapped: flush every bucket (once)
+ * and hand the requests to the workers. */
+void dd_stats_final_flush(struct dd_exporter *dd);
 /* The outcome of a stats request (sent, or failed with why). */
 void dd_stats_done(struct dd_exporter *dd, const struct dd_req *r, bool sent, const char *why);
 /* Shutdown deadline: drop what waits, counted. */

@@ -185,6 +185,23 @@ void dd_stats_start(struct dd_exporter *dd)
                 dd->set.stats_url, (long long)dd->conf->stats.flush_delay_ms);
 }
 
+static const char *dd_chunk_version(const Datadog__Trace__TraceChunk *ch)
+{
+    const char *any = NULL;
+    for (size_t s = 0; s < ch->n_spans; s++) {
+        const Datadog__Trace__Span *sp = ch->spans[s];
+        for (size_t i = 0; i < sp->n_meta; i++) {
+            if (strcmp(sp->meta[i]->key, "version") != 0)
+                continue;
+            if (sp->parentid == 0)
+                return sp->meta[i]->value; /* the root's */
+            if (!any)
+                any = sp->meta[i]->value;
+        }
+    }
+    return any;
+}
+
 void dd_stats_feed(struct dd_exporter *dd, const struct Datadog__Trace__AgentPayload *p)
 {
     struct dd_stats *st = dd->stats;
@@ -196,11 +213,14 @@ void dd_stats_feed(struct dd_exporter *dd, const struct Datadog__Trace__AgentPay
         struct sp_dd_stats_pkey pk = {
             .env = tp->env,
             .hostname = tp->hostname,
-            .version = tp->appversion,
             .container_id = tp->containerid,
         };
         for (size_t c = 0; c < tp->n_chunks; c++) {
             const Datadog__Trace__TraceChunk *ch = tp->chunks[c];
+            /* the Agent's ProcessedTrace.AppVersion: the payload's, else
+             * the chunk's spans' `version` (traceutil.GetAppVersion) */
+            pk.version = tp->appversion && *tp->appversion ? tp->appversion
+                                                            : dd_chunk_version(ch);
             for (size_t s = 0; s < ch->n_spans; s++) {
                 int rc = sp_dd_stats_add(st->conc, &pk, ch->origin, ch->spans[s]);
                 counted += rc == 1;
@@ -246,16 +266,15 @@ size_t dd_stats_pending(const struct dd_exporter *dd)
     return dd->stats ? dd->stats->len : 0;
 }
 
-bool dd_stats_final_flush(struct dd_exporter *dd)
+void dd_stats_final_flush(struct dd_exporter *dd)
 {
     struct dd_stats *st = dd->stats;
     if (!st || st->final_done)
-        return false;
+        return;
     st->final_done = true;
     if (st->timer_open)
         uv_timer_stop(&st->timer);
     dd_stats_flush(dd, true);
-    return st->len > 0;
 }
 
 void dd_stats_done(struct dd_exporter *dd, const struct dd_req *r, bool sent, const char *why)
