@@ -2,7 +2,7 @@
  *
  * This is the Datadog Agent's OTLP ingestion redone in C, so the traces
  * spanprof sends look exactly like the ones an Agent or the OTel Collector's
- * Datadog exporter would send (../shared/spec/datadog.md §4; datadog-agent
+ * Datadog exporter would send (docs/datadog.md §4; datadog-agent
  * pkg/trace/transform/transform.go `otelSpanToDDSpanOld`, pkg/trace/api/otlp.go
  * `receiveResourceSpansV2`/`createChunks`, pkg/trace/agent normalizer.go and
  * truncator.go, read for facts only):

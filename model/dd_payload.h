@@ -1,7 +1,7 @@
 /* OTLP spans -> Datadog spans and trace payloads.
  *
  * sp_dd_map_traces() maps every span of an OTLP export exactly as the
- * Datadog Agent maps OTel spans (../shared/spec/datadog.md §4: naming from
+ * Datadog Agent maps OTel spans (docs/datadog.md §4: naming from
  * dd_naming.h, error, meta/metrics with HTTP key remapping, otel.* keys,
  * events and links as JSON meta, _top_level, sampling priority), grouped
  * into chunks by trace and tracer payloads by resource. The result lives in

@@ -35,8 +35,8 @@
 
 #include <json-c/json.h>
 
-#include "model/dd_payload.h"
-#include "model/dd_profile_upload.h"
+#include "dd_payload.h"
+#include "dd_profile_upload.h"
 #include "pprof_codec.h"
 #include "sp_buf.h"
 #include "sp_component.h"

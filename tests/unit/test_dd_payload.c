@@ -16,12 +16,6 @@
 #include "sp_test.h"
 #include "test_dd_mapping_build.h"
 
-static const char *shared_dir(void)
-{
-    const char *s = getenv("SPANPROF_SHARED");
-    return s && *s ? s : "../shared";
-}
-
 static const char *meta_get(const Datadog__Trace__Span *s, const char *k)
 {
     for (size_t i = 0; i < s->n_meta; i++)
@@ -76,7 +70,7 @@ static int fixture_load(struct fixture *f)
 {
     char path[512];
     size_t len;
-    snprintf(path, sizeof path, "%s/fixtures/otlp-http-proto.bin", shared_dir());
+    sp_test_fixture(path, sizeof path, "otlp-http-proto.bin");
     unsigned char *bin = sp_test_read_file(path, &len);
     if (!bin)
         return -1;
@@ -88,7 +82,7 @@ static int fixture_load(struct fixture *f)
     free(bin);
     if (!f->req)
         return -1;
-    snprintf(path, sizeof path, "%s/fixtures/otlp-http-proto.sent.json", shared_dir());
+    sp_test_fixture(path, sizeof path, "otlp-http-proto.sent.json");
     f->sent = json_object_from_file(path);
     if (!f->sent)
         return -1;
