@@ -120,7 +120,7 @@ const sketchCount = (s) => (s.positiveValues ? s.positiveValues.contiguousBinCou
   const intake = await h.startIntake({ respond: () => ({ status: 202, body: '{}' }) });
   const [otlpPort, healthPort, metricsPort] = await d.ports(3);
   const extra = '    stats: {flush_delay: 1s}';
-  const sp = await d.startOrSkip(d.config({ otlpPort, healthPort, metricsPort, intake: intake.url, extra }), { healthPort, metricsPort, name: 'dd-stats' });
+  const sp = await h.startSpanprof(d.config({ otlpPort, healthPort, metricsPort, intake: intake.url, extra }), { healthPort, metricsPort, name: 'dd-stats' });
   const Sketch = sketchType();
   const statsReqs = () => intake.requests.filter((q) => q.url === '/api/v0.2/stats');
   const traceSpans = () => intake.requests.filter((q) => q.url === '/api/v0.2/traces')
