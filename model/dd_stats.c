@@ -87,11 +87,14 @@ static int64_t align_ts(int64_t ts)
     return ts - ts % SP_DD_STATS_BUCKET_NS;
 }
 
+static void want_init(void);
+
 struct sp_dd_stats *sp_dd_stats_create(const struct sp_dd_stats_conf *conf, int64_t now_ns)
 {
     struct sp_dd_stats *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
+    want_init();
     c->conf = *conf;
     if (c->conf.flush_delay_ns <= 0)
         c->conf.flush_delay_ns = (SP_DD_STATS_BUFFER_LEN - 1) * SP_DD_STATS_BUCKET_NS;
@@ -231,9 +234,66 @@ struct span_view {
     double grpc_metric[N_GRPC_KEYS];
 };
 
-static int cmp_key(const void *k, const void *e)
+/* The few meta and metrics keys stats read, found without comparing every
+ * key of a span against each of them: a key is looked at only when a
+ * wanted key has its first byte and length (a span carries ~30-40 meta
+ * entries, resource attributes included, and almost none of them match). */
+enum want_kind { W_KIND, W_STATUS, W_GRPC, W_PEER, W_TOP, W_MEASURED, W_PARTIAL };
+
+struct want {
+    const char *key;
+    uint8_t len;
+    uint8_t what;
+    uint8_t idx;   /* grpc_keys / peer_keys index */
+};
+
+#define MAX_WANT (N_PEER_KEYS + 8)
+struct want_set {
+    struct want v[MAX_WANT];
+    size_t n;
+    uint64_t first_len[128]; /* bit len set when a key starts with that byte */
+};
+
+static struct want_set want_meta, want_metrics;
+
+static void want_add(struct want_set *w, const char *key, uint8_t what, uint8_t idx)
 {
-    return strcmp(k, *(const char *const *)e);
+    size_t len = strlen(key);
+    w->v[w->n++] = (struct want){key, (uint8_t)len, what, idx};
+    w->first_len[(unsigned char)key[0] & 127] |= 1ull << len;
+}
+
+static void want_init(void)
+{
+    if (want_meta.n)
+        return;
+    want_add(&want_meta, "span.kind", W_KIND, 0);
+    want_add(&want_meta, "http.status_code", W_STATUS, 0);
+    want_add(&want_metrics, "http.status_code", W_STATUS, 0);
+    for (uint8_t g = 0; g < N_GRPC_KEYS; g++) {
+        want_add(&want_meta, grpc_keys[g], W_GRPC, g);
+        want_add(&want_metrics, grpc_keys[g], W_GRPC, g);
+    }
+    for (uint8_t i = 0; i < N_PEER_KEYS; i++)
+        want_add(&want_meta, peer_keys[i], W_PEER, i);
+    want_add(&want_metrics, "_top_level", W_TOP, 0);
+    want_add(&want_metrics, "_dd.measured", W_MEASURED, 0);
+    want_add(&want_metrics, "_dd.partial_version", W_PARTIAL, 0);
+}
+
+/* The wanted entry for key k, or NULL. */
+static const struct want *want_find(const struct want_set *w, const char *k)
+{
+    unsigned char c = (unsigned char)k[0];
+    if (c >= 128)
+        return NULL;
+    size_t len = strlen(k);
+    if (len >= 64 || !(w->first_len[c] >> len & 1))
+        return NULL;
+    for (size_t i = 0; i < w->n; i++)
+        if (w->v[i].len == len && w->v[i].key[0] == k[0] && memcmp(w->v[i].key, k, len) == 0)
+            return &w->v[i];
+    return NULL;
 }
 
 static void span_view(const struct sp_dd_stats *c, const Datadog__Trace__Span *s,
@@ -243,48 +303,53 @@ static void span_view(const struct sp_dd_stats *c, const Datadog__Trace__Span *s
     v->kind = "";
     for (size_t i = 0; i < s->n_meta; i++) {
         const char *k = s->meta[i]->key, *val = s->meta[i]->value;
-        if (!k || !val)
+        const struct want *w = k && val ? want_find(&want_meta, k) : NULL;
+        if (!w)
             continue;
-        if (strcmp(k, "span.kind") == 0) {
+        switch (w->what) {
+        case W_KIND:
             v->kind = val;
-        } else if (strcmp(k, "http.status_code") == 0) {
+            break;
+        case W_STATUS:
             v->status_meta = val;
-        } else {
-            for (int g = 0; g < N_GRPC_KEYS; g++)
-                if (strcmp(k, grpc_keys[g]) == 0)
-                    v->grpc_meta[g] = val;
-        }
-        if (strcmp(k, "_dd.base_service") == 0)
-            v->base_service = val;
-        if (c->conf.peer_tags && *val) {
-            const char *const *e = bsearch(k, peer_keys, N_PEER_KEYS, sizeof(*peer_keys), cmp_key);
-            if (e)
-                v->peer_val[e - peer_keys] = val;
+            break;
+        case W_GRPC:
+            v->grpc_meta[w->idx] = val;
+            break;
+        default: /* W_PEER */
+            if (w->idx == 0)
+                v->base_service = val; /* peer_keys[0] is _dd.base_service */
+            if (c->conf.peer_tags && *val)
+                v->peer_val[w->idx] = val;
+            break;
         }
     }
     for (size_t i = 0; i < s->n_metrics; i++) {
         const char *k = s->metrics[i]->key;
         double x = s->metrics[i]->value;
-        if (!k || *k == 0)
+        const struct want *w = k ? want_find(&want_metrics, k) : NULL;
+        if (!w)
             continue;
-        if (k[0] == '_') {
-            /* traceutil HasTopLevelMetrics / IsMeasuredMetrics: == 1;
-             * IsPartialSnapshotMetrics: present and >= 0 */
-            if (strcmp(k, "_top_level") == 0)
-                v->top_level = x == 1;
-            else if (strcmp(k, "_dd.measured") == 0)
-                v->measured = x == 1;
-            else if (strcmp(k, "_dd.partial_version") == 0)
-                v->partial = x >= 0;
-        } else if (strcmp(k, "http.status_code") == 0) {
+        switch (w->what) {
+        /* traceutil HasTopLevelMetrics / IsMeasuredMetrics: == 1;
+         * IsPartialSnapshotMetrics: present and >= 0 */
+        case W_TOP:
+            v->top_level = x == 1;
+            break;
+        case W_MEASURED:
+            v->measured = x == 1;
+            break;
+        case W_PARTIAL:
+            v->partial = x >= 0;
+            break;
+        case W_STATUS:
             v->has_status_metric = true;
             v->status_metric = x;
-        } else {
-            for (int g = 0; g < N_GRPC_KEYS; g++)
-                if (strcmp(k, grpc_keys[g]) == 0) {
-                    v->has_grpc_metric[g] = true;
-                    v->grpc_metric[g] = x;
-                }
+            break;
+        default: /* W_GRPC */
+            v->has_grpc_metric[w->idx] = true;
+            v->grpc_metric[w->idx] = x;
+            break;
         }
     }
 }
