@@ -427,7 +427,7 @@ int main(int argc, char **argv)
                extra);
     }
 #else
-    printf("skipped: codec dd_map_traces/dd_encode_agent_payload: model/dd_payload.c not in the "
+    printf("skipped: codec dd_map_traces/dd_encode_agent_payload: model/dd_agent_payload.c not in the "
            "build yet\n");
 #endif
     if (dd_msg) {

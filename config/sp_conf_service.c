@@ -41,6 +41,7 @@ struct sp_svc_raw {
     struct sp_strlist extensions;
     struct sp_svc_telemetry telemetry;
     int64_t shutdown_timeout;
+    uint64_t memory_limit;
 };
 
 static const struct sp_conf_key sp_svc_logs_keys[] = {
@@ -69,12 +70,18 @@ static const struct sp_conf_key sp_svc_keys[] = {
     {"shutdown_timeout", SP_CONF_DURATION, offsetof(struct sp_svc_raw, shutdown_timeout), "10s",
      NULL, 0, 0, 0,
      "on SIGTERM/SIGINT, how long processors and exporters may flush before spanprof exits"},
+    {"memory_limit", SP_CONF_SIZE, offsetof(struct sp_svc_raw, memory_limit), "256MiB", NULL, 0,
+     0, 0,
+     "memory ceiling for everything spanprof holds (request bodies, batches, held profiles, "
+     "exporter queues, span index); above 80 % receivers refuse new requests, the limit itself "
+     "is never passed"},
 };
 
 static const char *const sp_top_keys[] = {"receivers", "processors", "exporters", "extensions",
                                           "service"};
 static const char *const sp_service_key_names[] = {"extensions", "pipelines", "telemetry",
-                                                   "shutdown_timeout"};
+                                                   "shutdown_timeout", "memory_limit"};
+#define SP_SERVICE_KEY_COUNT (sizeof(sp_service_key_names) / sizeof(sp_service_key_names[0]))
 static const char *const sp_pipeline_keys[] = {"receivers", "processors", "exporters"};
 static const char *const sp_log_level_names[] = {"debug", "info", "warn", "error"};
 
@@ -523,18 +530,19 @@ static void sp_load_service(struct sp_loader *L, const struct sp_node *root)
             if (strcmp(svc->pairs[i].key, "pipelines") == 0)
                 continue;
             bool known = false;
-            for (size_t j = 0; j < 4 && !known; j++)
+            for (size_t j = 0; j < SP_SERVICE_KEY_COUNT && !known; j++)
                 known = strcmp(svc->pairs[i].key, sp_service_key_names[j]) == 0;
             if (!known) {
                 sp_quote_into(&L->q, svc->pairs[i].key);
-                const char *best = sp_conf_suggest(svc->pairs[i].key, sp_service_key_names, 4);
+                const char *best = sp_conf_suggest(svc->pairs[i].key, sp_service_key_names,
+                                                  SP_SERVICE_KEY_COUNT);
                 if (best)
                     sp_diag_error(L->d, &svc->pairs[i].key_pos, "unknown key %s in service (did "
                                   "you mean '%s'?)", (const char *)L->q.data, best);
                 else
                     sp_diag_error(L->d, &svc->pairs[i].key_pos, "unknown key %s in service "
                                   "(valid keys: extensions, pipelines, telemetry, "
-                                  "shutdown_timeout)", (const char *)L->q.data);
+                                  "shutdown_timeout, memory_limit)", (const char *)L->q.data);
                 continue;
             }
             pairs[rest.npairs++] = svc->pairs[i];
@@ -554,6 +562,13 @@ static void sp_load_service(struct sp_loader *L, const struct sp_node *root)
 
     struct sp_err err = {0};
     conf->shutdown_timeout_ms = raw->shutdown_timeout;
+    conf->memory_limit = raw->memory_limit;
+    if (filled && raw->memory_limit < ((uint64_t)16 << 20)) {
+        sp_conf_errorf(ctx, &err, "memory_limit",
+                       "must be at least 16MiB (a sidecar needs room for one request and the "
+                       "exporter's payloads)");
+        sp_diag_error(L->d, NULL, "%s", err.msg);
+    }
     conf->log_level = SP_LOG_INFO;
     conf->log_format = SP_LOG_LOGFMT;
     if (filled) {
@@ -867,6 +882,9 @@ int sp_service_conf_print(const struct sp_service_conf *conf, struct sp_buf *out
                   sp_log_level_names[lvl], conf->log_format == SP_LOG_JSON ? "json" : "logfmt");
     sp_conf_print_scalar(out, conf->metrics_address ? conf->metrics_address : "");
     sp_buf_printf(out, "\n  shutdown_timeout: %s\n", dur);
+    char size[64];
+    sp_conf_format_size(size, sizeof(size), conf->memory_limit);
+    sp_buf_printf(out, "  memory_limit: %s\n", size);
     return 0;
 }
 

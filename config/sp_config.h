@@ -65,6 +65,7 @@ struct sp_service_conf {
     int log_format;               /* enum sp_log_format */
     char *metrics_address;        /* service.telemetry.metrics.address, "" = off */
     int64_t shutdown_timeout_ms;  /* service.shutdown_timeout, default 10s */
+    uint64_t memory_limit;        /* service.memory_limit, bytes (sp_memory.h) */
     bool from_embedded_default;   /* no --config: the compiled-in default */
     void *internal;               /* arena and YAML tree */
 };

@@ -4,8 +4,10 @@
 #include "sp_arena.h"
 
 #include "sp_err.h"
+#include "sp_memory.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +34,9 @@ struct sp_arena {
     size_t next_size;
     size_t bytes;
     size_t limit;
+    bool charged;                /* blocks are charged to the memory ceiling */
+    bool ceiling_hit;            /* a block was refused at the ceiling's hard mark */
+    enum sp_mem_class mem_class;
 };
 
 struct sp_arena *sp_arena_create(size_t first_block)
@@ -48,12 +53,31 @@ void sp_arena_set_limit(struct sp_arena *a, size_t limit)
     a->limit = limit;
 }
 
+void sp_arena_set_mem_class(struct sp_arena *a, enum sp_mem_class c)
+{
+    if (a->charged) {
+        sp_memory_move(a->mem_class, c, a->bytes);
+    } else {
+        /* What the arena holds already was allocated: charge it as it is. */
+        sp_memory_charge(c, a->bytes);
+        a->charged = true;
+    }
+    a->mem_class = c;
+}
+
+bool sp_arena_ceiling_hit(const struct sp_arena *a)
+{
+    return a->ceiling_hit;
+}
+
 void sp_arena_destroy(struct sp_arena *a)
 {
     if (!a)
         return;
     for (struct sp_arena_cleanup *c = a->cleanups; c; c = c->next)
         c->fn(c->data);
+    if (a->charged)
+        sp_memory_release(a->mem_class, a->bytes);
     struct sp_arena_block *b = a->head;
     while (b) {
         struct sp_arena_block *next = b->next;
@@ -74,9 +98,18 @@ static struct sp_arena_block *sp_arena_grow(struct sp_arena *a, size_t need)
         if (a->bytes + size + sizeof(struct sp_arena_block) > a->limit)
             return NULL;
     }
-    struct sp_arena_block *b = malloc(sizeof(*b) + size);
-    if (!b)
+    if (a->charged && sp_memory_reserve(a->mem_class, sizeof(struct sp_arena_block) + size)) {
+        /* Over the process ceiling: fails like the arena's own limit, and
+         * remembers why so the caller can answer "retry" not "too large". */
+        a->ceiling_hit = true;
         return NULL;
+    }
+    struct sp_arena_block *b = malloc(sizeof(*b) + size);
+    if (!b) {
+        if (a->charged)
+            sp_memory_release(a->mem_class, sizeof(struct sp_arena_block) + size);
+        return NULL;
+    }
     b->size = size;
     b->used = 0;
     a->bytes += sizeof(*b) + size;

@@ -25,6 +25,9 @@ struct sp_batch *sp_batch_create(enum sp_signal signal, size_t arena_limit)
     }
     if (arena_limit)
         sp_arena_set_limit(b->arena, arena_limit);
+    /* Every decoded batch counts against the process memory ceiling; a
+     * consumer that keeps it moves the charge to its own class. */
+    sp_arena_set_mem_class(b->arena, SP_MEM_BATCHES);
     b->refcount = 1;
     b->signal = signal;
     return b;
@@ -42,6 +45,11 @@ void sp_batch_unref(struct sp_batch *b)
         return;
     sp_arena_destroy(b->arena);
     free(b);
+}
+
+void sp_batch_set_mem_class(struct sp_batch *b, enum sp_mem_class c)
+{
+    sp_arena_set_mem_class(b->arena, c);
 }
 
 size_t sp_batch_bytes(const struct sp_batch *b)

@@ -18,6 +18,7 @@
 
 #include "sp_httpd.h"
 #include "sp_log.h"
+#include "sp_memory.h"
 #include "sp_metrics.h"
 
 struct sp_service {
@@ -246,6 +247,8 @@ static void sp_service_on_signal(uv_signal_t *h, int signum)
 int sp_service_start(struct sp_service *s, struct sp_err *err)
 {
     s->start_time = sp_now_s();
+    sp_memory_set_limit(s->conf->memory_limit);
+    sp_memory_register_metrics();
     sp_gauge_fn("spanprof_process_uptime_seconds", "Seconds since spanprof started", NULL,
                 sp_metric_uptime, s);
     sp_gauge_fn("spanprof_process_resident_memory_bytes", "Resident set size in bytes", NULL,

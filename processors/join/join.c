@@ -832,6 +832,7 @@ static struct join_pending *pop_pending(struct join_ctx *ctx)
         ctx->tail = NULL;
     ctx->pending_n--;
     ctx->pending_bytes -= p->bytes;
+    sp_batch_set_mem_class(p->batch, SP_MEM_BATCHES);
     return p;
 }
 
@@ -986,6 +987,7 @@ static int consume_profile(struct join_ctx *ctx, struct sp_batch *b)
     if (!pe)
         return SP_ENOMEM;
     pe->batch = sp_batch_ref(b);
+    sp_batch_set_mem_class(b, SP_MEM_PROFILES);
     pe->bytes = bytes;
     pe->due_ms = uv_now(ctx->comp->loop) + (uint64_t)ctx->conf->join_delay_ms;
     if (ctx->tail)

@@ -5,6 +5,7 @@
 
 #include "join_index.h"
 #include "sp_err.h"
+#include "sp_memory.h"
 
 #define JOIN_CP_MAX 256
 #define JOIN_DEFAULT_INITIAL 65536
@@ -131,10 +132,22 @@ static void evict_oldest(struct join_index *ix)
     cp_trim(ix);
 }
 
+/* What the arrays of an index of cap spans take: charged to the process
+ * memory ceiling (class index) while they live. */
+static size_t arrays_bytes(size_t cap)
+{
+    return cap * 2 * sizeof(uint64_t) + (cap + 63) / 64 * sizeof(uint64_t) +
+           JOIN_BUCKETS(cap) * sizeof(uint32_t);
+}
+
+/* Past the ceiling the index does not grow: it evicts its oldest span like
+ * at max_spans. */
 static int alloc_arrays(size_t cap, uint64_t **ids, uint64_t **links, uint64_t **bits,
                         uint32_t **buckets, size_t *nb)
 {
     *nb = JOIN_BUCKETS(cap);
+    if (sp_memory_reserve(SP_MEM_INDEX, arrays_bytes(cap)))
+        return SP_ENOMEM;
     *ids = malloc(cap * sizeof **ids);
     *links = malloc(cap * sizeof **links);
     *bits = calloc((cap + 63) / 64, sizeof **bits);
@@ -144,6 +157,7 @@ static int alloc_arrays(size_t cap, uint64_t **ids, uint64_t **links, uint64_t *
         free(*links);
         free(*bits);
         free(*buckets);
+        sp_memory_release(SP_MEM_INDEX, arrays_bytes(cap));
         return SP_ENOMEM;
     }
     return 0;
@@ -172,6 +186,7 @@ static int grow(struct join_index *ix)
     free(ix->links);
     free(ix->rootbits);
     free(ix->buckets);
+    sp_memory_release(SP_MEM_INDEX, arrays_bytes(ix->cap));
     ix->ids = ids;
     ix->links = links;
     ix->rootbits = bits;
@@ -215,6 +230,8 @@ void join_index_destroy(struct join_index *ix)
 {
     if (!ix)
         return;
+    if (ix->ids)
+        sp_memory_release(SP_MEM_INDEX, arrays_bytes(ix->cap));
     free(ix->ids);
     free(ix->links);
     free(ix->rootbits);

@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/dd_payload.h"
+#include "dd_payload.h"
 #include "sp_compress.h"
 #include "sp_test.h"
 #include "test_dd_mapping_build.h"

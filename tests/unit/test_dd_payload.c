@@ -1,4 +1,5 @@
-/* Datadog trace payloads (model/dd_payload.c) beyond the golden table:
+/* Datadog trace payloads (model/dd_map.c, dd_agent_payload.c, dd_encode.c)
+ * beyond the golden table:
  * real OpenTelemetry JS SDK spans (the otlp-http-proto fixture) against the
  * ids and resources its sender recorded, /v0.4 msgpack decoded back with
  * msgpack-c, JSON lines parsed back with json-c, payload splitting,
@@ -11,7 +12,7 @@
 
 #include <msgpack.h>
 
-#include "model/dd_payload.h"
+#include "dd_payload.h"
 #include "sp_compress.h"
 #include "sp_test.h"
 #include "test_dd_mapping_build.h"

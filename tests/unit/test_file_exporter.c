@@ -16,7 +16,7 @@
 #include <json-c/json.h>
 #include <uv.h>
 
-#include "model/dd_payload.h"
+#include "dd_payload.h"
 #include "pprof_codec.h"
 #include "sp_compress.h"
 #include "sp_component.h"

@@ -8,10 +8,13 @@
 #ifndef SP_ARENA_H
 #define SP_ARENA_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <protobuf-c/protobuf-c.h>
+
+#include "sp_memory.h"
 
 struct sp_arena;
 
@@ -21,6 +24,14 @@ void sp_arena_destroy(struct sp_arena *a);
 
 /* Caps the total bytes the arena may take from malloc (0 = no cap). */
 void sp_arena_set_limit(struct sp_arena *a, size_t limit);
+/* Charges the arena's blocks to the process memory ceiling (sp_memory.h)
+ * under class c: what it holds now, every later block (refused like the
+ * arena's own limit at the hard mark), released at destroy. Called again,
+ * moves the charge to another class. */
+void sp_arena_set_mem_class(struct sp_arena *a, enum sp_mem_class c);
+/* True once a block was refused at the ceiling's hard mark: the input was
+ * not too large, the process was too full (answer "retry later"). */
+bool sp_arena_ceiling_hit(const struct sp_arena *a);
 
 /* 16-byte aligned; NULL when out of memory or over the limit. Memory is not
  * zeroed by sp_arena_alloc, it is by sp_arena_calloc. */

@@ -136,6 +136,11 @@ struct sp_batch *sp_batch_create(enum sp_signal signal, size_t arena_limit);
 struct sp_batch *sp_batch_ref(struct sp_batch *b);
 void sp_batch_unref(struct sp_batch *b);
 
+/* Moves the batch's charge on the memory ceiling to class c (a consumer
+ * that keeps it: SP_MEM_PROFILES for the join's hold, SP_MEM_EXPORT for an
+ * exporter's queue). New batches are charged as SP_MEM_BATCHES. */
+void sp_batch_set_mem_class(struct sp_batch *b, enum sp_mem_class c);
+
 /* Bytes the batch holds (arena size): for queue byte bounds. */
 size_t sp_batch_bytes(const struct sp_batch *b);
 
