@@ -22,6 +22,7 @@
 #include "datadog_int.h"
 #include "dd_stats.h"
 #include "sp_log.h"
+#include "sp_memory.h"
 #include "sp_version.h"
 
 /* Stats requests waiting for a worker. A flush normally makes one; more
@@ -38,6 +39,7 @@ struct dd_stats {
     size_t head, len;
     struct sp_metric *sent, *failed, *dropped, *overflow, *spans, *keys, *bucket_keys, *bytes;
     struct dd_ratelog fail_log;
+    uint64_t charged;   /* concentrator bytes charged to the memory ceiling */
 };
 
 static int64_t dd_wall_ns(void)
@@ -100,6 +102,12 @@ static void dd_stats_gauges(struct dd_stats *st)
 {
     struct sp_dd_stats_counts k;
     sp_dd_stats_get_counts(st->conc, &k);
+    /* charged, not reserved: stats.max_keys is what bounds it */
+    if (k.bytes > st->charged)
+        sp_memory_charge(SP_MEM_EXPORT, k.bytes - st->charged);
+    else if (k.bytes < st->charged)
+        sp_memory_release(SP_MEM_EXPORT, st->charged - k.bytes);
+    st->charged = k.bytes;
     sp_metric_set(st->keys, (double)k.keys_live);
     sp_metric_set(st->bucket_keys, (double)k.last_bucket_keys);
     sp_metric_set(st->bytes, (double)k.bytes);
@@ -330,6 +338,8 @@ void dd_stats_destroy(struct dd_exporter *dd)
         free(r);
     }
     sp_dd_stats_destroy(st->conc);
+    sp_memory_release(SP_MEM_EXPORT, st->charged);
+    st->charged = 0;
     if (st->timer_open) {
         st->timer.data = st; /* the close callback frees st */
         uv_close((uv_handle_t *)&st->timer, dd_stats_on_closed);
