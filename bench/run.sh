@@ -686,7 +686,7 @@ if want stats; then
         row stats "APM stats cost per span (thread CPU)" "$(kv "$r" ns_per_span) ns/span ($(kv "$r" counted) of $(kv "$r" spans) spans counted, $(kv "$r" keys_per_bucket) keys per bucket, $(kv "$r" payloads) payloads of $(kv "$r" gzip_bytes_per_payload) B gzip)" "$cmd"
         if command -v valgrind > /dev/null; then
             f=$OUT/callgrind.stats
-            cmd="valgrind --tool=callgrind --collect-atstart=no --callgrind-out-file=$f $BIN/stats_bench --iters 500 --keys 100"
+            cmd="valgrind --tool=callgrind --collect-atstart=no --callgrind-out-file=$f $BIN/stats_bench --iters 3000 --keys 100"
             $cmd > "$OUT/stats_bench.cg.txt" 2>&1
             ir=$(awk '/^(summary|totals):/ {print $2; exit}' "$f" 2>/dev/null)
             sp=$(kv "$(grep '^RESULT stats_cost' "$OUT/stats_bench.cg.txt")" spans)
