@@ -49,20 +49,47 @@ static int64_t dd_wall_ns(void)
     return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+/* The oldest waiting request (the caller owns it), NULL when none. */
+static struct dd_req *dd_stats_pop(struct dd_stats *st)
+{
+    if (st->len == 0)
+        return NULL;
+    struct dd_req *r = st->waiting[st->head];
+    st->head = (st->head + 1) % DD_STATS_MAX_WAITING;
+    st->len--;
+    return r;
+}
+
+/* Frees every waiting request; counted as dropped when count. */
+static void dd_stats_drop_waiting(struct dd_stats *st, bool count)
+{
+    struct dd_req *r;
+    while ((r = dd_stats_pop(st)) != NULL) {
+        dd_req_free(r);
+        free(r);
+        if (count)
+            sp_metric_inc(st->dropped);
+    }
+}
+
 int dd_stats_create(struct dd_exporter *dd, struct sp_err *err)
 {
     const struct dd_stats_conf *sc = &dd->conf->stats;
     if (dd->set.agent_mode || !sc->enabled)
         return 0;
     if (sc->max_keys < 1)
-        return sp_err_set(err, SP_EINVAL, "stats.max_keys must be at least 1 (got %lld)",
-                          (long long)sc->max_keys);
+        return sp_conf_errorf(dd->comp->conf_ctx, err, "stats.max_keys",
+                              "must be at least 1 (got %lld)", (long long)sc->max_keys);
+    if (sc->flush_delay_ms < 0 || sc->flush_delay_ms > 600000)
+        return sp_conf_errorf(dd->comp->conf_ctx, err, "stats.flush_delay",
+                              "must be between 0s and 10m (got %lld ms)",
+                              (long long)sc->flush_delay_ms);
     struct dd_stats *st = calloc(1, sizeof(*st));
     if (!st)
         return sp_err_set(err, SP_ENOMEM, "out of memory");
     struct sp_dd_stats_conf cc = {
         .max_keys = (size_t)sc->max_keys,
-        .flush_delay_ns = sc->flush_delay_ms * 1000000LL,
+        .flush_delay_ns = sc->flush_delay_ms ? sc->flush_delay_ms * 1000000LL : 1, /* 0: at once */
         .by_span_kind = sc->by_span_kind,
         .peer_tags = sc->peer_tags,
         .agent_hostname = dd->conf->hostname,
@@ -151,9 +178,7 @@ static void dd_stats_flush(struct dd_exporter *dd, bool force)
             continue;
         }
         if (st->len == DD_STATS_MAX_WAITING) {
-            struct dd_req *old = st->waiting[st->head];
-            st->head = (st->head + 1) % DD_STATS_MAX_WAITING;
-            st->len--;
+            struct dd_req *old = dd_stats_pop(st);
             dd_req_free(old);
             free(old);
             sp_metric_inc(st->dropped);
@@ -259,9 +284,7 @@ bool dd_stats_take(struct dd_exporter *dd, struct dd_req **reqs, size_t *n)
     struct dd_req *one = malloc(sizeof(*one));
     if (!one)
         return false;
-    struct dd_req *r = st->waiting[st->head];
-    st->head = (st->head + 1) % DD_STATS_MAX_WAITING;
-    st->len--;
+    struct dd_req *r = dd_stats_pop(st);
     *one = *r;
     free(r);
     *reqs = one;
@@ -309,14 +332,7 @@ void dd_stats_abandon(struct dd_exporter *dd)
     st->final_done = true;
     if (st->timer_open)
         uv_timer_stop(&st->timer);
-    while (st->len) {
-        struct dd_req *r = st->waiting[st->head];
-        st->head = (st->head + 1) % DD_STATS_MAX_WAITING;
-        st->len--;
-        dd_req_free(r);
-        free(r);
-        sp_metric_inc(st->dropped);
-    }
+    dd_stats_drop_waiting(st, true);
 }
 
 static void dd_stats_on_closed(uv_handle_t *h)
@@ -330,13 +346,7 @@ void dd_stats_destroy(struct dd_exporter *dd)
     if (!st)
         return;
     dd->stats = NULL;
-    while (st->len) {
-        struct dd_req *r = st->waiting[st->head];
-        st->head = (st->head + 1) % DD_STATS_MAX_WAITING;
-        st->len--;
-        dd_req_free(r);
-        free(r);
-    }
+    dd_stats_drop_waiting(st, false);
     sp_dd_stats_destroy(st->conc);
     sp_memory_release(SP_MEM_EXPORT, st->charged);
     st->charged = 0;
