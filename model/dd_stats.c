@@ -9,6 +9,7 @@
 
 #include <msgpack.h>
 
+#include "dd_peer_ip.h"
 #include "ddsketch.h"
 #include "sp_compress.h"
 
@@ -277,6 +278,7 @@ static void want_init(void)
     for (uint8_t i = 0; i < N_PEER_KEYS; i++)
         want_add(&want_meta, peer_keys[i], W_PEER, i);
     want_add(&want_metrics, "_top_level", W_TOP, 0);
+    want_add(&want_metrics, "_dd.top_level", W_TOP, 0); /* the tracers' flag */
     want_add(&want_metrics, "_dd.measured", W_MEASURED, 0);
     want_add(&want_metrics, "_dd.partial_version", W_PARTIAL, 0);
 }
@@ -331,10 +333,11 @@ static void span_view(const struct sp_dd_stats *c, const Datadog__Trace__Span *s
         if (!w)
             continue;
         switch (w->what) {
-        /* traceutil HasTopLevelMetrics / IsMeasuredMetrics: == 1;
+        /* traceutil HasTopLevelMetrics (_top_level or _dd.top_level) and
+         * IsMeasuredMetrics: == 1;
          * IsPartialSnapshotMetrics: present and >= 0 */
         case W_TOP:
-            v->top_level = x == 1;
+            v->top_level |= x == 1;
             break;
         case W_MEASURED:
             v->measured = x == 1;
@@ -441,7 +444,7 @@ static void grpc_code(const struct span_view *v, char out[12])
  * internal (or kindless) spans with a service override only
  * _dd.base_service; others none. */
 static size_t peer_tags(const struct sp_dd_stats *c, const struct span_view *v,
-                        const char *kv[N_PEER_KEYS][2])
+                        const char *kv[N_PEER_KEYS][2], char *scratch, size_t cap)
 {
     if (!c->conf.peer_tags)
         return 0;
@@ -454,10 +457,17 @@ static size_t peer_tags(const struct sp_dd_stats *c, const struct span_view *v,
     if (!kind_is(v->kind, "client") && !kind_is(v->kind, "producer") &&
         !kind_is(v->kind, "consumer"))
         return 0;
+    size_t used = 0;
     for (size_t i = 0; i < N_PEER_KEYS; i++)
         if (v->peer_val[i]) {
             kv[n][0] = peer_keys[i];
             kv[n][1] = v->peer_val[i];
+            /* IP addresses quantized (obfuscate.QuantizePeerIPAddresses) */
+            size_t q = sp_dd_quantize_peer_ips(v->peer_val[i], scratch + used, cap - used);
+            if (q) {
+                kv[n][1] = scratch + used;
+                used += q + 1;
+            }
             n++;
         }
     return n;
@@ -662,7 +672,8 @@ int sp_dd_stats_add(struct sp_dd_stats *c, const struct sp_dd_stats_pkey *pk, co
     if (pki == UINT32_MAX)
         return SP_ENOMEM;
     const char *kv[N_PEER_KEYS][2];
-    size_t n_kv = peer_tags(c, &v, kv);
+    char scratch[2048];
+    size_t n_kv = peer_tags(c, &v, kv, scratch, sizeof(scratch));
     char grpc[12];
     grpc_code(&v, grpc);
     struct key k = {

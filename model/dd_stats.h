@@ -9,7 +9,8 @@
  * span here and sends what sp_dd_stats_flush() encodes.
  *
  * Same rules as the Agent:
- *   - a span counts when it is top-level (metric _top_level = 1), measured
+ *   - a span counts when it is top-level (metric _top_level or _dd.top_level
+ *     = 1), measured
  *     (_dd.measured = 1) or, with by_span_kind (the Agent's default,
  *     compute_stats_by_span_kind), of kind server/client/producer/consumer;
  *     partial snapshots (_dd.partial_version >= 0) never count

@@ -10,6 +10,7 @@
 
 #include <msgpack.h>
 
+#include "dd_peer_ip.h"
 #include "dd_stats.h"
 #include "ddsketch.pb-c.h"
 #include "sp_arena.h"
@@ -162,6 +163,10 @@ static void test_eligibility(void)
     ASSERT_EQ_INT(sp_dd_stats_add(c, &PK, NULL, &t.s), 1);
     ts_metric(&t, "_dd.partial_version", 0);
     ASSERT_EQ_INT(sp_dd_stats_add(c, &PK, NULL, &t.s), 0); /* partial snapshot */
+    ts_init(&t, "svc", "op", "res", T0 + SEC, SEC);
+    ts_metric(&t, "_top_level", 0);
+    ts_metric(&t, "_dd.top_level", 1); /* a tracer's top-level flag */
+    ASSERT_EQ_INT(sp_dd_stats_add(c, &PK, NULL, &t.s), 1);
     const char *kinds[] = {"server", "client", "producer", "CONSUMER"};
     for (int i = 0; i < 4; i++) {
         ts_init(&t, "svc", "op", "res", T0 + SEC, SEC);
@@ -432,6 +437,78 @@ static void test_peer_tags_and_grpc(void)
     sp_dd_stats_destroy(c);
 }
 
+/* Peer tag IP quantization, then two client spans to two addresses of one
+ * peer aggregated under one key. */
+static void test_peer_ip_quantization(void)
+{
+    static const char *const cases[][2] = {
+        {"10.0.0.1", "blocked-ip-address"},
+        {"10.0.0.1:5432", "blocked-ip-address:5432"},
+        {"10-0-0-1", "blocked-ip-address"},
+        {"1.2.3.4.example", "blocked-ip-address.example"},
+        {"ip-10-1-2-3.ec2.internal", "ip-blocked-ip-address.ec2.internal"},
+        {"http://10.0.0.5:8080", "http://blocked-ip-address:8080"},
+        {"dnspoll:///10.0.0.5:53", "dnspoll:///blocked-ip-address:53"},
+        {"10.0.0.1,10.0.0.2,cache", "blocked-ip-address,cache"},
+        {"[2001:db8::1]:443", "blocked-ip-address:443"},
+        {"2001:db8::1", "blocked-ip-address"},
+        {"fe80::1%eth0", "blocked-ip-address"},
+        {"a,a", "a"},
+        /* unchanged */
+        {"127.0.0.1", NULL},
+        {"::1", NULL},
+        {"169.254.169.254:80", NULL},
+        {"db.internal", NULL},
+        {"10.0.0.256", NULL},
+        {"010.0.0.1", NULL},
+        {"1.2.3", NULL},
+        {"", NULL},
+    };
+    char out[256];
+    for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        size_t n = sp_dd_quantize_peer_ips(cases[i][0], out, sizeof(out));
+        if (!cases[i][1]) {
+            if (n != 0)
+                SP_TEST_FAIL("'%s' should stay, got '%s'", cases[i][0], out);
+            continue;
+        }
+        if (n == 0 || strcmp(out, cases[i][1]) != 0)
+            SP_TEST_FAIL("'%s' -> '%s', want '%s'", cases[i][0], n ? out : "(unchanged)",
+                         cases[i][1]);
+        ASSERT_EQ_U64(n, strlen(cases[i][1]));
+    }
+    /* too small an output: the raw value is kept */
+    ASSERT_EQ_U64(sp_dd_quantize_peer_ips("10.0.0.1", out, 8), 0);
+
+    struct sp_dd_stats *c = mk(100, T0);
+    struct tspan t;
+    const char *addrs[] = {"10.1.2.3", "10.9.9.9"};
+    for (int i = 0; i < 2; i++) {
+        ts_init(&t, "svc", "http.client.request", "GET", T0, SEC);
+        ts_meta(&t, "span.kind", "client");
+        ts_meta(&t, "server.address", addrs[i]);
+        ASSERT_EQ_INT(sp_dd_stats_add(c, &PK, NULL, &t.s), 1);
+    }
+    struct sp_dd_stats_counts k;
+    sp_dd_stats_get_counts(c, &k);
+    ASSERT_EQ_U64(k.keys_live, 1);
+    struct sp_dd_stats_payload *p = NULL;
+    size_t n = 0;
+    struct sp_err err = {0};
+    ASSERT_EQ_INT(sp_dd_stats_flush(c, T0, true, &p, &n, &err), 0);
+    struct decoded d;
+    const msgpack_object *root = decode(&d, &p[0]);
+    const msgpack_object *b = &get(&get(root, "Stats")->via.array.ptr[0], "Stats")->via.array.ptr[0];
+    const msgpack_object *g = &get(b, "Stats")->via.array.ptr[0];
+    ASSERT_EQ_U64(u64(get(g, "Hits")), 2);
+    const msgpack_object *pt = get(g, "PeerTags");
+    ASSERT(pt->via.array.size == 1);
+    ASSERT(str_is(&pt->via.array.ptr[0], "server.address:blocked-ip-address"));
+    decoded_free(&d);
+    sp_dd_stats_payloads_free(p, n);
+    sp_dd_stats_destroy(c);
+}
+
 /* More keys than one payload takes: several payloads, SplitPayload set,
  * every key in exactly one, each payload's entries bounded. */
 static void test_split(void)
@@ -478,6 +555,7 @@ int main(void)
     RUN(test_late_spans_and_sent_once);
     RUN(test_key_bound);
     RUN(test_peer_tags_and_grpc);
+    RUN(test_peer_ip_quantization);
     RUN(test_split);
     return sp_test_summary();
 }
