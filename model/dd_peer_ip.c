@@ -206,6 +206,9 @@ keep:
 
 size_t sp_dd_quantize_peer_ips(const char *raw, char *out, size_t cap)
 {
+    /* no digit, no ':', no list: nothing to change (most host names) */
+    if (!strpbrk(raw, "0123456789:,"))
+        return 0;
     /* entries start at these offsets of out (for the duplicates check) */
     size_t starts[64], n_starts = 0;
     struct out o = {out, cap, 0, false};
