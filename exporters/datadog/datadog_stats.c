@@ -57,6 +57,7 @@ static struct dd_req *dd_stats_pop(struct dd_stats *st)
     struct dd_req *r = st->waiting[st->head];
     st->head = (st->head + 1) % DD_STATS_MAX_WAITING;
     st->len--;
+    sp_memory_release(SP_MEM_EXPORT, r->body.len);
     return r;
 }
 
@@ -189,6 +190,7 @@ static void dd_stats_flush(struct dd_exporter *dd, bool force)
         }
         st->waiting[(st->head + st->len) % DD_STATS_MAX_WAITING] = r;
         st->len++;
+        sp_memory_charge(SP_MEM_EXPORT, r->body.len); /* while it waits */
     }
     sp_dd_stats_payloads_free(p, n);
     dd_stats_gauges(st);
