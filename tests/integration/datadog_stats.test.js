@@ -219,6 +219,57 @@ const sketchCount = (s) => (s.positiveValues ? s.positiveValues.contiguousBinCou
     assert.ok(statsReqs().length >= 2, 'one payload on the timer, one at shutdown');
   });
   await intake.close();
+
+  // The key bound: 2 keys at most; the rest counted and logged once.
+  {
+    const intake2 = await h.startIntake({ respond: () => ({ status: 202, body: '{}' }) });
+    const [otlp2, health2, metrics2] = await d.ports(3);
+    const sp2 = await h.startSpanprof(d.config({ otlpPort: otlp2, healthPort: health2, metricsPort: metrics2, intake: intake2.url, extra: '    stats: {max_keys: 2}' }), { healthPort: health2, metricsPort: metrics2, name: 'dd-stats-bound' });
+    let n2 = 0;
+    try {
+      n2 = await sendSpans(otlp2, 0);
+      await d.waitFor(async () => h.metricSum(await sp2.metrics(), 'spanprof_exporter_sent_spans_total') >= n2, 20000, 'delivery');
+      await r.test('max_keys: spans past the bound are counted, the log says so once', async () => {
+        const m = await sp2.metrics();
+        const counted = h.metricSum(m, 'spanprof_exporter_stats_spans_total');
+        const over = h.metricSum(m, 'spanprof_exporter_stats_overflow_spans_total');
+        assert.ok(over > 0, 'overflow counted');
+        assert.ok(h.metricSum(m, 'spanprof_exporter_stats_keys') <= 2);
+        const eligible = expectedFromTraces(intake2).spans.filter((x) => x.eligible).length;
+        assert.strictEqual(counted + over, eligible, 'every eligible span counted or overflowed');
+        assert.strictEqual(sp2.log().split('\n').filter((l) => l.includes('stats.max_keys')).length, 1);
+      });
+    } finally {
+      await sp2.stop();
+    }
+    await r.test('max_keys: the stats sent hold at most 2 keys per bucket', async () => {
+      const gs = statsGroups(intake2, Sketch);
+      assert.ok(gs.length > 0);
+      const perBucket = new Map();
+      for (const { b } of gs) perBucket.set(String(b.Start), (perBucket.get(String(b.Start)) || 0) + 1);
+      for (const [, k] of perBucket) assert.ok(k <= 2, `${k} keys in a bucket`);
+    });
+    await intake2.close();
+  }
+
+  // Agent mode: the Agent computes stats from /v0.4/traces; spanprof sends none.
+  {
+    const intake3 = await h.startIntake({ respond: () => ({ status: 200, body: '{"rate_by_service":{}}' }) });
+    const [otlp3, health3, metrics3] = await d.ports(3);
+    const sp3 = await h.startSpanprof(d.config({ otlpPort: otlp3, healthPort: health3, metricsPort: metrics3, intake: intake3.url, agent: true }), { healthPort: health3, metricsPort: metrics3, name: 'dd-stats-agent' });
+    try {
+      const n3 = await sendSpans(otlp3, 0);
+      await d.waitFor(async () => h.metricSum(await sp3.metrics(), 'spanprof_exporter_sent_spans_total') >= n3, 20000, 'delivery');
+    } finally {
+      await sp3.stop();
+    }
+    await r.test('agent mode: no stats from spanprof (the Agent computes them)', async () => {
+      assert.ok(intake3.requests.some((q) => q.url === '/v0.4/traces'));
+      assert.strictEqual(intake3.requests.filter((q) => /stats/.test(q.url)).length, 0);
+      assert.ok(!/APM stats computed here/.test(sp3.log()));
+    });
+    await intake3.close();
+  }
   r.finish();
 })().catch((e) => {
   console.error(e);
