@@ -2,12 +2,14 @@
  * for mutating consumers of a shared batch (the Collector's fanoutconsumer). */
 #include "sp_component.h"
 
+#include "sp_assert.h"
 #include "sp_log.h"
 
 #include <string.h>
 
 int sp_component_emit(struct sp_component *comp, struct sp_batch *batch, struct sp_err *err)
 {
+    SP_ASSERT(batch->refcount > 0, "sp_component_emit of a batch the caller no longer holds");
     const struct sp_consumers *next = &comp->next[batch->signal];
     int worst = SP_OK;
 
