@@ -38,12 +38,6 @@ double sp_dds_gamma(void)
     return dds_gamma_v;
 }
 
-double sp_dds_min_indexable(void)
-{
-    dds_consts();
-    return dds_min_idx;
-}
-
 int32_t sp_dds_index(double v)
 {
     dds_consts();
@@ -198,11 +192,6 @@ bool sp_dds_add(struct sp_ddsketch *s, double v)
     }
     s->zero++;
     return true;
-}
-
-bool sp_dds_add_index(struct sp_ddsketch *s, int32_t index, uint32_t count)
-{
-    return st_add(&s->pos, index, count);
 }
 
 static bool st_merge(struct sp_dds_store *dst, const struct sp_dds_store *src)

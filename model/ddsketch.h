@@ -46,20 +46,18 @@ struct sp_ddsketch {
     uint64_t zero;
 };
 
-/* The mapping's constants (computed once, thread-safe after first use). */
+/* The mapping (constants computed on first use, from the loop thread). */
 double sp_dds_gamma(void);
 int32_t sp_dds_index(double v);            /* v > min indexable */
 double sp_dds_value(int32_t index);        /* the representative of a bin */
-double sp_dds_min_indexable(void);
 
 void sp_dds_init(struct sp_ddsketch *s);
 void sp_dds_free(struct sp_ddsketch *s);
 /* Adds one value (NaN and values beyond the max indexable are ignored and
- * return false). SP_ENOMEM-free: when bins cannot grow, the value folds
- * into the nearest existing bin and false is returned. */
+ * return false). Never fails on memory: when bins cannot grow, the value
+ * folds into the nearest existing bin (not counted when there is none yet)
+ * and false is returned. */
 bool sp_dds_add(struct sp_ddsketch *s, double v);
-/* Adds count occurrences of bin index (positive store). */
-bool sp_dds_add_index(struct sp_ddsketch *s, int32_t index, uint32_t count);
 /* dst += src (bin by bin). */
 bool sp_dds_merge(struct sp_ddsketch *dst, const struct sp_ddsketch *src);
 uint64_t sp_dds_count(const struct sp_ddsketch *s);
