@@ -103,6 +103,7 @@ static int sp_batch_clone_profile(const struct sp_profile *src, struct sp_profil
     *dst = *src;
     dst->dialect = sp_batch_dup(a, src->dialect);
     dst->service = sp_batch_dup(a, src->service);
+    dst->service_fallback = sp_batch_dup(a, src->service_fallback);
     dst->env = sp_batch_dup(a, src->env);
     dst->version = sp_batch_dup(a, src->version);
     dst->host = sp_batch_dup(a, src->host);

@@ -314,7 +314,7 @@ static const struct sp_conf_key pprof_scrape_keys[] = {
      .doc = "per-request timeout on top of the CPU profile length; 0 means 10s"},
     {.name = "service", .type = SP_CONF_STRING,
      .offset = offsetof(struct pprof_scrape_conf, service), .defval = "",
-     .doc = "service name of the scraped profiles; empty: the target's host"},
+     .doc = "service name of the scraped profiles; empty: the service of the spans their samples join (the target's host until one is known)"},
     {.name = "tags", .type = SP_CONF_STRMAP, .offset = offsetof(struct pprof_scrape_conf, tags),
      .doc = "tags of the scraped profiles (env, version and host fill those fields)"},
 };

@@ -38,8 +38,8 @@ typedef Opentelemetry__Proto__Common__V1__AnyValue sp_otlp_any;
 typedef Perftools__Profiles__Profile sp_pprof;
 
 /* Code Hotspots bridge: the runtime id the join recorded for a service
- * instance, so the exporter tags that instance's local root spans with
- * meta runtime-id and metric _dd.profiling.enabled=1. */
+ * instance, so the exporter tags every span of that instance with meta
+ * runtime-id and its local root spans with metric _dd.profiling.enabled=1. */
 struct sp_runtime_id {
     const char *service;
     const char *instance; /* service.instance.id or host; may be NULL = any */
@@ -92,6 +92,12 @@ struct sp_endpoint_count {
 struct sp_profile {
     const char *dialect;     /* "datadog", "pprof", "pyroscope", "scrape" */
     const char *service;
+    /* Non-NULL when service was not named by the user but stands in for it
+     * (a scrape entry without `service:` uses the target's host): names the
+     * source (the scrape target). The join then puts the service of the
+     * spans the samples joined to in its place. An empty service is never
+     * explicit either. */
+    const char *service_fallback;
     const char *env;
     const char *version;
     const char *host;
