@@ -11,17 +11,26 @@
 
 #include "dd_peer_ip.h"
 #include "ddsketch.h"
+#include "sp_assert.h"
 #include "sp_compress.h"
 
-/* Peer tag keys (sorted): datadog-agent pkg/trace/stats/concentrator.go
- * defaultPeerTags, the keys aggregated when peer_tags_aggregation is on. */
+/* Peer tag keys (sorted; _dd.base_service first), aggregated when
+ * peer_tags_aggregation is on (the Agent's default): datadog-agent
+ * pkg/trace/config/peer_tags.go basePeerTags, the attribute keys of its 16
+ * peer tag concepts in pkg/trace/semantics/mappings.json (read through the
+ * hand-copied list of DataDog's serverless stats concentrator, which
+ * follows it). Older agents used concentrator.go defaultPeerTags. */
 static const char *const peer_keys[] = {
-    "_dd.base_service", "amqp.destination", "amqp.exchange", "amqp.queue", "aws.queue.name",
-    "bucketname", "cassandra.cluster", "db.cassandra.contact.points", "db.couchbase.seed.nodes",
-    "db.hostname", "db.instance", "db.name", "db.system", "hazelcast.instance",
-    "messaging.kafka.bootstrap.servers", "mongodb.db", "msmq.queue.path", "net.peer.name",
-    "network.destination.name", "peer.hostname", "peer.service", "queuename", "rpc.service",
-    "rulename", "server.address", "statemachinename", "streamname", "tablename", "topicname",
+    "_dd.base_service", "active_record.db.vendor", "amqp.destination", "amqp.exchange",
+    "amqp.queue", "aws.queue.name", "aws.s3.bucket", "bucketname", "cassandra.keyspace",
+    "db.cassandra.contact.points", "db.couchbase.seed.nodes", "db.hostname", "db.instance",
+    "db.name", "db.namespace", "db.system", "db.type", "dns.hostname", "grpc.host", "hostname",
+    "http.host", "http.server_name", "messaging.destination", "messaging.destination.name",
+    "messaging.kafka.bootstrap.servers", "messaging.rabbitmq.exchange", "messaging.system",
+    "mongodb.db", "msmq.queue.path", "net.peer.name", "network.destination.ip",
+    "network.destination.name", "out.host", "peer.hostname", "peer.service", "queuename",
+    "rpc.service", "rpc.system", "sequel.db.vendor", "server.address", "streamname", "tablename",
+    "topicname",
 };
 #define N_PEER_KEYS (sizeof(peer_keys) / sizeof(peer_keys[0]))
 
@@ -275,8 +284,11 @@ static void want_init(void)
         want_add(&want_meta, grpc_keys[g], W_GRPC, g);
         want_add(&want_metrics, grpc_keys[g], W_GRPC, g);
     }
-    for (uint8_t i = 0; i < N_PEER_KEYS; i++)
+    for (uint8_t i = 0; i < N_PEER_KEYS; i++) {
+        /* sorted: PeerTags go out in key order, as matchingPeerTags makes them */
+        SP_ASSERT(i == 0 || strcmp(peer_keys[i - 1], peer_keys[i]) < 0, "peer_keys not sorted");
         want_add(&want_meta, peer_keys[i], W_PEER, i);
+    }
     want_add(&want_metrics, "_top_level", W_TOP, 0);
     want_add(&want_metrics, "_dd.top_level", W_TOP, 0); /* the tracers' flag */
     want_add(&want_metrics, "_dd.measured", W_MEASURED, 0);
