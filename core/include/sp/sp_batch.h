@@ -1,7 +1,7 @@
 /* The unit that flows through pipelines.
  *
- * A batch is one signal's worth of decoded data (an OTLP trace export, or one
- * profile upload) living in one arena owned by the batch. It is refcounted:
+ * A batch is one signal's worth of decoded data (an OTLP trace, metrics or
+ * logs export, or one profile upload) living in one arena owned by the batch. It is refcounted:
  * fan-out to several consumers takes references, and the arena is freed when
  * the last reference drops. A consumer that keeps a batch past consume()
  * (an exporter's queue, the join's hold) takes its own reference.
@@ -17,17 +17,21 @@
 #include "sp_arena.h"
 
 /* protobuf-c generated types (build dir, from proto/). */
+#include "otlp_logs_service.pb-c.h"
+#include "otlp_metrics_service.pb-c.h"
 #include "otlp_trace_service.pb-c.h"
 #include "pprof_profile.pb-c.h"
 
 enum sp_signal {
     SP_SIGNAL_TRACES = 0,
     SP_SIGNAL_PROFILES = 1,
-    SP_SIGNAL_COUNT = 2,
+    SP_SIGNAL_METRICS = 2,
+    SP_SIGNAL_LOGS = 3,
+    SP_SIGNAL_COUNT = 4,
 };
 #define SP_SIGNAL_BIT(s) (1u << (s))
 
-const char *sp_signal_name(enum sp_signal s); /* "traces", "profiles" */
+const char *sp_signal_name(enum sp_signal s); /* "traces", "profiles", "metrics", "logs" */
 
 typedef Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest sp_otlp_request;
 typedef Opentelemetry__Proto__Trace__V1__ResourceSpans sp_otlp_resource_spans;
@@ -52,6 +56,18 @@ struct sp_traces {
     /* Set by the join processor (in the batch arena); may be NULL. */
     const struct sp_runtime_id *runtime_ids;
     size_t runtime_id_count;
+};
+
+/* OTLP metrics or logs: spanprof does not interpret them, it passes them on
+ * (exporters/otlphttp). The decoded request proves the input well-formed
+ * and gives the count; `pb` is the request as protobuf, exactly the bytes
+ * the client sent when it sent protobuf (after removing its compression and
+ * gRPC framing), the re-encoding of the decoded request when it sent JSON. */
+struct sp_otlp_passthrough {
+    const ProtobufCMessage *req; /* ExportMetricsServiceRequest or ExportLogsServiceRequest */
+    const uint8_t *pb;           /* in the batch arena */
+    size_t pb_len;
+    size_t item_count;           /* data points or log records */
 };
 
 enum sp_compression {
@@ -133,6 +149,7 @@ struct sp_batch {
     union {
         struct sp_traces traces;
         struct sp_profile profile;
+        struct sp_otlp_passthrough otlp; /* SP_SIGNAL_METRICS, SP_SIGNAL_LOGS */
     } u;
 };
 
