@@ -67,7 +67,6 @@ static void dd_stats_drop_waiting(struct dd_stats *st, bool count)
     struct dd_req *r;
     while ((r = dd_stats_pop(st)) != NULL) {
         dd_req_free(r);
-        free(r);
         if (count)
             sp_metric_inc(st->dropped);
     }
@@ -154,34 +153,28 @@ static void dd_stats_flush(struct dd_exporter *dd, bool force)
             sp_log_error(dd->comp->id, "cannot encode APM stats: %s", err.msg);
     }
     for (size_t i = 0; i < n; i++) {
-        struct dd_req *r = calloc(1, sizeof(*r));
+        /* signal traces: the send path adds the API key as for traces;
+         * the URL comes from dd_url_for (r->stats) */
+        struct dd_req *r = dd_req_new(SP_SIGNAL_TRACES, "POST");
         int rc = r ? 0 : SP_ENOMEM;
         if (r) {
-            r->method = "POST";
-            r->url = dd->set.stats_url;
-            r->signal = SP_SIGNAL_TRACES;
             r->stats = true;
             r->body = p[i].body;
             memset(&p[i].body, 0, sizeof(p[i].body));
-            /* writer/stats.go SendPayload's headers, with the key as traces */
+            /* writer/stats.go SendPayload's headers */
             rc |= dd_req_add_header(r, "Content-Type: application/msgpack");
             rc |= dd_req_add_header(r, "Content-Encoding: gzip");
-            rc |= dd_req_add_header(r, "DD-Api-Key: %s", dd->set.api_key ? dd->set.api_key : "");
             rc |= dd_req_add_header(r, "User-Agent: Datadog Trace Agent/spanprof-%s/",
                                     SP_VERSION);
         }
         if (rc) {
-            if (r) {
-                dd_req_free(r);
-                free(r);
-            }
+            dd_req_free(r);
             sp_metric_inc(st->dropped);
             continue;
         }
         if (st->len == DD_STATS_MAX_WAITING) {
             struct dd_req *old = dd_stats_pop(st);
             dd_req_free(old);
-            free(old);
             sp_metric_inc(st->dropped);
             if (dd_ratelog_ok(dd, &st->fail_log, 10000))
                 sp_log_warn(dd->comp->id, "%d APM stats payloads waiting: dropped the oldest "
@@ -237,7 +230,7 @@ static const char *dd_chunk_version(const Datadog__Trace__TraceChunk *ch)
     return any;
 }
 
-void dd_stats_feed(struct dd_exporter *dd, const struct Datadog__Trace__AgentPayload *p)
+void dd_stats_feed(struct dd_exporter *dd, const Datadog__Trace__AgentPayload *p)
 {
     struct dd_stats *st = dd->stats;
     if (!st || st->final_done)
@@ -278,20 +271,9 @@ void dd_stats_feed(struct dd_exporter *dd, const struct Datadog__Trace__AgentPay
     dd_stats_gauges(st);
 }
 
-bool dd_stats_take(struct dd_exporter *dd, struct dd_req **reqs, size_t *n)
+struct dd_req *dd_stats_take(struct dd_exporter *dd)
 {
-    struct dd_stats *st = dd->stats;
-    if (!st || st->len == 0)
-        return false;
-    struct dd_req *one = malloc(sizeof(*one));
-    if (!one)
-        return false;
-    struct dd_req *r = dd_stats_pop(st);
-    *one = *r;
-    free(r);
-    *reqs = one;
-    *n = 1;
-    return true;
+    return dd->stats ? dd_stats_pop(dd->stats) : NULL;
 }
 
 size_t dd_stats_pending(const struct dd_exporter *dd)
@@ -322,8 +304,8 @@ void dd_stats_done(struct dd_exporter *dd, const struct dd_req *r, bool sent, co
     }
     sp_metric_inc(st->failed);
     if (dd_ratelog_ok(dd, &st->fail_log, 10000))
-        sp_log_error(dd->comp->id, "APM stats payload not delivered to %s: %s", r->url,
-                     why ? why : "");
+        sp_log_error(dd->comp->id, "APM stats payload not delivered to %s: %s",
+                     dd_url_for(dd, r), why ? why : "");
 }
 
 void dd_stats_abandon(struct dd_exporter *dd)
