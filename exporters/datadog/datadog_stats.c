@@ -2,16 +2,17 @@
  *
  * Why: Datadog's service and resource pages (requests, errors, latency)
  * read the stats the Agent computes before shipping traces; agentless,
- * nobody computes them unless we do. Every span the exporter maps goes
+ * nobody computes them unless we do. Every span consume() maps goes
  * through model/dd_stats.h's concentrator (the Agent's rules); a 1 s timer
  * asks it for the buckets that are due (a bucket goes once its end is
  * stats.flush_delay old) and turns each StatsPayload into a request:
  *   POST <traces.endpoint>/api/v0.2/stats, msgpack, gzip, DD-API-KEY
  * (datadog-agent pkg/trace/writer/stats.go: pathStats, SendPayload).
- * The requests wait in a short FIFO here and are taken by the same
- * workers as traces, before the next queued batch, with the same retries.
- * At shutdown, once every queued batch was mapped, all buckets are
- * flushed (the Agent's Flush(force)) and drained with the rest.
+ * The requests wait in a short FIFO here; dd_next_req() hands them to the
+ * same workers before the queued payloads (they are small and due), with
+ * the same retries. They are never written to sending_queue.storage (a
+ * stored file is restored as a traces request). At shutdown every bucket
+ * goes at once (the Agent's Flush(force)), drained with the rest.
  *
  * In agent mode this file does nothing: the Agent computes stats from the
  * /v0.4/traces it receives. */
