@@ -262,6 +262,8 @@ struct want_set {
     struct want v[MAX_WANT];
     size_t n;
     uint64_t first_len[128]; /* bit len set when a key starts with that byte */
+    uint8_t by_first[128][MAX_WANT]; /* indexes of v by first byte */
+    uint8_t n_first[128];
 };
 
 static struct want_set want_meta, want_metrics;
@@ -269,8 +271,11 @@ static struct want_set want_meta, want_metrics;
 static void want_add(struct want_set *w, const char *key, uint8_t what, uint8_t idx)
 {
     size_t len = strlen(key);
+    unsigned char c = (unsigned char)key[0] & 127;
+    SP_ASSERT(len < 64 && w->n < MAX_WANT, "wanted key too long or too many");
+    w->by_first[c][w->n_first[c]++] = (uint8_t)w->n;
     w->v[w->n++] = (struct want){key, (uint8_t)len, what, idx};
-    w->first_len[(unsigned char)key[0] & 127] |= 1ull << len;
+    w->first_len[c] |= 1ull << len;
 }
 
 static void want_init(void)
@@ -304,9 +309,11 @@ static const struct want *want_find(const struct want_set *w, const char *k)
     size_t len = strlen(k);
     if (len >= 64 || !(w->first_len[c] >> len & 1))
         return NULL;
-    for (size_t i = 0; i < w->n; i++)
-        if (w->v[i].len == len && w->v[i].key[0] == k[0] && memcmp(w->v[i].key, k, len) == 0)
-            return &w->v[i];
+    for (size_t j = 0; j < w->n_first[c]; j++) {
+        const struct want *x = &w->v[w->by_first[c][j]];
+        if (x->len == len && memcmp(x->key, k, len) == 0)
+            return x;
+    }
     return NULL;
 }
 
