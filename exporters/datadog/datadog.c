@@ -318,6 +318,7 @@ static int dd_consume(struct sp_component *comp, struct sp_batch *batch)
     } else {
         rc = dd_queue_push(&dd->queue, &it, dd_item_drop_cb, dd);
         if (rc == 0) {
+            sp_batch_set_mem_class(batch, SP_MEM_EXPORT);
             dd_exporter_queue_changed(dd);
             dd_workers_kick(dd);
         }
@@ -333,6 +334,25 @@ static int dd_consume(struct sp_component *comp, struct sp_batch *batch)
         sp_batch_unref(it.batch);
         return rc == SP_ENOMEM ? SP_ENOMEM : SP_EFULL;
     }
+    return SP_OK;
+}
+
+/* Asked by receivers before they read a request (sp_component_ready): would
+ * dd_consume refuse a batch of about `bytes` now? Reads the queue, changes
+ * nothing. */
+static int dd_ready(struct sp_component *comp, enum sp_signal sig, size_t bytes)
+{
+    struct dd_exporter *dd = comp->ctx;
+    (void)sig;
+    if (!dd->started || dd->abandoning || dd->finished)
+        return SP_ESHUTDOWN;
+    if (dd->queue.max_items == 0)
+        return dd_workers_idle(dd) ? SP_OK : SP_EFULL;
+    if (dd->queue.policy != DD_FULL_REFUSE)
+        return SP_OK;
+    if (dd->queue.len >= dd->queue.max_items ||
+        (dd->queue.len && dd->queue.bytes + bytes > dd->queue.max_bytes))
+        return SP_EFULL;
     return SP_OK;
 }
 
@@ -473,6 +493,7 @@ const struct sp_component_type sp_datadog_exporter_type = {
     .create = dd_create,
     .start = dd_start,
     .consume = dd_consume,
+    .ready = dd_ready,
     .shutdown = dd_shutdown,
     .destroy = dd_destroy,
 };

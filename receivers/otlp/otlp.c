@@ -153,6 +153,11 @@ static void otlp_metrics_create(struct otlp_ctx *ctx)
                                      labels);
         ctx->bytes[t] = sp_counter("spanprof_receiver_received_bytes_total",
                                    "Request body bytes received, as sent (compressed)", labels);
+        ctx->refused_early[t] = sp_counter(
+            "spanprof_receiver_refused_unread_requests_total",
+            "Requests refused from their headers alone (pipeline full or memory ceiling), body "
+            "discarded unread; also counted in requests_total outcome=refused",
+            labels);
         for (int o = 0; o < OTLP_OUT_COUNT; o++) {
             snprintf(labels, sizeof(labels), "%s,transport=\"%s\",outcome=\"%s\"", comp,
                      otlp_transport_names[t], otlp_outcome_names[o]);
@@ -198,6 +203,27 @@ void otlp_count_bytes(struct otlp_ctx *ctx, enum otlp_transport t, size_t n)
     sp_metric_add(ctx->bytes[t], (double)n);
 }
 
+/* ---- admission: refuse before reading ---- */
+
+bool otlp_admit(struct otlp_ctx *ctx, enum otlp_transport t, enum sp_signal sig, size_t bytes,
+                struct otlp_result *res)
+{
+    struct sp_err err = {0};
+    int rc = sp_component_ready(ctx->comp, sig, bytes, &err);
+    if (rc == SP_OK)
+        return true;
+    memset(res, 0, sizeof(*res));
+    res->outcome = OTLP_OUT_REFUSED;
+    res->code = rc;
+    snprintf(res->message, sizeof(res->message), "%s; retry in %d s", err.msg,
+             OTLP_RETRY_AFTER_S);
+    sp_metric_inc(ctx->requests[t][OTLP_OUT_REFUSED]);
+    sp_metric_inc(ctx->refused_early[t]);
+    otlp_warn_limited(ctx, "%s %s request refused before reading it: %s",
+                      otlp_transport_names[t], sp_signal_name(sig), err.msg);
+    return false;
+}
+
 /* ---- the export path ---- */
 
 void otlp_export(struct otlp_ctx *ctx, enum otlp_transport t, enum sp_otlp_encoding enc,
@@ -225,6 +251,13 @@ void otlp_export(struct otlp_ctx *ctx, enum otlp_transport t, enum sp_otlp_encod
                        : rc == SP_ENOMEM ? OTLP_OUT_REFUSED
                                          : OTLP_OUT_INVALID;
         snprintf(res->message, sizeof(res->message), "%s", err.msg);
+        if (sp_arena_ceiling_hit(batch->arena)) {
+            /* Not the request's fault: the process is at its memory ceiling. */
+            res->outcome = OTLP_OUT_REFUSED;
+            res->code = SP_EFULL;
+            snprintf(res->message, sizeof(res->message),
+                     "memory ceiling reached while decoding (service.memory_limit); retry later");
+        }
         goto out;
     }
     size_t spans = batch->u.traces.span_count;

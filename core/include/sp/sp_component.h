@@ -79,6 +79,13 @@ struct sp_component_type {
      * the receiver answers 429/UNAVAILABLE) or another negative code
      * (permanent failure). The caller keeps its own reference either way. */
     int (*consume)(struct sp_component *comp, struct sp_batch *batch);
+    /* Processors and exporters, optional: could consume() take about
+     * `bytes` more of signal `sig` now? SP_OK, or the code consume() would
+     * return (SP_EFULL, SP_ERETRY, SP_ESHUTDOWN). Receivers ask before they
+     * read or decode a request, so it must cost a few comparisons and
+     * change nothing. NULL: an exporter is always ready; a processor is as
+     * ready as its own next stages. */
+    int (*ready)(struct sp_component *comp, enum sp_signal sig, size_t bytes);
     void (*shutdown)(struct sp_component *comp, sp_done_fn done);
     void (*destroy)(struct sp_component *comp);
 };
@@ -112,6 +119,15 @@ struct sp_component {
  * A component with no next consumer for the signal gets SP_OK (dropped is
  * counted by the core). */
 int sp_component_emit(struct sp_component *comp, struct sp_batch *batch, struct sp_err *err);
+
+/* Can the pipeline after comp take a request of about `bytes` (as received)
+ * of signal sig? Asked by receivers before reading or decoding it, so that
+ * a refused request costs its headers only. SP_OK; SP_EFULL when the memory
+ * ceiling's soft mark would be passed or a next stage's queue is full;
+ * another code from a stage's ready(). err (may be NULL) names who refused.
+ * Never changes anything. */
+int sp_component_ready(struct sp_component *comp, enum sp_signal sig, size_t bytes,
+                       struct sp_err *err);
 
 /* Registry (core/sp_registry.c). */
 const struct sp_component_type *sp_registry_find(enum sp_kind kind, const char *name);
