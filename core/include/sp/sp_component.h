@@ -21,6 +21,7 @@
 #ifndef SP_COMPONENT_H
 #define SP_COMPONENT_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -54,13 +55,23 @@ enum sp_service_state {
 
 /* What the running service offers a component at start(). */
 struct sp_host {
-    enum sp_service_state state;
+    /* Read with sp_host_state(): the telemetry thread reads it too. */
+    _Atomic int state;
     uv_loop_t *loop;
     /* Shutdown deadline in uv_now() milliseconds; 0 while running. */
     uint64_t shutdown_deadline_ms;
     /* Another component by id (e.g. an exporter asks for the join), NULL if absent. */
     struct sp_component *(*find)(struct sp_host *host, const char *id);
 };
+
+static inline enum sp_service_state sp_host_state(const struct sp_host *host)
+{
+    return (enum sp_service_state)atomic_load_explicit(&host->state, memory_order_relaxed);
+}
+static inline void sp_host_set_state(struct sp_host *host, enum sp_service_state s)
+{
+    atomic_store_explicit(&host->state, (int)s, memory_order_relaxed);
+}
 
 struct sp_component_type {
     const char *name;     /* the type, as written in the YAML: "otlp" */
