@@ -1,6 +1,9 @@
 # spanprof: the two commands a newcomer needs, plus demo and bench.
-#   make run    install missing packages (apt-get, when root), build, start with the embedded default
-#   make test   build and run every test; ends with `N passed, N failed`
+#   make run    install missing packages (apt-get, when root), build the binary only, start it
+#               with the embedded default (ARGS="..." passes arguments, e.g. ARGS=--help)
+#   make build  the same packages and the binary only (what the Docker build stage runs)
+#   make test   install the test tools too (node, Go, clang), build everything, run every test;
+#               ends with `N passed, N failed`
 #   make demo   the join end to end with a Go demo service, no Datadog account needed
 #   make bench  benchmarks (prints a table; see bench/RESULTS.md)
 .PHONY: all build run test demo bench clean deps
@@ -10,9 +13,11 @@ all: build
 deps:
 	@bash scripts/deps.sh build
 
+# meson's own output (errors included) is shown; the tests and fuzzers are
+# built by `make test`, not here.
 build: deps
-	@[ -f build/build.ninja ] || meson setup build >/dev/null
-	@ninja -C build
+	@[ -f build/build.ninja ] || meson setup build
+	@ninja -C build spanprof
 
 run: build
 	./build/spanprof $(ARGS)

@@ -427,7 +427,7 @@ int main(int argc, char **argv)
                extra);
     }
 #else
-    printf("skipped: codec dd_map_traces/dd_encode_agent_payload: model/dd_payload.c not in the "
+    printf("skipped: codec dd_map_traces/dd_encode_agent_payload: model/dd_agent_payload.c not in the "
            "build yet\n");
 #endif
     if (dd_msg) {
@@ -472,7 +472,7 @@ int main(int argc, char **argv)
 #ifdef HAVE_PPROF_CODEC
     if (selected_prefix("pprof_")) {
         char path[4096];
-        snprintf(path, sizeof(path), "%s/go-cpu-spanid.pprof", fixtures ? fixtures : "../shared/fixtures");
+        snprintf(path, sizeof(path), "%s/go-cpu-spanid.pprof", fixtures ? fixtures : "tests/data/fixtures");
         struct pp_ctx pp = {0};
         if (read_file(path, &in.go_prof) == 0) {
             pp.src = &in.go_prof;

@@ -281,7 +281,7 @@ static void bench_1mib(void)
 
 int main(int argc, char **argv)
 {
-    const char *fixtures = "../shared/fixtures";
+    const char *fixtures = "tests/data/fixtures";
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--fixtures") == 0 && i + 1 < argc)
             fixtures = argv[++i];

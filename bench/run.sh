@@ -33,7 +33,7 @@ BIN=$BUILD/bench
 SPANPROF=$BUILD/spanprof
 QUICK=${BENCH_QUICK:-0}
 ONLY=${BENCH_ONLY:-}
-SHARED=${SPANPROF_SHARED:-$(cd "$ROOT/.." && pwd)/shared}
+FIXTURES=tests/data/fixtures # real client payloads (tests/data/fixtures/README.md)
 T_START=$(date +%s)
 
 # Durations (seconds).
@@ -222,7 +222,7 @@ fi
 
 if want codecs; then
     if have codecs; then
-        cmd="taskset -c $SP_CPU $BIN/codecs --seconds $CODEC_S --fixtures $SHARED/fixtures"
+        cmd="taskset -c $SP_CPU $BIN/codecs --seconds $CODEC_S --fixtures $FIXTURES"
         $cmd > "$OUT/codecs.txt" 2>&1
         while IFS= read -r r; do
             case "$r" in
@@ -248,7 +248,7 @@ if want codecs; then
                 dd_map_traces dd_encode_agent_payload gzip1_libdeflate_reused; do
                 grep -q "name=$name " "$OUT/codecs.txt" || continue
                 f=$OUT/callgrind.codec.$name
-                cmd="valgrind --tool=callgrind --collect-atstart=no --callgrind-out-file=$f $BIN/codecs --iters $CG_ITERS --only $name --fixtures $SHARED/fixtures"
+                cmd="valgrind --tool=callgrind --collect-atstart=no --callgrind-out-file=$f $BIN/codecs --iters $CG_ITERS --only $name --fixtures $FIXTURES"
                 $cmd > /dev/null 2> "$f.log"
                 ir=$(awk '/^(summary|totals):/ {print $2; exit}' "$f" 2>/dev/null)
                 [ -n "$ir" ] && row codecs "$name (callgrind)" "$(awk -v i="$ir" -v n="$CG_ITERS" 'BEGIN { printf "%.0f instructions/span", i / (n * 100) }')" "$cmd"
@@ -678,7 +678,7 @@ if want join; then
         [ "$n" = 0 ] && skip join "join_bench" "printed nothing usable (see $OUT/join_bench.txt)"
     fi
     if have join_label_bench; then
-        cmd="taskset -c $SP_CPU $BIN/join_label_bench --fixtures $SHARED/fixtures --seconds $CODEC_S"
+        cmd="taskset -c $SP_CPU $BIN/join_label_bench --fixtures $FIXTURES --seconds $CODEC_S"
         $cmd > "$OUT/join_label_bench.txt" 2>&1
         while IFS= read -r r; do
             case "$r" in

@@ -109,25 +109,12 @@ struct sp_conf_source {
 
 /* sp_service_conf_load() over sources merged in order (n >= 1); the
  * embedded default and the fuzz target use it without a file. */
-int sp_service_conf_load_sources(const struct sp_conf_source *src, size_t n,
+int sp_service_conf_load_sources(const struct sp_component_set *types,
+                                 const struct sp_conf_source *src, size_t n,
                                  struct sp_service_conf **out, struct sp_diag *diag);
 
 /* Like sp_conf_print_scalar, for an item of a flow sequence `[a, b]`. */
 void sp_conf_print_scalar_flow(struct sp_buf *out, const char *s);
-
-/* Positions of the keys of one component, for sp_conf_errorf(). */
-struct sp_conf_posent {
-    struct sp_conf_posent *next;
-    const char *path;            /* relative to the component: "protocols.grpc.endpoint" */
-    struct sp_conf_pos pos;      /* the value's position (the key's when no value) */
-};
-
-struct sp_conf_ctx {
-    struct sp_arena *arena;
-    const char *prefix;          /* "receivers.otlp" */
-    struct sp_conf_pos pos;      /* where the component id is defined */
-    struct sp_conf_posent *entries;
-};
 
 /* Fills base (zeroed by the caller) from node (a map, NULL node or NULL for
  * absent) following keys; applies defaults, rejects unknown keys, records

@@ -149,6 +149,7 @@ struct sp_loader {
     struct sp_arena *arena;
     struct sp_diag *d;
     struct sp_service_conf *conf;
+    const struct sp_component_set *types; /* the service's registry */
     struct sp_buf q; /* scratch for quoting */
     struct sp_buf q2;
 };
@@ -199,8 +200,8 @@ static bool sp_check_id(struct sp_loader *L, const char *id, const struct sp_con
 static void sp_unknown_type(struct sp_loader *L, enum sp_kind kind, const char *type,
                             const struct sp_conf_pos *pos)
 {
-    size_t count;
-    const struct sp_component_type *const *all = sp_registry_all(&count);
+    size_t count = L->types->count;
+    const struct sp_component_type *const *all = L->types->types;
     const char *names[64];
     size_t n = 0;
     for (size_t i = 0; i < count && n < 64; i++)
@@ -246,7 +247,7 @@ static void sp_load_section(struct sp_loader *L, enum sp_kind kind, const struct
         char type[128];
         if (!sp_check_id(L, p->key, &p->key_pos, sp_kind_name(kind), type, sizeof(type)))
             continue;
-        const struct sp_component_type *t = sp_registry_find(kind, type);
+        const struct sp_component_type *t = sp_component_set_find(L->types, kind, type);
         if (!t) {
             sp_unknown_type(L, kind, type, &p->key_pos);
             continue;
@@ -675,13 +676,13 @@ static size_t sp_count_components(const struct sp_node *root)
     return n;
 }
 
-int sp_service_conf_load(const char *const *files, size_t n, struct sp_service_conf **out,
-                         struct sp_diag *diag)
+int sp_service_conf_load(const struct sp_component_set *types, const char *const *files,
+                         size_t n, struct sp_service_conf **out, struct sp_diag *diag)
 {
     if (n == 0) {
         struct sp_conf_source def = {SP_CONF_EMBEDDED_NAME, sp_default_config_yaml,
                                      sp_default_config_yaml_len};
-        int rc = sp_service_conf_load_sources(&def, 1, out, diag);
+        int rc = sp_service_conf_load_sources(types, &def, 1, out, diag);
         if (rc == 0)
             (*out)->from_embedded_default = true;
         return rc;
@@ -693,12 +694,13 @@ int sp_service_conf_load(const char *const *files, size_t n, struct sp_service_c
     }
     for (size_t i = 0; i < n; i++)
         src[i].name = files[i];
-    int rc = sp_service_conf_load_sources(src, n, out, diag);
+    int rc = sp_service_conf_load_sources(types, src, n, out, diag);
     free(src);
     return rc;
 }
 
-int sp_service_conf_load_sources(const struct sp_conf_source *src, size_t n,
+int sp_service_conf_load_sources(const struct sp_component_set *types,
+                                 const struct sp_conf_source *src, size_t n,
                                  struct sp_service_conf **out, struct sp_diag *diag)
 {
     struct sp_diag local = {0};
@@ -760,7 +762,7 @@ int sp_service_conf_load_sources(const struct sp_conf_source *src, size_t n,
         return SP_EINVAL;
     }
 
-    struct sp_loader L = {.root = root, .arena = a, .d = d, .conf = conf};
+    struct sp_loader L = {.root = root, .arena = a, .d = d, .conf = conf, .types = types};
     size_t total = sp_count_components(root);
     conf->components = sp_arena_calloc(a, total ? total : 1, sizeof(*conf->components));
     if (!conf->components) {
@@ -901,7 +903,7 @@ static const char sp_ref_head[] =
     "| key | type | default | description |\n"
     "|-----|------|---------|-------------|\n";
 
-int sp_conf_reference(struct sp_buf *out)
+int sp_conf_reference(const struct sp_component_set *types, struct sp_buf *out)
 {
     sp_buf_append_str(
         out,
@@ -930,8 +932,8 @@ int sp_conf_reference(struct sp_buf *out)
                       "| `service.pipelines.<id>.exporters` | list of strings | required | "
                       "exporter ids; each gets every batch |\n");
     sp_conf_reference_keys(out, sp_svc_keys, SP_CONF_END_COUNT(sp_svc_keys), "service");
-    size_t count;
-    const struct sp_component_type *const *all = sp_registry_all(&count);
+    size_t count = types->count;
+    const struct sp_component_type *const *all = types->types;
     for (int k = 0; k < 4; k++) {
         sp_buf_printf(out, "\n## %s\n", sp_section_name((enum sp_kind)k));
         for (size_t i = 0; i < count; i++) {

@@ -70,11 +70,12 @@ struct sp_service_conf {
     void *internal;               /* arena and YAML tree */
 };
 
-/* files may be empty (n == 0): the embedded default config/default.yaml is
+/* Component types are looked up in types (the service passes its registry).
+ * files may be empty (n == 0): the embedded default config/default.yaml is
  * used. Returns 0, or SP_EINVAL with every problem in diag (warnings are in
  * diag either way). *out is set only on success. */
-int sp_service_conf_load(const char *const *files, size_t n, struct sp_service_conf **out,
-                         struct sp_diag *diag);
+int sp_service_conf_load(const struct sp_component_set *types, const char *const *files,
+                         size_t n, struct sp_service_conf **out, struct sp_diag *diag);
 void sp_service_conf_free(struct sp_service_conf *conf);
 
 /* True when msg already starts with "file:" for one of the files this
@@ -89,9 +90,9 @@ int sp_service_conf_print(const struct sp_service_conf *conf, struct sp_buf *out
 /* Registers the values of every SP_CONF_SECRET key with sp_log_add_secret. */
 void sp_service_conf_register_secrets(const struct sp_service_conf *conf);
 
-/* The configuration reference (Markdown) generated from every registered
- * component's key table: `spanprof reference`. */
-int sp_conf_reference(struct sp_buf *out);
+/* The configuration reference (Markdown) generated from the key table of
+ * every component in types: `spanprof reference`. */
+int sp_conf_reference(const struct sp_component_set *types, struct sp_buf *out);
 
 /* The embedded default (config/default.yaml), NUL-terminated. */
 extern const char sp_default_config_yaml[];

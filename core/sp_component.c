@@ -7,6 +7,8 @@
 #include "sp_log.h"
 #include "sp_memory.h"
 
+#include <string.h>
+
 int sp_component_emit(struct sp_component *comp, struct sp_batch *batch, struct sp_err *err)
 {
     const struct sp_consumers *next = &comp->next[batch->signal];
@@ -90,4 +92,24 @@ int sp_component_ready(struct sp_component *comp, enum sp_signal sig, size_t byt
     if (err)
         err->code = SP_OK;
     return sp_component_next_ready(comp, sig, bytes, err);
+}
+
+const struct sp_component_type *sp_component_set_find(const struct sp_component_set *set,
+                                                      enum sp_kind kind, const char *name)
+{
+    for (size_t i = 0; i < set->count; i++)
+        if (set->types[i]->kind == kind && strcmp(set->types[i]->name, name) == 0)
+            return set->types[i];
+    return NULL;
+}
+
+const char *sp_kind_name(enum sp_kind k)
+{
+    switch (k) {
+    case SP_KIND_RECEIVER: return "receiver";
+    case SP_KIND_PROCESSOR: return "processor";
+    case SP_KIND_EXPORTER: return "exporter";
+    case SP_KIND_EXTENSION: return "extension";
+    }
+    return "unknown";
 }

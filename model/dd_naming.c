@@ -1,6 +1,6 @@
 /* Datadog's names for OpenTelemetry spans (service, operation name,
  * resource, span type), computed by the Datadog Agent's rules for OTLP spans
- * (../shared/spec/datadog.md §4.3-4.7; datadog-agent pkg/trace/traceutil
+ * (docs/datadog.md §4.3-4.7; datadog-agent pkg/trace/traceutil
  * otel_util.go and pkg/trace/semantics, read for facts only).
  *
  * Both the join processor (the `trace endpoint` label is the local root's

@@ -1,6 +1,6 @@
 /* Datadog's names for an OpenTelemetry span: service, operation name,
  * resource and span type, computed exactly as the Datadog Agent does for
- * OTLP spans (../shared/spec/datadog.md §4.3-4.7, "V2" rules:
+ * OTLP spans (docs/datadog.md §4.3-4.7, "V2" rules:
  * span attributes before resource attributes, http.request.method before
  * http.method, `_OTHER` -> "HTTP", ...).
  *

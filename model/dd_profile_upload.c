@@ -1,7 +1,7 @@
 /* A profile envelope -> Datadog's profile upload (event.json + multipart).
  *
  * The upload is shaped like the ones Datadog's own profilers send
- * (shared/spec/datadog.md §5.3-5.4): an `event` part, filename event.json,
+ * (docs/datadog.md §5.3-5.4): an `event` part, filename event.json,
  * and one part per attachment whose form name and filename are the
  * attachment name. event.json starts from the original upload's event.json
  * when there was one, so fields spanprof does not know (info, internal,

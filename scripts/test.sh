@@ -18,12 +18,18 @@ if [ -f tests/integration/package-lock.json ]; then
     fi
 fi
 
+# Configures DIR once; again when an earlier configuration (`make run` on a
+# machine without node or Go) left tests out, now that deps.sh installed them.
+# meson's output is shown when it fails, else only its "left out" lines.
 setup() { # dir, extra meson args...
-    local dir=$1
+    local dir=$1 out
     shift
-    if [ ! -f "$dir/build.ninja" ]; then
-        meson setup "$dir" "$@" >/dev/null || return 1
+    if [ -f "$dir/build.ninja" ]; then
+        grep -q 'left out:' "$dir/meson-logs/meson-log.txt" 2>/dev/null || return 0
+        set -- --reconfigure "$@"
     fi
+    out=$(meson setup "$dir" "$@" 2>&1) || { printf '%s\n' "$out" >&2; return 1; }
+    grep 'left out:' <<<"$out" >&2 || true
 }
 
 setup build || exit 1

@@ -1,6 +1,6 @@
 // Ground truth (-truth FILE): what the service knows about every span it
 // made, so a test or the demo can check spanprof's join against it. The
-// schema is spanprof-acceptance-truth/1, as ../../../shared/fixtures/go-truth.json:
+// schema is spanprof-acceptance-truth/1, as tests/data/fixtures/go-truth.json:
 // spans maps each span id (16 hex) to its trace, parent, local root, endpoint
 // and the CPU burnt under its label; endpoints gives per-endpoint requests,
 // errors, CPU and share next to the designed share.

@@ -6,7 +6,7 @@
  * (POST https://intake.profile.<site>/api/v2/profile, multipart), both with
  * the API key. Agent mode (agent.endpoint set): the same data through a
  * Datadog Agent, traces as /v0.4/traces msgpack and profiles to
- * /profiling/v1/input, no key needed (shared/spec/datadog.md §1, §2, §5).
+ * /profiling/v1/input, no key needed (docs/datadog.md §1, §2, §5).
  *
  * This file is the component: config table, lifecycle and metrics.
  * consume() only queues a reference to the batch (bounded, see

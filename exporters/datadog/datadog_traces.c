@@ -1,8 +1,8 @@
 /* datadog exporter: a traces batch -> the HTTP requests that deliver it.
  *
- * The mapping and the wire encodings are model/dd_payload.h's (the same
- * code the file exporter writes with): the OTLP batch is mapped into an
- * AgentPayload in a scratch arena, split below the intake's 3.2 MB, and
+ * The mapping and the wire encodings are model/dd_map.h, dd_agent_payload.h
+ * and dd_encode.h (the same code the file exporter writes with): the OTLP
+ * batch is mapped into an AgentPayload in a scratch arena, split below the intake's 3.2 MB, and
  * each part becomes one request:
  *   agentless  POST <traces.endpoint>/api/v0.2/traces, protobuf, gzip
  *   agent      PUT  <agent>/v0.4/traces, msgpack, one request per tracer

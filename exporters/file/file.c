@@ -2,8 +2,8 @@
  * directory instead of the network (local use, the demo, CI).
  *
  *   <path>/traces.jsonl   one Datadog span per line, mapped exactly as the
- *                         datadog exporter maps it (model/dd_payload.c,
- *                         sp_dd_encode_json_lines), with its chunk and
+ *                         datadog exporter maps it (model/dd_map.c and
+ *                         dd_encode.c sp_dd_encode_json_lines), with its chunk and
  *                         tracer-payload context; rotated by size into
  *                         traces.jsonl.1 (newest) .. traces.jsonl.<max_files>.
  *   <path>/profiles/<seq>-<service>-<unixtime>/
@@ -35,8 +35,9 @@
 
 #include <json-c/json.h>
 
-#include "model/dd_payload.h"
-#include "model/dd_profile_upload.h"
+#include "dd_encode.h"
+#include "dd_map.h"
+#include "dd_profile_upload.h"
 #include "pprof_codec.h"
 #include "sp_buf.h"
 #include "sp_component.h"

@@ -1,5 +1,6 @@
-/* otlp receiver internals shared by otlp.c (component, config, export path),
- * otlp_grpc.c (gRPC on nghttp2) and otlp_http.c (OTLP/HTTP on sp_httpd). */
+/* otlp receiver internals shared by otlp.c (component, config, lifecycle),
+ * otlp_grpc.c (gRPC on nghttp2), otlp_http.c (OTLP/HTTP on sp_httpd) and
+ * otlp_export.c (the export path and counters both transports call). */
 #ifndef OTLP_INT_H
 #define OTLP_INT_H
 
@@ -118,6 +119,11 @@ struct otlp_ctx {
     unsigned warn_suppressed;
 };
 
+/* ---- otlp_export.c ---- */
+
+/* Registers the counters above (at create). */
+void otlp_metrics_create(struct otlp_ctx *ctx);
+
 /* What a refusal asks clients to wait: Retry-After on HTTP, RetryInfo on
  * gRPC. The OTel SDK exporters honour both. */
 #define OTLP_RETRY_AFTER_S 1
@@ -143,6 +149,8 @@ void otlp_count_early(struct otlp_ctx *ctx, enum otlp_transport t, enum otlp_out
 void otlp_count_bytes(struct otlp_ctx *ctx, enum otlp_transport t, size_t n);
 void otlp_warn_limited(struct otlp_ctx *ctx, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* ---- otlp_grpc.c, otlp_http.c ---- */
 
 /* The two transports' halves of start and shutdown. done_one() is called by
  * each transport once it has fully stopped. */

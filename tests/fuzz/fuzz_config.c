@@ -14,6 +14,7 @@
 #include "sp_conf_internal.h"
 #include "sp_config.h"
 #include "sp_log.h"
+#include "sp_registry.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -24,7 +25,7 @@ static void fuzz_roundtrip(const struct sp_service_conf *conf)
     struct sp_conf_source src = {"printed.yaml", (const char *)first.data, first.len};
     struct sp_service_conf *again = NULL;
     struct sp_diag d = {0};
-    if (sp_service_conf_load_sources(&src, 1, &again, &d) != 0) {
+    if (sp_service_conf_load_sources(&sp_registry, &src, 1, &again, &d) != 0) {
         fprintf(stderr, "print-config output does not load:\n%s\n--- output ---\n%s\n",
                 d.text.data ? (const char *)d.text.data : "", (const char *)first.data);
         abort();
@@ -67,7 +68,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     struct sp_service_conf *conf = NULL;
     struct sp_diag d = {0};
-    if (sp_service_conf_load_sources(src, n, &conf, &d) == 0) {
+    if (sp_service_conf_load_sources(&sp_registry, src, n, &conf, &d) == 0) {
         fuzz_roundtrip(conf);
         sp_service_conf_register_secrets(conf);
         sp_log_clear_secrets();

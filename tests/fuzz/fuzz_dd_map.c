@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/dd_payload.h"
-#include "model/otlp_codec.h"
+#include "dd_payload.h"
+#include "otlp_codec.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

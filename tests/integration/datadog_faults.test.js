@@ -4,7 +4,6 @@
 // line naming the redacted key and the site, never the key), a hanging
 // intake (timeout, then retry), and the intake down during SIGTERM (drained
 // until the shutdown deadline, the rest counted and logged).
-// Skips (exit 77) while the OTLP receiver is a placeholder.
 'use strict';
 
 const assert = require('node:assert');
@@ -16,7 +15,7 @@ async function withSpanprof(intakeOpts, cfg, fn, name) {
   const intake = intakeOpts ? await h.startIntake(intakeOpts) : null;
   const [otlpPort, healthPort, metricsPort, deadPort] = await d.ports(4);
   const url = intake ? intake.url : `http://127.0.0.1:${deadPort}`;
-  const sp = await d.startOrSkip(d.config({ otlpPort, healthPort, metricsPort, intake: url, ...cfg }), { healthPort, metricsPort, name });
+  const sp = await h.startSpanprof(d.config({ otlpPort, healthPort, metricsPort, intake: url, ...cfg }), { healthPort, metricsPort, name });
   try {
     await fn({ sp, intake, otlpPort });
   } finally {

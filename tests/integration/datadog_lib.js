@@ -1,11 +1,9 @@
 // Helpers of the datadog exporter's integration tests: a tiny msgpack
 // decoder (for /v0.4/traces bodies), real OpenTelemetry JS SDK spans with
-// their expected Datadog fields, spanprof configs, and the skip rule
-// (exit 77 while a prerequisite component is still a placeholder).
+// their expected Datadog fields and spanprof configs.
 'use strict';
 
 const assert = require('node:assert');
-const fs = require('node:fs');
 const h = require('./lib/harness');
 
 // ---- msgpack (the subset /v0.4/traces uses, plus the rest of the scalars) ----
@@ -55,24 +53,6 @@ function msgpackDecode(buf) {
   const out = val();
   if (p !== buf.length) throw new Error(`msgpack: ${buf.length - p} trailing bytes`);
   return out;
-}
-
-// ---- skip rule ----
-const SKIP = 77;
-function skip(why) {
-  console.log(`SKIP: ${why}`);
-  process.exit(SKIP);
-}
-// Starts spanprof; a component that is still a placeholder means the
-// prerequisite has not landed yet: skip rather than fail.
-async function startOrSkip(yaml, opts) {
-  if (!fs.existsSync(h.BIN)) skip(`no spanprof binary at ${h.BIN}`);
-  try {
-    return await h.startSpanprof(yaml, opts);
-  } catch (e) {
-    if (/not implemented yet|placeholder/.test(String(e.message))) skip(`prerequisite missing: ${e.message.split('\n').find((l) => /not implemented/.test(l)) || e.message}`);
-    throw e;
-  }
 }
 
 async function ports(n) {
@@ -173,7 +153,7 @@ async function sendSdkSpans(otlpPort, service = 'dd-itest') {
 const low64 = (traceId) => BigInt('0x' + traceId.slice(16)).toString();
 const dec = (hex) => (hex ? BigInt('0x' + hex).toString() : '0');
 
-// What Datadog must show for each SDK span (shared/spec/datadog.md §4).
+// What Datadog must show for each SDK span (docs/datadog.md §4).
 function expectations(sdkSpans, service = 'dd-itest') {
   const byId = new Map();
   for (const s of sdkSpans) {
@@ -261,4 +241,4 @@ function runner() {
   };
 }
 
-module.exports = { msgpackDecode, skip, startOrSkip, ports, KEY, config, sendSdkSpans, expectations, checkSpans, waitFor, runner, low64, dec, SKIP };
+module.exports = { msgpackDecode, ports, KEY, config, sendSdkSpans, expectations, checkSpans, waitFor, runner, low64, dec };

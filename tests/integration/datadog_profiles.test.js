@@ -6,8 +6,6 @@
 // back: headers, the event part (event.json fields) and the re-encoded
 // cpu pprof, on which `go tool pprof -tags` must show `trace endpoint`
 // values equal to the Datadog resources of the fixture's endpoints.
-// Skips (exit 77) while the pprof receiver, the join or the OTLP receiver
-// is a placeholder.
 'use strict';
 
 const assert = require('node:assert');
@@ -17,21 +15,20 @@ const path = require('node:path');
 const h = require('./lib/harness');
 const d = require('./datadog_lib');
 
-const FIX = path.join(h.SHARED, 'fixtures');
+const FIX = h.FIXTURES;
 
 async function scenario(r, agent) {
   const mode = agent ? 'agent' : 'agentless';
   const route = agent ? '/profiling/v1/input' : '/api/v2/profile';
   const intake = await h.startIntake();
   const [otlpPort, pprofPort, healthPort, metricsPort] = await d.ports(4);
-  const sp = await d.startOrSkip(d.config({ otlpPort, pprofPort, healthPort, metricsPort, intake: intake.url, agent, join: true }), { healthPort, metricsPort, name: `dd-prof-${mode}` });
+  const sp = await h.startSpanprof(d.config({ otlpPort, pprofPort, healthPort, metricsPort, intake: intake.url, agent, join: true }), { healthPort, metricsPort, name: `dd-prof-${mode}` });
   try {
     const spans = fs.readFileSync(path.join(FIX, 'go-spans.json'));
     let res = await h.httpRequest(`http://127.0.0.1:${otlpPort}/v1/traces`, { headers: { 'content-type': 'application/json' }, body: spans });
     assert.strictEqual(res.status, 200, `OTLP export answered ${res.status}: ${res.body}`);
     const pprof = fs.readFileSync(path.join(FIX, 'go-cpu-spanid.pprof'));
     res = await h.httpRequest(`http://127.0.0.1:${pprofPort}/v1/pprof?service=goapp-fixture&type=cpu&version=1.0.0`, { headers: { 'content-type': 'application/octet-stream' }, body: pprof });
-    if (res.status === 404) d.skip('the pprof receiver does not serve /v1/pprof yet');
     assert.ok(res.status >= 200 && res.status < 300, `pprof push answered ${res.status}: ${res.body}`);
     const uploads = () => intake.requests.filter((q) => q.url === route);
     await d.waitFor(() => uploads().length >= 1, 30000, `a profile upload at ${route}`);

@@ -4,7 +4,7 @@
 // msgpack), every payload decoded back and checked field by field against
 // what Datadog's mapping gives for the SDK's own spans (ids incl. the
 // 128-bit trace id, service, name, resource, type, error, meta, top-level,
-// chunk priority). Skips (exit 77) while the OTLP receiver is a placeholder.
+// chunk priority).
 'use strict';
 
 const assert = require('node:assert');
@@ -32,7 +32,7 @@ function flattenProto(ap) {
 async function agentless(r) {
   const intake = await h.startIntake({ respond: () => ({ status: 202, body: '{}' }) });
   const [otlpPort, healthPort, metricsPort] = await d.ports(3);
-  const sp = await d.startOrSkip(d.config({ otlpPort, healthPort, metricsPort, intake: intake.url }), { healthPort, metricsPort, name: 'dd-agentless' });
+  const sp = await h.startSpanprof(d.config({ otlpPort, healthPort, metricsPort, intake: intake.url }), { healthPort, metricsPort, name: 'dd-agentless' });
   try {
     const sdk = await d.sendSdkSpans(otlpPort);
     const exp = d.expectations(sdk);
@@ -84,7 +84,7 @@ async function agentless(r) {
 async function agentMode(r) {
   const intake = await h.startIntake({ respond: (q) => (q.url === '/v0.4/traces' ? { status: 200, body: '{"rate_by_service":{"service:,env:":1,"service:dd-itest,env:itest":0.5}}' } : null) });
   const [otlpPort, healthPort, metricsPort] = await d.ports(3);
-  const sp = await d.startOrSkip(d.config({ otlpPort, healthPort, metricsPort, intake: intake.url, agent: true }), { healthPort, metricsPort, name: 'dd-agent' });
+  const sp = await h.startSpanprof(d.config({ otlpPort, healthPort, metricsPort, intake: intake.url, agent: true }), { healthPort, metricsPort, name: 'dd-agent' });
   try {
     const sdk = await d.sendSdkSpans(otlpPort);
     const exp = d.expectations(sdk);

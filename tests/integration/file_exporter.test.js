@@ -8,7 +8,6 @@
 //     must hold event.json and the cpu pprof, which `go tool pprof -tags`
 //     reads and whose `trace endpoint` labels are the fixture's endpoints.
 //  3. Metrics and a clean SIGTERM exit.
-// Skips (exit 77) while a prerequisite component is still a placeholder.
 'use strict';
 
 const assert = require('node:assert');
@@ -18,7 +17,7 @@ const path = require('node:path');
 const h = require('./lib/harness');
 const d = require('./datadog_lib');
 
-const FIX = path.join(h.SHARED, 'fixtures');
+const FIX = h.FIXTURES;
 
 function config({ otlpPort, pprofPort, healthPort, metricsPort, dir }) {
   return `
@@ -81,7 +80,7 @@ function uploads(dir) {
   const r = d.runner();
   const dir = path.join(h.tmpDir('file-exp'), 'data');
   const [otlpPort, pprofPort, healthPort, metricsPort] = await d.ports(4);
-  const sp = await d.startOrSkip(config({ otlpPort, pprofPort, healthPort, metricsPort, dir }), { healthPort, metricsPort, name: 'file-exp' });
+  const sp = await h.startSpanprof(config({ otlpPort, pprofPort, healthPort, metricsPort, dir }), { healthPort, metricsPort, name: 'file-exp' });
   let exit = null;
   try {
     await r.test('start: the directory is created and the log says where data goes', async () => {
@@ -127,7 +126,6 @@ function uploads(dir) {
     let res = await h.httpRequest(`http://127.0.0.1:${otlpPort}/v1/traces`, { headers: { 'content-type': 'application/json' }, body: fs.readFileSync(path.join(FIX, 'go-spans.json')) });
     assert.strictEqual(res.status, 200, `OTLP export answered ${res.status}: ${res.body}`);
     res = await h.httpRequest(`http://127.0.0.1:${pprofPort}/v1/pprof?service=goapp-fixture&type=cpu&version=1.0.0`, { headers: { 'content-type': 'application/octet-stream' }, body: fs.readFileSync(path.join(FIX, 'go-cpu-spanid.pprof')) });
-    if (res.status === 404) d.skip('the pprof receiver does not serve /v1/pprof yet');
     assert.ok(res.status >= 200 && res.status < 300, `pprof push answered ${res.status}: ${res.body}`);
     await d.waitFor(() => uploads(dir).length >= 1, 30000, 'a profile upload directory');
     await h.sleep(300);

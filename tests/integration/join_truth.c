@@ -1,6 +1,6 @@
 /* Ground truth for the join, from a real Go runtime CPU profile.
  *
- * ../shared/fixtures: go-cpu-spanid.pprof (runtime/pprof CPU profile of a
+ * tests/data/fixtures: go-cpu-spanid.pprof (runtime/pprof CPU profile of a
  * Go service whose goroutines carry OTel-style `span_id` labels: the SERVER
  * span for 20% of a request's CPU, then an INTERNAL child for 80%, half of
  * it in a goroutine that inherits the label), go-spans.json (every span, as
@@ -54,19 +54,10 @@ static struct ep *ep_get(const char *name)
     return &eps[neps++];
 }
 
-static const char *fixtures(void)
-{
-    static char dir[512];
-    const char *shared = getenv("SPANPROF_SHARED");
-    snprintf(dir, sizeof dir, "%s/fixtures", shared ? shared : "../shared");
-    return dir;
-}
-
 static unsigned char *read_fixture(const char *name, size_t *len)
 {
     char path[600];
-    snprintf(path, sizeof path, "%s/%s", fixtures(), name);
-    return sp_test_read_file(path, len);
+    return sp_test_read_file(sp_test_fixture(path, sizeof path, name), len);
 }
 
 /* Splits the decoded request into batches of at most `per` spans, last

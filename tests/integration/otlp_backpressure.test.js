@@ -14,7 +14,7 @@ const path = require('node:path');
 const protobuf = require('protobufjs');
 const h = require('./lib/harness');
 
-const FIX = path.join(h.SHARED, 'fixtures');
+const FIX = h.FIXTURES;
 const PROTO = fs.readFileSync(path.join(FIX, 'otlp-http-proto.bin'));
 const GRPC_MSG = fs.readFileSync(path.join(FIX, 'otlp-grpc-message.bin'));
 

@@ -18,7 +18,7 @@ const zlib = require('node:zlib');
 const protobuf = require('protobufjs');
 const h = require('./lib/harness');
 
-const FIX = path.join(h.SHARED, 'fixtures');
+const FIX = h.FIXTURES;
 const PROTO = fs.readFileSync(path.join(FIX, 'otlp-http-proto.bin'));
 const GRPC_MSG = fs.readFileSync(path.join(FIX, 'otlp-grpc-message.bin'));
 const JSON_BODY = fs.readFileSync(path.join(FIX, 'otlp-http-json.json'));

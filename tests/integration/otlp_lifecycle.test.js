@@ -12,7 +12,7 @@ const http2 = require('node:http2');
 const path = require('node:path');
 const h = require('./lib/harness');
 
-const GRPC_MSG = fs.readFileSync(path.join(h.SHARED, 'fixtures', 'otlp-grpc-message.bin'));
+const GRPC_MSG = fs.readFileSync(path.join(h.FIXTURES, 'otlp-grpc-message.bin'));
 const EXPORT = '/opentelemetry.proto.collector.trace.v1.TraceService/Export';
 
 function framed(msg) {

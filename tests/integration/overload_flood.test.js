@@ -16,7 +16,41 @@ const http = require('node:http');
 const path = require('node:path');
 const grpc = require('@grpc/grpc-js');
 const protobuf = require('protobufjs');
+const { Worker } = require('node:worker_threads');
 const h = require('./lib/harness');
+
+// The prober (a worker thread): GET each URL with a 1 s timeout every
+// 200 ms, sample spanprof's RSS, report when told to stop.
+const PROBE_SRC = `
+const { parentPort, workerData } = require('node:worker_threads');
+const http = require('node:http');
+const fs = require('node:fs');
+let stop = false;
+parentPort.on('message', () => { stop = true; });
+const get = (url) => new Promise((resolve, reject) => {
+  const req = http.get(url, { timeout: 1000, agent: false }, (res) => { res.resume(); res.on('end', () => resolve(res.statusCode)); });
+  req.on('timeout', () => req.destroy(new Error('timeout')));
+  req.on('error', reject);
+});
+(async () => {
+  const r = { n: 0, max: 0, failed: [], rssMax: 0 };
+  while (!stop) {
+    for (const url of workerData.urls) {
+      const t0 = Date.now();
+      try {
+        const st = await get(url);
+        r.max = Math.max(r.max, Date.now() - t0);
+        if (st !== 200) r.failed.push(url + ': ' + st);
+      } catch (e) { r.failed.push(url + ': ' + e.message + ' after ' + (Date.now() - t0) + ' ms'); }
+      r.n++;
+    }
+    const m = /VmRSS:\\s+(\\d+) kB/.exec(fs.readFileSync('/proc/' + workerData.pid + '/status', 'utf8'));
+    if (m) r.rssMax = Math.max(r.rssMax, Number(m[1]) / 1024);
+    await new Promise((res) => setTimeout(res, 200));
+  }
+  parentPort.postMessage(r);
+})();
+`;
 
 const MIB = 1 << 20;
 const LIMIT_MIB = 96;
@@ -95,34 +129,17 @@ service:
 `;
   const sp = await h.startSpanprof(yaml, { healthPort, metricsPort, name: 'flood' });
   const pid = sp.child.pid;
-  const rssMiB = () => {
-    const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : 0;
-  };
   let stop = false;
   const sent = { http: { ok: 0, refused: 0, other: 0, retryAfter: 0 }, grpc: { ok: 0, refused: 0, other: 0, retryInfo: 0 } };
   try {
-    // --- the probes: health and /metrics every 200 ms, 1 s timeout ---
+    // --- the probes: health and /metrics every 200 ms, 1 s timeout, on a
+    // worker thread so the flood's client work cannot delay their timing ---
     const probe = { n: 0, max: 0, failed: [], rssMax: 0 };
-    const probing = (async () => {
-      while (!stop) {
-        for (const url of [`http://127.0.0.1:${healthPort}/`, `http://127.0.0.1:${metricsPort}/metrics`]) {
-          const t0 = Date.now();
-          try {
-            const r = await h.httpGet(url, 1000);
-            const dt = Date.now() - t0;
-            probe.max = Math.max(probe.max, dt);
-            if (r.status !== 200) probe.failed.push(`${url}: ${r.status}`);
-          } catch (e) {
-            probe.failed.push(`${url}: ${e.message} after ${Date.now() - t0} ms`);
-          }
-          probe.n++;
-        }
-        probe.rssMax = Math.max(probe.rssMax, rssMiB());
-        await h.sleep(200);
-      }
-    })();
-
+    const worker = new Worker(PROBE_SRC, { eval: true, workerData: { urls: [`http://127.0.0.1:${healthPort}/`, `http://127.0.0.1:${metricsPort}/metrics`], pid } });
+    const probing = new Promise((resolve, reject) => {
+      worker.on('message', (r) => { Object.assign(probe, r); resolve(); });
+      worker.on('error', reject);
+    });
     // --- HTTP/1.1 flood: keep-alive connections posting in a loop ---
     const agent = new http.Agent({ keepAlive: true, maxSockets: HTTP_CONNS });
     const postOnce = () => new Promise((resolve) => {
@@ -170,6 +187,7 @@ service:
 
     await h.sleep(FLOOD_MS);
     stop = true;
+    worker.postMessage('stop');
     await Promise.all([...httpLoops, ...grpcLoops, probing]);
     agent.destroy();
     for (const c of clients) c.close();

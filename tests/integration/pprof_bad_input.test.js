@@ -15,7 +15,7 @@ const h = require('./lib/harness');
 const L = require('./pprof_lib');
 
 const r = L.runner('pprof_bad_input');
-const FIX = path.join(h.SHARED, 'fixtures');
+const FIX = h.FIXTURES;
 const HDRS = JSON.parse(fs.readFileSync(path.join(FIX, 'dd-profile-upload.headers.json')));
 const UPLOAD = fs.readFileSync(path.join(FIX, 'dd-profile-upload.multipart'));
 const GO_CPU = fs.readFileSync(path.join(FIX, 'go-cpu-spanid.pprof'));

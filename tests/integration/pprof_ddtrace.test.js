@@ -14,7 +14,7 @@ const h = require('./lib/harness');
 const L = require('./pprof_lib');
 
 const r = L.runner('pprof_ddtrace');
-const FIX = path.join(h.SHARED, 'fixtures');
+const FIX = h.FIXTURES;
 const DDTRACE = path.join(h.SRC, 'tests/integration/node_modules/dd-trace');
 
 // The app dd-trace profiles: an HTTP server with a fast and a slow route,

@@ -16,7 +16,7 @@ const h = require('./lib/harness');
 const L = require('./pprof_lib');
 
 const r = L.runner('pprof_pyroscope');
-const FIX = path.join(h.SHARED, 'fixtures');
+const FIX = h.FIXTURES;
 const PYRO = path.join(h.SRC, 'tests/integration/node_modules/@pyroscope/nodejs');
 
 const APP = `

@@ -82,6 +82,16 @@ static inline int sp_test_summary(void)
     return sp_test_fail_count ? 1 : 0;
 }
 
+/* Path of tests/data/fixtures/NAME (real client payloads; see the README
+ * there), under $SPANPROF_SRC (meson sets it) or else the working
+ * directory. Writes it into out and returns out. */
+static inline const char *sp_test_fixture(char *out, size_t cap, const char *name)
+{
+    const char *src = getenv("SPANPROF_SRC");
+    snprintf(out, cap, "%s/tests/data/fixtures/%s", src && *src ? src : ".", name);
+    return out;
+}
+
 /* Reads a whole file (tests only); NULL on error. Caller frees. */
 static inline unsigned char *sp_test_read_file(const char *path, size_t *len)
 {

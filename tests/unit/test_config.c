@@ -14,6 +14,7 @@
 #include "sp_conf_internal.h"
 #include "sp_config.h"
 #include "sp_log.h"
+#include "sp_registry.h"
 #include "sp_metrics.h"
 #include "sp_test.h"
 
@@ -33,7 +34,7 @@ static int load_text(const char *text, struct sp_service_conf **conf, struct sp_
 {
     write_file("t.yaml", text);
     const char *files[] = {"t.yaml"};
-    return sp_service_conf_load(files, 1, conf, d);
+    return sp_service_conf_load(&sp_registry, files, 1, conf, d);
 }
 
 static const char *diag_text(const struct sp_diag *d)
@@ -391,7 +392,7 @@ static void test_yaml_errors(void)
     sp_diag_free(&d);
 
     const char *missing[] = {"does-not-exist.yaml"};
-    rc = sp_service_conf_load(missing, 1, &c, &d);
+    rc = sp_service_conf_load(&sp_registry, missing, 1, &c, &d);
     ASSERT_EQ_INT(rc, SP_EINVAL);
     ASSERT_CONTAINS(diag_text(&d), "does-not-exist.yaml: cannot read the configuration: No such "
                                    "file or directory\n");
@@ -579,7 +580,7 @@ static void test_merge_two_files(void)
     const char *files[] = {"base.yaml", "over.yaml"};
     struct sp_service_conf *c = NULL;
     struct sp_diag d = {0};
-    int rc = sp_service_conf_load(files, 2, &c, &d);
+    int rc = sp_service_conf_load(&sp_registry, files, 2, &c, &d);
     ASSERT_EQ_INT(rc, 0);
     /* debug is still defined (maps merge) but the list was replaced. */
     ASSERT_CONTAINS(diag_text(&d), "base.yaml:4:3: warning: exporter 'debug' is defined but no "
@@ -599,7 +600,7 @@ static void test_merge_two_files(void)
 
     /* Errors point into the file the bad value came from. */
     write_file("over.yaml", "extensions:\n  health_check:\n    pth: /x\n");
-    rc = sp_service_conf_load(files, 2, &c, &d);
+    rc = sp_service_conf_load(&sp_registry, files, 2, &c, &d);
     ASSERT_EQ_INT(rc, SP_EINVAL);
     ASSERT_CONTAINS(diag_text(&d), "over.yaml:3:5: unknown key 'pth' in extensions.health_check "
                                    "(did you mean 'path'?)\n");
@@ -997,7 +998,7 @@ static void test_print_config(void)
 static void test_reference(void)
 {
     struct sp_buf out = {0};
-    ASSERT_EQ_INT(sp_conf_reference(&out), 0);
+    ASSERT_EQ_INT(sp_conf_reference(&sp_registry, &out), 0);
     const char *r = (const char *)out.data;
     ASSERT_CONTAINS(r, "| `service.shutdown_timeout` | duration | `10s` |");
     ASSERT_CONTAINS(r, "| `service.telemetry.logs.format` | string | `logfmt` |");
@@ -1005,8 +1006,8 @@ static void test_reference(void)
     ASSERT_CONTAINS(r, "| `extensions.health_check.endpoint` | string | `127.0.0.1:13133` |");
     ASSERT_CONTAINS(r, "| `extensions.health_check.path` | string | `/` |");
     ASSERT_CONTAINS(r, "`service.pipelines.<signal>[/name]`");
-    size_t n;
-    const struct sp_component_type *const *all = sp_registry_all(&n);
+    size_t n = sp_registry.count;
+    const struct sp_component_type *const *all = sp_registry.types;
     for (size_t i = 0; i < n; i++) {
         char head[128];
         snprintf(head, sizeof(head), "\n### `%s`\n", all[i]->name);
@@ -1038,7 +1039,7 @@ static void test_embedded_default(void)
     sp_arena_destroy(a);
 
     struct sp_service_conf *c = NULL;
-    int rc = sp_service_conf_load(NULL, 0, &c, &d);
+    int rc = sp_service_conf_load(&sp_registry, NULL, 0, &c, &d);
     if (rc == 0) {
         ASSERT(c->from_embedded_default);
         ASSERT_EQ_INT(c->shutdown_timeout_ms, 10000);

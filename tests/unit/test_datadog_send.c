@@ -218,9 +218,8 @@ static double metric(const char *name, const char *labels)
 
 static struct sp_batch *traces_batch(void)
 {
-    const char *shared = getenv("SPANPROF_SHARED");
     char path[1024];
-    snprintf(path, sizeof(path), "%s/fixtures/otlp-http-proto.bin", shared ? shared : "../shared");
+    sp_test_fixture(path, sizeof(path), "otlp-http-proto.bin");
     size_t len;
     uint8_t *data = sp_test_read_file(path, &len);
     if (!data)

@@ -19,9 +19,7 @@ static const char *tag(const struct sp_profile *p, const char *key)
 static void test_fixture_event(void)
 {
     char path[4096];
-    const char *shared = getenv("SPANPROF_SHARED");
-    snprintf(path, sizeof(path), "%s/fixtures/dd-profile-upload.multipart",
-             shared ? shared : "../shared");
+    sp_test_fixture(path, sizeof(path), "dd-profile-upload.multipart");
     size_t len;
     unsigned char *body = sp_test_read_file(path, &len);
     ASSERT(body != NULL);

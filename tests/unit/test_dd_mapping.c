@@ -1,5 +1,5 @@
 /* The OTel -> Datadog mapping golden table (tests/data/dd_mapping/golden.json,
- * expectations written by hand from ../shared/spec/datadog.md §4; its
+ * expectations written by hand from docs/datadog.md §4; its
  * layout is made by gen_golden.py next to it).
  *
  * Every case is mapped with sp_dd_map_traces(), packed as an AgentPayload,
@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/dd_payload.h"
+#include "dd_payload.h"
 #include "sp_compress.h"
 #include "sp_test.h"
 #include "test_dd_mapping_build.h"

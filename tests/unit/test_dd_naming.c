@@ -1,5 +1,5 @@
 /* Golden tables for model/dd_naming.c: Datadog resource, operation name,
- * span type and service for OTel spans (../shared/spec/datadog.md §4.3-4.7,
+ * span type and service for OTel spans (docs/datadog.md §4.3-4.7,
  * checked against datadog-agent's otel_util.go / semantics registry), the
  * PII rule for endpoints, id conversion and the agent's normalisers. */
 #include <stdarg.h>

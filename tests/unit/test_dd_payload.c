@@ -1,4 +1,5 @@
-/* Datadog trace payloads (model/dd_payload.c) beyond the golden table:
+/* Datadog trace payloads (model/dd_map.c, dd_agent_payload.c, dd_encode.c)
+ * beyond the golden table:
  * real OpenTelemetry JS SDK spans (the otlp-http-proto fixture) against the
  * ids and resources its sender recorded, /v0.4 msgpack decoded back with
  * msgpack-c, JSON lines parsed back with json-c, payload splitting,
@@ -11,16 +12,10 @@
 
 #include <msgpack.h>
 
-#include "model/dd_payload.h"
+#include "dd_payload.h"
 #include "sp_compress.h"
 #include "sp_test.h"
 #include "test_dd_mapping_build.h"
-
-static const char *shared_dir(void)
-{
-    const char *s = getenv("SPANPROF_SHARED");
-    return s && *s ? s : "../shared";
-}
 
 static const char *meta_get(const Datadog__Trace__Span *s, const char *k)
 {
@@ -76,7 +71,7 @@ static int fixture_load(struct fixture *f)
 {
     char path[512];
     size_t len;
-    snprintf(path, sizeof path, "%s/fixtures/otlp-http-proto.bin", shared_dir());
+    sp_test_fixture(path, sizeof path, "otlp-http-proto.bin");
     unsigned char *bin = sp_test_read_file(path, &len);
     if (!bin)
         return -1;
@@ -88,7 +83,7 @@ static int fixture_load(struct fixture *f)
     free(bin);
     if (!f->req)
         return -1;
-    snprintf(path, sizeof path, "%s/fixtures/otlp-http-proto.sent.json", shared_dir());
+    sp_test_fixture(path, sizeof path, "otlp-http-proto.sent.json");
     f->sent = json_object_from_file(path);
     if (!f->sent)
         return -1;

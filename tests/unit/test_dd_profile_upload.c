@@ -1,6 +1,6 @@
 /* Unit tests of model/dd_profile_upload.c: event.json and the multipart
  * body of a Datadog profile upload, built from the real dd-trace-js upload
- * in ../shared/fixtures (event.json + wall.pprof + events.pprof) and read
+ * in tests/data/fixtures (event.json + wall.pprof + events.pprof) and read
  * back part by part. */
 #include <stdlib.h>
 #include <string.h>
@@ -74,10 +74,8 @@ static int load_fixture(void)
 {
     if (fixture)
         return 0;
-    const char *shared = getenv("SPANPROF_SHARED");
     char path[1024];
-    snprintf(path, sizeof(path), "%s/fixtures/dd-profile-upload.multipart",
-             shared ? shared : "../shared");
+    sp_test_fixture(path, sizeof(path), "dd-profile-upload.multipart");
     fixture = sp_test_read_file(path, &fixture_len);
     if (!fixture)
         return -1;

@@ -16,7 +16,7 @@
 #include <json-c/json.h>
 #include <uv.h>
 
-#include "model/dd_payload.h"
+#include "dd_payload.h"
 #include "pprof_codec.h"
 #include "sp_compress.h"
 #include "sp_component.h"
@@ -35,12 +35,6 @@ struct file_conf {
     char *env;
     struct sp_strlist tags;
 };
-
-static const char *shared_dir(void)
-{
-    const char *s = getenv("SPANPROF_SHARED");
-    return s && *s ? s : "../shared";
-}
 
 static char tmpdir[256];
 
@@ -150,7 +144,7 @@ static struct sp_batch *traces_batch(void)
 {
     char path[512];
     size_t len;
-    snprintf(path, sizeof path, "%s/fixtures/otlp-http-proto.bin", shared_dir());
+    sp_test_fixture(path, sizeof path, "otlp-http-proto.bin");
     unsigned char *bin = sp_test_read_file(path, &len);
     if (!bin)
         return NULL;
@@ -225,7 +219,7 @@ static struct sp_batch *profile_batch(const char *service)
 static int load_fixtures(void)
 {
     char path[512];
-    snprintf(path, sizeof path, "%s/fixtures/go-cpu-spanid.pprof", shared_dir());
+    sp_test_fixture(path, sizeof path, "go-cpu-spanid.pprof");
     cpu_fixture = sp_test_read_file(path, &cpu_fixture_len);
     if (!cpu_fixture)
         return -1;

@@ -165,10 +165,8 @@ static void test_idempotent(void)
  * samples already carry `trace endpoint`, some do not. */
 static void test_dd_trace_js_fixture(void)
 {
-    const char *shared = getenv("SPANPROF_SHARED");
     char path[512];
-    snprintf(path, sizeof path, "%s/fixtures/dd-profile-upload.multipart",
-             shared ? shared : "../shared");
+    sp_test_fixture(path, sizeof path, "dd-profile-upload.multipart");
     size_t len;
     unsigned char *body = sp_test_read_file(path, &len);
     ASSERT(body != NULL);

@@ -16,6 +16,7 @@
 #include "sp_component.h"
 #include "sp_config.h"
 #include "sp_metrics.h"
+#include "sp_registry.h"
 #include "sp_test.h"
 
 extern const struct sp_component_type sp_join_processor_type;
@@ -116,7 +117,7 @@ static inline int jt_open(struct jt *t, const char *join_keys)
     fclose(f);
     const char *files[] = {t->path};
     struct sp_diag d = {0};
-    int rc = sp_service_conf_load(files, 1, &t->conf, &d);
+    int rc = sp_service_conf_load(&sp_registry, files, 1, &t->conf, &d);
     if (rc < 0) {
         fprintf(stderr, "  config: %s\n", d.text.data ? (const char *)d.text.data : "");
         sp_diag_free(&d);

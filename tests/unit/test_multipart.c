@@ -15,9 +15,7 @@ static char path_buf[4096];
 
 static const char *fixture(const char *name)
 {
-    const char *shared = getenv("SPANPROF_SHARED");
-    snprintf(path_buf, sizeof(path_buf), "%s/fixtures/%s", shared ? shared : "../shared", name);
-    return path_buf;
+    return sp_test_fixture(path_buf, sizeof(path_buf), name);
 }
 
 /* The boundary recorded with the fixture (dd-profile-upload.headers.json). */

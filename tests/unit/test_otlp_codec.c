@@ -1,5 +1,5 @@
 /* Unit tests of model/otlp_codec.c and otlp_json.c: the real exporter
- * captures in ../shared/fixtures decode to what their *.sent.json ground
+ * captures in tests/data/fixtures decode to what their *.sent.json ground
  * truth says, and every malformed input fails with a message that names
  * what failed. */
 #include <inttypes.h>
@@ -12,12 +12,10 @@
 #include "sp_compress.h"
 #include "sp_test.h"
 
-static char shared_dir[1024];
-
 static unsigned char *read_fixture(const char *name, size_t *len)
 {
     char path[1200];
-    snprintf(path, sizeof(path), "%s/fixtures/%s", shared_dir, name);
+    sp_test_fixture(path, sizeof(path), name);
     unsigned char *b = sp_test_read_file(path, len);
     if (!b)
         fprintf(stderr, "  cannot read %s\n", path);
@@ -73,7 +71,7 @@ static int compare_truth(const sp_otlp_request *req, const char *truth_name, cha
                          size_t bad_size)
 {
     char path[1200];
-    snprintf(path, sizeof(path), "%s/fixtures/%s", shared_dir, truth_name);
+    sp_test_fixture(path, sizeof(path), truth_name);
     json_object *truth = json_object_from_file(path);
     if (!truth) {
         snprintf(bad, bad_size, "cannot read %s", path);
@@ -773,8 +771,6 @@ static void test_answers(void)
 
 int main(void)
 {
-    const char *s = getenv("SPANPROF_SHARED");
-    snprintf(shared_dir, sizeof(shared_dir), "%s", s ? s : "../shared");
     RUN(test_fixture_http_proto);
     RUN(test_fixture_http_json);
     RUN(test_fixture_grpc_framed);

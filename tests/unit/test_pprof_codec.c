@@ -16,10 +16,7 @@ static char fixture_path[4096];
 
 static const char *fixture(const char *name)
 {
-    const char *shared = getenv("SPANPROF_SHARED");
-    snprintf(fixture_path, sizeof(fixture_path), "%s/fixtures/%s", shared ? shared : "../shared",
-             name);
-    return fixture_path;
+    return sp_test_fixture(fixture_path, sizeof(fixture_path), name);
 }
 
 /* Compares the Samples/Locations/Mappings sections printed by

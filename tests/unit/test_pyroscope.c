@@ -31,9 +31,7 @@ static void test_nodejs_fixture(void)
                    "spyName", "nodespy", "until", "1795303322", "sampleRate", "17", NULL}};
     /* check the fixture still says what this test assumes */
     char path[4096];
-    const char *shared = getenv("SPANPROF_SHARED");
-    snprintf(path, sizeof(path), "%s/fixtures/pyroscope-ingest.request.json",
-             shared ? shared : "../shared");
+    sp_test_fixture(path, sizeof(path), "pyroscope-ingest.request.json");
     size_t len;
     char *fx = (char *)sp_test_read_file(path, &len);
     ASSERT(fx != NULL);

@@ -2,7 +2,7 @@
  *
  * Every receiver, processor, exporter and extension is one
  * `const struct sp_component_type`, defined at the bottom of its main file
- * and listed in core/sp_registry.c (a static table, no dlopen). The core owns
+ * and listed in service/sp_registry.c (a static table, no dlopen). The core owns
  * parsing, lifecycle and ordering; components never see the pipeline graph,
  * only their own `next` consumers through sp_component_emit().
  *
@@ -140,8 +140,15 @@ int sp_component_emit(struct sp_component *comp, struct sp_batch *batch, struct 
 int sp_component_ready(struct sp_component *comp, enum sp_signal sig, size_t bytes,
                        struct sp_err *err);
 
-/* Registry (core/sp_registry.c). */
-const struct sp_component_type *sp_registry_find(enum sp_kind kind, const char *name);
-const struct sp_component_type *const *sp_registry_all(size_t *count);
+/* A table of component types. The service's is service/sp_registry.c; the
+ * config loader resolves type names through the one it is handed, so it
+ * never calls up into the service. */
+struct sp_component_set {
+    const struct sp_component_type *const *types;
+    size_t count;
+};
+/* The type of that kind and name, or NULL. */
+const struct sp_component_type *sp_component_set_find(const struct sp_component_set *set,
+                                                      enum sp_kind kind, const char *name);
 
 #endif

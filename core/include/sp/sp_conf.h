@@ -78,10 +78,26 @@ struct sp_conf_pos {
     int col;
 };
 
+/* Positions of the keys of one component, recorded by the config loader
+ * (config/) while it fills the struct and read by sp_conf_errorf().
+ * Components hold a pointer and never look inside. */
+struct sp_arena;
+struct sp_conf_posent {
+    struct sp_conf_posent *next;
+    const char *path;            /* relative to the component: "protocols.grpc.endpoint" */
+    struct sp_conf_pos pos;      /* the value's position (the key's when no value) */
+};
+
+struct sp_conf_ctx {
+    struct sp_arena *arena;      /* the loader's arena, for recording entries */
+    const char *prefix;          /* "receivers.otlp" */
+    struct sp_conf_pos pos;      /* where the component id is defined */
+    struct sp_conf_posent *entries;
+};
+
 /* Component-level validation: a component's create() reports a bad value
  * with the position of the key that held it. path is the key path inside
  * the component, e.g. "protocols.grpc.endpoint". Returns SP_EINVAL. */
-struct sp_conf_ctx;
 int sp_conf_errorf(const struct sp_conf_ctx *ctx, struct sp_err *err, const char *path,
                    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 

@@ -1,7 +1,8 @@
 # Assembles tests/data/dd_mapping/golden.json. Expected values are written by
-# hand from ../shared/spec/datadog.md §4 (this script only lays out JSON and
+# hand from docs/datadog.md §4 (this script only lays out JSON and
 # converts hex ids to decimal); it never runs spanprof code.
 import json
+import os
 
 def dec(h): return str(int(h, 16))
 
@@ -398,9 +399,9 @@ case("runtime id per instance", {"kind": "server", "name": "x"},
 case("exporter tags", {"kind": "internal", "name": "x", "attributes": {"team": "a"}},
      {"meta": {"team": "a", "region": "eu"}}, opts={"tags": ["team:b", "region:eu"]})
 
-golden = {"_comment": "OTel span -> Datadog span expectations written from ../shared/spec/datadog.md §4 (see tests/unit/test_dd_mapping.c for the format)",
+golden = {"_comment": "OTel span -> Datadog span expectations written from docs/datadog.md §4 (see tests/unit/test_dd_mapping.c for the format)",
           "cases": cases}
-with open("/work/main/tests/data/dd_mapping/golden.json", "w") as f:
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "golden.json"), "w") as f:
     f.write('{"_comment": ' + json.dumps(golden["_comment"]) + ',\n "cases": [\n')
     f.write(",\n".join("  " + json.dumps(c) for c in cases))
     f.write("\n ]\n}\n")

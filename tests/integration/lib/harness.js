@@ -15,7 +15,8 @@ const protobuf = require('protobufjs');
 
 const SRC = process.env.SPANPROF_SRC || path.resolve(__dirname, '../../..');
 const BIN = process.env.SPANPROF_BIN || path.join(SRC, 'build/spanprof');
-const SHARED = process.env.SPANPROF_SHARED || path.resolve(SRC, '../shared');
+// Real client payloads kept in the repository (tests/data/fixtures/README.md).
+const FIXTURES = path.join(SRC, 'tests/data/fixtures');
 const BUILD = process.env.SPANPROF_BUILD || path.join(SRC, 'build');
 
 // A port nobody listens on now (the kernel's pick, released at once).
@@ -255,7 +256,7 @@ function goBuild(srcDir, out) {
 }
 
 module.exports = {
-  SRC, BIN, SHARED, BUILD,
+  SRC, BIN, FIXTURES, BUILD,
   freePort, sleep, tmpDir, httpGet, httpRequest, parseMetrics, metricSum,
   startSpanprof, startIntake, decodeAgentPayload, decodeTraceRequest, decodePprof,
   parseMultipart, goBuild, protos,

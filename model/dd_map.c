@@ -1,8 +1,8 @@
-/* OTLP spans -> Datadog trace payloads.
+/* OTLP spans -> Datadog spans (see dd_map.h).
  *
  * This is the Datadog Agent's OTLP ingestion redone in C, so the traces
  * spanprof sends look exactly like the ones an Agent or the OTel Collector's
- * Datadog exporter would send (../shared/spec/datadog.md §4; datadog-agent
+ * Datadog exporter would send (docs/datadog.md §4; datadog-agent
  * pkg/trace/transform/transform.go `otelSpanToDDSpanOld`, pkg/trace/api/otlp.go
  * `receiveResourceSpansV2`/`createChunks`, pkg/trace/agent normalizer.go and
  * truncator.go, read for facts only):
@@ -22,21 +22,21 @@
  * and one TracerPayload per distinct resource. Everything the result points
  * at is copied into the caller's arena, so it outlives the OTLP batch.
  * Working memory (hash maps, string builders) is malloc'd and freed before
- * returning. */
+ * returning. Packing the result is dd_agent_payload.c's job, the other
+ * encodings dd_encode.c's. */
 #include <inttypes.h>
 #include <math.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
 
-#include <msgpack.h>
-
 #include "dd_naming.h"
-#include "dd_payload.h"
-#include "sp_compress.h"
+#include "dd_json.h"
+#include "dd_map.h"
 
 /* Agent limits (pkg/trace/agent/truncator.go, normalizer.go). */
 #define DD_MAX_RESOURCE_LEN 5000
@@ -230,87 +230,6 @@ static void hex_encode(char *out, const uint8_t *p, size_t n)
     out[2 * n] = 0;
 }
 
-/* JSON string literal as Go's encoding/json writes it: HTML-safe escapes,
- * U+2028/2029 escaped, invalid UTF-8 replaced by U+FFFD. Always valid JSON. */
-static int json_str(struct sp_buf *b, const char *s, size_t n)
-{
-    static const char hx[] = "0123456789abcdef";
-    int rc = sp_buf_append_byte(b, '"');
-    size_t i = 0;
-    while (rc == 0 && i < n) {
-        /* A run of bytes that need no escape goes in one copy. */
-        size_t run = i;
-        while (run < n) {
-            unsigned char r = (unsigned char)s[run];
-            if (r < 0x20 || r >= 0x80 || r == '"' || r == '\\' || r == '<' || r == '>' || r == '&')
-                break;
-            run++;
-        }
-        if (run > i) {
-            rc = sp_buf_append(b, s + i, run - i);
-            i = run;
-            continue;
-        }
-        unsigned char c = (unsigned char)s[i];
-        if (c < 0x80) {
-            switch (c) {
-            case '"': rc = sp_buf_append(b, "\\\"", 2); break;
-            case '\\': rc = sp_buf_append(b, "\\\\", 2); break;
-            case '\n': rc = sp_buf_append(b, "\\n", 2); break;
-            case '\r': rc = sp_buf_append(b, "\\r", 2); break;
-            case '\t': rc = sp_buf_append(b, "\\t", 2); break;
-            default:
-                if (c < 0x20 || c == '<' || c == '>' || c == '&') {
-                    char e[6] = {'\\', 'u', '0', '0', hx[c >> 4], hx[c & 15]};
-                    rc = sp_buf_append(b, e, 6);
-                } else {
-                    rc = sp_buf_append_byte(b, c);
-                }
-            }
-            i++;
-            continue;
-        }
-        /* Validate one multi-byte sequence. */
-        size_t len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 ? 2 : 0;
-        uint32_t cp = len == 4 ? c & 7u : len == 3 ? c & 15u : c & 31u;
-        bool ok = len != 0 && c <= 0xF4 && i + len <= n;
-        for (size_t k = 1; ok && k < len; k++) {
-            unsigned char cc = (unsigned char)s[i + k];
-            if ((cc & 0xC0) != 0x80)
-                ok = false;
-            cp = (cp << 6) | (cc & 0x3Fu);
-        }
-        if (ok && ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
-                   (len == 4 && (cp < 0x10000 || cp > 0x10FFFF))))
-            ok = false;
-        if (!ok) {
-            rc = sp_buf_append(b, "\\ufffd", 6);
-            i++;
-        } else if (cp == 0x2028 || cp == 0x2029) {
-            rc = sp_buf_append(b, cp == 0x2028 ? "\\u2028" : "\\u2029", 6);
-            i += len;
-        } else {
-            rc = sp_buf_append(b, s + i, len);
-            i += len;
-        }
-    }
-    return rc ? rc : sp_buf_append_byte(b, '"');
-}
-
-static int json_cstr(struct sp_buf *b, const char *s)
-{
-    return json_str(b, s ? s : "", s ? strlen(s) : 0);
-}
-
-/* A double as a JSON number; NaN and infinities have none: null. */
-static int json_double(struct sp_buf *b, double d)
-{
-    if (isnan(d) || isinf(d))
-        return sp_buf_append_str(b, "null");
-    if (d == floor(d) && fabs(d) < 1e15)
-        return sp_buf_printf(b, "%.0f", d);
-    return sp_buf_printf(b, "%.17g", d);
-}
 
 /* The value as Go's json.Marshal(value.AsRaw()) writes it; false when Go
  * would fail (NaN/Inf doubles), so the caller can substitute. */
@@ -322,7 +241,7 @@ static bool json_any(struct sp_buf *b, const sp_otlp_any *v, struct sp_arena *a,
     }
     switch (v->value_case) {
     case AV(STRING_VALUE):
-        *rc = json_cstr(b, v->string_value);
+        *rc = sp_dd_json_cstr(b, v->string_value);
         return true;
     case AV(BOOL_VALUE):
         *rc = sp_buf_append_str(b, v->bool_value ? "true" : "false");
@@ -343,7 +262,7 @@ static bool json_any(struct sp_buf *b, const sp_otlp_any *v, struct sp_arena *a,
     }
     case AV(BYTES_VALUE): {
         const char *s = sp_dd_any_string(v, a);
-        *rc = s ? json_cstr(b, s) : SP_ENOMEM;
+        *rc = s ? sp_dd_json_cstr(b, s) : SP_ENOMEM;
         return true;
     }
     default:
@@ -630,7 +549,7 @@ static int marshal_events(struct mapper *m, const sp_otlp_span *s)
             if (rc == 0)
                 rc = sp_buf_append_str(b, "\"name\":");
             if (rc == 0)
-                rc = json_cstr(b, e->name);
+                rc = sp_dd_json_cstr(b, e->name);
             wrote = true;
         }
         if (rc == 0 && e->n_attributes) {
@@ -643,7 +562,7 @@ static int marshal_events(struct mapper *m, const sp_otlp_span *s)
                 if (j)
                     rc = sp_buf_append_byte(b, ',');
                 if (rc == 0)
-                    rc = json_cstr(b, kv ? kv->key : "");
+                    rc = sp_dd_json_cstr(b, kv ? kv->key : "");
                 if (rc == 0)
                     rc = sp_buf_append_byte(b, ':');
                 /* The agent writes "redacted" for a value Go cannot marshal. */
@@ -697,7 +616,7 @@ static int marshal_links(struct mapper *m, const sp_otlp_span *s)
         if (rc == 0 && l->trace_state && *l->trace_state) {
             rc = sp_buf_append_str(b, ",\"tracestate\":");
             if (rc == 0)
-                rc = json_cstr(b, l->trace_state);
+                rc = sp_dd_json_cstr(b, l->trace_state);
         }
         if (rc == 0 && l->n_attributes) {
             rc = sp_buf_append_str(b, ",\"attributes\":{");
@@ -706,12 +625,12 @@ static int marshal_links(struct mapper *m, const sp_otlp_span *s)
                 if (j)
                     rc = sp_buf_append_byte(b, ',');
                 if (rc == 0)
-                    rc = json_cstr(b, kv ? kv->key : "");
+                    rc = sp_dd_json_cstr(b, kv ? kv->key : "");
                 if (rc == 0)
                     rc = sp_buf_append_byte(b, ':');
                 const char *v = kv ? sp_dd_any_string(kv->value, m->a) : "";
                 if (rc == 0)
-                    rc = v ? json_cstr(b, v) : SP_ENOMEM;
+                    rc = v ? sp_dd_json_cstr(b, v) : SP_ENOMEM;
             }
             if (rc == 0)
                 rc = sp_buf_append_byte(b, '}');
@@ -1464,64 +1383,74 @@ static int span_entries(struct mapper *m, struct mspan *ms)
     return 0;
 }
 
-/* Sorted insert/overwrite into a finalised span (uses the spare slots). */
-static int span_set_meta(struct mapper *m, struct mspan *ms, const char *k, const char *v)
+/* Meta and metrics entries share their head: the message base and the key;
+ * only the value's type differs. */
+struct entry_head {
+    ProtobufCMessage base;
+    char *key;
+};
+_Static_assert(offsetof(Datadog__Trace__Span__MetaEntry, key) == offsetof(struct entry_head, key),
+               "meta entry layout");
+_Static_assert(offsetof(Datadog__Trace__Span__MetricsEntry, key) ==
+                   offsetof(struct entry_head, key),
+               "metrics entry layout");
+
+/* Sorted insert into a finalised span's meta or metrics (v, *n, within the
+ * spare slots up to cap): the entry with key k, found or made (a new one
+ * gets k as its key, its value left for the caller); NULL when out of
+ * slots or memory. */
+static void *entry_upsert(struct mapper *m, void **v, size_t *n, size_t cap,
+                          const ProtobufCMessageDescriptor *desc, const char *k, const char *what)
 {
-    Datadog__Trace__Span *d = ms->pb;
-    size_t lo = 0, hi = d->n_meta;
+    size_t lo = 0, hi = *n;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        int c = strcmp(d->meta[mid]->key, k);
-        if (c == 0) {
-            d->meta[mid]->value = (char *)v;
-            return 0;
-        }
+        int c = strcmp(((struct entry_head *)v[mid])->key, k);
+        if (c == 0)
+            return v[mid];
         if (c < 0)
             lo = mid + 1;
         else
             hi = mid;
     }
-    if (d->n_meta >= ms->meta_cap)
-        return oom(m, "meta slot");
-    Datadog__Trace__Span__MetaEntry *x = sp_arena_alloc(m->a, sizeof *x);
-    if (!x)
-        return oom(m, "meta");
-    datadog__trace__span__meta_entry__init(x);
+    if (*n >= cap) {
+        oom(m, what);
+        return NULL;
+    }
+    struct entry_head *x = sp_arena_alloc(m->a, desc->sizeof_message);
+    if (!x) {
+        oom(m, what);
+        return NULL;
+    }
+    protobuf_c_message_init(desc, x);
     x->key = (char *)k;
+    memmove(&v[lo + 1], &v[lo], (*n - lo) * sizeof *v);
+    v[lo] = x;
+    (*n)++;
+    return x;
+}
+
+static int span_set_meta(struct mapper *m, struct mspan *ms, const char *k, const char *v)
+{
+    Datadog__Trace__Span *d = ms->pb;
+    Datadog__Trace__Span__MetaEntry *x =
+        entry_upsert(m, (void **)d->meta, &d->n_meta, ms->meta_cap,
+                     &datadog__trace__span__meta_entry__descriptor, k, "meta slot");
+    if (!x)
+        return SP_ENOMEM;
     x->value = (char *)v;
-    memmove(&d->meta[lo + 1], &d->meta[lo], (d->n_meta - lo) * sizeof *d->meta);
-    d->meta[lo] = x;
-    d->n_meta++;
     return 0;
 }
 
 static int span_set_metric(struct mapper *m, struct mspan *ms, const char *k, double v)
 {
     Datadog__Trace__Span *d = ms->pb;
-    size_t lo = 0, hi = d->n_metrics;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        int c = strcmp(d->metrics[mid]->key, k);
-        if (c == 0) {
-            d->metrics[mid]->value = v;
-            return 0;
-        }
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (d->n_metrics >= ms->metrics_cap)
-        return oom(m, "metric slot");
-    Datadog__Trace__Span__MetricsEntry *x = sp_arena_alloc(m->a, sizeof *x);
+    Datadog__Trace__Span__MetricsEntry *x =
+        entry_upsert(m, (void **)d->metrics, &d->n_metrics, ms->metrics_cap,
+                     &datadog__trace__span__metrics_entry__descriptor, k, "metric slot");
     if (!x)
-        return oom(m, "metrics");
-    datadog__trace__span__metrics_entry__init(x);
-    x->key = (char *)k;
+        return SP_ENOMEM;
     x->value = v;
-    memmove(&d->metrics[lo + 1], &d->metrics[lo], (d->n_metrics - lo) * sizeof *d->metrics);
-    d->metrics[lo] = x;
-    d->n_metrics++;
     return 0;
 }
 
@@ -2110,780 +2039,5 @@ int sp_dd_map_traces(const struct sp_traces *traces, const struct sp_dd_map_opts
     if (rc)
         return rc;
     *out = p;
-    return 0;
-}
-
-/* ------------------------------------------------------------------------ */
-/* AgentPayload protobuf: sized once, packed back to front                  */
-/* ------------------------------------------------------------------------ */
-
-/* protobuf-c sizes a nested message again at every level it packs it in
- * (AgentPayload > TracerPayload > TraceChunk > Span > map entry: an entry
- * is sized five times). This packer writes the message from its last byte
- * to its first: a nested message is written before its length prefix, so
- * its length is known without sizing it. The bytes are exactly protobuf-c's
- * (proto3 rules: fields in number order, zero scalars and empty strings
- * left out, negative int32 as 10-byte varints, doubles as little-endian
- * fixed64, map entries as messages); a message with unknown fields (never
- * made by the mapping) falls back to protobuf-c. tests/unit/test_dd_payload.c
- * and the dd_map fuzz target compare both byte for byte. */
-
-enum { WT_VARINT = 0, WT_FIXED64 = 1, WT_LEN = 2 };
-
-static size_t varint_len(uint64_t v)
-{
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
-
-/* ---- sizes (split needs them; computed once per message) ---- */
-
-struct pbs {
-    bool unknown; /* a message with unknown fields: ask protobuf-c */
-};
-
-static size_t sz_str(const char *s)
-{
-    if (!s || !*s)
-        return 0;
-    size_t n = strlen(s);
-    return 1 + varint_len(n) + n;
-}
-
-static size_t sz_varint(uint64_t v)
-{
-    return v ? 1 + varint_len(v) : 0;
-}
-
-static size_t sz_double(double d)
-{
-    return d != 0 ? 9 : 0;
-}
-
-static size_t sz_msg(size_t len)
-{
-    return 1 + varint_len(len) + len;
-}
-
-/* The three string-to-string map entry types share one layout. */
-static size_t sz_str_entry(struct pbs *c, const ProtobufCMessage *base, const char *k,
-                           const char *v)
-{
-    if (base->n_unknown_fields)
-        c->unknown = true;
-    return sz_msg(sz_str(k) + sz_str(v));
-}
-
-static size_t sz_span(struct pbs *c, const Datadog__Trace__Span *s)
-{
-    if (s->base.n_unknown_fields)
-        c->unknown = true;
-    size_t n = sz_str(s->service) + sz_str(s->name) + sz_str(s->resource) +
-               sz_varint(s->traceid) + sz_varint(s->spanid) + sz_varint(s->parentid) +
-               sz_varint((uint64_t)s->start) + sz_varint((uint64_t)s->duration) +
-               sz_varint((uint64_t)(int64_t)s->error) + sz_str(s->type);
-    for (size_t i = 0; i < s->n_meta; i++)
-        n += sz_str_entry(c, &s->meta[i]->base, s->meta[i]->key, s->meta[i]->value);
-    for (size_t i = 0; i < s->n_metrics; i++) {
-        const Datadog__Trace__Span__MetricsEntry *e = s->metrics[i];
-        if (e->base.n_unknown_fields)
-            c->unknown = true;
-        n += sz_msg(sz_str(e->key) + sz_double(e->value));
-    }
-    for (size_t i = 0; i < s->n_meta_struct; i++) {
-        const Datadog__Trace__Span__MetaStructEntry *e = s->meta_struct[i];
-        if (e->base.n_unknown_fields)
-            c->unknown = true;
-        n += sz_msg(sz_str(e->key) + (e->value.len ? sz_msg(e->value.len) : 0));
-    }
-    return n;
-}
-
-static size_t sz_chunk(struct pbs *c, const Datadog__Trace__TraceChunk *ch)
-{
-    if (ch->base.n_unknown_fields)
-        c->unknown = true;
-    size_t n = sz_varint((uint64_t)(int64_t)ch->priority) + sz_str(ch->origin) +
-               sz_varint(ch->droppedtrace ? 1 : 0);
-    for (size_t i = 0; i < ch->n_spans; i++)
-        n += sz_msg(sz_span(c, ch->spans[i]));
-    for (size_t i = 0; i < ch->n_tags; i++)
-        n += sz_str_entry(c, &ch->tags[i]->base, ch->tags[i]->key, ch->tags[i]->value);
-    return n;
-}
-
-static size_t sz_tracer_payload(struct pbs *c, const Datadog__Trace__TracerPayload *tp)
-{
-    if (tp->base.n_unknown_fields)
-        c->unknown = true;
-    size_t n = sz_str(tp->containerid) + sz_str(tp->languagename) +
-               sz_str(tp->languageversion) + sz_str(tp->tracerversion) +
-               sz_str(tp->runtimeid) + sz_str(tp->env) + sz_str(tp->hostname) +
-               sz_str(tp->appversion);
-    for (size_t i = 0; i < tp->n_chunks; i++)
-        n += sz_msg(sz_chunk(c, tp->chunks[i]));
-    for (size_t i = 0; i < tp->n_tags; i++)
-        n += sz_str_entry(c, &tp->tags[i]->base, tp->tags[i]->key, tp->tags[i]->value);
-    return n;
-}
-
-static size_t sz_agent_payload(struct pbs *c, const Datadog__Trace__AgentPayload *p)
-{
-    if (p->base.n_unknown_fields)
-        c->unknown = true;
-    size_t n = sz_str(p->hostname) + sz_str(p->env) + sz_str(p->agentversion) +
-               sz_double(p->targettps) + sz_double(p->errortps) +
-               sz_varint(p->raresamplerenabled ? 1 : 0);
-    for (size_t i = 0; i < p->n_tracerpayloads; i++)
-        n += sz_msg(sz_tracer_payload(c, p->tracerpayloads[i]));
-    for (size_t i = 0; i < p->n_tags; i++)
-        n += sz_str_entry(c, &p->tags[i]->base, p->tags[i]->key, p->tags[i]->value);
-    return n;
-}
-
-/* Packed sizes, as protobuf-c's get_packed_size gives them. */
-static size_t pb_size_agent_payload(const Datadog__Trace__AgentPayload *p)
-{
-    struct pbs c = {false};
-    size_t n = sz_agent_payload(&c, p);
-    return c.unknown ? datadog__trace__agent_payload__get_packed_size(p) : n;
-}
-
-static size_t pb_size_tracer_payload(const Datadog__Trace__TracerPayload *tp)
-{
-    struct pbs c = {false};
-    size_t n = sz_tracer_payload(&c, tp);
-    return c.unknown ? datadog__trace__tracer_payload__get_packed_size(tp) : n;
-}
-
-static size_t pb_size_chunk(const Datadog__Trace__TraceChunk *ch)
-{
-    struct pbs c = {false};
-    size_t n = sz_chunk(&c, ch);
-    return c.unknown ? datadog__trace__trace_chunk__get_packed_size(ch) : n;
-}
-
-/* ---- the writer: bytes [pos, cap) of buf are written ---- */
-
-struct pbw {
-    uint8_t *buf;
-    size_t cap, pos;
-    bool oom;
-    bool unknown;
-};
-
-/* Makes room for n more bytes in front (the written tail moves to the end
- * of a buffer twice as big). False once out of memory. */
-static bool pbw_grow(struct pbw *w, size_t n)
-{
-    if (w->oom)
-        return false;
-    size_t used = w->cap - w->pos;
-    size_t cap = w->cap ? w->cap : 4096;
-    while (cap - used < n) {
-        if (cap > SIZE_MAX / 2) {
-            w->oom = true;
-            return false;
-        }
-        cap *= 2;
-    }
-    uint8_t *nb = malloc(cap);
-    if (!nb) {
-        w->oom = true;
-        return false;
-    }
-    if (used)
-        memcpy(nb + cap - used, w->buf + w->pos, used);
-    free(w->buf);
-    w->buf = nb;
-    w->pos = cap - used;
-    w->cap = cap;
-    return true;
-}
-
-static inline bool pbw_room(struct pbw *w, size_t n)
-{
-    return w->pos >= n || pbw_grow(w, n);
-}
-
-static inline size_t pbw_len(const struct pbw *w)
-{
-    return w->cap - w->pos;
-}
-
-/* The unchecked writers: the caller made room (at most 10 + 1 bytes for a
- * varint and a one-byte key: field numbers here are below 16). */
-static inline void pbw_put_varint(struct pbw *w, uint64_t v)
-{
-    if (v < 0x80) {
-        w->buf[--w->pos] = (uint8_t)v;
-        return;
-    }
-    size_t n = varint_len(v);
-    w->pos -= n;
-    uint8_t *p = w->buf + w->pos;
-    while (v >= 0x80) {
-        *p++ = (uint8_t)(v | 0x80);
-        v >>= 7;
-    }
-    *p = (uint8_t)v;
-}
-
-static inline void pbw_put_key(struct pbw *w, unsigned field, unsigned wt)
-{
-    w->buf[--w->pos] = (uint8_t)(field << 3 | wt);
-}
-
-/* A length-delimited field whose body is the last `len` bytes written. */
-static inline void pbw_close(struct pbw *w, unsigned field, size_t len)
-{
-    if (!pbw_room(w, 11))
-        return;
-    pbw_put_varint(w, len);
-    pbw_put_key(w, field, WT_LEN);
-}
-
-static inline void pbw_bytes(struct pbw *w, unsigned field, const void *p, size_t n)
-{
-    if (!pbw_room(w, n + 11))
-        return;
-    w->pos -= n;
-    memcpy(w->buf + w->pos, p, n);
-    pbw_put_varint(w, n);
-    pbw_put_key(w, field, WT_LEN);
-}
-
-static inline void pbw_str(struct pbw *w, unsigned field, const char *s)
-{
-    if (s && *s)
-        pbw_bytes(w, field, s, strlen(s));
-}
-
-static inline void pbw_uint(struct pbw *w, unsigned field, uint64_t v)
-{
-    if (v && pbw_room(w, 11)) {
-        pbw_put_varint(w, v);
-        pbw_put_key(w, field, WT_VARINT);
-    }
-}
-
-static inline void pbw_double(struct pbw *w, unsigned field, double d)
-{
-    if (d == 0 || !pbw_room(w, 9))
-        return;
-    uint64_t b;
-    memcpy(&b, &d, 8);
-    w->pos -= 8;
-    for (int i = 0; i < 8; i++)
-        w->buf[w->pos + (size_t)i] = (uint8_t)(b >> (8 * i));
-    pbw_put_key(w, field, WT_FIXED64);
-}
-
-static void pbw_str_entry(struct pbw *w, unsigned field, const ProtobufCMessage *base,
-                          const char *k, const char *v)
-{
-    if (base->n_unknown_fields)
-        w->unknown = true;
-    size_t mark = pbw_len(w);
-    pbw_str(w, 2, v);
-    pbw_str(w, 1, k);
-    pbw_close(w, field, pbw_len(w) - mark);
-}
-
-static void pbw_span(struct pbw *w, const Datadog__Trace__Span *s)
-{
-    if (s->base.n_unknown_fields)
-        w->unknown = true;
-    for (size_t i = s->n_meta_struct; i-- > 0;) {
-        const Datadog__Trace__Span__MetaStructEntry *e = s->meta_struct[i];
-        if (e->base.n_unknown_fields)
-            w->unknown = true;
-        size_t mark = pbw_len(w);
-        if (e->value.len)
-            pbw_bytes(w, 2, e->value.data, e->value.len);
-        pbw_str(w, 1, e->key);
-        pbw_close(w, 13, pbw_len(w) - mark);
-    }
-    pbw_str(w, 12, s->type);
-    for (size_t i = s->n_metrics; i-- > 0;) {
-        const Datadog__Trace__Span__MetricsEntry *e = s->metrics[i];
-        if (e->base.n_unknown_fields)
-            w->unknown = true;
-        size_t mark = pbw_len(w);
-        pbw_double(w, 2, e->value);
-        pbw_str(w, 1, e->key);
-        pbw_close(w, 11, pbw_len(w) - mark);
-    }
-    for (size_t i = s->n_meta; i-- > 0;)
-        pbw_str_entry(w, 10, &s->meta[i]->base, s->meta[i]->key, s->meta[i]->value);
-    pbw_uint(w, 9, (uint64_t)(int64_t)s->error);
-    pbw_uint(w, 8, (uint64_t)s->duration);
-    pbw_uint(w, 7, (uint64_t)s->start);
-    pbw_uint(w, 6, s->parentid);
-    pbw_uint(w, 5, s->spanid);
-    pbw_uint(w, 4, s->traceid);
-    pbw_str(w, 3, s->resource);
-    pbw_str(w, 2, s->name);
-    pbw_str(w, 1, s->service);
-}
-
-static void pbw_chunk(struct pbw *w, const Datadog__Trace__TraceChunk *c)
-{
-    if (c->base.n_unknown_fields)
-        w->unknown = true;
-    pbw_uint(w, 5, c->droppedtrace ? 1 : 0);
-    for (size_t i = c->n_tags; i-- > 0;)
-        pbw_str_entry(w, 4, &c->tags[i]->base, c->tags[i]->key, c->tags[i]->value);
-    for (size_t i = c->n_spans; i-- > 0;) {
-        size_t mark = pbw_len(w);
-        pbw_span(w, c->spans[i]);
-        pbw_close(w, 3, pbw_len(w) - mark);
-    }
-    pbw_str(w, 2, c->origin);
-    pbw_uint(w, 1, (uint64_t)(int64_t)c->priority);
-}
-
-static void pbw_tracer_payload(struct pbw *w, const Datadog__Trace__TracerPayload *tp)
-{
-    if (tp->base.n_unknown_fields)
-        w->unknown = true;
-    pbw_str(w, 10, tp->appversion);
-    pbw_str(w, 9, tp->hostname);
-    pbw_str(w, 8, tp->env);
-    for (size_t i = tp->n_tags; i-- > 0;)
-        pbw_str_entry(w, 7, &tp->tags[i]->base, tp->tags[i]->key, tp->tags[i]->value);
-    for (size_t i = tp->n_chunks; i-- > 0;) {
-        size_t mark = pbw_len(w);
-        pbw_chunk(w, tp->chunks[i]);
-        pbw_close(w, 6, pbw_len(w) - mark);
-    }
-    pbw_str(w, 5, tp->runtimeid);
-    pbw_str(w, 4, tp->tracerversion);
-    pbw_str(w, 3, tp->languageversion);
-    pbw_str(w, 2, tp->languagename);
-    pbw_str(w, 1, tp->containerid);
-}
-
-static void pbw_agent_payload(struct pbw *w, const Datadog__Trace__AgentPayload *p)
-{
-    if (p->base.n_unknown_fields)
-        w->unknown = true;
-    pbw_uint(w, 10, p->raresamplerenabled ? 1 : 0);
-    pbw_double(w, 9, p->errortps);
-    pbw_double(w, 8, p->targettps);
-    pbw_str(w, 7, p->agentversion);
-    for (size_t i = p->n_tags; i-- > 0;)
-        pbw_str_entry(w, 6, &p->tags[i]->base, p->tags[i]->key, p->tags[i]->value);
-    for (size_t i = p->n_tracerpayloads; i-- > 0;) {
-        size_t mark = pbw_len(w);
-        pbw_tracer_payload(w, p->tracerpayloads[i]);
-        pbw_close(w, 5, pbw_len(w) - mark);
-    }
-    pbw_str(w, 2, p->env);
-    pbw_str(w, 1, p->hostname);
-}
-
-/* Packs p into w (the bytes are w->buf[w->pos .. w->cap)), or, for a
- * payload with unknown fields, into a protobuf-c packed buffer there. */
-static int pack_payload(const Datadog__Trace__AgentPayload *p, struct pbw *w, struct sp_err *err)
-{
-    /* A first buffer near the usual size (~1.3 KB a span) saves regrowing. */
-    size_t spans = 0;
-    for (size_t i = 0; i < p->n_tracerpayloads; i++)
-        for (size_t j = 0; j < p->tracerpayloads[i]->n_chunks; j++)
-            spans += p->tracerpayloads[i]->chunks[j]->n_spans;
-    memset(w, 0, sizeof *w);
-    if (spans < (SIZE_MAX >> 12))
-        pbw_room(w, 1024 + (spans << 11));
-    pbw_agent_payload(w, p);
-    if (!w->oom && w->unknown) {
-        /* Not the mapping's output: protobuf-c knows what to do with them. */
-        free(w->buf);
-        memset(w, 0, sizeof *w);
-        size_t n = datadog__trace__agent_payload__get_packed_size(p);
-        w->buf = malloc(n ? n : 1);
-        if (!w->buf)
-            return sp_err_set(err, SP_ENOMEM, "datadog payload: out of memory packing %zu bytes",
-                              n);
-        w->cap = datadog__trace__agent_payload__pack(p, w->buf);
-        return 0;
-    }
-    if (w->oom) {
-        free(w->buf);
-        memset(w, 0, sizeof *w);
-        return sp_err_set(err, SP_ENOMEM, "datadog payload: out of memory packing");
-    }
-    return 0;
-}
-
-int sp_dd_pack_agent_payload(const Datadog__Trace__AgentPayload *p, uint8_t **data, size_t *len,
-                             struct sp_err *err)
-{
-    *data = NULL;
-    *len = 0;
-    struct pbw w;
-    int rc = pack_payload(p, &w, err);
-    if (rc)
-        return rc;
-    size_t n = pbw_len(&w);
-    if (w.pos)
-        memmove(w.buf, w.buf + w.pos, n);
-    if (!w.buf) {
-        /* An empty message packs to no bytes. */
-        w.buf = malloc(1);
-        if (!w.buf)
-            return sp_err_set(err, SP_ENOMEM, "datadog payload: out of memory packing");
-    }
-    *data = w.buf;
-    *len = n;
-    return 0;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Splitting                                                                 */
-/* ------------------------------------------------------------------------ */
-
-/* Bytes a length-delimited field of len bytes takes (1-byte tag). */
-static size_t field_size(size_t len)
-{
-    size_t n = 1;
-    size_t v = len;
-    do {
-        n++;
-        v >>= 7;
-    } while (v);
-    return n + len;
-}
-
-static Datadog__Trace__AgentPayload *part_new(const Datadog__Trace__AgentPayload *src,
-                                              struct sp_arena *a)
-{
-    Datadog__Trace__AgentPayload *p = sp_arena_alloc(a, sizeof *p);
-    if (!p)
-        return NULL;
-    *p = *src;
-    p->n_tracerpayloads = 0;
-    p->tracerpayloads = sp_arena_alloc(a, (src->n_tracerpayloads ? src->n_tracerpayloads : 1) *
-                                              sizeof *p->tracerpayloads);
-    return p->tracerpayloads ? p : NULL;
-}
-
-/* Greedy: chunks in order fill a part until the next one would pass
- * max_bytes; a tracer payload spanning parts is repeated (header fields)
- * in each. A single chunk larger than max_bytes gets a part of its own. */
-int sp_dd_split_payload(const Datadog__Trace__AgentPayload *p, size_t max_bytes,
-                        struct sp_arena *arena, Datadog__Trace__AgentPayload ***parts,
-                        size_t *n_parts, struct sp_err *err)
-{
-    *parts = NULL;
-    *n_parts = 0;
-    size_t total_chunks = 0;
-    for (size_t i = 0; i < p->n_tracerpayloads; i++)
-        total_chunks += p->tracerpayloads[i]->n_chunks;
-    Datadog__Trace__AgentPayload **v =
-        sp_arena_alloc(arena, (total_chunks ? total_chunks : 1) * sizeof *v);
-    if (!v)
-        goto nomem;
-    if (pb_size_agent_payload(p) <= max_bytes || !total_chunks) {
-        v[0] = (Datadog__Trace__AgentPayload *)p;
-        *parts = v;
-        *n_parts = 1;
-        return 0;
-    }
-    size_t n = 0, size = 0;
-    Datadog__Trace__AgentPayload *cur = NULL;
-    for (size_t i = 0; i < p->n_tracerpayloads; i++) {
-        const Datadog__Trace__TracerPayload *tp = p->tracerpayloads[i];
-        Datadog__Trace__TracerPayload hdr = *tp;
-        hdr.n_chunks = 0;
-        size_t hdr_size = field_size(pb_size_tracer_payload(&hdr));
-        Datadog__Trace__TracerPayload *open = NULL;
-        for (size_t j = 0; j < tp->n_chunks; j++) {
-            /* +8: the tracer payload's length prefix grows with its chunks. */
-            size_t cs = field_size(pb_size_chunk(tp->chunks[j])) + 8;
-            size_t need = open ? cs : hdr_size + cs;
-            if (cur && cur->n_tracerpayloads && size + need > max_bytes) {
-                v[n++] = cur;
-                cur = NULL;
-                open = NULL;
-                need = hdr_size + cs;
-            }
-            if (!cur) {
-                if (!(cur = part_new(p, arena)))
-                    goto nomem;
-                size = pb_size_agent_payload(cur);
-            }
-            if (!open) {
-                open = sp_arena_alloc(arena, sizeof *open);
-                if (!open)
-                    goto nomem;
-                *open = hdr;
-                open->chunks = sp_arena_alloc(arena, (tp->n_chunks - j) * sizeof *open->chunks);
-                if (!open->chunks)
-                    goto nomem;
-                cur->tracerpayloads[cur->n_tracerpayloads++] = open;
-            }
-            open->chunks[open->n_chunks++] = tp->chunks[j];
-            size += need;
-        }
-    }
-    if (cur && cur->n_tracerpayloads)
-        v[n++] = cur;
-    *parts = v;
-    *n_parts = n;
-    return 0;
-nomem:
-    return sp_err_set(err, SP_ENOMEM, "datadog payload split: out of memory");
-}
-
-/* ------------------------------------------------------------------------ */
-/* Encodings                                                                 */
-/* ------------------------------------------------------------------------ */
-
-int sp_dd_encode_agent_payload(const Datadog__Trace__AgentPayload *p, struct sp_buf *out,
-                               struct sp_err *err)
-{
-    struct pbw w;
-    int rc = pack_payload(p, &w, err);
-    if (rc)
-        return rc;
-    static const uint8_t none[1];
-    rc = sp_compress(SP_COMPRESSION_GZIP, 1, w.buf ? w.buf + w.pos : none, pbw_len(&w), out, err);
-    free(w.buf);
-    return rc;
-}
-
-static int mp_write(void *data, const char *buf, size_t len)
-{
-    return sp_buf_append((struct sp_buf *)data, buf, len) ? -1 : 0;
-}
-
-static int mp_str(msgpack_packer *pk, const char *s)
-{
-    size_t n = s ? strlen(s) : 0;
-    if (msgpack_pack_str(pk, n))
-        return -1;
-    return msgpack_pack_str_body(pk, s ? s : "", n);
-}
-
-static bool span_has_metric(const Datadog__Trace__Span *d, const char *k)
-{
-    for (size_t i = 0; i < d->n_metrics; i++)
-        if (strcmp(d->metrics[i]->key, k) == 0)
-            return true;
-    return false;
-}
-
-/* One /v0.4 span map. add_prio/add_host carry what the protobuf path keeps
- * in the chunk or the payload (priority on the first span, the resource's
- * host as the tracer tag _dd.hostname). */
-static int mp_span(msgpack_packer *pk, const Datadog__Trace__Span *d, bool add_prio, int32_t prio,
-                   const char *add_host)
-{
-    if (msgpack_pack_map(pk, 12) || mp_str(pk, "service") || mp_str(pk, d->service) ||
-        mp_str(pk, "name") || mp_str(pk, d->name) || mp_str(pk, "resource") ||
-        mp_str(pk, d->resource) || mp_str(pk, "trace_id") || msgpack_pack_uint64(pk, d->traceid) ||
-        mp_str(pk, "span_id") || msgpack_pack_uint64(pk, d->spanid) || mp_str(pk, "parent_id") ||
-        msgpack_pack_uint64(pk, d->parentid) || mp_str(pk, "start") ||
-        msgpack_pack_int64(pk, d->start) || mp_str(pk, "duration") ||
-        msgpack_pack_int64(pk, d->duration) || mp_str(pk, "error") ||
-        msgpack_pack_int32(pk, d->error) || mp_str(pk, "meta") ||
-        msgpack_pack_map(pk, d->n_meta + (add_host ? 1 : 0)))
-        return -1;
-    for (size_t i = 0; i < d->n_meta; i++)
-        if (mp_str(pk, d->meta[i]->key) || mp_str(pk, d->meta[i]->value))
-            return -1;
-    if (add_host && (mp_str(pk, "_dd.hostname") || mp_str(pk, add_host)))
-        return -1;
-    if (mp_str(pk, "metrics") || msgpack_pack_map(pk, d->n_metrics + (add_prio ? 1 : 0)))
-        return -1;
-    for (size_t i = 0; i < d->n_metrics; i++)
-        if (mp_str(pk, d->metrics[i]->key) || msgpack_pack_double(pk, d->metrics[i]->value))
-            return -1;
-    if (add_prio && (mp_str(pk, "_sampling_priority_v1") || msgpack_pack_double(pk, prio)))
-        return -1;
-    if (mp_str(pk, "type") || mp_str(pk, d->type))
-        return -1;
-    return 0;
-}
-
-int sp_dd_encode_v04(const Datadog__Trace__AgentPayload *p, struct sp_buf *out,
-                     size_t *trace_count, struct sp_err *err)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < p->n_tracerpayloads; i++)
-        n += p->tracerpayloads[i]->n_chunks;
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, out, mp_write);
-    int r = msgpack_pack_array(&pk, n);
-    for (size_t i = 0; r == 0 && i < p->n_tracerpayloads; i++) {
-        const Datadog__Trace__TracerPayload *tp = p->tracerpayloads[i];
-        /* The Agent knows its own host; a different one from the resource
-         * travels as the tracer's _dd.hostname tag. */
-        const char *host = tp->hostname && *tp->hostname &&
-                                   strcmp(tp->hostname, p->hostname ? p->hostname : "") != 0
-                               ? tp->hostname
-                               : NULL;
-        for (size_t j = 0; r == 0 && j < tp->n_chunks; j++) {
-            const Datadog__Trace__TraceChunk *c = tp->chunks[j];
-            r = msgpack_pack_array(&pk, c->n_spans);
-            /* v0.4 has no chunk: the priority rides on the first span as
-             * tracers send it, unless a span carries one already. */
-            bool has = false;
-            for (size_t k = 0; k < c->n_spans && !has; k++)
-                has = span_has_metric(c->spans[k], "_sampling_priority_v1");
-            for (size_t k = 0; r == 0 && k < c->n_spans; k++)
-                r = mp_span(&pk, c->spans[k], k == 0 && !has, c->priority, k == 0 ? host : NULL);
-        }
-    }
-    if (r)
-        return sp_err_set(err, SP_ENOMEM, "datadog v0.4 payload: out of memory encoding");
-    if (trace_count)
-        *trace_count = n;
-    return 0;
-}
-
-static int json_map_str(struct sp_buf *b, Datadog__Trace__Span__MetaEntry *const *v, size_t n)
-{
-    int rc = sp_buf_append_byte(b, '{');
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        if (i)
-            rc = sp_buf_append_byte(b, ',');
-        if (rc == 0)
-            rc = json_cstr(b, v[i]->key);
-        if (rc == 0)
-            rc = sp_buf_append_byte(b, ':');
-        if (rc == 0)
-            rc = json_cstr(b, v[i]->value);
-    }
-    return rc ? rc : sp_buf_append_byte(b, '}');
-}
-
-#define JSON_TAGS_FN(fname, type)                                                                  \
-    static int fname(struct sp_buf *b, type *const *v, size_t n)                                   \
-    {                                                                                              \
-        int rc = sp_buf_append_byte(b, '{');                                                       \
-        for (size_t i = 0; rc == 0 && i < n; i++) {                                                \
-            if (i)                                                                                 \
-                rc = sp_buf_append_byte(b, ',');                                                   \
-            if (rc == 0)                                                                           \
-                rc = json_cstr(b, v[i]->key);                                                      \
-            if (rc == 0)                                                                           \
-                rc = sp_buf_append_byte(b, ':');                                                   \
-            if (rc == 0)                                                                           \
-                rc = json_cstr(b, v[i]->value);                                                    \
-        }                                                                                          \
-        return rc ? rc : sp_buf_append_byte(b, '}');                                               \
-    }
-JSON_TAGS_FN(json_chunk_tags, Datadog__Trace__TraceChunk__TagsEntry)
-JSON_TAGS_FN(json_tp_tags, Datadog__Trace__TracerPayload__TagsEntry)
-
-int sp_dd_encode_json_lines(const Datadog__Trace__AgentPayload *p, struct sp_buf *out,
-                            struct sp_err *err)
-{
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < p->n_tracerpayloads; i++) {
-        const Datadog__Trace__TracerPayload *tp = p->tracerpayloads[i];
-        for (size_t j = 0; rc == 0 && j < tp->n_chunks; j++) {
-            const Datadog__Trace__TraceChunk *c = tp->chunks[j];
-            for (size_t k = 0; rc == 0 && k < c->n_spans; k++) {
-                const Datadog__Trace__Span *d = c->spans[k];
-                rc = sp_buf_printf(out,
-                                   "{\"trace_id\":%" PRIu64 ",\"span_id\":%" PRIu64
-                                   ",\"parent_id\":%" PRIu64 ",\"service\":",
-                                   d->traceid, d->spanid, d->parentid);
-                if (rc == 0)
-                    rc = json_cstr(out, d->service);
-                if (rc == 0)
-                    rc = sp_buf_append_str(out, ",\"name\":");
-                if (rc == 0)
-                    rc = json_cstr(out, d->name);
-                if (rc == 0)
-                    rc = sp_buf_append_str(out, ",\"resource\":");
-                if (rc == 0)
-                    rc = json_cstr(out, d->resource);
-                if (rc == 0)
-                    rc = sp_buf_append_str(out, ",\"type\":");
-                if (rc == 0)
-                    rc = json_cstr(out, d->type);
-                if (rc == 0)
-                    rc = sp_buf_printf(out,
-                                       ",\"start\":%" PRId64 ",\"duration\":%" PRId64
-                                       ",\"error\":%" PRId32 ",\"meta\":",
-                                       d->start, d->duration, d->error);
-                if (rc == 0)
-                    rc = json_map_str(out, d->meta, d->n_meta);
-                if (rc == 0)
-                    rc = sp_buf_append_str(out, ",\"metrics\":{");
-                for (size_t x = 0; rc == 0 && x < d->n_metrics; x++) {
-                    if (x)
-                        rc = sp_buf_append_byte(out, ',');
-                    if (rc == 0)
-                        rc = json_cstr(out, d->metrics[x]->key);
-                    if (rc == 0)
-                        rc = sp_buf_append_byte(out, ':');
-                    if (rc == 0)
-                        rc = json_double(out, d->metrics[x]->value);
-                }
-                if (rc == 0)
-                    rc = sp_buf_printf(out, "},\"chunk\":{\"priority\":%" PRId32 ",\"origin\":",
-                                       c->priority);
-                if (rc == 0)
-                    rc = json_cstr(out, c->origin);
-                if (rc == 0)
-                    rc = sp_buf_append_str(out, ",\"tags\":");
-                if (rc == 0)
-                    rc = json_chunk_tags(out, c->tags, c->n_tags);
-                if (rc == 0)
-                    rc = sp_buf_append_str(out, "},\"payload\":{\"hostname\":");
-                if (rc == 0)
-                    rc = json_cstr(out, tp->hostname);
-                if (rc == 0)
-                    rc = sp_buf_append_str(out, ",\"env\":");
-                if (rc == 0)
-                    rc = json_cstr(out, tp->env);
-                if (rc == 0)
-                    rc = sp_buf_append_str(out, ",\"container_id\":");
-                if (rc == 0)
-                    rc = json_cstr(out, tp->containerid);
-                if (rc == 0)
-                    rc = sp_buf_append_str(out, ",\"language\":");
-                if (rc == 0)
-                    rc = json_cstr(out, tp->languagename);
-                if (rc == 0)
-                    rc = sp_buf_append_str(out, ",\"tracer_version\":");
-                if (rc == 0)
-                    rc = json_cstr(out, tp->tracerversion);
-                if (rc == 0)
-                    rc = sp_buf_append_str(out, ",\"runtime_id\":");
-                if (rc == 0)
-                    rc = json_cstr(out, tp->runtimeid);
-                if (rc == 0)
-                    rc = sp_buf_append_str(out, ",\"tags\":");
-                if (rc == 0)
-                    rc = json_tp_tags(out, tp->tags, tp->n_tags);
-                if (rc == 0)
-                    rc = sp_buf_append_str(out, "},\"agent\":{\"hostname\":");
-                if (rc == 0)
-                    rc = json_cstr(out, p->hostname);
-                if (rc == 0)
-                    rc = sp_buf_append_str(out, ",\"env\":");
-                if (rc == 0)
-                    rc = json_cstr(out, p->env);
-                if (rc == 0)
-                    rc = sp_buf_append_str(out, ",\"version\":");
-                if (rc == 0)
-                    rc = json_cstr(out, p->agentversion);
-                if (rc == 0)
-                    rc = sp_buf_append_str(out, "}}\n");
-            }
-        }
-    }
-    if (rc)
-        return sp_err_set(err, SP_ENOMEM, "datadog json lines: out of memory encoding");
     return 0;
 }

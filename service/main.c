@@ -21,6 +21,7 @@
 #include "sp_config.h"
 #include "sp_log.h"
 #include "sp_metrics.h"
+#include "sp_registry.h"
 #include "sp_service.h"
 #include "sp_version.h"
 
@@ -60,7 +61,7 @@ static int load_config(const char **files, size_t n, struct sp_service_conf **co
 {
     struct sp_diag diag = {0};
     choose_default_exporter();
-    int rc = sp_service_conf_load(files, n, conf, &diag);
+    int rc = sp_service_conf_load(&sp_registry, files, n, conf, &diag);
     if (diag.text.len)
         fputs((const char *)diag.text.data, stderr);
     sp_diag_free(&diag);
@@ -109,7 +110,7 @@ static int cmd_print_config(const char **files, size_t n)
 static int cmd_reference(void)
 {
     struct sp_buf out = {0};
-    sp_conf_reference(&out);
+    sp_conf_reference(&sp_registry, &out);
     if (out.len)
         fwrite(out.data, 1, out.len, stdout);
     sp_buf_free(&out);

@@ -1,0 +1,33 @@
+/* The agentless intake's AgentPayload: packed, split, compressed.
+ *
+ * The packer's promise: the bytes are exactly what protobuf-c's
+ * datadog__trace__agent_payload__pack gives for the same message
+ * (tests/unit/test_dd_payload.c and the dd_map fuzz target compare them),
+ * made without re-sizing nested messages at every level. */
+#ifndef SP_DD_AGENT_PAYLOAD_H
+#define SP_DD_AGENT_PAYLOAD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dd_trace.pb-c.h"
+#include "sp_arena.h"
+#include "sp_buf.h"
+#include "sp_err.h"
+
+/* Splits a payload into parts whose packed size stays below max_bytes
+ * (3.2 MB for the intake), never splitting a chunk. */
+int sp_dd_split_payload(const Datadog__Trace__AgentPayload *p, size_t max_bytes,
+                        struct sp_arena *arena, Datadog__Trace__AgentPayload ***parts,
+                        size_t *n_parts, struct sp_err *err);
+
+/* The packed AgentPayload protobuf (the bytes protobuf-c's pack gives,
+ * made without re-sizing nested messages), malloc'd into *data. */
+int sp_dd_pack_agent_payload(const Datadog__Trace__AgentPayload *p, uint8_t **data, size_t *len,
+                             struct sp_err *err);
+
+/* Agentless body: packed AgentPayload, gzip level 1, appended to out. */
+int sp_dd_encode_agent_payload(const Datadog__Trace__AgentPayload *p, struct sp_buf *out,
+                               struct sp_err *err);
+
+#endif

@@ -1,0 +1,185 @@
+/* otlp receiver: the export path both transports share, and its counting.
+ *
+ * otlp_grpc.c and otlp_http.c hand a request body here: decode
+ * (model/otlp_codec.c), validate, pass the batch to the pipeline, count the
+ * outcome and say what to answer. Also the counters and the rate-limited
+ * warning the transports use for requests answered before decoding. The
+ * component (otlp.c) starts the transports; the transports call down into
+ * this file; nothing here calls back up. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "otlp_int.h"
+#include "sp_log.h"
+
+/* A decoded request may take this many times its inflated size in the
+ * batch arena (protobuf-c's structs and pointer arrays), plus a constant;
+ * the fixtures decode to 2-8x. A hostile body made of empty messages hits
+ * the bound and is answered as too large. */
+#define OTLP_ARENA_FACTOR 16
+#define OTLP_ARENA_EXTRA ((size_t)4 << 20)
+
+/* ---- metrics and logs ---- */
+
+static const char *const otlp_transport_names[OTLP_TRANSPORT_COUNT] = {"grpc", "http"};
+static const char *const otlp_outcome_names[OTLP_OUT_COUNT] = {
+    "success", "partial", "invalid", "too_large", "refused", "failed", "unsupported",
+};
+
+void otlp_metrics_create(struct otlp_ctx *ctx)
+{
+    const char *comp = ctx->comp->metric_labels;
+    char labels[512];
+    for (int t = 0; t < OTLP_TRANSPORT_COUNT; t++) {
+        snprintf(labels, sizeof(labels), "%s,transport=\"%s\"", comp, otlp_transport_names[t]);
+        ctx->accepted[t] = sp_counter("spanprof_receiver_accepted_spans_total",
+                                      "Spans accepted and passed to the pipeline", labels);
+        ctx->refused[t] = sp_counter("spanprof_receiver_refused_spans_total",
+                                     "Spans not accepted: invalid, or refused by a full pipeline",
+                                     labels);
+        ctx->bytes[t] = sp_counter("spanprof_receiver_received_bytes_total",
+                                   "Request body bytes received, as sent (compressed)", labels);
+        ctx->refused_early[t] = sp_counter(
+            "spanprof_receiver_refused_unread_requests_total",
+            "Requests refused from their headers alone (pipeline full or memory ceiling), body "
+            "discarded unread; also counted in requests_total outcome=refused",
+            labels);
+        for (int o = 0; o < OTLP_OUT_COUNT; o++) {
+            snprintf(labels, sizeof(labels), "%s,transport=\"%s\",outcome=\"%s\"", comp,
+                     otlp_transport_names[t], otlp_outcome_names[o]);
+            ctx->requests[t][o] = sp_counter("spanprof_receiver_requests_total",
+                                             "Export requests by transport and outcome", labels);
+        }
+    }
+}
+
+void otlp_warn_limited(struct otlp_ctx *ctx, const char *fmt, ...)
+{
+    char msg[SP_ERR_MSG_MAX + 64];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    uint64_t now = ctx->comp->loop ? uv_now(ctx->comp->loop) : 0;
+    if (ctx->warn_window_ms && now < ctx->warn_window_ms + 1000) {
+        ctx->warn_suppressed++;
+        sp_log_debug(ctx->comp->id, "%s", msg);
+        return;
+    }
+    if (ctx->warn_suppressed)
+        sp_log_warn(ctx->comp->id, "%s (%u similar messages suppressed in the last second)", msg,
+                    ctx->warn_suppressed);
+    else
+        sp_log_warn(ctx->comp->id, "%s", msg);
+    ctx->warn_window_ms = now ? now : 1;
+    ctx->warn_suppressed = 0;
+}
+
+void otlp_count_early(struct otlp_ctx *ctx, enum otlp_transport t, enum otlp_outcome o,
+                      const char *why)
+{
+    sp_metric_inc(ctx->requests[t][o]);
+    if (why)
+        otlp_warn_limited(ctx, "%s request %s: %s", otlp_transport_names[t],
+                          otlp_outcome_names[o], why);
+}
+
+void otlp_count_bytes(struct otlp_ctx *ctx, enum otlp_transport t, size_t n)
+{
+    sp_metric_add(ctx->bytes[t], (double)n);
+}
+
+/* ---- the export path ---- */
+
+/* ---- admission: refuse before reading ---- */
+
+bool otlp_admit(struct otlp_ctx *ctx, enum otlp_transport t, enum sp_signal sig, size_t bytes,
+                struct otlp_result *res)
+{
+    struct sp_err err = {0};
+    int rc = sp_component_ready(ctx->comp, sig, bytes, &err);
+    if (rc == SP_OK)
+        return true;
+    memset(res, 0, sizeof(*res));
+    res->outcome = OTLP_OUT_REFUSED;
+    res->code = rc;
+    snprintf(res->message, sizeof(res->message), "%s; retry in %d s", err.msg,
+             OTLP_RETRY_AFTER_S);
+    sp_metric_inc(ctx->requests[t][OTLP_OUT_REFUSED]);
+    sp_metric_inc(ctx->refused_early[t]);
+    otlp_warn_limited(ctx, "%s %s request refused before reading it: %s",
+                      otlp_transport_names[t], sp_signal_name(sig), err.msg);
+    return false;
+}
+
+void otlp_export(struct otlp_ctx *ctx, enum otlp_transport t, enum sp_otlp_encoding enc,
+                 const uint8_t *body, size_t len, struct otlp_result *res)
+{
+    struct sp_err err = {0};
+    struct sp_otlp_decode_info info;
+    memset(res, 0, sizeof(*res));
+
+    size_t limit = len > (SIZE_MAX - OTLP_ARENA_EXTRA) / OTLP_ARENA_FACTOR
+                       ? SIZE_MAX
+                       : len * OTLP_ARENA_FACTOR + OTLP_ARENA_EXTRA;
+    struct sp_batch *batch = sp_batch_create(SP_SIGNAL_TRACES, limit);
+    if (!batch) {
+        res->outcome = OTLP_OUT_REFUSED;
+        res->code = SP_ERETRY;
+        snprintf(res->message, sizeof(res->message), "out of memory");
+        goto out;
+    }
+    batch->origin_component = ctx->comp->id;
+    int rc = sp_otlp_decode_traces(batch, enc, body, len, &info, &err);
+    if (rc) {
+        res->code = rc;
+        res->outcome = rc == SP_ETOOBIG ? OTLP_OUT_TOO_LARGE
+                       : rc == SP_ENOMEM ? OTLP_OUT_REFUSED
+                                         : OTLP_OUT_INVALID;
+        snprintf(res->message, sizeof(res->message), "%s", err.msg);
+        if (sp_arena_ceiling_hit(batch->arena)) {
+            /* Not the request's fault: the process is at its memory ceiling. */
+            res->outcome = OTLP_OUT_REFUSED;
+            res->code = SP_EFULL;
+            snprintf(res->message, sizeof(res->message),
+                     "memory ceiling reached while decoding (service.memory_limit); retry later");
+        }
+        goto out;
+    }
+    size_t spans = batch->u.traces.span_count;
+    res->rejected = (int64_t)info.spans_rejected;
+    if (info.spans_rejected) {
+        sp_metric_add(ctx->refused[t], (double)info.spans_rejected);
+        snprintf(res->message, sizeof(res->message), "%s", info.message);
+        otlp_warn_limited(ctx, "%s export: %s", otlp_transport_names[t], info.message);
+    }
+    if (spans > 0) {
+        sp_err_clear(&err);
+        rc = sp_component_emit(ctx->comp, batch, &err);
+        if (rc != SP_OK) {
+            /* A full queue and transient failures are for the client to
+             * retry; so is a shutdown in progress. Everything else is a
+             * permanent failure of the pipeline for this data. */
+            bool retry = rc == SP_EFULL || rc == SP_ERETRY || rc == SP_ENOMEM ||
+                         rc == SP_ESHUTDOWN || rc == SP_EIO;
+            res->outcome = retry ? OTLP_OUT_REFUSED : OTLP_OUT_FAILED;
+            res->code = rc;
+            res->rejected = 0;
+            snprintf(res->message, sizeof(res->message), "%s",
+                     err.msg[0] ? err.msg : sp_strerror(rc));
+            sp_metric_add(ctx->refused[t], (double)spans);
+            goto out;
+        }
+        sp_metric_add(ctx->accepted[t], (double)spans);
+    }
+    res->outcome = info.spans_rejected ? OTLP_OUT_PARTIAL : OTLP_OUT_SUCCESS;
+out:
+    sp_metric_inc(ctx->requests[t][res->outcome]);
+    if (res->outcome != OTLP_OUT_SUCCESS && res->outcome != OTLP_OUT_PARTIAL)
+        otlp_warn_limited(ctx, "%s export %s: %s", otlp_transport_names[t],
+                          otlp_outcome_names[res->outcome], res->message);
+    sp_batch_unref(batch);
+}
+
