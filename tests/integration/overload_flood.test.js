@@ -12,6 +12,7 @@
 
 const assert = require('node:assert');
 const fs = require('node:fs');
+const zlib = require('node:zlib');
 const http = require('node:http');
 const path = require('node:path');
 const grpc = require('@grpc/grpc-js');
@@ -33,15 +34,16 @@ const get = (url) => new Promise((resolve, reject) => {
   req.on('error', reject);
 });
 (async () => {
-  const r = { n: 0, max: 0, failed: [], rssMax: 0 };
+  const r = { n: 0, max: 0, failed: [], rssMax: 0, lat: [] };
   while (!stop) {
     for (const url of workerData.urls) {
       const t0 = Date.now();
       try {
         const st = await get(url);
         r.max = Math.max(r.max, Date.now() - t0);
+        r.lat.push(Date.now() - t0);
         if (st !== 200) r.failed.push(url + ': ' + st);
-      } catch (e) { r.failed.push(url + ': ' + e.message + ' after ' + (Date.now() - t0) + ' ms'); }
+      } catch (e) { r.lat.push(Date.now() - t0); r.failed.push(url + ': ' + e.message + ' after ' + (Date.now() - t0) + ' ms'); }
       r.n++;
     }
     const m = /VmRSS:\\s+(\\d+) kB/.exec(fs.readFileSync('/proc/' + workerData.pid + '/status', 'utf8'));
@@ -62,7 +64,14 @@ const OVERHEAD_MIB = 64;
 const FLOOD_MS = Number(process.env.FLOOD_MS || 12000);
 const HTTP_CONNS = Number(process.env.FLOOD_HTTP_CONNS || 32);
 const GRPC_CHANNELS = Number(process.env.FLOOD_GRPC_CHANNELS || 2);
-const GRPC_STREAMS = 16;
+const GRPC_STREAMS = Number(process.env.FLOOD_GRPC_STREAMS || 16);
+// bench/overload.sh reuses this flood: FLOOD_BENCH=1 prints a RESULT line
+// instead of asserting; FLOOD_NO_LIMIT=1 runs a build without
+// service.memory_limit (the BEFORE figures); FLOOD_GZIP_BOMB=1 posts gzip
+// bombs (64 MiB of zeros, ~64 KiB compressed) instead of the large body.
+const BENCH = process.env.FLOOD_BENCH === '1';
+const NO_LIMIT = process.env.FLOOD_NO_LIMIT === '1';
+const BOMB = process.env.FLOOD_GZIP_BOMB === '1';
 const ASAN = fs.readFileSync(h.BIN).includes('__asan_init');
 
 // One ~3.6 MB ExportTraceServiceRequest, built once and sent over and over.
@@ -98,8 +107,13 @@ function bigRequest() {
 }
 
 async function main() {
-  const { body, spans } = bigRequest();
+  let { body, spans } = bigRequest();
   assert.ok(body.length > 3 * MIB && body.length < 4 * MIB, `body of ${body.length} bytes`);
+  const httpHeaders = { 'content-type': 'application/x-protobuf' };
+  if (BOMB) {
+    body = zlib.gzipSync(Buffer.alloc(64 * MIB), { level: 9 });
+    httpHeaders['content-encoding'] = 'gzip';
+  }
   let intakeUp = false;
   const intake = await h.startIntake({ respond: () => (intakeUp ? null : { status: 503, body: 'down' }) });
   const [grpcPort, httpPort, healthPort, metricsPort] = await Promise.all([h.freePort(), h.freePort(), h.freePort(), h.freePort()]);
@@ -119,7 +133,7 @@ exporters:
 extensions:
   health_check: {endpoint: 127.0.0.1:${healthPort}}
 service:
-  memory_limit: ${LIMIT_MIB}MiB
+${NO_LIMIT ? '' : `  memory_limit: ${LIMIT_MIB}MiB`}
   extensions: [health_check]
   shutdown_timeout: 5s
   pipelines:
@@ -145,7 +159,7 @@ service:
     const postOnce = () => new Promise((resolve) => {
       const req = http.request({
         host: '127.0.0.1', port: httpPort, path: '/v1/traces', method: 'POST', agent, timeout: 30000,
-        headers: { 'content-type': 'application/x-protobuf', 'content-length': body.length },
+        headers: { ...httpHeaders, 'content-length': body.length },
       }, (res) => {
         res.resume();
         res.on('end', () => {
@@ -193,7 +207,13 @@ service:
     for (const c of clients) c.close();
 
     console.log(`flood ${FLOOD_MS} ms: http ${JSON.stringify(sent.http)} grpc ${JSON.stringify(sent.grpc)}`);
-    console.log(`probes ${probe.n}, slowest ${probe.max} ms, peak RSS ${probe.rssMax.toFixed(1)} MiB`);
+    const lat = probe.lat.slice().sort((a, b) => a - b);
+    const p99 = lat.length ? lat[Math.min(lat.length - 1, Math.floor(0.99 * lat.length))] : -1;
+    console.log(`probes ${probe.n}, slowest ${probe.max} ms, p99 ${p99} ms, peak RSS ${probe.rssMax.toFixed(1)} MiB`);
+    if (BENCH) {
+      console.log(`RESULT flood http_conns=${HTTP_CONNS} grpc=${GRPC_CHANNELS}x${GRPC_STREAMS} bomb=${BOMB ? 1 : 0} seconds=${FLOOD_MS / 1000} alive=${sp.exited() ? 0 : 1} probes=${probe.n} probe_failures=${probe.failed.length} probe_max_ms=${probe.max} probe_p99_ms=${p99} rss_peak_mib=${probe.rssMax.toFixed(1)} http_ok=${sent.http.ok} http_refused=${sent.http.refused} http_other=${sent.http.other} grpc_ok=${sent.grpc.ok} grpc_refused=${sent.grpc.refused} grpc_other=${sent.grpc.other}`);
+      return;
+    }
     assert.strictEqual(sp.exited(), null, `spanprof died: ${JSON.stringify(sp.exited())}\n${sp.log().slice(-3000)}`);
     assert.deepStrictEqual(probe.failed, [], 'health or /metrics did not answer within 1 s');
     assert.ok(probe.n >= 10, `only ${probe.n} probes`);
