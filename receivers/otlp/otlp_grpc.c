@@ -471,7 +471,8 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream
     if (st->reader.buf.len < 5 && want >= 5) {
         uint8_t pfx[5];
         size_t have = st->reader.buf.len;
-        memcpy(pfx, st->reader.buf.data, have);
+        if (have)
+            memcpy(pfx, st->reader.buf.data, have);
         memcpy(pfx + have, data, 5 - have);
         size_t declared = 5 + ((size_t)pfx[1] << 24 | (size_t)pfx[2] << 16 |
                                (size_t)pfx[3] << 8 | pfx[4]);
