@@ -350,8 +350,14 @@ static int dd_ready(struct sp_component *comp, enum sp_signal sig, size_t bytes)
         return dd_workers_idle(dd) ? SP_OK : SP_EFULL;
     if (dd->queue.policy != DD_FULL_REFUSE)
         return SP_OK;
+    /* `bytes` is the request as received; decoded it takes several times
+     * that. The batches already queued say how much: expect one more like
+     * them, or the receiver decodes a request only to see it refused. */
+    size_t expect = dd->queue.len ? dd->queue.bytes / dd->queue.len : 0;
+    if (expect < bytes)
+        expect = bytes;
     if (dd->queue.len >= dd->queue.max_items ||
-        (dd->queue.len && dd->queue.bytes + bytes > dd->queue.max_bytes))
+        (dd->queue.len && dd->queue.bytes + expect > dd->queue.max_bytes))
         return SP_EFULL;
     return SP_OK;
 }
