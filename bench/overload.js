@@ -123,13 +123,20 @@ ${NO_LIMIT ? '' : '  memory_limit: 256MiB'}
   };
 }
 
+// Runs loadgen without blocking this process's loop (the intake lives here).
 function loadgen(proto, port, extra) {
   const a = ['-c', LOAD_CPU, LOADGEN, '--proto', proto, '--target', `127.0.0.1:${port}`, '--spans', String(SPANS), '--unique', ...extra];
-  const out = execFileSync('taskset', a, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-  const line = out.split('\n').find((l) => l.startsWith('RESULT loadgen')) || '';
-  const kv = {};
-  for (const m of line.matchAll(/(\w+)=(\S+)/g)) kv[m[1]] = m[2];
-  return { kv, cmd: `taskset ${a.join(' ')}` };
+  return new Promise((resolve) => {
+    const child = spawn('taskset', a, { stdio: ['ignore', 'pipe', 'ignore'] });
+    let out = '';
+    child.stdout.on('data', (d) => { out += d; });
+    child.on('exit', () => {
+      const line = out.split('\n').find((l) => l.startsWith('RESULT loadgen')) || '';
+      const kv = {};
+      for (const m of line.matchAll(/(\w+)=(\S+)/g)) kv[m[1]] = m[2];
+      resolve({ kv, cmd: `taskset ${a.join(' ')}` });
+    });
+  });
 }
 
 async function rates() {
@@ -139,7 +146,7 @@ async function rates() {
     let sp = await startSpanprof({ intakeUrl: sink.url });
     const port = proto === 'grpc' ? sp.grpc : sp.http;
     let c0 = sp.cpuS();
-    let r = loadgen(proto, port, [...conc, '--duration', String(STEP_S), '--warmup', '1']);
+    let r = await loadgen(proto, port, [...conc, '--duration', String(STEP_S), '--warmup', '1']);
     let cpu = (sp.cpuS() - c0) / (STEP_S + 1);
     await sp.stop();
     const S = Number(r.kv.ok) * SPANS / STEP_S;
@@ -150,7 +157,7 @@ async function rates() {
       const p = proto === 'grpc' ? sp.grpc : sp.http;
       const wide = proto === 'grpc' ? ['--conns', '8', '--inflight', '32'] : ['--conns', '64', '--inflight', '1'];
       c0 = sp.cpuS();
-      r = loadgen(proto, p, [...wide, '--rate', rps.toFixed(1), '--duration', String(STEP_S), '--warmup', '0']);
+      r = await loadgen(proto, p, [...wide, '--rate', rps.toFixed(1), '--duration', String(STEP_S), '--warmup', '0']);
       cpu = (sp.cpuS() - c0) / STEP_S;
       await sp.stop();
       const acc = Number(r.kv.ok) * SPANS / STEP_S;
@@ -180,10 +187,10 @@ async function cpu() {
     for (const proto of ['http-pb', 'grpc']) {
       const port = proto === 'grpc' ? sp.grpc : sp.http;
       // Fill the queue (refused run) or warm up (accepted run).
-      loadgen(proto, port, ['--conns', '1', '--inflight', '1', '--rate', '2', '--duration', '2', '--warmup', '0', '--spans', '100']);
+      await loadgen(proto, port, ['--conns', '1', '--inflight', '1', '--rate', '2', '--duration', '2', '--warmup', '0', '--spans', '100']);
       execFileSync('callgrind_control', ['-z', String(sp.pid)], { stdio: 'ignore' });
       const rate = kind === 'refused' ? 20 : 2;
-      const r = loadgen(proto, port, ['--conns', '1', '--inflight', '1', '--rate', String(rate), '--duration', String(N[kind] / rate), '--warmup', '0', '--spans', '100']);
+      const r = await loadgen(proto, port, ['--conns', '1', '--inflight', '1', '--rate', String(rate), '--duration', String(N[kind] / rate), '--warmup', '0', '--spans', '100']);
       execFileSync('callgrind_control', ['-d', String(sp.pid)], { stdio: 'ignore' });
       const dumps = fs.readdirSync(dir).filter((f) => f.startsWith('cg.out.')).sort();
       const ir = callgrindTotal(path.join(dir, dumps[dumps.length - 1]));
