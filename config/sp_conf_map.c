@@ -9,6 +9,7 @@
  * sizes, booleans, endpoints) and sp_conf_errorf live in core/sp_conf.c,
  * next to their header. */
 #include "sp_conf_internal.h"
+#include "sp_text.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -495,34 +496,6 @@ static bool sp_plain_safe(const char *s, bool flow)
     return true;
 }
 
-/* Length of the valid UTF-8 sequence at p and its code point; 0 if invalid. */
-static size_t sp_utf8_decode(const unsigned char *p, uint32_t *cp)
-{
-    size_t n;
-    uint32_t c = p[0], min;
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    } else if ((c & 0xe0) == 0xc0) {
-        n = 2, c &= 0x1f, min = 0x80;
-    } else if ((c & 0xf0) == 0xe0) {
-        n = 3, c &= 0x0f, min = 0x800;
-    } else if ((c & 0xf8) == 0xf0) {
-        n = 4, c &= 0x07, min = 0x10000;
-    } else {
-        return 0;
-    }
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-        c = (c << 6) | (p[i] & 0x3f);
-    }
-    if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
-        return 0;
-    *cp = c;
-    return n;
-}
-
 static void sp_print_scalar(struct sp_buf *out, const char *s, bool flow)
 {
     if (!s) {
@@ -552,8 +525,8 @@ static void sp_print_scalar(struct sp_buf *out, const char *s, bool flow)
             sp_buf_append_byte(out, *p++);
         } else {
             uint32_t cp;
-            size_t n = sp_utf8_decode(p, &cp);
-            if (n == 0) {
+            size_t n = sp_utf8_decode(p, strnlen((const char *)p, 4), &cp);
+            if (n == 1) {
                 /* Not UTF-8 (an environment variable can hold anything):
                  * YAML cannot carry it, show the replacement character. */
                 sp_buf_append_str(out, "\\uFFFD");

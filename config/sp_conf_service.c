@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "sp_log.h"
 
@@ -117,7 +118,13 @@ static int sp_read_file(const char *path, struct sp_buf *out, struct sp_diag *d)
         sp_diag_error(d, &pos, "cannot read the configuration: %s", strerror(errno));
         return SP_EIO;
     }
-    /* Read in chunks rather than trusting st_size: pipes and /dev/fd work too. */
+    /* Read in chunks rather than trusting st_size: pipes and /dev/fd work
+     * too. A regular file's size is reserved first so no grown-out copy of
+     * the text (and the secrets in it) is left behind in freed memory. */
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 &&
+        (uint64_t)st.st_size <= SP_CONF_MAX_FILE_BYTES)
+        sp_buf_reserve(out, (size_t)st.st_size);
     uint8_t chunk[65536];
     size_t n;
     int rc = 0;
@@ -138,6 +145,7 @@ static int sp_read_file(const char *path, struct sp_buf *out, struct sp_diag *d)
         sp_diag_error(d, &pos, "cannot read the configuration: %s", strerror(errno));
         rc = SP_EIO;
     }
+    explicit_bzero(chunk, sizeof(chunk));
     fclose(f);
     return rc;
 }
@@ -713,6 +721,7 @@ int sp_service_conf_load_sources(const struct sp_component_set *types,
         return SP_ENOMEM;
     }
     sp_arena_set_limit(a, SP_CONF_ARENA_LIMIT);
+    sp_arena_set_wipe(a); /* SP_CONF_SECRET values (API keys) live here */
     struct sp_service_conf *conf = sp_arena_calloc(a, 1, sizeof(*conf));
     struct sp_conf_internal *in = sp_arena_calloc(a, 1, sizeof(*in));
     if (in)
@@ -736,7 +745,7 @@ int sp_service_conf_load_sources(const struct sp_component_set *types,
         if (!data) {
             if (sp_read_file(src[i].name, &text, d) != 0) {
                 parse_failed = true;
-                sp_buf_free(&text);
+                sp_buf_wipe(&text);
                 continue;
             }
             data = text.data ? (const char *)text.data : "";
@@ -751,7 +760,7 @@ int sp_service_conf_load_sources(const struct sp_component_set *types,
                 parse_failed = true;
             }
         }
-        sp_buf_free(&text);
+        sp_buf_wipe(&text); /* the file text holds the secrets too */
     }
     if (!parse_failed && !root) {
         sp_diag_error(d, NULL, "no configuration given");

@@ -832,7 +832,7 @@ int sp_yaml_parse(struct sp_arena *a, const char *file, const char *data, size_t
         sp_frame_free(&b->stack[--b->depth]);
     for (size_t i = 0; i < b->nanchors; i++)
         free(b->anchors[i].name);
-    sp_buf_free(&b->scratch);
+    sp_buf_wipe(&b->scratch); /* scalars, secrets among them */
 
     int rc = 0;
     if (b->failed) {

@@ -37,6 +37,7 @@ struct sp_arena {
     bool charged;                /* blocks are charged to the memory ceiling */
     bool ceiling_hit;            /* a block was refused at the ceiling's hard mark */
     enum sp_mem_class mem_class;
+    bool wipe;                   /* explicit_bzero every block at destroy */
 };
 
 struct sp_arena *sp_arena_create(size_t first_block)
@@ -46,6 +47,11 @@ struct sp_arena *sp_arena_create(size_t first_block)
         return NULL;
     a->next_size = first_block ? first_block : 4096;
     return a;
+}
+
+void sp_arena_set_wipe(struct sp_arena *a)
+{
+    a->wipe = true;
 }
 
 void sp_arena_set_limit(struct sp_arena *a, size_t limit)
@@ -81,6 +87,8 @@ void sp_arena_destroy(struct sp_arena *a)
     struct sp_arena_block *b = a->head;
     while (b) {
         struct sp_arena_block *next = b->next;
+        if (a->wipe)
+            explicit_bzero(b->data, b->size);
         free(b);
         b = next;
     }

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sp_assert.h"
+
 const char *sp_signal_name(enum sp_signal s)
 {
     switch (s) {
@@ -35,13 +37,17 @@ struct sp_batch *sp_batch_create(enum sp_signal signal, size_t arena_limit)
 
 struct sp_batch *sp_batch_ref(struct sp_batch *b)
 {
+    SP_ASSERT(b->refcount > 0, "sp_batch_ref on a batch whose last reference was dropped");
     b->refcount++;
     return b;
 }
 
 void sp_batch_unref(struct sp_batch *b)
 {
-    if (!b || --b->refcount > 0)
+    if (!b)
+        return;
+    SP_ASSERT(b->refcount > 0, "sp_batch_unref on a batch whose last reference was dropped");
+    if (--b->refcount > 0)
         return;
     sp_arena_destroy(b->arena);
     free(b);

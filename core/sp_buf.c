@@ -70,39 +70,6 @@ int sp_buf_printf(struct sp_buf *b, const char *fmt, ...)
     return rc;
 }
 
-int sp_buf_append_json_str(struct sp_buf *b, const char *s, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    if (sp_buf_reserve(b, n + 2))
-        return SP_ENOMEM;
-    b->data[b->len++] = '"';
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        char esc[7];
-        size_t elen = 0;
-        switch (c) {
-        case '"': esc[0] = '\\'; esc[1] = '"'; elen = 2; break;
-        case '\\': esc[0] = '\\'; esc[1] = '\\'; elen = 2; break;
-        case '\n': esc[0] = '\\'; esc[1] = 'n'; elen = 2; break;
-        case '\r': esc[0] = '\\'; esc[1] = 'r'; elen = 2; break;
-        case '\t': esc[0] = '\\'; esc[1] = 't'; elen = 2; break;
-        default:
-            if (c < 0x20) {
-                esc[0] = '\\'; esc[1] = 'u'; esc[2] = '0'; esc[3] = '0';
-                esc[4] = hex[c >> 4]; esc[5] = hex[c & 15];
-                elen = 6;
-            }
-        }
-        if (elen) {
-            if (sp_buf_append(b, esc, elen))
-                return SP_ENOMEM;
-        } else if (sp_buf_append_byte(b, c)) {
-            return SP_ENOMEM;
-        }
-    }
-    return sp_buf_append_byte(b, '"');
-}
-
 void sp_buf_reset(struct sp_buf *b)
 {
     b->len = 0;
@@ -115,6 +82,13 @@ void sp_buf_free(struct sp_buf *b)
     free(b->data);
     b->data = NULL;
     b->len = b->cap = 0;
+}
+
+void sp_buf_wipe(struct sp_buf *b)
+{
+    if (b->data)
+        explicit_bzero(b->data, b->cap);
+    sp_buf_free(b);
 }
 
 uint8_t *sp_buf_steal(struct sp_buf *b, size_t *len)

@@ -4,6 +4,7 @@
 
 #include <inttypes.h>
 
+#include "sp_assert.h"
 #include "sp_log.h"
 #include "sp_memory.h"
 
@@ -11,6 +12,7 @@
 
 int sp_component_emit(struct sp_component *comp, struct sp_batch *batch, struct sp_err *err)
 {
+    SP_ASSERT(batch->refcount > 0, "sp_component_emit of a batch the caller no longer holds");
     const struct sp_consumers *next = &comp->next[batch->signal];
     int worst = SP_OK;
 

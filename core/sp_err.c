@@ -2,7 +2,19 @@
 #include "sp_err.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "sp_assert.h"
+
+void sp_assert_fail(const char *cond, const char *msg, const char *file, int line,
+                    const char *func)
+{
+    fprintf(stderr, "spanprof: contract broken: %s (%s) at %s:%d in %s\n", msg, cond, file, line,
+            func);
+    fflush(stderr);
+    abort();
+}
 
 int sp_err_vset(struct sp_err *err, int code, const char *fmt, va_list ap)
 {

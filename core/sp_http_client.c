@@ -16,6 +16,7 @@
 
 #include <curl/curl.h>
 
+#include "sp_assert.h"
 #include "sp_err.h"
 #include "sp_log.h"
 #include "sp_version.h"
@@ -70,6 +71,10 @@ static void sp_http_on_handle_closed(uv_handle_t *h)
 
 static void sp_http_call_free(struct sp_http_call *call)
 {
+    /* Headers may carry credentials (DD-API-KEY): no copy left in freed
+     * memory. */
+    for (struct curl_slist *l = call->headers; l; l = l->next)
+        explicit_bzero(l->data, strlen(l->data));
     curl_slist_free_all(call->headers);
     sp_buf_free(&call->body);
     free(call);
@@ -381,8 +386,9 @@ size_t sp_http_client_in_flight(const struct sp_http_client *c)
 
 void sp_http_client_destroy(struct sp_http_client *c)
 {
-    if (!c || c->destroying)
+    if (!c)
         return;
+    SP_ASSERT(!c->destroying, "sp_http_client_destroy called twice on one client");
     while (c->calls)
         sp_http_call_cancel(c->calls);
     c->destroying = true;

@@ -20,6 +20,7 @@
 
 #include <microhttpd.h>
 
+#include "sp_assert.h"
 #include "sp_buf.h"
 #include "sp_conf.h"
 #include "sp_log.h"
@@ -500,8 +501,8 @@ void sp_httpd_stop(struct sp_httpd *h, void (*done)(void *ud), void *ud)
             done(ud);
         return;
     }
-    if (h->stopping)
-        return;
+    SP_ASSERT(!h->stopping, "sp_httpd_stop called twice on one server (the second done would "
+                            "never run)");
     h->stopping = true;
     h->done = done;
     h->done_ud = ud;

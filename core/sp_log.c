@@ -56,8 +56,10 @@ void sp_log_add_secret(const char *secret)
 
 void sp_log_clear_secrets(void)
 {
-    for (size_t i = 0; i < sp_log_secret_count; i++)
+    for (size_t i = 0; i < sp_log_secret_count; i++) {
+        explicit_bzero(sp_log_secrets[i], strlen(sp_log_secrets[i]));
         free(sp_log_secrets[i]);
+    }
     sp_log_secret_count = 0;
 }
 

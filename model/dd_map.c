@@ -37,6 +37,8 @@
 #include "dd_naming.h"
 #include "dd_json.h"
 #include "dd_map.h"
+#include "sp_hindex.h"
+#include "sp_text.h"
 
 /* Agent limits (pkg/trace/agent/truncator.go, normalizer.go). */
 #define DD_MAX_RESOURCE_LEN 5000
@@ -166,18 +168,6 @@ static bool kv_int(const sp_otlp_kv *e, int64_t *out)
     return false;
 }
 
-/* Largest prefix of s no longer than limit bytes that ends on a UTF-8
- * character boundary (the agent's TruncateUTF8). */
-static size_t utf8_cut(const char *s, size_t len, size_t limit)
-{
-    if (len <= limit)
-        return len;
-    size_t n = limit;
-    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
-        n--;
-    return n;
-}
-
 /* Bytes of an incomplete UTF-8 sequence at the end of s (0 if none). */
 static size_t trailing_partial_utf8(const char *s, size_t len)
 {
@@ -292,32 +282,43 @@ struct ent {
 struct smap {
     struct ent *v;
     size_t n, cap;
-    uint32_t *slots; /* 0 = empty, else index + 1; open addressing */
-    size_t nslots;
+    struct sp_hindex ix; /* key hash -> entry */
 };
 
 static void smap_reset(struct smap *m)
 {
     m->n = 0;
-    if (m->slots)
-        memset(m->slots, 0, m->nslots * sizeof *m->slots);
+    sp_hindex_clear(&m->ix);
 }
 
 static void smap_free(struct smap *m)
 {
     free(m->v);
-    free(m->slots);
+    sp_hindex_free(&m->ix);
     memset(m, 0, sizeof *m);
+}
+
+struct smap_key {
+    const char *key;
+    uint32_t hash;
+};
+
+static bool smap_eq(const void *ctx, size_t pos, const void *key)
+{
+    const struct ent *e = &((const struct smap *)ctx)->v[pos];
+    const struct smap_key *k = key;
+    return e->hash == k->hash && strcmp(e->key, k->key) == 0;
+}
+
+static uint64_t smap_hash_of(const void *ctx, size_t pos)
+{
+    return ((const struct smap *)ctx)->v[pos].hash;
 }
 
 static size_t smap_find(const struct smap *m, const char *key, uint32_t h)
 {
-    size_t mask = m->nslots - 1;
-    for (size_t i = h & mask;; i = (i + 1) & mask) {
-        uint32_t s = m->slots[i];
-        if (s == 0 || (m->v[s - 1].hash == h && strcmp(m->v[s - 1].key, key) == 0))
-            return i;
-    }
+    struct smap_key k = {key, h};
+    return sp_hindex_find(&m->ix, h, smap_eq, m, &k);
 }
 
 static int smap_grow(struct smap *m)
@@ -330,31 +331,19 @@ static int smap_grow(struct smap *m)
         m->v = nv;
         m->cap = cap;
     }
-    if ((m->n + 1) * 2 > m->nslots) {
-        size_t ns = m->nslots ? m->nslots * 2 : 64;
-        uint32_t *sl = calloc(ns, sizeof *sl);
-        if (!sl)
-            return SP_ENOMEM;
-        free(m->slots);
-        m->slots = sl;
-        m->nslots = ns;
-        for (size_t i = 0; i < m->n; i++) {
-            size_t j = m->v[i].hash & (ns - 1);
-            while (sl[j])
-                j = (j + 1) & (ns - 1);
-            sl[j] = (uint32_t)(i + 1);
-        }
-    }
-    return 0;
+    return sp_hindex_reserve(&m->ix, m->n + 1 < 32 ? 32 : m->n + 1, m->n, smap_hash_of, m);
 }
 
 /* h: key_hash_pfx(key) */
 static struct ent *smap_get_h(const struct smap *m, const char *key, uint32_t h)
 {
-    if (!m->nslots)
+    if (!m->ix.cap)
         return NULL;
-    uint32_t s = m->slots[smap_find(m, key, h)];
-    return s && m->v[s - 1].live ? &m->v[s - 1] : NULL;
+    size_t s = smap_find(m, key, h);
+    if (!m->ix.slots[s])
+        return NULL;
+    struct ent *e = &m->v[sp_hindex_pos(&m->ix, s)];
+    return e->live ? e : NULL;
 }
 
 static struct ent *smap_get(const struct smap *m, const char *key)
@@ -379,8 +368,8 @@ static int smap_put_h(struct smap *m, const char *key, uint32_t h, uint64_t pfx,
         return rc;
     size_t slot = smap_find(m, key, h);
     struct ent *e;
-    if (m->slots[slot]) {
-        e = &m->v[m->slots[slot] - 1];
+    if (m->ix.slots[slot]) {
+        e = &m->v[sp_hindex_pos(&m->ix, slot)];
         if (e->live) {
             if (mode == PUT_IF_ABSENT)
                 return 0;
@@ -389,7 +378,7 @@ static int smap_put_h(struct smap *m, const char *key, uint32_t h, uint64_t pfx,
         }
     } else {
         e = &m->v[m->n];
-        m->slots[slot] = (uint32_t)(m->n + 1);
+        sp_hindex_put(&m->ix, slot, m->n);
         m->n++;
         e->key = key;
         e->kborrowed = kb;
@@ -470,8 +459,7 @@ struct tp_b {
     size_t n_rmeta;
     struct chunk_b *chunks;
     size_t n, cap;
-    uint32_t *slots; /* trace id -> chunk index + 1 */
-    size_t nslots;
+    struct sp_hindex ix; /* trace id -> chunk */
 };
 
 /* The exporter's `tags`, split once per batch. */
@@ -873,7 +861,7 @@ static bool is_structured_meta_key(const char *k)
 
 static const char *truncated(struct mapper *m, const char *s, size_t limit)
 {
-    size_t n = utf8_cut(s, strlen(s), limit);
+    size_t n = sp_utf8_truncate(s, strlen(s), limit);
     return sp_arena_sprintf(m->a, "%.*s...", (int)n, s);
 }
 
@@ -1233,11 +1221,11 @@ static int map_span(struct mapper *m, struct tp_b *t, const sp_otlp_scope_spans 
     size_t tlen = strlen(d->type);
     if (tlen > DD_MAX_TYPE_LEN) {
         /* Literal types are short: a long one is the arena's own copy. */
-        d->type[utf8_cut(d->type, tlen, DD_MAX_TYPE_LEN)] = 0;
+        d->type[sp_utf8_truncate(d->type, tlen, DD_MAX_TYPE_LEN)] = 0;
     }
     size_t rlen = strlen(d->resource);
     if (rlen > DD_MAX_RESOURCE_LEN)
-        d->resource[utf8_cut(d->resource, rlen, DD_MAX_RESOURCE_LEN)] = 0;
+        d->resource[sp_utf8_truncate(d->resource, rlen, DD_MAX_RESOURCE_LEN)] = 0;
     else if (rlen == DD_MAX_RESOURCE_LEN)
         /* Cut to the limit upstream of here: never end inside a character
          * (the agent's TruncateUTF8 does not). */
@@ -1565,29 +1553,23 @@ static struct tp_b *tp_for(struct mapper *m, const sp_otlp_resource_spans *rs)
     return t;
 }
 
+static uint64_t chunk_hash_of(const void *ctx, size_t pos)
+{
+    return hash_u64(((const struct tp_b *)ctx)->chunks[pos].tid);
+}
+
+static bool chunk_eq(const void *ctx, size_t pos, const void *key)
+{
+    return ((const struct tp_b *)ctx)->chunks[pos].tid == *(const uint64_t *)key;
+}
+
 static struct chunk_b *chunk_for(struct tp_b *t, uint64_t tid)
 {
-    if ((t->n + 1) * 2 > t->nslots) {
-        size_t ns = t->nslots ? t->nslots * 2 : 16;
-        uint32_t *sl = calloc(ns, sizeof *sl);
-        if (!sl)
-            return NULL;
-        for (size_t i = 0; i < t->n; i++) {
-            size_t j = hash_u64(t->chunks[i].tid) & (ns - 1);
-            while (sl[j])
-                j = (j + 1) & (ns - 1);
-            sl[j] = (uint32_t)(i + 1);
-        }
-        free(t->slots);
-        t->slots = sl;
-        t->nslots = ns;
-    }
-    size_t j = hash_u64(tid) & (t->nslots - 1);
-    while (t->slots[j]) {
-        if (t->chunks[t->slots[j] - 1].tid == tid)
-            return &t->chunks[t->slots[j] - 1];
-        j = (j + 1) & (t->nslots - 1);
-    }
+    if (sp_hindex_reserve(&t->ix, t->n + 1, t->n, chunk_hash_of, t))
+        return NULL;
+    size_t j = sp_hindex_find(&t->ix, hash_u64(tid), chunk_eq, t, &tid);
+    if (t->ix.slots[j])
+        return &t->chunks[sp_hindex_pos(&t->ix, j)];
     if (t->n == t->cap) {
         size_t cap = t->cap ? t->cap * 2 : 8;
         struct chunk_b *nv = realloc(t->chunks, cap * sizeof *nv);
@@ -1599,7 +1581,7 @@ static struct chunk_b *chunk_for(struct tp_b *t, uint64_t tid)
     struct chunk_b *c = &t->chunks[t->n];
     memset(c, 0, sizeof *c);
     c->tid = tid;
-    t->slots[j] = (uint32_t)(t->n + 1);
+    sp_hindex_put(&t->ix, j, t->n);
     t->n++;
     return c;
 }
@@ -1621,41 +1603,32 @@ static struct mspan *chunk_add(struct chunk_b *c)
 /* Per chunk: top level, Code Hotspots bridge, priority                     */
 /* ------------------------------------------------------------------------ */
 
-/* Span id -> index within the chunk (open addressing, scratch). */
+/* Span id -> span within the chunk (scratch). */
 struct idindex {
-    uint32_t *slots;
-    size_t n;
+    struct sp_hindex ix;
 };
+
+static uint64_t span_hash_of(const void *ctx, size_t pos)
+{
+    return hash_u64(((const struct chunk_b *)ctx)->v[pos].pb->spanid);
+}
+
+static bool span_eq(const void *ctx, size_t pos, const void *key)
+{
+    return ((const struct chunk_b *)ctx)->v[pos].pb->spanid == *(const uint64_t *)key;
+}
 
 static int idindex_build(struct idindex *ix, const struct chunk_b *c)
 {
-    size_t ns = 16;
-    while (ns < c->n * 2)
-        ns *= 2;
-    ix->slots = calloc(ns, sizeof *ix->slots);
-    if (!ix->slots)
-        return SP_ENOMEM;
-    ix->n = ns;
-    for (size_t i = 0; i < c->n; i++) {
-        size_t j = hash_u64(c->v[i].pb->spanid) & (ns - 1);
-        while (ix->slots[j])
-            j = (j + 1) & (ns - 1);
-        ix->slots[j] = (uint32_t)(i + 1);
-    }
-    return 0;
+    memset(ix, 0, sizeof *ix);
+    return sp_hindex_reserve(&ix->ix, c->n, c->n, span_hash_of, c);
 }
 
 static const struct mspan *idindex_get(const struct idindex *ix, const struct chunk_b *c,
                                        uint64_t id)
 {
-    size_t j = hash_u64(id) & (ix->n - 1);
-    while (ix->slots[j]) {
-        const struct mspan *s = &c->v[ix->slots[j] - 1];
-        if (s->pb->spanid == id)
-            return s;
-        j = (j + 1) & (ix->n - 1);
-    }
-    return NULL;
+    size_t j = sp_hindex_find(&ix->ix, hash_u64(id), span_eq, c, &id);
+    return ix->ix.slots[j] ? &c->v[sp_hindex_pos(&ix->ix, j)] : NULL;
 }
 
 /* A local root: no parent, a parent flagged remote, or, when the exporter
@@ -1729,7 +1702,7 @@ static int finish_chunk(struct mapper *m, struct tp_b *t, struct chunk_b *c,
             prio = s->sampling_priority;
         }
     }
-    free(ix.slots);
+    sp_hindex_free(&ix.ix);
     if (rc)
         return rc;
 
@@ -1912,7 +1885,7 @@ static void mapper_free(struct mapper *m)
         for (size_t j = 0; j < m->tps[i].n; j++)
             free(m->tps[i].chunks[j].v);
         free(m->tps[i].chunks);
-        free(m->tps[i].slots);
+        sp_hindex_free(&m->tps[i].ix);
         free(m->tps[i].rmeta);
     }
     free(m->tps);

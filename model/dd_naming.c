@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "dd_naming.h"
+#include "sp_text.h"
 
 #define DD_MAX_RESOURCE_LEN 5000
 #define DD_MAX_NAME_LEN 100
@@ -77,6 +78,20 @@ static void ds_puts(struct dd_str *s, const char *p)
 static void ds_putc(struct dd_str *s, char c)
 {
     ds_putn(s, &c, 1);
+}
+
+/* Room for up to max more bytes at the end (NULL once out of memory);
+ * ds_commit() then counts the n written. */
+static char *ds_tail(struct dd_str *s, size_t max)
+{
+    ds_reserve(s, max);
+    return s->oom ? NULL : s->p + s->len;
+}
+
+static void ds_commit(struct dd_str *s, size_t n)
+{
+    s->len += n;
+    s->p[s->len] = 0;
 }
 
 /* Moves the string into the arena and frees the heap copy. */
@@ -195,45 +210,21 @@ static void fmt_double(struct dd_str *s, double d)
     }
 }
 
+/* Base64 and JSON strings as Go writes them (core/sp_text.c): pdata's
+ * AsString() marshals with encoding/json, HTML escaping on. */
 static void fmt_base64(struct dd_str *s, const uint8_t *d, size_t n)
 {
-    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)d[i] << 16;
-        if (i + 1 < n)
-            v |= (uint32_t)d[i + 1] << 8;
-        if (i + 2 < n)
-            v |= d[i + 2];
-        ds_putc(s, tbl[(v >> 18) & 63]);
-        ds_putc(s, tbl[(v >> 12) & 63]);
-        ds_putc(s, i + 1 < n ? tbl[(v >> 6) & 63] : '=');
-        ds_putc(s, i + 2 < n ? tbl[v & 63] : '=');
-    }
+    char *t = ds_tail(s, SP_BASE64_LEN(n));
+    if (t)
+        ds_commit(s, sp_base64_encode(t, d, n));
 }
 
-/* JSON string as Go's encoding/json writes it (HTML-safe escapes). */
 static void fmt_json_string(struct dd_str *s, const char *str)
 {
-    static const char hex[] = "0123456789abcdef";
-    ds_putc(s, '"');
-    for (const unsigned char *p = (const unsigned char *)str; *p; p++) {
-        unsigned char c = *p;
-        switch (c) {
-        case '"': ds_puts(s, "\\\""); break;
-        case '\\': ds_puts(s, "\\\\"); break;
-        case '\n': ds_puts(s, "\\n"); break;
-        case '\r': ds_puts(s, "\\r"); break;
-        case '\t': ds_puts(s, "\\t"); break;
-        default:
-            if (c < 0x20 || c == '<' || c == '>' || c == '&') {
-                char e[7] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15], 0};
-                ds_puts(s, e);
-            } else {
-                ds_putc(s, (char)c);
-            }
-        }
-    }
-    ds_putc(s, '"');
+    size_t n = strlen(str);
+    char *t = ds_tail(s, SP_JSON_QUOTE_MAX(n));
+    if (t)
+        ds_commit(s, sp_json_quote(t, str, n, SP_JSON_HTML));
 }
 
 static void fmt_json_value(struct dd_str *s, const sp_otlp_any *v, int depth);
@@ -607,52 +598,6 @@ const char *sp_dd_attr_key(const struct sp_dd_span_ctx *c, enum sp_dd_key k, str
 
 /* ---- normalisation (datadog-agent pkg/trace/traceutil/normalize) ---- */
 
-/* Decodes one UTF-8 sequence; returns its length (1 for an invalid byte,
- * like Go's range loop) and the code point (0xFFFD when invalid). */
-static size_t utf8_next(const unsigned char *p, size_t n, uint32_t *cp)
-{
-    unsigned char c = p[0];
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    }
-    size_t len;
-    uint32_t v, min;
-    if ((c & 0xE0) == 0xC0) {
-        len = 2;
-        v = c & 0x1F;
-        min = 0x80;
-    } else if ((c & 0xF0) == 0xE0) {
-        len = 3;
-        v = c & 0x0F;
-        min = 0x800;
-    } else if ((c & 0xF8) == 0xF0) {
-        len = 4;
-        v = c & 0x07;
-        min = 0x10000;
-    } else {
-        *cp = 0xFFFD;
-        return 1;
-    }
-    if (len > n) {
-        *cp = 0xFFFD;
-        return 1;
-    }
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xC0) != 0x80) {
-            *cp = 0xFFFD;
-            return 1;
-        }
-        v = (v << 6) | (p[i] & 0x3F);
-    }
-    if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF)) {
-        *cp = 0xFFFD;
-        return 1;
-    }
-    *cp = v;
-    return len;
-}
-
 /* Non-ASCII: Go asks unicode.IsLetter/IsUpper. Without Unicode tables we
  * approximate: the Latin-1, general-punctuation, symbol, CJK-punctuation
  * and emoji blocks are not letters, every other valid code point is; upper
@@ -731,7 +676,7 @@ const char *sp_dd_normalize_tag_value(const char *v, struct sp_arena *a)
     size_t i = 0, jump = 0, chars = 0;
     while (i < n) {
         uint32_t r;
-        jump = utf8_next(tag + i, n - i, &r);
+        jump = sp_utf8_decode(tag + i, n - i, &r);
         if (r < 0x80 && ((r >= 'a' && r <= 'z') || r == ':')) {
             chars++;
         } else if (r >= 'A' && r <= 'Z') {
@@ -788,17 +733,6 @@ const char *sp_dd_normalize_tag_value(const char *v, struct sp_arena *a)
     return (const char *)tag;
 }
 
-/* Truncates to at most max bytes without splitting a UTF-8 sequence. */
-static size_t utf8_trunc_len(const char *s, size_t len, size_t max)
-{
-    if (len <= max)
-        return len;
-    size_t cut = max;
-    while (cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80)
-        cut--;
-    return cut;
-}
-
 static int is_alpha(unsigned char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
@@ -814,7 +748,7 @@ const char *sp_dd_normalize_name(const char *name, struct sp_arena *a)
     size_t n = strlen(name);
     if (n == 0)
         return "unnamed_operation";
-    n = utf8_trunc_len(name, n, DD_MAX_NAME_LEN);
+    n = sp_utf8_truncate(name, n, DD_MAX_NAME_LEN);
     size_t i = 0;
     while (i < n && !is_alpha((unsigned char)name[i]))
         i++;
@@ -863,7 +797,7 @@ static const char *normalize_service(const char *svc, struct sp_arena *a)
 {
     if (!svc || !*svc)
         return "unnamed-service";
-    size_t n = utf8_trunc_len(svc, strlen(svc), DD_MAX_SERVICE_LEN);
+    size_t n = sp_utf8_truncate(svc, strlen(svc), DD_MAX_SERVICE_LEN);
     const char *t = svc;
     if (n != strlen(svc)) {
         t = sp_arena_strndup(a, svc, n);
@@ -1021,12 +955,9 @@ const char *sp_dd_resource(const struct sp_dd_span_ctx *c, struct sp_arena *a)
         return NULL;
     size_t n = strlen(r);
     if (n > DD_MAX_RESOURCE_LEN) {
-        /* Cut on a UTF-8 character boundary (the agent's TruncateUTF8), so
-         * the endpoint label and the exported resource stay byte-equal. */
-        size_t cut = DD_MAX_RESOURCE_LEN;
-        while (cut > 0 && ((unsigned char)r[cut] & 0xC0) == 0x80)
-            cut--;
-        r = sp_arena_strndup(a, r, cut);
+        /* Cut as the agent's TruncateUTF8 cuts, so the endpoint label and
+         * the exported resource stay byte-equal. */
+        r = sp_arena_strndup(a, r, sp_utf8_truncate(r, n, DD_MAX_RESOURCE_LEN));
     }
     else if (n == 0)
         /* The agent's normaliser: an empty resource takes the name. */

@@ -22,6 +22,7 @@
 
 #include <json-c/json.h>
 
+#include "dd_json.h"
 #include "pprof_codec.h"
 
 static bool sp_dd_nonempty(const char *s)
@@ -208,6 +209,50 @@ static int sp_dd_endpoint_counts(const struct sp_profile *p, struct json_object 
     return sp_dd_set(root, "endpoint_counts", merged);
 }
 
+/* Writes o as JSON the way dd-trace-go's json.Marshal writes event.json:
+ * strings through sp_text (HTML escapes, U+2028/2029, invalid UTF-8 as
+ * \ufffd, so the output is valid JSON whatever the tracer sent), numbers,
+ * booleans and null as json-c prints them, members in their order. The
+ * tree comes from a tokener with depth 32, so the recursion is bounded. */
+static int sp_dd_json_write(struct sp_buf *out, struct json_object *o)
+{
+    int rc = 0;
+    switch (json_object_get_type(o)) {
+    case json_type_string:
+        return sp_dd_json_str(out, json_object_get_string(o),
+                              (size_t)json_object_get_string_len(o));
+    case json_type_object: {
+        bool first = true;
+        rc |= sp_buf_append_byte(out, '{');
+        json_object_object_foreach(o, k, v)
+        {
+            if (!first)
+                rc |= sp_buf_append_byte(out, ',');
+            first = false;
+            rc |= sp_dd_json_cstr(out, k);
+            rc |= sp_buf_append_byte(out, ':');
+            rc |= sp_dd_json_write(out, v);
+        }
+        return rc | sp_buf_append_byte(out, '}');
+    }
+    case json_type_array: {
+        size_t n = json_object_array_length(o);
+        rc |= sp_buf_append_byte(out, '[');
+        for (size_t i = 0; i < n; i++) {
+            if (i)
+                rc |= sp_buf_append_byte(out, ',');
+            rc |= sp_dd_json_write(out, json_object_array_get_idx(o, i));
+        }
+        return rc | sp_buf_append_byte(out, ']');
+    }
+    default: {
+        size_t len = 0;
+        const char *t = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
+        return t ? sp_buf_append(out, t, len) : SP_ENOMEM;
+    }
+    }
+}
+
 static int sp_dd_event_build(const struct sp_profile *p, const struct sp_dd_profile_opts *o,
                              char *const *names, struct sp_buf *out, struct sp_err *err)
 {
@@ -259,10 +304,7 @@ static int sp_dd_event_build(const struct sp_profile *p, const struct sp_dd_prof
         json_object_put(root);
         return sp_err_set(err, SP_ENOMEM, "out of memory building event.json");
     }
-    size_t len = 0;
-    const char *s = json_object_to_json_string_length(
-        root, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
-    rc = s ? sp_buf_append(out, s, len) : SP_ENOMEM;
+    rc = sp_dd_json_write(out, root);
     json_object_put(root);
     return rc ? sp_err_set(err, SP_ENOMEM, "out of memory building event.json") : 0;
 }

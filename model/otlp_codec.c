@@ -16,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "sp_assert.h"
 #include "sp_compress.h"
 
 #include "google_rpc_status.pb-c.h"
@@ -449,6 +450,8 @@ int sp_otlp_decode_traces(struct sp_batch *batch, enum sp_otlp_encoding enc, con
                           size_t len, struct sp_otlp_decode_info *info, struct sp_err *err)
 {
     sp_otlp_request *req = NULL;
+    SP_ASSERT(batch->signal == SP_SIGNAL_TRACES && !batch->u.traces.req,
+              "sp_otlp_decode_traces needs a fresh traces batch");
     memset(info, 0, sizeof(*info));
     int rc = enc == SP_OTLP_JSON ? sp_otlp_decode_json(batch->arena, data, len, &req, err)
                                  : sp_otlp_decode_proto(batch->arena, data, len, &req, err);

@@ -3,7 +3,9 @@
 # ASan+UBSan; -Werror in both) and runs every test: unit, fuzz-corpus replay
 # and integration in the first build; unit, fuzz and the integration tests
 # that feed spanprof hostile input or drive every path again on the
-# sanitized binary. Ends with the line `N passed, N failed`.
+# sanitized binary; then deploy/Dockerfile's build stage with node, Go and
+# clang hidden from PATH (scripts/image_build_check.py, one more test).
+# Ends with the line `N passed, N failed`.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -52,6 +54,13 @@ if [ $# -eq 0 ]; then
     cp build-asan/meson-logs/testlog.json build-asan/meson-logs/testlog-integration.json
 fi
 
+# The image builds where only the build packages are installed.
+rm -f build/meson-logs/testlog-image.json
+if [ $# -eq 0 ]; then
+    python3 scripts/image_build_check.py --result build/meson-logs/testlog-image.json >build/meson-logs/image-build.log 2>&1 ||
+        { status=1; tail -n 30 build/meson-logs/image-build.log; }
+fi
+
 python3 scripts/test_summary.py build/meson-logs/testlog.json build-asan/meson-logs/testlog-unit.json \
-    build-asan/meson-logs/testlog-integration.json
+    build-asan/meson-logs/testlog-integration.json build/meson-logs/testlog-image.json
 exit $status

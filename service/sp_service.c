@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sp_assert.h"
 #include "sp_httpd.h"
 #include "sp_log.h"
 #include "sp_memory.h"
@@ -359,8 +360,11 @@ static void sp_service_finish(struct sp_service *s)
 static void sp_service_on_stopped(struct sp_component *c)
 {
     struct sp_service *s = (struct sp_service *)((char *)c->host - offsetof(struct sp_service, host));
+    SP_ASSERT(!c->stop_done, "a component called its shutdown done() twice");
+    SP_ASSERT(s->pending_stops > 0, "a shutdown done() arrived when none was pending");
+    c->stop_done = true;
     sp_log_debug(c->id, "stopped");
-    if (s->pending_stops > 0 && --s->pending_stops == 0)
+    if (--s->pending_stops == 0)
         sp_service_stop_next_phase(s);
 }
 

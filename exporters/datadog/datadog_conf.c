@@ -234,7 +234,7 @@ void dd_settings_free(struct dd_settings *s)
 {
     if (s->api_key) {
         /* Do not leave the key in freed heap memory. */
-        memset(s->api_key, 0, strlen(s->api_key));
+        explicit_bzero(s->api_key, strlen(s->api_key));
         free(s->api_key);
     }
     free(s->key_hint);

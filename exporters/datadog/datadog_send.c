@@ -47,7 +47,7 @@ void dd_req_free(struct dd_req *r)
 {
     for (size_t i = 0; i < r->n_headers; i++) {
         /* Headers may hold the API key: do not leave it in freed memory. */
-        memset(r->headers[i], 0, strlen(r->headers[i]));
+        explicit_bzero(r->headers[i], strlen(r->headers[i]));
         free(r->headers[i]);
     }
     free(r->headers);

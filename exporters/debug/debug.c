@@ -20,6 +20,7 @@
 #include "sp_component.h"
 #include "sp_log.h"
 #include "sp_metrics.h"
+#include "sp_text.h"
 
 struct debug_conf {
     char *path;
@@ -48,19 +49,8 @@ static void debug_hex(struct sp_buf *b, const uint8_t *p, size_t n)
 
 static void debug_base64(struct sp_buf *b, const uint8_t *p, size_t n)
 {
-    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     sp_buf_append_byte(b, '"');
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16;
-        if (i + 1 < n)
-            v |= (uint32_t)p[i + 1] << 8;
-        if (i + 2 < n)
-            v |= p[i + 2];
-        sp_buf_append_byte(b, (uint8_t)tbl[(v >> 18) & 63]);
-        sp_buf_append_byte(b, (uint8_t)tbl[(v >> 12) & 63]);
-        sp_buf_append_byte(b, i + 1 < n ? (uint8_t)tbl[(v >> 6) & 63] : '=');
-        sp_buf_append_byte(b, i + 2 < n ? (uint8_t)tbl[v & 63] : '=');
-    }
+    sp_buf_append_base64(b, p, n);
     sp_buf_append_byte(b, '"');
 }
 

@@ -11,21 +11,28 @@
  * file names and lines, and the label set (order-insensitive). The baseline
  * keeps only those hashes and the cumulative values (malloc, not the batch
  * arena: it outlives the batch). */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "pprof_int.h"
+#include "sp_hindex.h"
 
+struct pd_hash {
+    uint64_t a, b;
+};
+
+/* The baseline: one entry per distinct sample, found through ix. */
 struct pprof_delta_state {
     bool has;
     uint64_t signature; /* hash of sample types: a change resets the baseline */
     int64_t time_nanos;
     size_t ncols;
-    size_t cap;   /* slots, power of two */
-    size_t n;
-    uint64_t *keys; /* 2 per slot, (0, 0) = empty */
-    int64_t *vals;  /* ncols per slot */
-    uint8_t *used;  /* one per slot: subtracted already in this round */
+    size_t n;              /* entries */
+    struct pd_hash *keys;  /* per entry */
+    int64_t *vals;         /* ncols per entry */
+    uint8_t *used;         /* per entry: subtracted already in this round */
+    struct sp_hindex ix;   /* key hash -> entry */
 };
 
 bool pprof_delta_is_cumulative_type(const char *type)
@@ -50,10 +57,11 @@ static void pprof_delta_clear(struct pprof_delta_state *s)
     free(s->keys);
     free(s->vals);
     free(s->used);
+    sp_hindex_free(&s->ix);
     s->keys = NULL;
     s->vals = NULL;
     s->used = NULL;
-    s->n = s->cap = 0;
+    s->n = 0;
     s->has = false;
 }
 
@@ -84,10 +92,6 @@ static uint64_t pd_str(const char *s, uint64_t seed)
     }
     return pd_mix(h);
 }
-
-struct pd_hash {
-    uint64_t a, b;
-};
 
 static void pd_add(struct pd_hash *h, uint64_t v)
 {
@@ -221,8 +225,6 @@ static struct pd_hash pd_sample(const struct pd_index *ix, const Perftools__Prof
     }
     pd_add(&h, la);
     pd_add(&h, lb);
-    if (h.a == 0 && h.b == 0)
-        h.a = 1;
     return h;
 }
 
@@ -240,34 +242,36 @@ static uint64_t pd_signature(const sp_pprof *p)
 
 static int pd_table_init(struct pprof_delta_state *t, size_t samples, size_t ncols)
 {
-    size_t cap = 16;
-    while (cap < samples * 2)
-        cap *= 2;
-    t->keys = calloc(cap * 2, sizeof(uint64_t));
-    t->vals = calloc(cap * (ncols ? ncols : 1), sizeof(int64_t));
-    t->used = calloc(cap, 1);
-    if (!t->keys || !t->vals || !t->used)
+    size_t n = samples ? samples : 1;
+    t->keys = malloc(n * sizeof(*t->keys));
+    t->vals = calloc(n * (ncols ? ncols : 1), sizeof(int64_t));
+    t->used = calloc(n, 1);
+    if (!t->keys || !t->vals || !t->used || sp_hindex_reserve(&t->ix, n, 0, NULL, NULL))
         return SP_ENOMEM;
-    t->cap = cap;
     t->ncols = ncols;
     t->n = 0;
     return 0;
 }
 
-/* Slot of key (found, or the empty slot where it goes). */
-static size_t pd_slot(const struct pprof_delta_state *t, struct pd_hash k, bool *found)
+static bool pd_eq(const void *ctx, size_t pos, const void *key)
 {
-    size_t mask = t->cap - 1;
-    for (size_t i = (size_t)k.a & mask;; i = (i + 1) & mask) {
-        if (t->keys[2 * i] == k.a && t->keys[2 * i + 1] == k.b) {
-            *found = true;
-            return i;
-        }
-        if (t->keys[2 * i] == 0 && t->keys[2 * i + 1] == 0) {
-            *found = false;
-            return i;
-        }
-    }
+    const struct pd_hash *have = &((const struct pprof_delta_state *)ctx)->keys[pos];
+    const struct pd_hash *k = key;
+    return have->a == k->a && have->b == k->b;
+}
+
+/* The entry of key, or SIZE_MAX; with add, a new zeroed one when absent
+ * (t is sized for every sample, so there is room). */
+static size_t pd_entry(struct pprof_delta_state *t, struct pd_hash k, bool add)
+{
+    size_t s = sp_hindex_find(&t->ix, k.a, pd_eq, t, &k);
+    if (t->ix.slots[s])
+        return sp_hindex_pos(&t->ix, s);
+    if (!add)
+        return SIZE_MAX;
+    t->keys[t->n] = k;
+    sp_hindex_put(&t->ix, s, t->n);
+    return t->n++;
 }
 
 /* Adds the cumulative columns of every sample of p into t (summing
@@ -276,17 +280,11 @@ static void pd_table_fill(struct pprof_delta_state *t, const sp_pprof *p,
                           const struct pd_hash *keys, const bool *cum)
 {
     for (size_t i = 0; i < p->n_sample; i++) {
-        bool found;
-        size_t slot = pd_slot(t, keys[i], &found);
-        if (!found) {
-            t->keys[2 * slot] = keys[i].a;
-            t->keys[2 * slot + 1] = keys[i].b;
-            t->n++;
-        }
+        size_t e = pd_entry(t, keys[i], true);
         size_t c = 0;
         for (size_t j = 0; j < p->n_sample_type; j++)
             if (cum[j])
-                t->vals[slot * t->ncols + c++] += p->sample[i]->value[j];
+                t->vals[e * t->ncols + c++] += p->sample[i]->value[j];
     }
 }
 
@@ -296,19 +294,18 @@ static void pd_table_fill(struct pprof_delta_state *t, const sp_pprof *p,
 static void pd_subtract(struct pprof_delta_state *t, sp_pprof *cur, const struct pd_hash *keys,
                         const bool *cum)
 {
-    memset(t->used, 0, t->cap);
+    memset(t->used, 0, t->n);
     size_t kept = 0;
     for (size_t i = 0; i < cur->n_sample; i++) {
         Perftools__Profiles__Sample *s = cur->sample[i];
-        bool found;
-        size_t slot = pd_slot(t, keys[i], &found);
-        if (found && !t->used[slot]) {
-            t->used[slot] = 1;
+        size_t e = pd_entry(t, keys[i], false);
+        if (e != SIZE_MAX && !t->used[e]) {
+            t->used[e] = 1;
             size_t c = 0;
             for (size_t j = 0; j < cur->n_sample_type; j++) {
                 if (!cum[j])
                     continue;
-                int64_t prev = t->vals[slot * t->ncols + c++];
+                int64_t prev = t->vals[e * t->ncols + c++];
                 if (s->value[j] >= prev)
                     s->value[j] -= prev;
             }
@@ -383,9 +380,7 @@ int pprof_delta_apply(struct pprof_delta_state *s, sp_pprof *cur, const bool *cu
     free(cum);
     return 0;
 nomem:
-    free(next.keys);
-    free(next.vals);
-    free(next.used);
+    pprof_delta_clear(&next);
     free(keys);
     free(cum);
     pprof_delta_clear(s);
@@ -414,9 +409,7 @@ int pprof_delta_subtract(sp_pprof *cur, const sp_pprof *prev, const bool *cumula
     pd_subtract(&t, cur, ck, cum);
     rc = 0;
 out:
-    free(t.keys);
-    free(t.vals);
-    free(t.used);
+    pprof_delta_clear(&t);
     free(ck);
     free(pk);
     free(cum);

@@ -85,6 +85,7 @@ static char *pprof_target_display(const char *t)
         char *colon = strchr(userinfo, ':');
         if (colon)
             sp_log_add_secret(colon + 1);
+        explicit_bzero(userinfo, strlen(userinfo));
         free(userinfo);
     }
     size_t n = strlen(t) + 16;

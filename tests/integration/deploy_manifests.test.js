@@ -357,6 +357,7 @@ test('Dockerfile: the runtime packages provide every library the built spanprof 
   assert.ok(needed.length > 5, needed.join(' '));
   const ldd = execFileSync('ldd', [BIN], { encoding: 'utf8' });
   const base = new Set(['libc6', 'libgcc-s1']); // in every Debian image
+  const linked = new Set();
   for (const lib of needed) {
     const m = new RegExp(`^\\s*${lib.replace(/[.+]/g, '\\$&')} => (\\S+)`, 'm').exec(ldd);
     assert.ok(m, `ldd resolves ${lib}`);
@@ -374,7 +375,12 @@ test('Dockerfile: the runtime packages provide every library the built spanprof 
     }
     assert.ok(pkg, `the Debian package of ${lib} (${m[1]})`);
     assert.ok(base.has(pkg) || runtimePkgs.includes(pkg), `${lib} comes from ${pkg}, which the runtime stage does not install`);
+    linked.add(pkg);
   }
+  // And nothing more: every runtime package provides a library spanprof
+  // links (ca-certificates is data for libcurl's TLS).
+  const extra = runtimePkgs.filter((p) => p !== 'ca-certificates' && !linked.has(p));
+  assert.deepStrictEqual(extra, [], `runtime packages spanprof does not link: ${extra.join(' ')}`);
 });
 test('Dockerfile: non-root user, exec-form ENTRYPOINT and HEALTHCHECK on `spanprof healthcheck`', () => {
   const user = runtime.filter((x) => x.op === 'USER').pop();

@@ -419,6 +419,13 @@ static void test_any_string(void)
     v.value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_ARRAY_VALUE;
     v.array_value = &av;
     ASSERT_EQ_STR(sp_dd_any_string(&v, a), "[\"1\\u003c2\",7]");
+    /* As json.Marshal: U+2028 escaped, an invalid byte as U+FFFD. */
+    sp_otlp_kv *odd = mk_kv(a, "k=a\xe2\x80\xa8" "b\xff");
+    kl.values = &odd;
+    kl.n_values = 1;
+    v.value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_KVLIST_VALUE;
+    v.kvlist_value = &kl;
+    ASSERT_EQ_STR(sp_dd_any_string(&v, a), "{\"k\":\"a\\u2028b\\ufffd\"}");
     sp_arena_destroy(a);
 }
 

@@ -266,6 +266,17 @@ static void test_event_json_without_original(void)
     ASSERT_EQ_STR(jstr(j, "tags_profiler"), "service:goapp");
     json_object_put(j);
     sp_buf_free(&out);
+
+    /* Fields kept from the original are written as json.Marshal writes
+     * them: HTML escapes, U+2028, an invalid byte as \ufffd, so the
+     * result is valid JSON even when the tracer's was not UTF-8. */
+    p.event_json = "{\"info\":{\"note\":\"a<b>&c\xe2\x80\xa8\xff/\"},\"n\":[1,2.5,true,null]}";
+    p.event_json_len = strlen(p.event_json);
+    ASSERT_EQ_INT(sp_dd_profile_event_json(&p, NULL, &out, &err), 0);
+    ASSERT_CONTAINS((const char *)out.data,
+                    "{\"info\":{\"note\":\"a\\u003cb\\u003e\\u0026c\\u2028\\ufffd/\"},"
+                    "\"n\":[1,2.5,true,null],");
+    sp_buf_free(&out);
 }
 
 static void test_multipart_roundtrip(void)

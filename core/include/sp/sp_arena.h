@@ -22,6 +22,10 @@ struct sp_arena;
 struct sp_arena *sp_arena_create(size_t first_block);
 void sp_arena_destroy(struct sp_arena *a);
 
+/* Every block is zeroed with explicit_bzero at destroy: for an arena that
+ * holds secrets (the configuration's, with API keys in it). */
+void sp_arena_set_wipe(struct sp_arena *a);
+
 /* Caps the total bytes the arena may take from malloc (0 = no cap). */
 void sp_arena_set_limit(struct sp_arena *a, size_t limit);
 /* Charges the arena's blocks to the process memory ceiling (sp_memory.h)

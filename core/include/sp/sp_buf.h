@@ -31,10 +31,15 @@ int sp_buf_append_str(struct sp_buf *b, const char *s);
 int sp_buf_append_byte(struct sp_buf *b, uint8_t c);
 int sp_buf_printf(struct sp_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int sp_buf_vprintf(struct sp_buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
-/* Appends s as a JSON string literal, quotes included, escaping as RFC 8259. */
+/* Appends s as a JSON string literal, quotes included, as Go's encoding/json
+ * writes it without HTML escaping (sp_text.c; sp_text.h has the rules and
+ * the HTML-escaping form the Datadog payloads use). */
 int sp_buf_append_json_str(struct sp_buf *b, const char *s, size_t n);
 void sp_buf_reset(struct sp_buf *b);
 void sp_buf_free(struct sp_buf *b);
+/* sp_buf_free for bytes that may hold a secret: zeroed (explicit_bzero,
+ * which the compiler may not drop) before they go back to malloc. */
+void sp_buf_wipe(struct sp_buf *b);
 /* Hands the bytes to the caller (who frees them) and resets b. */
 uint8_t *sp_buf_steal(struct sp_buf *b, size_t *len);
 

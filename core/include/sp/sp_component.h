@@ -14,7 +14,8 @@
  *   shutdown receivers first (stop accepting, answer in-flight), then
  *            processors (flush what they hold downstream), then exporters
  *            (drain queues until the deadline). Asynchronous like uv_close:
- *            the component calls done(comp) when finished, exactly once.
+ *            the component calls done(comp) when finished, exactly once
+ *            per call (the service checks it with SP_ASSERT).
  *            Must be safe without start and safe to call twice.
  *   destroy  free everything; after shutdown's done (or if never started).
  * All callbacks run on the loop thread. */
@@ -122,6 +123,8 @@ struct sp_component {
      * stage where the refusal started (the exporter whose queue is full,
      * not the processor that passed its answer on). Core-owned. */
     const char *refused_by;
+    /* The service's: shutdown's done() has run (checked: exactly once). */
+    bool stop_done;
 };
 
 /* Hands a batch to every next consumer of its signal. The caller keeps its
