@@ -141,7 +141,7 @@ function loadgen(proto, port, extra) {
 
 async function rates() {
   const sink = await intake({ delayMs: 100 });
-  for (const proto of ['grpc', 'http-pb']) {
+  for (const proto of (opt('protos', 'grpc,http-pb')).split(',')) {
     const conc = proto === 'grpc' ? ['--conns', '1', '--inflight', '4'] : ['--conns', '4', '--inflight', '1'];
     let sp = await startSpanprof({ intakeUrl: sink.url });
     const port = proto === 'grpc' ? sp.grpc : sp.http;
@@ -151,7 +151,7 @@ async function rates() {
     await sp.stop();
     const S = Number(r.kv.ok) * SPANS / STEP_S;
     console.log(`RESULT overload section=rates proto=${proto} step=sustainable offered_rps=closed accepted_sps=${S.toFixed(0)} refused=${r.kv.failed} cpu_pct=${(cpu * 100).toFixed(0)} cmd="${r.cmd}"`);
-    for (const m of [1, 2, 10, 50]) {
+    for (const m of (opt('steps', '1,2,10,50')).split(',').map(Number)) {
       const rps = (m * S) / SPANS;
       sp = await startSpanprof({ intakeUrl: sink.url });
       const p = proto === 'grpc' ? sp.grpc : sp.http;
