@@ -164,20 +164,22 @@ void sp_memory_register_metrics(void)
     for (int c = 0; c < SP_MEM_CLASS_COUNT; c++) {
         snprintf(labels, sizeof(labels), "class=\"%s\"", sp_mem_class_names[c]);
         sp_gauge_fn_any_thread("spanprof_memory_used_bytes",
-                    "Bytes charged to the memory ceiling (service.memory_limit), by class", labels,
-                    sp_mem_metric_class, (void *)(intptr_t)c);
+                               "Bytes charged to the memory ceiling (service.memory_limit), by "
+                               "class",
+                               labels, sp_mem_metric_class, (void *)(intptr_t)c);
         sp_counter_fn_any_thread("spanprof_memory_refused_total",
-                      "Reservations refused because they would pass the memory ceiling", labels,
-                      sp_mem_metric_refused, (void *)(intptr_t)c);
+                                 "Reservations refused because they would pass the memory ceiling",
+                                 labels, sp_mem_metric_refused, (void *)(intptr_t)c);
     }
     sp_gauge_fn_any_thread("spanprof_memory_limit_bytes",
-                "The memory ceiling: mark=\"hard\" is never passed, above mark=\"soft\" "
-                "receivers refuse new requests",
-                "mark=\"hard\"", sp_mem_metric_limit, NULL);
-    sp_gauge_fn_any_thread("spanprof_memory_limit_bytes", NULL, "mark=\"soft\"", sp_mem_metric_limit,
-                (void *)1);
-    sp_gauge_fn_any_thread("spanprof_memory_peak_bytes", "Highest total charged to the memory ceiling", NULL,
-                sp_mem_metric_peak, NULL);
+                           "The memory ceiling: mark=\"hard\" is never passed, above "
+                           "mark=\"soft\" receivers refuse new requests",
+                           "mark=\"hard\"", sp_mem_metric_limit, NULL);
+    sp_gauge_fn_any_thread("spanprof_memory_limit_bytes", NULL, "mark=\"soft\"",
+                           sp_mem_metric_limit, (void *)1);
+    sp_gauge_fn_any_thread("spanprof_memory_peak_bytes",
+                           "Highest total charged to the memory ceiling", NULL, sp_mem_metric_peak,
+                           NULL);
 }
 
 void sp_memory_reset(void)
