@@ -8,6 +8,8 @@
  *                      for sp_conf_errorf; printing a struct back as YAML
  *   sp_conf_service.c  the service document: components, pipelines, graph
  *                      checks, print-config and the reference
+ *   sp_conf_otelcol.c  the Collector's components and keys spanprof lacks,
+ *                      with what to do instead
  *
  * Every node, string and filled struct of one load lives in one arena,
  * released by sp_service_conf_free(). */
@@ -91,9 +93,6 @@ const char *sp_node_kind_name(const struct sp_node *n);
 int sp_conf_expand_env(const char *s, size_t len, struct sp_buf *out, struct sp_diag *d,
                        const struct sp_conf_pos *pos, bool col_exact);
 
-/* Closest candidate to word by Damerau-Levenshtein distance, or NULL when
- * none is close enough to be a plausible typo. */
-const char *sp_conf_suggest(const char *word, const char *const *candidates, size_t n);
 
 /* Appends value to out for a message: quoted, control characters escaped,
  * long values cut with "...". */
@@ -141,5 +140,33 @@ void sp_conf_each_secret(const struct sp_conf_key *keys, size_t nkeys, const voi
 /* Appends the reference rows of keys (Markdown table rows) under prefix. */
 void sp_conf_reference_keys(struct sp_buf *out, const struct sp_conf_key *keys, size_t nkeys,
                             const char *prefix);
+
+/* ---- the OpenTelemetry Collector's components and keys (sp_conf_otelcol.c) ---- */
+
+enum sp_otelcol_action {
+    SP_OTELCOL_IGNORE_INFO = 0, /* accepted, ignored, one info line: nothing changes */
+    SP_OTELCOL_IGNORE_WARN,     /* accepted, ignored, a warning saying what does the job */
+    SP_OTELCOL_ERROR,           /* ignoring it would change or lose data: an error with a hint */
+};
+
+struct sp_otelcol_component {
+    enum sp_kind kind;
+    const char *type;
+    enum sp_otelcol_action action;
+    const char *hint;
+};
+
+struct sp_otelcol_key {
+    const char *key;
+    const char *parent; /* the block holding it (a component's type at its top), NULL = any */
+    bool ignore;        /* accepted with a warning; else an error */
+    const char *hint;   /* spanprof's equivalent, or that it has none */
+};
+
+/* A Collector component type spanprof does not have, or NULL. */
+const struct sp_otelcol_component *sp_otelcol_component(enum sp_kind kind, const char *type);
+/* A Collector key spanprof does not have, found in block `where`
+ * ("receivers.otlp.protocols.grpc"), or NULL. */
+const struct sp_otelcol_key *sp_otelcol_key(const char *key, const char *where);
 
 #endif

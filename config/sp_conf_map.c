@@ -386,8 +386,15 @@ static void sp_unknown_key(struct sp_fill *f, const struct sp_conf_key *keys, si
     sp_conf_quote(&q, p->key, strlen(p->key));
     const char *qk = q.data ? (const char *)q.data : "''";
     const char *where = sp_full(f, path);
+    const struct sp_otelcol_key *oc = sp_otelcol_key(p->key, where);
     const char *best = sp_conf_suggest(p->key, names, n);
-    if (best) {
+    if (oc && oc->ignore) {
+        sp_diag_warn(f->d, &p->key_pos, "%s.%s is an OpenTelemetry Collector setting spanprof "
+                     "does not have, ignored: %s", where, p->key, oc->hint);
+    } else if (oc) {
+        sp_fill_error(f, &p->key_pos, "%s.%s is an OpenTelemetry Collector setting spanprof "
+                      "does not have: %s; remove it", where, p->key, oc->hint);
+    } else if (best) {
         sp_fill_error(f, &p->key_pos, "unknown key %s in %s (did you mean '%s'?)", qk, where,
                       best);
     } else if (n == 0) {
@@ -654,7 +661,10 @@ static void sp_print_key(struct sp_buf *out, const struct sp_conf_key *k, const 
             sp_indent(out, indent + 2);
             sp_conf_print_scalar(out, m->keys[i]);
             sp_buf_append_str(out, ": ");
-            sp_conf_print_scalar(out, m->values[i]);
+            if (k->flags & SP_CONF_SECRET_VALUES)
+                sp_buf_append_str(out, m->values[i][0] ? "\"[REDACTED]\"" : "\"\"");
+            else
+                sp_conf_print_scalar(out, m->values[i]);
         }
         break;
     }
@@ -681,6 +691,11 @@ void sp_conf_each_secret(const struct sp_conf_key *keys, size_t nkeys, const voi
             const char *s = *(char *const *)src;
             if (s && *s)
                 fn(s);
+        } else if (k->type == SP_CONF_STRMAP && (k->flags & SP_CONF_SECRET_VALUES)) {
+            const struct sp_strmap *m = src;
+            for (size_t j = 0; j < m->n; j++)
+                if (m->values[j][0])
+                    fn(m->values[j]);
         } else if (k->type == SP_CONF_BLOCK) {
             sp_conf_each_secret(k->sub, k->sub_count, src, fn);
         } else if (k->type == SP_CONF_BLOCKLIST) {
@@ -704,7 +719,8 @@ static const char *sp_type_doc(const struct sp_conf_key *k)
     case SP_CONF_STRING: return "string";
     case SP_CONF_SECRET: return "secret";
     case SP_CONF_STRLIST: return "list of strings";
-    case SP_CONF_STRMAP: return "map of strings";
+    case SP_CONF_STRMAP:
+        return k->flags & SP_CONF_SECRET_VALUES ? "map of secrets" : "map of strings";
     case SP_CONF_BLOCK: return k->flags & SP_CONF_OPTIONAL_BLOCK ? "optional block" : "block";
     case SP_CONF_BLOCKLIST: return "list of blocks";
     }

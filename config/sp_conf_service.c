@@ -160,7 +160,68 @@ struct sp_loader {
     const struct sp_component_set *types; /* the service's registry */
     struct sp_buf q; /* scratch for quoting */
     struct sp_buf q2;
+    /* Collector components accepted and ignored (batch, memory_limiter,
+     * the pprof extension...): pipelines and service.extensions skip them. */
+    struct {
+        enum sp_kind kind;
+        const char *id;
+    } ignored[64];
+    size_t n_ignored;
+    /* A Collector memory_limiter, mapped onto service.memory_limit once the
+     * service section is read (unless that sets memory_limit itself). */
+    const struct sp_node *memory_limiter;
+    const char *memory_limiter_id;
+    struct sp_conf_pos memory_limiter_pos;
 };
+
+static bool sp_is_ignored(const struct sp_loader *L, enum sp_kind kind, const char *id)
+{
+    for (size_t i = 0; i < L->n_ignored; i++)
+        if (L->ignored[i].kind == kind && strcmp(L->ignored[i].id, id) == 0)
+            return true;
+    return false;
+}
+
+/* A type the Collector has and spanprof does not: says what to do instead.
+ * Returns false when the type is not one of them. */
+static bool sp_otelcol_type(struct sp_loader *L, enum sp_kind kind, const char *id,
+                            const char *type, const struct sp_node *value,
+                            const struct sp_conf_pos *pos)
+{
+    const struct sp_otelcol_component *oc = sp_otelcol_component(kind, type);
+    if (!oc)
+        return false;
+    const char *kn = sp_kind_name(kind);
+    bool mapped = kind == SP_KIND_PROCESSOR && strcmp(type, "memory_limiter") == 0 &&
+                  !L->memory_limiter;
+    if (mapped) {
+        /* Reported by sp_map_memory_limiter, after the service section. */
+        L->memory_limiter = value;
+        L->memory_limiter_id = sp_arena_strdup(L->arena, id);
+        L->memory_limiter_pos = *pos;
+    }
+    switch (mapped ? SP_OTELCOL_IGNORE_INFO : oc->action) {
+    case SP_OTELCOL_IGNORE_INFO:
+        if (!mapped)
+            sp_diag_info(L->d, pos, "%s '%s' is accepted and ignored: %s", kn, id, oc->hint);
+        break;
+    case SP_OTELCOL_IGNORE_WARN:
+        sp_diag_warn(L->d, pos, "%s '%s' (OpenTelemetry Collector) is ignored: %s", kn, id,
+                     oc->hint);
+        break;
+    case SP_OTELCOL_ERROR:
+        sp_diag_error(L->d, pos, "%s '%s' is an OpenTelemetry Collector component spanprof does "
+                      "not have: %s", kn, id, oc->hint);
+        return true;
+    }
+    if (L->n_ignored < sizeof(L->ignored) / sizeof(L->ignored[0])) {
+        L->ignored[L->n_ignored].kind = kind;
+        L->ignored[L->n_ignored].id = sp_arena_strdup(L->arena, id);
+        if (L->ignored[L->n_ignored].id)
+            L->n_ignored++;
+    }
+    return true;
+}
 
 /* Component ids are type[/name]: the type is what the registry knows,
  * the name anything without blanks. */
@@ -257,7 +318,8 @@ static void sp_load_section(struct sp_loader *L, enum sp_kind kind, const struct
             continue;
         const struct sp_component_type *t = sp_component_set_find(L->types, kind, type);
         if (!t) {
-            sp_unknown_type(L, kind, type, &p->key_pos);
+            if (!sp_otelcol_type(L, kind, p->key, type, p->value, &p->key_pos))
+                sp_unknown_type(L, kind, type, &p->key_pos);
             continue;
         }
         struct sp_conf_component *c = &conf->components[conf->component_count];
@@ -373,6 +435,8 @@ static void sp_pipeline_list(struct sp_loader *L, struct sp_conf_pipeline *pl, e
             continue;
         }
         struct sp_conf_component *c = sp_find_comp(L->conf, kind, it->str);
+        if (!c && sp_is_ignored(L, kind, it->str))
+            continue;
         if (!c) {
             sp_undefined_ref(L, kind, it->str, &it->pos, where);
             continue;
@@ -387,9 +451,15 @@ static void sp_pipeline_list(struct sp_loader *L, struct sp_conf_pipeline *pl, e
         }
         if (!(c->type->signals & SP_SIGNAL_BIT(pl->signal))) {
             sp_signals_text(&L->q2, c->type->signals);
+            bool fwd = kind == SP_KIND_EXPORTER &&
+                       (pl->signal == SP_SIGNAL_METRICS || pl->signal == SP_SIGNAL_LOGS);
             sp_diag_error(L->d, &it->pos, "%s '%s' does not support %s (it supports %s), so it "
-                          "cannot be in pipeline '%s'", sp_kind_name(kind), c->id,
-                          sp_signal_name(pl->signal), (const char *)L->q2.data, pl->name);
+                          "cannot be in pipeline '%s'%s", sp_kind_name(kind), c->id,
+                          sp_signal_name(pl->signal), (const char *)L->q2.data, pl->name,
+                          fwd ? "; spanprof forwards metrics and logs with an otlphttp exporter "
+                                "(e.g. to the node's Datadog Agent OTLP intake, "
+                                "http://${env:HOST_IP}:4318)"
+                              : "");
             continue;
         }
         c->used = true;
@@ -448,7 +518,8 @@ static void sp_load_pipelines(struct sp_loader *L, const struct sp_node *svc,
                               "mean '%s'?)", (const char *)L->q.data, best);
             else
                 sp_diag_error(L->d, &p->key_pos, "unknown signal in pipeline id %s: spanprof "
-                              "pipelines carry traces or profiles", (const char *)L->q.data);
+                              "pipelines carry traces, profiles, metrics or logs",
+                              (const char *)L->q.data);
             continue;
         }
         if (slash && (!slash[1] || strchr(slash + 1, '/'))) {
@@ -515,6 +586,54 @@ static void sp_load_pipelines(struct sp_loader *L, const struct sp_node *svc,
             }
         }
     }
+}
+
+/* The Collector's memory_limiter onto spanprof's memory ceiling:
+ * limit_mib becomes service.memory_limit unless the service section sets
+ * it. The rest has no counterpart: spanprof's soft mark (receivers refuse)
+ * is fixed at 80 % where the Collector's is limit - spike_limit, and every
+ * reservation is counted as it happens, so check_interval has no use. */
+static void sp_map_memory_limiter(struct sp_loader *L, const struct sp_node *svc)
+{
+    const struct sp_node *ml = L->memory_limiter;
+    const struct sp_conf_pos *pos = &L->memory_limiter_pos;
+    const char *id = L->memory_limiter_id ? L->memory_limiter_id : "memory_limiter";
+    const struct sp_node_pair *set = NULL;
+    sp_node_get(svc, "memory_limit", &set);
+    const struct sp_node *lim = sp_node_get(ml, "limit_mib", NULL);
+    const struct sp_node *spike = sp_node_get(ml, "spike_limit_mib", NULL);
+    bool pct = sp_node_get(ml, "limit_percentage", NULL) != NULL;
+    if (set) {
+        sp_diag_warn(L->d, pos, "processor '%s' is ignored: service.memory_limit (line %d) is "
+                     "spanprof's memory ceiling", id, set->key_pos.line);
+        return;
+    }
+    if (!lim || lim->kind != SP_NODE_SCALAR) {
+        sp_diag_warn(L->d, pos, "processor '%s' is ignored: %s; spanprof's memory ceiling is "
+                     "service.memory_limit (default 256MiB), set it instead", id,
+                     pct ? "limit_percentage has no equivalent (spanprof does not read the "
+                           "container's limit)"
+                         : "it sets no limit_mib");
+        return;
+    }
+    char *end;
+    unsigned long long mib = strtoull(lim->str, &end, 10);
+    if (*end || !*lim->str || mib < 16 || mib > (1ull << 20)) {
+        sp_diag_error(L->d, &lim->pos, "processors.%s.limit_mib: '%s' cannot be spanprof's "
+                      "memory ceiling (service.memory_limit): 16 to 1048576 MiB", id, lim->str);
+        return;
+    }
+    L->conf->memory_limit = (uint64_t)mib << 20;
+    char soft[96] = "";
+    unsigned long long sp = spike && spike->kind == SP_NODE_SCALAR ? strtoull(spike->str, NULL, 10)
+                                                                   : 0;
+    if (sp && sp < mib)
+        snprintf(soft, sizeof(soft), " (the Collector's soft limit, limit_mib - spike_limit_mib, "
+                 "was %llu MiB)", mib - sp);
+    sp_diag_info(L->d, pos, "processor '%s' maps onto service.memory_limit: %llu MiB, the "
+                 "ceiling for everything spanprof holds; receivers refuse new requests above "
+                 "80 %% of it, %llu MiB%s; check_interval is not needed (every reservation is "
+                 "counted); it is not a pipeline stage", id, mib, mib * 8 / 10, soft);
 }
 
 static void sp_load_service(struct sp_loader *L, const struct sp_node *root)
@@ -613,6 +732,8 @@ static void sp_load_service(struct sp_loader *L, const struct sp_node *root)
     if (!conf->metrics_address)
         conf->metrics_address = "";
 
+    if (L->memory_limiter)
+        sp_map_memory_limiter(L, svc);
     sp_load_pipelines(L, svc, &svc_pos);
 
     /* service.extensions, in the order given (the start order). */
@@ -624,6 +745,8 @@ static void sp_load_service(struct sp_loader *L, const struct sp_node *root)
             if (it->kind != SP_NODE_SCALAR)
                 continue; /* reported by the fill */
             struct sp_conf_component *c = sp_find_comp(conf, SP_KIND_EXTENSION, it->str);
+            if (!c && sp_is_ignored(L, SP_KIND_EXTENSION, it->str))
+                continue;
             if (!c) {
                 sp_undefined_ref(L, SP_KIND_EXTENSION, it->str, &it->pos, "service.extensions");
                 continue;
@@ -933,7 +1056,7 @@ int sp_conf_reference(const struct sp_component_set *types, struct sp_buf *out)
     sp_buf_append_str(out, sp_ref_head);
     sp_buf_append_str(out,
                       "| `service.pipelines.<signal>[/name]` | block | required | a pipeline; "
-                      "signal is `traces` or `profiles` |\n"
+                      "signal is `traces`, `profiles`, `metrics` or `logs` |\n"
                       "| `service.pipelines.<id>.receivers` | list of strings | required | "
                       "receiver ids feeding the pipeline |\n"
                       "| `service.pipelines.<id>.processors` | list of strings | `[]` | "

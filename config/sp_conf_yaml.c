@@ -21,15 +21,19 @@
 
 /* ---- diagnostics ---- */
 
+enum sp_diag_level { SP_DIAG_ERROR = 0, SP_DIAG_WARN, SP_DIAG_INFO };
+
 __attribute__((format(printf, 4, 0)))
-static void sp_diag_vadd(struct sp_diag *d, bool warning, const struct sp_conf_pos *pos,
-                         const char *fmt, va_list ap)
+static void sp_diag_vadd(struct sp_diag *d, enum sp_diag_level level,
+                         const struct sp_conf_pos *pos, const char *fmt, va_list ap)
 {
     if (!d)
         return;
-    size_t total = d->errors + d->warnings;
-    if (warning)
+    size_t total = d->errors + d->warnings + d->infos;
+    if (level == SP_DIAG_WARN)
         d->warnings++;
+    else if (level == SP_DIAG_INFO)
+        d->infos++;
     else
         d->errors++;
     /* Hostile input can produce an error per line; keep the first ones. */
@@ -44,8 +48,10 @@ static void sp_diag_vadd(struct sp_diag *d, bool warning, const struct sp_conf_p
         sp_buf_printf(&d->text, "%s:%d:%d: ", pos->file, pos->line, pos->col);
     else if (pos && pos->file)
         sp_buf_printf(&d->text, "%s: ", pos->file);
-    if (warning)
+    if (level == SP_DIAG_WARN)
         sp_buf_append_str(&d->text, "warning: ");
+    else if (level == SP_DIAG_INFO)
+        sp_buf_append_str(&d->text, "info: ");
     sp_buf_vprintf(&d->text, fmt, ap);
     sp_buf_append_byte(&d->text, '\n');
 }
@@ -54,7 +60,7 @@ void sp_diag_error(struct sp_diag *d, const struct sp_conf_pos *pos, const char 
 {
     va_list ap;
     va_start(ap, fmt);
-    sp_diag_vadd(d, false, pos, fmt, ap);
+    sp_diag_vadd(d, SP_DIAG_ERROR, pos, fmt, ap);
     va_end(ap);
 }
 
@@ -62,7 +68,15 @@ void sp_diag_warn(struct sp_diag *d, const struct sp_conf_pos *pos, const char *
 {
     va_list ap;
     va_start(ap, fmt);
-    sp_diag_vadd(d, true, pos, fmt, ap);
+    sp_diag_vadd(d, SP_DIAG_WARN, pos, fmt, ap);
+    va_end(ap);
+}
+
+void sp_diag_info(struct sp_diag *d, const struct sp_conf_pos *pos, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    sp_diag_vadd(d, SP_DIAG_INFO, pos, fmt, ap);
     va_end(ap);
 }
 
@@ -71,7 +85,7 @@ void sp_diag_free(struct sp_diag *d)
     if (!d)
         return;
     sp_buf_free(&d->text);
-    d->errors = d->warnings = 0;
+    d->errors = d->warnings = d->infos = 0;
 }
 
 /* ---- messages ---- */
@@ -107,60 +121,6 @@ const char *sp_node_kind_name(const struct sp_node *n)
     case SP_NODE_SEQ: return "a sequence";
     }
     return "?";
-}
-
-/* Damerau-Levenshtein (optimal string alignment) distance, case-insensitive,
- * capped: strings longer than 64 bytes are never suggestions. */
-static size_t sp_conf_distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 64 || lb > 64)
-        return SIZE_MAX;
-    size_t d[65][65];
-    for (size_t i = 0; i <= la; i++)
-        d[i][0] = i;
-    for (size_t j = 0; j <= lb; j++)
-        d[0][j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        for (size_t j = 1; j <= lb; j++) {
-            int ca = tolower((unsigned char)a[i - 1]), cb = tolower((unsigned char)b[j - 1]);
-            size_t cost = ca == cb ? 0 : 1;
-            size_t v = d[i - 1][j] + 1;
-            if (d[i][j - 1] + 1 < v)
-                v = d[i][j - 1] + 1;
-            if (d[i - 1][j - 1] + cost < v)
-                v = d[i - 1][j - 1] + cost;
-            if (i > 1 && j > 1 && ca == tolower((unsigned char)b[j - 2]) &&
-                tolower((unsigned char)a[i - 2]) == cb && d[i - 2][j - 2] + 1 < v)
-                v = d[i - 2][j - 2] + 1;
-            d[i][j] = v;
-        }
-    }
-    return d[la][lb];
-}
-
-const char *sp_conf_suggest(const char *word, const char *const *candidates, size_t n)
-{
-    const char *best = NULL;
-    size_t best_d = SIZE_MAX;
-    size_t wl = strlen(word);
-    for (size_t i = 0; i < n; i++) {
-        size_t dist = sp_conf_distance(word, candidates[i]);
-        if (dist < best_d) {
-            best_d = dist;
-            best = candidates[i];
-        }
-    }
-    if (!best)
-        return NULL;
-    /* A typo is one or two edits; a third is allowed for long words. Short
-     * words need a closer match or everything suggests everything. */
-    size_t cl = strlen(best);
-    size_t len = wl < cl ? wl : cl;
-    size_t allowed = len <= 3 ? 1 : len <= 7 ? 2 : 3;
-    if (best_d == 0 && strcmp(word, best) == 0)
-        return NULL;
-    return best_d <= allowed && best_d < len ? best : NULL;
 }
 
 /* ---- ${env:...} expansion ---- */

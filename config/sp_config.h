@@ -19,16 +19,20 @@
 #include "sp_component.h"
 #include "sp_conf.h"
 
-/* Collected diagnostics: one line each, "file:line:col: message" for errors
- * and "file:line:col: warning: message" for warnings. */
+/* Collected diagnostics: one line each, "file:line:col: message" for errors,
+ * "file:line:col: warning: message" for warnings and "file:line:col: info:
+ * message" for notes that need no action. */
 struct sp_diag {
     size_t errors;
     size_t warnings;
+    size_t infos;
     struct sp_buf text;
 };
 void sp_diag_error(struct sp_diag *d, const struct sp_conf_pos *pos, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void sp_diag_warn(struct sp_diag *d, const struct sp_conf_pos *pos, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void sp_diag_info(struct sp_diag *d, const struct sp_conf_pos *pos, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void sp_diag_free(struct sp_diag *d);
 

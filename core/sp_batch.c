@@ -11,6 +11,8 @@ const char *sp_signal_name(enum sp_signal s)
     switch (s) {
     case SP_SIGNAL_TRACES: return "traces";
     case SP_SIGNAL_PROFILES: return "profiles";
+    case SP_SIGNAL_METRICS: return "metrics";
+    case SP_SIGNAL_LOGS: return "logs";
     default: return "unknown";
     }
 }
@@ -103,6 +105,7 @@ static int sp_batch_clone_profile(const struct sp_profile *src, struct sp_profil
     *dst = *src;
     dst->dialect = sp_batch_dup(a, src->dialect);
     dst->service = sp_batch_dup(a, src->service);
+    dst->service_fallback = sp_batch_dup(a, src->service_fallback);
     dst->env = sp_batch_dup(a, src->env);
     dst->version = sp_batch_dup(a, src->version);
     dst->host = sp_batch_dup(a, src->host);
@@ -178,6 +181,18 @@ struct sp_batch *sp_batch_clone(const struct sp_batch *b)
                 ids[i].runtime_id = sp_batch_dup(c->arena, b->u.traces.runtime_ids[i].runtime_id);
             }
             c->u.traces.runtime_ids = ids;
+        }
+    } else if (b->signal == SP_SIGNAL_METRICS || b->signal == SP_SIGNAL_LOGS) {
+        c->u.otlp = b->u.otlp;
+        if (b->u.otlp.req) {
+            c->u.otlp.req = sp_batch_clone_msg(b->u.otlp.req, c->arena);
+            if (!c->u.otlp.req)
+                goto fail;
+        }
+        if (b->u.otlp.pb_len) {
+            c->u.otlp.pb = sp_arena_memdup(c->arena, b->u.otlp.pb, b->u.otlp.pb_len);
+            if (!c->u.otlp.pb)
+                goto fail;
         }
     } else if (sp_batch_clone_profile(&b->u.profile, &c->u.profile, c->arena) != 0) {
         goto fail;

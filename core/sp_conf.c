@@ -2,7 +2,8 @@
  * the scalar parsers (durations, sizes, booleans, endpoints) shared by the
  * config loader, query strings and CLI flags, and sp_conf_errorf(), which
  * turns a component's validation error into `file:line:col: key: message`
- * from the positions the loader recorded in struct sp_conf_ctx. No YAML
+ * from the positions the loader recorded in struct sp_conf_ctx, and the
+ * did-you-mean of every "unknown name" message (sp_conf_suggest). No YAML
  * here: config/ fills the structs, core only reads them. */
 #include "sp_conf.h"
 
@@ -317,4 +318,73 @@ int sp_conf_errorf(const struct sp_conf_ctx *ctx, struct sp_err *err, const char
         where[0] = '\0';
     return sp_err_set(err, SP_EINVAL, "%s%s%s%s: %s", where, ctx->prefix ? ctx->prefix : "",
                       p && ctx->prefix ? "." : "", p ? p : "", msg);
+}
+
+/* ---- did you mean ---- */
+
+/* Damerau-Levenshtein (optimal string alignment) distance, case-insensitive,
+ * capped: strings longer than 64 bytes are never suggestions. */
+static size_t sp_conf_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 64 || lb > 64)
+        return SIZE_MAX;
+    size_t d[65][65];
+    for (size_t i = 0; i <= la; i++)
+        d[i][0] = i;
+    for (size_t j = 0; j <= lb; j++)
+        d[0][j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        for (size_t j = 1; j <= lb; j++) {
+            int ca = tolower((unsigned char)a[i - 1]), cb = tolower((unsigned char)b[j - 1]);
+            size_t cost = ca == cb ? 0 : 1;
+            size_t v = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < v)
+                v = d[i][j - 1] + 1;
+            if (d[i - 1][j - 1] + cost < v)
+                v = d[i - 1][j - 1] + cost;
+            if (i > 1 && j > 1 && ca == tolower((unsigned char)b[j - 2]) &&
+                tolower((unsigned char)a[i - 2]) == cb && d[i - 2][j - 2] + 1 < v)
+                v = d[i - 2][j - 2] + 1;
+            d[i][j] = v;
+        }
+    }
+    return d[la][lb];
+}
+
+const char *sp_conf_suggest(const char *word, const char *const *candidates, size_t n)
+{
+    const char *best = NULL;
+    size_t best_d = SIZE_MAX;
+    size_t wl = strlen(word);
+    for (size_t i = 0; i < n; i++) {
+        size_t dist = sp_conf_distance(word, candidates[i]);
+        if (dist < best_d) {
+            best_d = dist;
+            best = candidates[i];
+        }
+    }
+    if (!best)
+        return NULL;
+    /* A typo is one or two edits; a third is allowed for long words. Short
+     * words need a closer match or everything suggests everything. */
+    size_t cl = strlen(best);
+    size_t len = wl < cl ? wl : cl;
+    size_t allowed = len <= 3 ? 1 : len <= 7 ? 2 : 3;
+    if (best_d == 0 && strcmp(word, best) == 0)
+        return NULL;
+    return best_d <= allowed && best_d < len ? best : NULL;
+}
+
+/* ---- start-up lines ---- */
+
+const char *sp_conf_endpoint_bound(const char *endpoint, int port, char *buf, size_t n)
+{
+    const char *colon = endpoint ? strrchr(endpoint, ':') : NULL;
+    if (!colon || port <= 0) {
+        snprintf(buf, n, "%s", endpoint ? endpoint : "");
+        return buf;
+    }
+    snprintf(buf, n, "%.*s:%d", (int)(colon - endpoint), endpoint, port);
+    return buf;
 }

@@ -10,13 +10,16 @@
  *   - names (service, operation, resource, type) come from dd_naming.c, the
  *     same code the join uses for its `trace endpoint` label;
  *   - meta/metrics follow the agent's order of precedence: minimal fields,
- *     datadog.* overrides, span attributes (HTTP keys remapped, ints and
- *     doubles to metrics), otel.* keys, events/links as JSON, error from the
- *     status and the exception event, env, resource attributes, scope
+ *     span attributes (HTTP keys remapped, ints and doubles to metrics;
+ *     no datadog.* overrides since PR #45833), otel.* keys, events/links as
+ *     JSON, error from the status message or the HTTP status (no longer
+ *     from exception events, PR #44025), env, resource attributes, scope
  *     attributes, db.name;
  *   - then what the agent does before sending: normalisation, truncation,
  *     `_top_level` per chunk, chunk priority and `_dd.p.dm`;
- *   - plus spanprof's Code Hotspots bridge (runtime-id on local roots).
+ *   - plus spanprof's Code Hotspots bridge (runtime-id on every span of an
+ *     instance whose runtime id the join knows, _dd.profiling.enabled on
+ *     its local roots).
  *
  * Spans are grouped into one TraceChunk per (resource, low 64-bit trace id)
  * and one TracerPayload per distinct resource. Everything the result points
@@ -24,6 +27,8 @@
  * Working memory (hash maps, string builders) is malloc'd and freed before
  * returning. Packing the result is dd_agent_payload.c's job, the other
  * encodings dd_encode.c's. */
+#include <ctype.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdbool.h>
@@ -144,28 +149,6 @@ static const char *kv_str(sp_otlp_kv *const *kv, size_t n, const char *key, stru
         return NULL;
     const char *s = sp_dd_any_string(v, a);
     return s && *s ? s : NULL;
-}
-
-/* An integer attribute (an int, or a string holding a decimal integer);
- * e is the first entry with the key (sp_dd_keys), or NULL. */
-static bool kv_int(const sp_otlp_kv *e, int64_t *out)
-{
-    const sp_otlp_any *v = e ? e->value : NULL;
-    if (!v)
-        return false;
-    if (v->value_case == AV(INT_VALUE)) {
-        *out = v->int_value;
-        return true;
-    }
-    if (v->value_case == AV(STRING_VALUE) && v->string_value && *v->string_value) {
-        char *end;
-        long long x = strtoll(v->string_value, &end, 10);
-        if (*end == 0) {
-            *out = x;
-            return true;
-        }
-    }
-    return false;
 }
 
 /* Bytes of an incomplete UTF-8 sequence at the end of s (0 if none). */
@@ -454,7 +437,7 @@ struct tp_b {
     uint32_t key_hash;
     sp_otlp_kv *const *res_attrs;
     size_t n_res_attrs;
-    struct sp_dd_keys rk;  /* res_attrs indexed (rk.dd_namespace: a datadog.* key) */
+    struct sp_dd_keys rk;  /* res_attrs indexed */
     struct res_meta *rmeta;
     size_t n_rmeta;
     struct chunk_b *chunks;
@@ -666,7 +649,8 @@ static bool has_prefix(const char *s, const char *p)
 
 /* GetDDKeyForOTLPAttribute: the Datadog key an OTLP attribute is stored
  * under; *out is NULL for keys handled elsewhere (service.name,
- * operation.name, resource.name, span.type and the datadog.* namespace).
+ * operation.name, resource.name, span.type). datadog.* keys are ordinary
+ * attributes since datadog-agent PR #45833 removed that namespace.
  * id is the key's sp_dd_key_id. *borrowed says whether *out points into
  * the attribute. SP_ENOMEM only. */
 static int dd_key_for(struct mapper *m, const char *k, int id, const char **out, bool *borrowed)
@@ -683,8 +667,7 @@ static int dd_key_for(struct mapper *m, const char *k, int id, const char **out,
         return *out ? 0 : SP_ENOMEM;
     }
     if (id == SP_DD_K_SERVICE_NAME || id == SP_DD_K_OPERATION_NAME ||
-        id == SP_DD_K_RESOURCE_NAME || id == SP_DD_K_SPAN_TYPE ||
-        has_prefix(k, "datadog."))
+        id == SP_DD_K_RESOURCE_NAME || id == SP_DD_K_SPAN_TYPE)
         return 0;
     *borrowed = true;
     *out = k;
@@ -745,49 +728,85 @@ static int attr_to_metric(struct mapper *m, const char *k, int id, double v)
     return smap_put(&m->metrics, mk, kb, NULL, false, v, PUT_SET);
 }
 
-/* Status2Error (the spec's revision): error.msg/type/stack from the
- * exception events (the last one wins), else the status message, else the
- * HTTP status code found in meta. Returns the span's error flag. */
+/* Go's net/http StatusText: the reason phrase of a status code, or NULL. */
+static const char *http_status_text(long code)
+{
+    static const struct {
+        short code;
+        const char *text;
+    } tab[] = {
+        {100, "Continue"}, {101, "Switching Protocols"}, {102, "Processing"},
+        {103, "Early Hints"}, {200, "OK"}, {201, "Created"}, {202, "Accepted"},
+        {203, "Non-Authoritative Information"}, {204, "No Content"}, {205, "Reset Content"},
+        {206, "Partial Content"}, {207, "Multi-Status"}, {208, "Already Reported"},
+        {226, "IM Used"}, {300, "Multiple Choices"}, {301, "Moved Permanently"}, {302, "Found"},
+        {303, "See Other"}, {304, "Not Modified"}, {305, "Use Proxy"},
+        {307, "Temporary Redirect"}, {308, "Permanent Redirect"}, {400, "Bad Request"},
+        {401, "Unauthorized"}, {402, "Payment Required"}, {403, "Forbidden"},
+        {404, "Not Found"}, {405, "Method Not Allowed"}, {406, "Not Acceptable"},
+        {407, "Proxy Authentication Required"}, {408, "Request Timeout"}, {409, "Conflict"},
+        {410, "Gone"}, {411, "Length Required"}, {412, "Precondition Failed"},
+        {413, "Request Entity Too Large"}, {414, "Request URI Too Long"},
+        {415, "Unsupported Media Type"}, {416, "Requested Range Not Satisfiable"},
+        {417, "Expectation Failed"}, {418, "I'm a teapot"}, {421, "Misdirected Request"},
+        {422, "Unprocessable Entity"}, {423, "Locked"}, {424, "Failed Dependency"},
+        {425, "Too Early"}, {426, "Upgrade Required"}, {428, "Precondition Required"},
+        {429, "Too Many Requests"}, {431, "Request Header Fields Too Large"},
+        {451, "Unavailable For Legal Reasons"}, {500, "Internal Server Error"},
+        {501, "Not Implemented"}, {502, "Bad Gateway"}, {503, "Service Unavailable"},
+        {504, "Gateway Timeout"}, {505, "HTTP Version Not Supported"},
+        {506, "Variant Also Negotiates"}, {507, "Insufficient Storage"},
+        {508, "Loop Detected"}, {510, "Not Extended"}, {511, "Network Authentication Required"},
+    };
+    for (size_t i = 0; i < sizeof tab / sizeof tab[0]; i++)
+        if (tab[i].code == code)
+            return tab[i].text;
+    return NULL;
+}
+
+/* Go's strconv.Atoi, 0 on any error (what Status2Error then looks up). */
+static long go_atoi(const char *s)
+{
+    const char *p = s;
+    if (*p == '+' || *p == '-')
+        p++;
+    if (!*p)
+        return 0;
+    long v = 0;
+    for (; *p; p++) {
+        if (*p < '0' || *p > '9' || v > 100000000L)
+            return 0;
+        v = v * 10 + (*p - '0');
+    }
+    return *s == '-' ? -v : v;
+}
+
+/* Status2Error (datadog-agent pkg/trace/transform/transform.go, newest:
+ * PR #44025 stopped copying the `exception` events into error.*): for an
+ * ERROR status without error.msg, the status message, else "<code>
+ * <reason>" of the HTTP status code found in meta (the semantics
+ * registry's http.status_code before http.response.status_code, read from
+ * the string map: only string attributes are in meta at this point; an
+ * unknown code alone). http.status_text is not used. Returns the span's
+ * error flag. */
 static int status_to_error(struct mapper *m, const sp_otlp_span *s)
 {
     if (!s->status || s->status->code != STATUS_ERROR)
         return 0;
-    static const char *const from[] = {"exception.message", "exception.type",
-                                       "exception.stacktrace"};
-    static const char *const to[] = {"error.msg", "error.type", "error.stack"};
-    for (size_t i = 0; i < s->n_events; i++) {
-        const Opentelemetry__Proto__Trace__V1__Span__Event *e = s->events[i];
-        if (!e || !e->name || strcasecmp(e->name, "exception") != 0)
-            continue;
-        for (size_t k = 0; k < 3; k++) {
-            const sp_otlp_any *v = kv_find(e->attributes, e->n_attributes, from[k]);
-            if (!v)
-                continue;
-            const char *str = sp_dd_any_string(v, m->a);
-            if (!str || smap_put(&m->meta, to[k], false, str, true, 0, PUT_SET))
-                return -1;
-        }
-    }
-    if (!meta_has(&m->meta, "error.msg")) {
-        const char *msg = s->status->message;
-        if (msg && *msg) {
-            if (smap_put(&m->meta, "error.msg", false, msg, true, 0, PUT_SET))
-                return -1;
-        } else {
-            struct ent *code = smap_get(&m->meta, "http.response.status_code");
-            if (!code || !code->sval || !*code->sval)
-                code = smap_get(&m->meta, "http.status_code");
-            if (code && code->sval && *code->sval) {
-                struct ent *txt = smap_get(&m->meta, "http.status_text");
-                const char *v = code->sval;
-                if (txt && txt->sval)
-                    v = sp_arena_sprintf(m->a, "%s %s", code->sval, txt->sval);
-                if (!v || smap_put(&m->meta, "error.msg", false, v, code->vborrowed && !txt,
-                                   0, PUT_SET))
-                    return -1;
-            }
-        }
-    }
+    if (meta_has(&m->meta, "error.msg"))
+        return 1;
+    const char *msg = s->status->message;
+    if (msg && *msg)
+        return smap_put(&m->meta, "error.msg", false, msg, true, 0, PUT_SET) ? -1 : 1;
+    struct ent *code = smap_get(&m->meta, "http.status_code");
+    if (!code || !code->sval || !*code->sval)
+        code = smap_get(&m->meta, "http.response.status_code");
+    if (!code || !code->sval || !*code->sval)
+        return 1;
+    const char *txt = http_status_text(go_atoi(code->sval));
+    const char *v = txt ? sp_arena_sprintf(m->a, "%s %s", code->sval, txt) : code->sval;
+    if (!v || smap_put(&m->meta, "error.msg", false, v, txt ? false : code->vborrowed, 0, PUT_SET))
+        return -1;
     return 1;
 }
 
@@ -801,6 +820,24 @@ static const char *res_str(const struct tp_b *t, const char *key, struct sp_aren
     const sp_otlp_kv *e = t->rk.kv[id];
     const char *s = e && e->value ? sp_dd_any_string(e->value, a) : NULL;
     return s && *s ? s : NULL;
+}
+
+/* A string concept of the resource (GetOTelContainerOrPodID, GetOTelEnv:
+ * the semantics registry reads string attributes only), or NULL. */
+static const char *res_concept(const struct tp_b *t, const char *key)
+{
+    const sp_otlp_kv *e = NULL;
+    int id = sp_dd_key_id(key, strlen(key));
+    if (id >= 0)
+        e = t->rk.kv[id];
+    else
+        for (size_t i = 0; i < t->n_res_attrs && !e; i++)
+            if (t->res_attrs[i] && t->res_attrs[i]->key && strcmp(t->res_attrs[i]->key, key) == 0)
+                e = t->res_attrs[i];
+    const sp_otlp_any *v = e ? e->value : NULL;
+    return v && v->value_case == AV(STRING_VALUE) && v->string_value && *v->string_value
+               ? v->string_value
+               : NULL;
 }
 
 /* The agent's hostname from resource attributes (opentelemetry-mapping-go
@@ -916,19 +953,60 @@ static bool valid_status_code(const char *s)
     return *end == 0 && s[0] != '-' && s[0] != '+' && v >= 100 && v < 600;
 }
 
-/* GetOTelStatusCode: datadog.http_status_code, then http.status_code and
- * http.response.status_code, span attributes before resource attributes. */
-static int64_t http_status_code(const struct sp_dd_keys *sk, const struct sp_dd_keys *rk)
+/* A string attribute read as the registry's LookupInt64 reads a
+ * string-typed tag: ParseInt, else an exact-integer ParseFloat. */
+static bool str_int(const sp_otlp_kv *e, int64_t *out)
 {
-    int64_t c;
-    if (kv_int(sk->kv[SP_DD_K_DATADOG_HTTP_STATUS_CODE], &c) ||
-        kv_int(rk->kv[SP_DD_K_DATADOG_HTTP_STATUS_CODE], &c) ||
-        kv_int(sk->kv[SP_DD_K_HTTP_STATUS_CODE], &c) ||
-        kv_int(sk->kv[SP_DD_K_HTTP_RESPONSE_STATUS_CODE], &c) ||
-        kv_int(rk->kv[SP_DD_K_HTTP_STATUS_CODE], &c) ||
-        kv_int(rk->kv[SP_DD_K_HTTP_RESPONSE_STATUS_CODE], &c))
-        return c;
-    return 0;
+    const sp_otlp_any *v = e ? e->value : NULL;
+    if (!v || v->value_case != AV(STRING_VALUE) || !v->string_value || !*v->string_value)
+        return false;
+    char *end;
+    errno = 0;
+    long long x = strtoll(v->string_value, &end, 10);
+    if (*end == 0 && errno == 0 && !isspace((unsigned char)v->string_value[0])) {
+        *out = x;
+        return true;
+    }
+    double d = strtod(v->string_value, &end);
+    if (*end || isspace((unsigned char)v->string_value[0]) || !isfinite(d) || d < -9.2e18 ||
+        d > 9.2e18 || (double)(int64_t)d != d)
+        return false;
+    *out = (int64_t)d;
+    return true;
+}
+
+/* The registry's rpc.grpc.status_code concept read with LookupString
+ * (otelSpanToDDSpanMinimal): its keys in order, string values only, each
+ * span attribute before the resource attribute. The conditional
+ * rpc.response.status_code keys of newer registries are not read. */
+static const char *grpc_status_code(const struct sp_dd_span_ctx *c, struct sp_arena *a)
+{
+    static const enum sp_dd_key keys[] = {SP_DD_K_RPC_GRPC_STATUS_CODE, SP_DD_K_GRPC_CODE,
+                                          SP_DD_K_RPC_GRPC_STATUS_DOT_CODE,
+                                          SP_DD_K_GRPC_STATUS_DOT_CODE};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        const char *v = sp_dd_attr_key(c, keys[i], a);
+        if (v)
+            return v;
+    }
+    return NULL;
+}
+
+/* GetOTelStatusCode: the semantics registry's http.status_code concept
+ * read with LookupInt64 (datadog-agent pkg/trace/semantics mappings.json
+ * and lookup.go): http.status_code as an int, then as a string, then
+ * http.response.status_code as an int, then as a string; for each, the
+ * span attribute before the resource attribute. false when none. */
+static bool http_status_code(const struct sp_dd_span_ctx *c, const struct sp_dd_keys *sk,
+                             const struct sp_dd_keys *rk, int64_t *code)
+{
+    static const enum sp_dd_key keys[] = {SP_DD_K_HTTP_STATUS_CODE,
+                                          SP_DD_K_HTTP_RESPONSE_STATUS_CODE};
+    for (size_t i = 0; i < 2; i++)
+        if (sp_dd_attr_int(c, keys[i], code) || str_int(sk->kv[keys[i]], code) ||
+            str_int(rk->kv[keys[i]], code))
+            return true;
+    return false;
 }
 
 /* Room for one key id per attribute of the span. */
@@ -975,7 +1053,6 @@ static int map_span(struct mapper *m, struct tp_b *t, const sp_otlp_scope_spans 
 
     smap_reset(&m->meta);
     smap_reset(&m->metrics);
-    bool ddns_keys = rk->dd_namespace || sk->dd_namespace;
 
     Datadog__Trace__Span *d = sp_arena_alloc(a, sizeof *d);
     if (!d)
@@ -1017,43 +1094,21 @@ static int map_span(struct mapper *m, struct tp_b *t, const sp_otlp_scope_spans 
     d->start = start;
     d->duration = dur;
 
-    /* --- minimal fields (otelSpanToDDSpanMinimalOld) --- */
-    /* datadog.error: the agent reads it with Value.Int(), ints only. */
-    const sp_otlp_kv *derr_kv = sk->kv[SP_DD_K_DATADOG_ERROR];
-    const sp_otlp_any *derr = derr_kv ? derr_kv->value : NULL;
-    if (derr && derr->value_case == AV(INT_VALUE))
-        d->error = (int32_t)derr->int_value;
-    else if (derr)
-        d->error = 0;
-    else
-        d->error = s->status && s->status->code == STATUS_ERROR;
-
-    const char *kind = ddns_keys ? sp_dd_attr(&c, "datadog.span.kind", a) : NULL;
-    if (kind && !(kind = sp_dd_normalize_tag_value(kind, a)))
-        return oom(m, "span kind");
-    CK(smap_put(&m->meta, "span.kind", false, kind ? kind : sp_dd_span_kind_name((int)s->kind),
-                false, 0, PUT_SET));
-    int64_t code = http_status_code(sk, rk);
-    if (code > 0)
+    /* --- minimal fields (otelSpanToDDSpanMinimal) --- */
+    d->error = s->status && s->status->code == STATUS_ERROR;
+    CK(smap_put(&m->meta, "span.kind", false, sp_dd_span_kind_name((int)s->kind), false, 0,
+                PUT_SET));
+    int64_t code;
+    if (http_status_code(&c, sk, rk, &code) && code >= 0)
         CK(smap_put(&m->metrics, "http.status_code", false, NULL, false, (double)code, PUT_SET));
-    const char *measured = sp_dd_attr_key(&c, SP_DD_K_DD_MEASURED, a);
-    if (measured && strcmp(measured, "1") == 0)
+    const char *grpc = grpc_status_code(&c, a);
+    if (grpc)
+        CK(smap_put(&m->meta, "rpc.grpc.status_code", false, grpc, true, 0, PUT_SET));
+    /* _dd.measured is an int64 concept: an int (or exact-integer double)
+     * 1, never the string "1". */
+    int64_t measured;
+    if (sp_dd_attr_int(&c, SP_DD_K_DD_MEASURED, &measured) && measured == 1)
         CK(smap_put(&m->metrics, "_dd.measured", false, NULL, false, 1, PUT_SET));
-
-    /* --- datadog.* namespace keys into meta, span before resource --- */
-    static const char *const ddns[][2] = {
-        {"datadog.env", "env"},
-        {"datadog.version", "version"},
-        {"datadog.http_status_code", "http.status_code"},
-        {"datadog.error.msg", "error.msg"},
-        {"datadog.error.type", "error.type"},
-        {"datadog.error.stack", "error.stack"},
-    };
-    for (size_t i = 0; ddns_keys && i < sizeof ddns / sizeof ddns[0]; i++) {
-        const char *v = sp_dd_attr(&c, ddns[i][0], a);
-        if (v)
-            CK(smap_put(&m->meta, ddns[i][1], false, v, false, 0, PUT_SET));
-    }
 
     /* --- span attributes --- */
     for (size_t i = 0; i < s->n_attributes; i++) {
@@ -1092,14 +1147,9 @@ static int map_span(struct mapper *m, struct tp_b *t, const sp_otlp_scope_spans 
     }
 
     if (!meta_has(&m->meta, "version")) {
-        const char *v = ddns_keys ? sp_dd_attr(&c, "datadog.version", a) : NULL;
-        bool vb = false;
-        if (!v) {
-            v = sp_dd_attr_key(&c, SP_DD_K_SERVICE_VERSION, a);
-            vb = true;
-        }
+        const char *v = sp_dd_attr_key(&c, SP_DD_K_SERVICE_VERSION, a);
         if (v)
-            CK(smap_put(&m->meta, "version", false, v, vb, 0, PUT_SET));
+            CK(smap_put(&m->meta, "version", false, v, true, 0, PUT_SET));
     }
 
     /* --- events, links, tracestate, scope, status --- */
@@ -1148,7 +1198,7 @@ static int map_span(struct mapper *m, struct tp_b *t, const sp_otlp_scope_spans 
         CK(smap_put(&m->meta, "otel.status_description", false, s->status->message, true, 0,
                     PUT_SET));
 
-    /* --- error (overrides datadog.error unless all error.* are set) --- */
+    /* --- error (unless error.msg, .type and .stack all came as attributes) --- */
     if (!meta_has(&m->meta, "error.msg") || !meta_has(&m->meta, "error.type") ||
         !meta_has(&m->meta, "error.stack")) {
         int e = status_to_error(m, s);
@@ -1159,9 +1209,7 @@ static int map_span(struct mapper *m, struct tp_b *t, const sp_otlp_scope_spans 
 
     /* --- env: attributes, else the exporter's env --- */
     if (!meta_has(&m->meta, "env")) {
-        const char *env = ddns_keys ? sp_dd_attr(&c, "datadog.env", a) : NULL;
-        if (!env)
-            env = sp_dd_attr_key(&c, SP_DD_K_DEPLOYMENT_ENVIRONMENT_NAME, a);
+        const char *env = sp_dd_attr_key(&c, SP_DD_K_DEPLOYMENT_ENVIRONMENT_NAME, a);
         if (!env)
             env = sp_dd_attr_key(&c, SP_DD_K_DEPLOYMENT_ENVIRONMENT, a);
         if (!env && m->opts && m->opts->env && *m->opts->env)
@@ -1686,16 +1734,18 @@ static int finish_chunk(struct mapper *m, struct tp_b *t, struct chunk_b *c,
         const struct mspan *p = d->parentid ? idindex_get(&ix, c, d->parentid) : NULL;
         if (!d->parentid || !p || strcmp(p->pb->service, d->service) != 0)
             rc = span_set_metric(m, s, "_top_level", 1);
-        if (rc == 0 && is_local_root(s, &ix, c)) {
-            const char *rid = runtime_id_for(m, t, d->service);
-            if (rid) {
-                const char *r = sp_arena_strdup(m->a, rid);
-                rc = r ? span_set_meta(m, s, "runtime-id", r) : oom(m, "runtime id");
-                if (rc == 0)
-                    rc = span_set_metric(m, s, "_dd.profiling.enabled", 1);
-                if (rc == 0 && !*t->tp->runtimeid)
-                    t->tp->runtimeid = (char *)r;
-            }
+        /* Code Hotspots bridge: runtime-id on every span of the instance,
+         * as dd-trace-go's global tag (ddtrace/tracer/option.go,
+         * WithGlobalTag(ext.RuntimeID)); _dd.profiling.enabled on local
+         * roots only (internal/traceprof/profiler.go). */
+        const char *rid = rc == 0 ? runtime_id_for(m, t, d->service) : NULL;
+        if (rid) {
+            const char *r = sp_arena_strdup(m->a, rid);
+            rc = r ? span_set_meta(m, s, "runtime-id", r) : oom(m, "runtime id");
+            if (rc == 0 && is_local_root(s, &ix, c))
+                rc = span_set_metric(m, s, "_dd.profiling.enabled", 1);
+            if (rc == 0 && !*t->tp->runtimeid)
+                t->tp->runtimeid = (char *)r;
         }
         if (s->has_priority) {
             has_prio = true;
@@ -1815,28 +1865,22 @@ static int finish_tracer_payload(struct mapper *m, struct tp_b *t)
 {
     Datadog__Trace__TracerPayload *tp = t->tp;
     struct sp_arena *a = m->a;
-    const char *s;
 
     /* receiveResourceSpansV2: hostname from the resource, else the
-     * configured host; datadog.host wins. */
+     * configured host (datadog.host, .container_id and .env are gone with
+     * the datadog.* namespace, PR #45833). */
     bool found;
     const char *host = resource_hostname(t, a, &found);
     if (!found)
         host = m->opts && m->opts->hostname ? m->opts->hostname : "";
-    if ((s = res_str(t, "datadog.host", a)))
-        host = s;
     tp->hostname = sp_arena_strdup(a, host ? host : "");
-    const char *cid = res_str(t, "datadog.container_id", a);
+    const char *cid = res_concept(t, "container.id");
     if (!cid)
-        cid = res_str(t, "container.id", a);
-    if (!cid)
-        cid = res_str(t, "k8s.pod.uid", a);
+        cid = res_concept(t, "k8s.pod.uid");
     tp->containerid = sp_arena_strdup(a, cid ? cid : "");
-    const char *env = res_str(t, "datadog.env", a);
+    const char *env = res_concept(t, "deployment.environment.name");
     if (!env)
-        env = res_str(t, "deployment.environment.name", a);
-    if (!env)
-        env = res_str(t, "deployment.environment", a);
+        env = res_concept(t, "deployment.environment");
     if (!env && m->opts && m->opts->env)
         env = m->opts->env;
     tp->env = (char *)(env ? sp_dd_normalize_tag_value(env, a) : "");

@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <utf8proc.h>
+
 #include "dd_naming.h"
 #include "sp_text.h"
 
@@ -362,21 +364,9 @@ static const char *const key_names[SP_DD_KEY_COUNT] = {
     [SP_DD_K_FAAS_INVOKED_NAME] = "faas.invoked_name",
     [SP_DD_K_FAAS_TRIGGER] = "faas.trigger",
     [SP_DD_K_NETWORK_PROTOCOL_NAME] = "network.protocol.name",
-    [SP_DD_K_DATADOG_SERVICE] = "datadog.service",
-    [SP_DD_K_DATADOG_OPERATION_NAME] = "datadog.operation_name",
-    [SP_DD_K_DATADOG_RESOURCE_NAME] = "datadog.resource_name",
-    [SP_DD_K_DATADOG_SPAN_TYPE] = "datadog.span.type",
-    [SP_DD_K_DATADOG_ERROR] = "datadog.error",
-    [SP_DD_K_DATADOG_SPAN_KIND] = "datadog.span.kind",
-    [SP_DD_K_DATADOG_HTTP_STATUS_CODE] = "datadog.http_status_code",
     [SP_DD_K_HTTP_STATUS_CODE] = "http.status_code",
     [SP_DD_K_HTTP_RESPONSE_STATUS_CODE] = "http.response.status_code",
     [SP_DD_K_DD_MEASURED] = "_dd.measured",
-    [SP_DD_K_DATADOG_ENV] = "datadog.env",
-    [SP_DD_K_DATADOG_VERSION] = "datadog.version",
-    [SP_DD_K_DATADOG_ERROR_MSG] = "datadog.error.msg",
-    [SP_DD_K_DATADOG_ERROR_TYPE] = "datadog.error.type",
-    [SP_DD_K_DATADOG_ERROR_STACK] = "datadog.error.stack",
     [SP_DD_K_SERVICE_VERSION] = "service.version",
     [SP_DD_K_DEPLOYMENT_ENVIRONMENT_NAME] = "deployment.environment.name",
     [SP_DD_K_DEPLOYMENT_ENVIRONMENT] = "deployment.environment",
@@ -393,6 +383,10 @@ static const char *const key_names[SP_DD_KEY_COUNT] = {
     [SP_DD_K_SAMPLING_PRIORITY] = "sampling.priority",
     [SP_DD_K_SERVICE_INSTANCE_ID] = "service.instance.id",
     [SP_DD_K_HOST_NAME] = "host.name",
+    [SP_DD_K_RPC_GRPC_STATUS_CODE] = "rpc.grpc.status_code",
+    [SP_DD_K_GRPC_CODE] = "grpc.code",
+    [SP_DD_K_RPC_GRPC_STATUS_DOT_CODE] = "rpc.grpc.status.code",
+    [SP_DD_K_GRPC_STATUS_DOT_CODE] = "grpc.status.code",
 };
 
 #define KEY_SLOTS 256 /* power of two, > 4x the keys: most misses end at once */
@@ -476,8 +470,6 @@ void sp_dd_keys_index(struct sp_dd_keys *k, sp_otlp_kv *const *kv, size_t n, int
             /* pdata's Map.Get: the first entry with the key wins. */
             if (id >= 0 && !k->kv[id])
                 k->kv[id] = e;
-            if (len >= 8 && memcmp(e->key, "datadog.", 8) == 0)
-                k->dd_namespace = true;
         }
         if (ids)
             ids[i] = (int8_t)id;
@@ -517,16 +509,59 @@ static const char *nonempty(const sp_otlp_any *v, struct sp_arena *a)
     return s && *s ? s : NULL;
 }
 
-/* One key: span attribute if non-empty, else resource attribute if
- * non-empty, else NULL. */
+/* A value that is a non-empty string, or NULL: the semantics registry
+ * reads string concepts only from string-typed attributes (datadog-agent
+ * pkg/trace/semantics/lookup_pdata.go, PDataMapAccessor.GetString: ""
+ * unless the pdata type is Str), so an int service.name is absent. */
+static const char *nonempty_str(const sp_otlp_any *v)
+{
+    if (!v || v->value_case != OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE ||
+        !v->string_value || !*v->string_value)
+        return NULL;
+    return v->string_value;
+}
+
+/* One key of a string concept: the span attribute if a non-empty string,
+ * else the resource attribute if one (OTelSpanAccessor.GetString), else
+ * NULL. */
 static const char *lookup_key(const struct sp_dd_span_ctx *c, int id, struct sp_arena *a)
 {
+    (void)a;
     const char *s = NULL;
     if (c->span)
-        s = nonempty(find_id(c->span_keys, c->span->attributes, c->span->n_attributes, id), a);
+        s = nonempty_str(find_id(c->span_keys, c->span->attributes, c->span->n_attributes, id));
     if (!s)
-        s = nonempty(find_id(c->resource_keys, c->resource_attrs, c->n_resource_attrs, id), a);
+        s = nonempty_str(find_id(c->resource_keys, c->resource_attrs, c->n_resource_attrs, id));
     return s;
+}
+
+/* An int64 concept's key (PDataMapAccessor.GetInt64): an int, or a double
+ * that is an exact integer; span attribute first, then resource. */
+static bool any_int(const sp_otlp_any *v, int64_t *out)
+{
+    if (!v)
+        return false;
+    if (v->value_case == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE) {
+        *out = v->int_value;
+        return true;
+    }
+    if (v->value_case == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE &&
+        isfinite(v->double_value) && v->double_value >= -9.2e18 && v->double_value <= 9.2e18 &&
+        (double)(int64_t)v->double_value == v->double_value) {
+        *out = (int64_t)v->double_value;
+        return true;
+    }
+    return false;
+}
+
+bool sp_dd_attr_int(const struct sp_dd_span_ctx *c, enum sp_dd_key k, int64_t *out)
+{
+    if ((unsigned)k >= SP_DD_KEY_COUNT)
+        return false;
+    if (c->span &&
+        any_int(find_id(c->span_keys, c->span->attributes, c->span->n_attributes, (int)k), out))
+        return true;
+    return any_int(find_id(c->resource_keys, c->resource_attrs, c->n_resource_attrs, (int)k), out);
 }
 
 /* The same for any key (sp_dd_attr with a key outside enum sp_dd_key). */
@@ -585,9 +620,6 @@ static const char *own(const char *s, struct sp_arena *a)
 
 const char *sp_dd_attr(const struct sp_dd_span_ctx *c, const char *key, struct sp_arena *a)
 {
-    int id = key ? sp_dd_key_id(key, strlen(key)) : -1;
-    if (id >= 0)
-        return own(lookup_key(c, id, a), a);
     return key ? own(lookup_key_str(c, key, a), a) : NULL;
 }
 
@@ -598,38 +630,43 @@ const char *sp_dd_attr_key(const struct sp_dd_span_ctx *c, enum sp_dd_key k, str
 
 /* ---- normalisation (datadog-agent pkg/trace/traceutil/normalize) ---- */
 
-/* Non-ASCII: Go asks unicode.IsLetter/IsUpper. Without Unicode tables we
- * approximate: the Latin-1, general-punctuation, symbol, CJK-punctuation
- * and emoji blocks are not letters, every other valid code point is; upper
- * case is folded for Latin-1, Greek and Cyrillic (same UTF-8 width). */
-static int cp_is_letter(uint32_t r)
+/* Non-ASCII code points: the agent's normalize() (datadog-agent
+ * pkg/trace/traceutil/normalize/normalize.go, normalize) asks Go's unicode
+ * package: an upper-case letter (unicode.IsUpper: category Lu) is replaced
+ * by unicode.ToLower (the simple lower-case mapping) when both encode to the
+ * same number of bytes; then letters (unicode.IsLetter: L*) and decimal
+ * digits (unicode.IsDigit: Nd) are kept and everything else (marks,
+ * punctuation, symbols, unassigned, invalid UTF-8) is cut. utf8proc gives
+ * the same categories and the same simple mapping from its Unicode tables
+ * (tests/unit/test_dd_unicode.c compares every code point with Go's). */
+enum rune_class { RUNE_CUT, RUNE_KEEP };
+
+static size_t utf8_width(uint32_t r)
 {
-    if (r == 0xFFFD)
-        return 0;
-    if (r >= 0x80 && r <= 0xBF)
-        return r == 0xAA || r == 0xB5 || r == 0xBA;
-    if (r == 0xD7 || r == 0xF7)
-        return 0;
-    if ((r >= 0x2000 && r <= 0x2BFF) || (r >= 0x3000 && r <= 0x303F) ||
-        (r >= 0xFE30 && r <= 0xFE4F) || (r >= 0xFF00 && r <= 0xFF20) || r >= 0x1F000)
-        return 0;
-    return 1;
+    return r < 0x80 ? 1 : r < 0x800 ? 2 : r < 0x10000 ? 3 : 4;
 }
 
-static uint32_t cp_lower(uint32_t r)
+static enum rune_class rune_class(uint32_t r, unsigned char *at, size_t width)
 {
-    if ((r >= 0xC0 && r <= 0xDE && r != 0xD7) || (r >= 0x391 && r <= 0x3AB && r != 0x3A2) ||
-        (r >= 0x410 && r <= 0x42F))
-        return r + 0x20;
-    if (r >= 0x400 && r <= 0x40F)
-        return r + 0x50;
-    return r;
-}
-
-static void utf8_put2(unsigned char *p, uint32_t r)
-{
-    p[0] = (unsigned char)(0xC0 | (r >> 6));
-    p[1] = (unsigned char)(0x80 | (r & 0x3F));
+    const utf8proc_property_t *p = utf8proc_get_property((utf8proc_int32_t)r);
+    if (p->category == UTF8PROC_CATEGORY_LU) {
+        uint32_t low = (uint32_t)utf8proc_tolower((utf8proc_int32_t)r);
+        if (low != r && utf8_width(low) == width) {
+            utf8proc_encode_char((utf8proc_int32_t)low, at);
+            p = utf8proc_get_property((utf8proc_int32_t)low);
+        }
+    }
+    switch (p->category) {
+    case UTF8PROC_CATEGORY_LU:
+    case UTF8PROC_CATEGORY_LL:
+    case UTF8PROC_CATEGORY_LT:
+    case UTF8PROC_CATEGORY_LM:
+    case UTF8PROC_CATEGORY_LO:
+    case UTF8PROC_CATEGORY_ND:
+        return RUNE_KEEP;
+    default:
+        return RUNE_CUT;
+    }
 }
 
 static int is_valid_tag_char(unsigned char c)
@@ -682,10 +719,7 @@ const char *sp_dd_normalize_tag_value(const char *v, struct sp_arena *a)
         } else if (r >= 'A' && r <= 'Z') {
             tag[i] = (unsigned char)(r + ('a' - 'A'));
             chars++;
-        } else if (r >= 0x80 && cp_is_letter(r)) {
-            uint32_t low = cp_lower(r);
-            if (low != r && jump == 2)
-                utf8_put2(tag + i, low);
+        } else if (r >= 0x80 && rune_class(r, tag + i, jump) == RUNE_KEEP) {
             chars++;
         } else if ((r >= '0' && r <= '9') || r == '.' || r == '/' || r == '-') {
             chars++;
@@ -810,24 +844,13 @@ static const char *normalize_service(const char *svc, struct sp_arena *a)
     return *s ? s : "unnamed-service";
 }
 
-/* datadog.* namespace overrides (spec §4.3: checked first, span then
- * resource, normalised as tag values). */
-static const char *dd_override(const struct sp_dd_span_ctx *c, int key, struct sp_arena *a)
-{
-    const char *v = lookup_key(c, key, a);
-    if (!v)
-        return NULL;
-    v = sp_dd_normalize_tag_value(v, a);
-    return v && *v ? v : NULL;
-}
-
 /* ---- the four names ---- */
 
 const char *sp_dd_service(const struct sp_dd_span_ctx *c, struct sp_arena *a)
 {
-    const char *s = dd_override(c, SP_DD_K_DATADOG_SERVICE, a);
-    if (!s)
-        s = lookup(c, a, K_SERVICE);
+    /* No datadog.service override: the agent dropped the datadog.*
+     * namespace (PR #45833); service.name only, as a string. */
+    const char *s = lookup(c, a, K_SERVICE);
     if (!s)
         s = "otlpresourcenoservicename";
     return own(normalize_service(s, a), a);
@@ -906,9 +929,7 @@ static const char *operation_v2(const struct sp_dd_span_ctx *c, struct sp_arena 
 
 const char *sp_dd_operation_name(const struct sp_dd_span_ctx *c, struct sp_arena *a)
 {
-    const char *v = dd_override(c, SP_DD_K_DATADOG_OPERATION_NAME, a);
-    if (!v)
-        v = operation_v2(c, a);
+    const char *v = operation_v2(c, a);
     if (!v)
         return NULL;
     /* The agent's normaliser runs NormalizeName on every span name. */
@@ -920,7 +941,10 @@ static const char *join2(struct sp_arena *a, const char *x, const char *y)
     return y ? cat3(a, x, " ", y) : x;
 }
 
-static const char *resource_v2(const struct sp_dd_span_ctx *c, struct sp_arena *a)
+/* *from_query (when not NULL) is set when the resource is the database
+ * statement or query text. */
+static const char *resource_v2(const struct sp_dd_span_ctx *c, struct sp_arena *a,
+                               bool *from_query)
 {
     const char *m;
     if ((m = lookup(c, a, K_RESOURCE)))
@@ -940,17 +964,18 @@ static const char *resource_v2(const struct sp_dd_span_ctx *c, struct sp_arena *
         return join2(a, m, lookup(c, a, K_GQL_NAME));
     if (lookup(c, a, K_DB_SYSTEM)) {
         const char *st = lookup(c, a, K_DB_STATEMENT);
-        if (st)
+        if (st) {
+            if (from_query)
+                *from_query = true;
             return st;
+        }
     }
     return c->span && c->span->name ? c->span->name : "";
 }
 
-const char *sp_dd_resource(const struct sp_dd_span_ctx *c, struct sp_arena *a)
+static const char *resource(const struct sp_dd_span_ctx *c, struct sp_arena *a, bool *from_query)
 {
-    const char *r = dd_override(c, SP_DD_K_DATADOG_RESOURCE_NAME, a);
-    if (!r)
-        r = resource_v2(c, a);
+    const char *r = resource_v2(c, a, from_query);
     if (!r)
         return NULL;
     size_t n = strlen(r);
@@ -963,6 +988,11 @@ const char *sp_dd_resource(const struct sp_dd_span_ctx *c, struct sp_arena *a)
         /* The agent's normaliser: an empty resource takes the name. */
         r = sp_dd_operation_name(c, a);
     return own(r, a);
+}
+
+const char *sp_dd_resource(const struct sp_dd_span_ctx *c, struct sp_arena *a)
+{
+    return resource(c, a, NULL);
 }
 
 /* attributes.DBTypes: db.system -> span type; unknown systems are "db". */
@@ -994,9 +1024,7 @@ static const char *db_type(const char *sys)
 
 const char *sp_dd_span_type(const struct sp_dd_span_ctx *c, struct sp_arena *a)
 {
-    const char *t = dd_override(c, SP_DD_K_DATADOG_SPAN_TYPE, a);
-    if (t)
-        return own(t, a);
+    const char *t;
     if ((t = lookup(c, a, K_SPAN_TYPE)))
         return own(t, a);
     switch (span_kind(c)) {
@@ -1009,6 +1037,37 @@ const char *sp_dd_span_type(const struct sp_dd_span_ctx *c, struct sp_arena *a)
     default:
         return "custom";
     }
+}
+
+bool sp_dd_root_endpoint(const struct sp_dd_span_ctx *c, bool label_all_roots,
+                         struct sp_arena *a, const char **endpoint)
+{
+    *endpoint = NULL;
+    const char *type = sp_dd_span_type(c, a);
+    if (label_all_roots) {
+        if (!sp_dd_endpoint_allowed(type))
+            return false;
+        *endpoint = sp_dd_resource(c, a);
+        return true;
+    }
+    /* dd-trace-go labels a root typed web or rpc, or untyped (""): an OTel
+     * root of kind INTERNAL (or UNSPECIFIED, which OTLP says to read as
+     * INTERNAL) without span.type is what dd-trace-go leaves untyped; the
+     * "custom" type the agent gives CONSUMER and PRODUCER roots stands for
+     * dd-trace-go's "queue", which it excludes, as it excludes clients. */
+    int kind = span_kind(c);
+    bool typed_ok = type && (strcmp(type, "web") == 0 || strcmp(type, "rpc") == 0);
+    bool untyped = (kind == KIND_INTERNAL || kind == KIND_UNSPECIFIED) &&
+                   !lookup(c, a, K_SPAN_TYPE) && type && strcmp(type, "custom") == 0;
+    if (!typed_ok && !untyped)
+        return false;
+    bool from_query = false;
+    const char *r = resource(c, a, &from_query);
+    /* A statement may hold literals (PII) and is never obfuscated here. */
+    if (from_query)
+        return false;
+    *endpoint = r;
+    return true;
 }
 
 bool sp_dd_endpoint_allowed(const char *span_type)

@@ -46,21 +46,9 @@ enum sp_dd_key {
     SP_DD_K_FAAS_INVOKED_NAME,
     SP_DD_K_FAAS_TRIGGER,
     SP_DD_K_NETWORK_PROTOCOL_NAME,
-    SP_DD_K_DATADOG_SERVICE,
-    SP_DD_K_DATADOG_OPERATION_NAME,
-    SP_DD_K_DATADOG_RESOURCE_NAME,
-    SP_DD_K_DATADOG_SPAN_TYPE,
-    SP_DD_K_DATADOG_ERROR,
-    SP_DD_K_DATADOG_SPAN_KIND,
-    SP_DD_K_DATADOG_HTTP_STATUS_CODE,
     SP_DD_K_HTTP_STATUS_CODE,
     SP_DD_K_HTTP_RESPONSE_STATUS_CODE,
     SP_DD_K_DD_MEASURED,
-    SP_DD_K_DATADOG_ENV,
-    SP_DD_K_DATADOG_VERSION,
-    SP_DD_K_DATADOG_ERROR_MSG,
-    SP_DD_K_DATADOG_ERROR_TYPE,
-    SP_DD_K_DATADOG_ERROR_STACK,
     SP_DD_K_SERVICE_VERSION,
     SP_DD_K_DEPLOYMENT_ENVIRONMENT_NAME,
     SP_DD_K_DEPLOYMENT_ENVIRONMENT,
@@ -77,6 +65,10 @@ enum sp_dd_key {
     SP_DD_K_SAMPLING_PRIORITY,
     SP_DD_K_SERVICE_INSTANCE_ID,
     SP_DD_K_HOST_NAME,
+    SP_DD_K_RPC_GRPC_STATUS_CODE,
+    SP_DD_K_GRPC_CODE,
+    SP_DD_K_RPC_GRPC_STATUS_DOT_CODE,
+    SP_DD_K_GRPC_STATUS_DOT_CODE,
     SP_DD_KEY_COUNT
 };
 
@@ -85,7 +77,6 @@ enum sp_dd_key {
  * every rule looks a key up in O(1) instead of scanning the list. */
 struct sp_dd_keys {
     const sp_otlp_kv *kv[SP_DD_KEY_COUNT];
-    bool dd_namespace; /* some key starts with "datadog." */
 };
 
 /* The enum value of a key (len = strlen(key)), or -1 when it is not one. */
@@ -108,21 +99,36 @@ struct sp_dd_span_ctx {
 };
 
 /* Looks an attribute up by the V2 precedence: span attributes first, then
- * resource attributes. Returns the value rendered as a string (ints and
- * doubles formatted like the agent does), or NULL when absent/empty. */
+ * resource attributes, any type rendered as a string (ints and doubles
+ * formatted like the agent does). NULL when absent/empty. The concepts
+ * (names, sp_dd_attr_key) read string attributes only. */
 const char *sp_dd_attr(const struct sp_dd_span_ctx *c, const char *key, struct sp_arena *a);
-/* The same for a known key, without the copy: the result may point into
- * the span's batch (or be rendered into a). */
+/* A known key's string value, without the copy: the result may point into
+ * the span's batch. */
 const char *sp_dd_attr_key(const struct sp_dd_span_ctx *c, enum sp_dd_key k, struct sp_arena *a);
+/* A known key read as the registry reads an int64 concept (_dd.measured,
+ * http.status_code's int form): an int attribute or an exact-integer
+ * double, span before resource. false when neither holds one. */
+bool sp_dd_attr_int(const struct sp_dd_span_ctx *c, enum sp_dd_key k, int64_t *out);
 
 const char *sp_dd_service(const struct sp_dd_span_ctx *c, struct sp_arena *a);
 const char *sp_dd_operation_name(const struct sp_dd_span_ctx *c, struct sp_arena *a);
 const char *sp_dd_resource(const struct sp_dd_span_ctx *c, struct sp_arena *a);
 const char *sp_dd_span_type(const struct sp_dd_span_ctx *c, struct sp_arena *a);
 
-/* The PII rule for endpoint labels: only local roots whose Datadog span type
- * is web, rpc or empty/custom-without-type get an endpoint (never db
- * statements, cache commands, ...). */
+/* Whether a local root gets a `trace endpoint` label (and counts in
+ * endpoint_counts), as dd-trace-go decides (ddtrace/tracer/tracer.go,
+ * applyPPROFLabels with spanResourcePIISafe: span type web, rpc or empty):
+ * roots typed web or rpc (SERVER roots, or span.type) and untyped roots
+ * (INTERNAL or UNSPECIFIED kind without span.type); never CLIENT, PRODUCER
+ * or CONSUMER roots (dd-trace-go's http/db/queue types), and never a root
+ * whose resource is its database statement or query text. label_all_roots
+ * is the wider rule (processors.join.label_all_roots): every root whose
+ * type sp_dd_endpoint_allowed() accepts, whatever its resource. On true,
+ * *endpoint is the root's resource (NULL on ENOMEM). */
+bool sp_dd_root_endpoint(const struct sp_dd_span_ctx *c, bool label_all_roots,
+                         struct sp_arena *a, const char **endpoint);
+/* The wider rule's type test: web, rpc, custom or empty. */
 bool sp_dd_endpoint_allowed(const char *span_type);
 
 /* Added by the join engineer (additive): helpers the exporter may share.

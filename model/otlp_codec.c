@@ -351,19 +351,18 @@ int sp_otlp_pb_check(const ProtobufCMessageDescriptor *desc, const uint8_t *data
     }
 }
 
-int sp_otlp_decode_proto(struct sp_arena *arena, const uint8_t *data, size_t len,
-                         sp_otlp_request **out, struct sp_err *err)
+static int otlp_decode_pb(struct sp_arena *arena, const ProtobufCMessageDescriptor *desc,
+                          const uint8_t *data, size_t len, ProtobufCMessage **out,
+                          struct sp_err *err)
 {
-    const ProtobufCMessageDescriptor *desc =
-        &opentelemetry__proto__collector__trace__v1__export_trace_service_request__descriptor;
     int rc = sp_otlp_pb_check(desc, data, len, err);
     if (rc)
         return rc;
     ProtobufCAllocator alloc;
     sp_arena_pb_allocator(arena, &alloc);
     size_t before = sp_arena_bytes(arena);
-    sp_otlp_request *req = (sp_otlp_request *)protobuf_c_message_unpack(desc, &alloc, len, data);
-    if (!req) {
+    ProtobufCMessage *m = protobuf_c_message_unpack(desc, &alloc, len, data);
+    if (!m) {
         /* The wire check passed, so what failed is an allocation: the
          * arena's limit, which scales with the body size. */
         return sp_err_set(err, SP_ETOOBIG,
@@ -371,8 +370,36 @@ int sp_otlp_decode_proto(struct sp_arena *arena, const uint8_t *data, size_t len
                           "size allows once decoded",
                           len, sp_arena_bytes(arena) - before);
     }
-    *out = req;
+    *out = m;
     return 0;
+}
+
+int sp_otlp_decode_proto(struct sp_arena *arena, const uint8_t *data, size_t len,
+                         sp_otlp_request **out, struct sp_err *err)
+{
+    return otlp_decode_pb(arena, sp_otlp_request_desc(SP_SIGNAL_TRACES), data, len,
+                          (ProtobufCMessage **)out, err);
+}
+
+const ProtobufCMessageDescriptor *sp_otlp_request_desc(enum sp_signal s)
+{
+    static const ProtobufCMessageDescriptor *const requests[SP_SIGNAL_COUNT] = {
+        [SP_SIGNAL_TRACES] =
+        &opentelemetry__proto__collector__trace__v1__export_trace_service_request__descriptor,
+        [SP_SIGNAL_METRICS] =
+        &opentelemetry__proto__collector__metrics__v1__export_metrics_service_request__descriptor,
+        [SP_SIGNAL_LOGS] =
+        &opentelemetry__proto__collector__logs__v1__export_logs_service_request__descriptor,
+    };
+    return (unsigned)s < SP_SIGNAL_COUNT ? requests[s] : NULL;
+}
+
+int sp_otlp_decode_msg(struct sp_arena *arena, const ProtobufCMessageDescriptor *desc,
+                       enum sp_otlp_encoding enc, const uint8_t *data, size_t len,
+                       ProtobufCMessage **out, struct sp_err *err)
+{
+    return enc == SP_OTLP_JSON ? sp_otlp_decode_json_msg(arena, desc, data, len, out, err)
+                               : otlp_decode_pb(arena, desc, data, len, out, err);
 }
 
 /* ---- validation --------------------------------------------------------- */
@@ -459,6 +486,83 @@ int sp_otlp_decode_traces(struct sp_batch *batch, enum sp_otlp_encoding enc, con
         return rc;
     batch->u.traces.req = req;
     batch->u.traces.span_count = sp_otlp_validate(req, info);
+    return 0;
+}
+
+/* Data points of a metrics request, log records of a logs request. */
+static size_t otlp_count_items(enum sp_signal sig, const ProtobufCMessage *m)
+{
+    size_t n = 0;
+    if (sig == SP_SIGNAL_METRICS) {
+        const Opentelemetry__Proto__Collector__Metrics__V1__ExportMetricsServiceRequest *r =
+            (const void *)m;
+        for (size_t i = 0; i < r->n_resource_metrics; i++) {
+            const Opentelemetry__Proto__Metrics__V1__ResourceMetrics *rm = r->resource_metrics[i];
+            for (size_t j = 0; j < rm->n_scope_metrics; j++) {
+                const Opentelemetry__Proto__Metrics__V1__ScopeMetrics *sm = rm->scope_metrics[j];
+                for (size_t k = 0; k < sm->n_metrics; k++) {
+                    const Opentelemetry__Proto__Metrics__V1__Metric *mt = sm->metrics[k];
+                    switch (mt->data_case) {
+                    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_GAUGE:
+                        n += mt->gauge->n_data_points;
+                        break;
+                    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUM:
+                        n += mt->sum->n_data_points;
+                        break;
+                    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_HISTOGRAM:
+                        n += mt->histogram->n_data_points;
+                        break;
+                    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_EXPONENTIAL_HISTOGRAM:
+                        n += mt->exponential_histogram->n_data_points;
+                        break;
+                    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUMMARY:
+                        n += mt->summary->n_data_points;
+                        break;
+                    default:
+                        break;
+                    }
+                }
+            }
+        }
+    } else {
+        const Opentelemetry__Proto__Collector__Logs__V1__ExportLogsServiceRequest *r =
+            (const void *)m;
+        for (size_t i = 0; i < r->n_resource_logs; i++) {
+            const Opentelemetry__Proto__Logs__V1__ResourceLogs *rl = r->resource_logs[i];
+            for (size_t j = 0; j < rl->n_scope_logs; j++)
+                n += rl->scope_logs[j]->n_log_records;
+        }
+    }
+    return n;
+}
+
+int sp_otlp_decode_passthrough(struct sp_batch *batch, enum sp_otlp_encoding enc,
+                               const uint8_t *data, size_t len, struct sp_err *err)
+{
+    SP_ASSERT((batch->signal == SP_SIGNAL_METRICS || batch->signal == SP_SIGNAL_LOGS) &&
+                  !batch->u.otlp.req,
+              "sp_otlp_decode_passthrough takes a fresh metrics or logs batch");
+    struct sp_otlp_passthrough *p = &batch->u.otlp;
+    ProtobufCMessage *m = NULL;
+    int rc = sp_otlp_decode_msg(batch->arena, sp_otlp_request_desc(batch->signal), enc, data,
+                                len, &m, err);
+    if (rc)
+        return rc;
+    p->req = m;
+    p->item_count = otlp_count_items(batch->signal, m);
+    if (enc == SP_OTLP_PROTOBUF) {
+        p->pb_len = len;
+        p->pb = len ? sp_arena_memdup(batch->arena, data, len) : NULL;
+    } else {
+        p->pb_len = protobuf_c_message_get_packed_size(m);
+        uint8_t *out = p->pb_len ? sp_arena_alloc(batch->arena, p->pb_len) : NULL;
+        if (out)
+            protobuf_c_message_pack(m, out);
+        p->pb = out;
+    }
+    if (p->pb_len && !p->pb)
+        return sp_err_set(err, SP_ETOOBIG, "request of %zu bytes passes its memory limit once "
+                          "decoded", len);
     return 0;
 }
 

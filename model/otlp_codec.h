@@ -1,4 +1,4 @@
-/* OTLP traces: decode, validate and answer, without sockets.
+/* OTLP traces, metrics and logs: decode, validate and answer, without sockets.
  *
  * The OTLP receiver's transports (gRPC on nghttp2, HTTP on sp_httpd) only
  * move bytes; everything about the payload lives here so it is unit-tested
@@ -61,11 +61,34 @@ struct sp_otlp_decode_info {
 int sp_otlp_decode_traces(struct sp_batch *batch, enum sp_otlp_encoding enc, const uint8_t *data,
                           size_t len, struct sp_otlp_decode_info *info, struct sp_err *err);
 
-/* The two decoders on their own (no validation). *out lives in arena. */
+/* Decodes an ExportMetricsServiceRequest or ExportLogsServiceRequest
+ * (batch->signal says which; protobuf or JSON, already inflated) into
+ * batch->arena and fills batch->u.otlp: the decoded request, the item count
+ * (data points, log records) and the protobuf bytes to forward (a copy of
+ * data for protobuf, the re-encoding for JSON). Errors as
+ * sp_otlp_decode_traces. */
+int sp_otlp_decode_passthrough(struct sp_batch *batch, enum sp_otlp_encoding enc,
+                               const uint8_t *data, size_t len, struct sp_err *err);
+
+/* The export request message of a signal carried over OTLP (traces,
+ * metrics, logs); NULL for profiles. */
+const ProtobufCMessageDescriptor *sp_otlp_request_desc(enum sp_signal s);
+
+/* Any OTLP export request, by its descriptor (no validation). *out lives
+ * in arena. */
+int sp_otlp_decode_msg(struct sp_arena *arena, const ProtobufCMessageDescriptor *desc,
+                       enum sp_otlp_encoding enc, const uint8_t *data, size_t len,
+                       ProtobufCMessage **out, struct sp_err *err);
+
+/* The two trace decoders on their own (no validation). *out lives in arena. */
 int sp_otlp_decode_proto(struct sp_arena *arena, const uint8_t *data, size_t len,
                          sp_otlp_request **out, struct sp_err *err);
 int sp_otlp_decode_json(struct sp_arena *arena, const uint8_t *data, size_t len,
                         sp_otlp_request **out, struct sp_err *err);
+/* The OTLP/JSON mapping onto any message of the OTLP protos. */
+int sp_otlp_decode_json_msg(struct sp_arena *arena, const ProtobufCMessageDescriptor *desc,
+                            const uint8_t *data, size_t len, ProtobufCMessage **out,
+                            struct sp_err *err);
 
 /* The wire check sp_otlp_decode_proto runs before protobuf-c: every field
  * of every nested message known to desc has a wire type its type allows,

@@ -491,6 +491,14 @@ static size_t jestimate_tree(const uint8_t *p, size_t len)
 int sp_otlp_decode_json(struct sp_arena *arena, const uint8_t *data, size_t len,
                         sp_otlp_request **out, struct sp_err *err)
 {
+    return sp_otlp_decode_json_msg(arena, sp_otlp_request_desc(SP_SIGNAL_TRACES), data, len,
+                                   (ProtobufCMessage **)out, err);
+}
+
+int sp_otlp_decode_json_msg(struct sp_arena *arena, const ProtobufCMessageDescriptor *desc,
+                            const uint8_t *data, size_t len, ProtobufCMessage **out,
+                            struct sp_err *err)
+{
     size_t est = jestimate_tree(data, len);
     if (est > SP_OTLP_JSON_MAX_TREE)
         return sp_err_set(err, SP_ETOOBIG,
@@ -532,12 +540,10 @@ int sp_otlp_decode_json(struct sp_arena *arena, const uint8_t *data, size_t len,
     struct otlp_jctx c = {.arena = arena, .err = err};
     c.path[0] = '\0';
     ProtobufCMessage *m = NULL;
-    const ProtobufCMessageDescriptor *desc =
-        &opentelemetry__proto__collector__trace__v1__export_trace_service_request__descriptor;
     int rc = jmessage(&c, desc, root, &m);
     json_object_put(root);
     if (rc)
         return rc;
-    *out = (sp_otlp_request *)m;
+    *out = m;
     return 0;
 }

@@ -57,6 +57,7 @@ exporters:
   datadog: {{ api: {{ key: readme-docs-key }}, traces: {{ endpoint: "http://127.0.0.1:9" }}, profiles: {{ endpoint: "http://127.0.0.1:9" }} }}
   file: {{ path: {tmp}/data }}
   debug: {{ path: {tmp}/debug.jsonl }}
+  otlphttp: {{ endpoint: "http://127.0.0.1:9" }}
 extensions:
   health_check: {{ endpoint: 127.0.0.1:{p['health']} }}
 service:
@@ -64,6 +65,8 @@ service:
   pipelines:
     traces: {{ receivers: [otlp], processors: [join], exporters: [datadog, file, debug] }}
     profiles: {{ receivers: [pprof], processors: [join], exporters: [datadog, file, debug] }}
+    metrics: {{ receivers: [otlp], exporters: [otlphttp] }}
+    logs: {{ receivers: [otlp], exporters: [otlphttp] }}
   telemetry:
     metrics: {{ address: 127.0.0.1:{p['metrics']} }}
 """)

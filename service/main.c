@@ -169,6 +169,34 @@ static int cmd_healthcheck(const char *endpoint)
     return status == 200 ? 0 : 1;
 }
 
+/* The embedded default takes its addresses from these variables: a listen
+ * error names the one that moves the port (with a config file, the error's
+ * key path is the answer). */
+static const struct {
+    const char *key;
+    const char *var;
+} default_config_vars[] = {
+    {"receivers.otlp.protocols.grpc.endpoint", "SPANPROF_OTLP_GRPC_ENDPOINT"},
+    {"receivers.otlp.protocols.http.endpoint", "SPANPROF_OTLP_HTTP_ENDPOINT"},
+    {"receivers.pprof.endpoint", "SPANPROF_PPROF_ENDPOINT"},
+    {"extensions.health_check.endpoint", "SPANPROF_HEALTH_ENDPOINT"},
+    {"service.telemetry.metrics.address", "SPANPROF_METRICS_ENDPOINT"},
+};
+
+static void default_config_hint(struct sp_err *err)
+{
+    for (size_t i = 0; i < sizeof(default_config_vars) / sizeof(default_config_vars[0]); i++) {
+        if (!strstr(err->msg, default_config_vars[i].key))
+            continue;
+        size_t n = strlen(err->msg);
+        snprintf(err->msg + n, sizeof(err->msg) - n,
+                 " (the embedded default configuration takes this address from %s: set it to "
+                 "another host:port, e.g. %s=127.0.0.1:0 for any free port)",
+                 default_config_vars[i].var, default_config_vars[i].var);
+        return;
+    }
+}
+
 static int cmd_run(const char **files, size_t n)
 {
     struct sp_service_conf *conf = NULL;
@@ -197,6 +225,8 @@ static int cmd_run(const char **files, size_t n)
     sp_log_info(NULL, "spanprof %s starting", SP_VERSION);
     rc = sp_service_start(svc, &err);
     if (rc) {
+        if (conf->from_embedded_default)
+            default_config_hint(&err);
         sp_log_error(NULL, "%s", err.msg);
         sp_service_shutdown(svc);
     }

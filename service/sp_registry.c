@@ -11,6 +11,7 @@ extern const struct sp_component_type sp_join_processor_type;
 extern const struct sp_component_type sp_datadog_exporter_type;
 extern const struct sp_component_type sp_file_exporter_type;
 extern const struct sp_component_type sp_debug_exporter_type;
+extern const struct sp_component_type sp_otlphttp_exporter_type;
 extern const struct sp_component_type sp_health_check_extension_type;
 
 static const struct sp_component_type *const sp_types[] = {
@@ -20,6 +21,7 @@ static const struct sp_component_type *const sp_types[] = {
     &sp_datadog_exporter_type,
     &sp_file_exporter_type,
     &sp_debug_exporter_type,
+    &sp_otlphttp_exporter_type,
     &sp_health_check_extension_type,
 };
 

@@ -304,6 +304,10 @@ int sp_service_start(struct sp_service *s, struct sp_err *err)
             sp_err_prefix(err, "service.telemetry.metrics.address");
             return rc;
         }
+        char addr[300];
+        sp_log_info(NULL, "serving spanprof's metrics at http://%s/metrics",
+                    sp_conf_endpoint_bound(s->conf->metrics_address,
+                                           sp_httpd_port(s->metrics_httpd), addr, sizeof(addr)));
     }
     for (size_t k = 0; k < 4; k++) {
         for (size_t i = 0; i < s->comp_count; i++) {

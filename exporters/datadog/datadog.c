@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "datadog_int.h"
+#include "dd_site.h"
 #include "sp_log.h"
 
 /* ---- configuration table ---- */
@@ -160,7 +161,8 @@ static void dd_register_metrics(struct dd_exporter *dd)
 {
     const char *base = dd->comp->metric_labels;
     char l[256];
-    for (int s = 0; s < SP_SIGNAL_COUNT; s++) {
+    /* Datadog takes traces and profiles only (the type's signals). */
+    for (int s = SP_SIGNAL_TRACES; s <= SP_SIGNAL_PROFILES; s++) {
         struct dd_sig_metrics *m = &dd->m[s];
         bool tr = s == SP_SIGNAL_TRACES;
         m->sent = sp_counter(tr ? "spanprof_exporter_sent_spans_total"
@@ -236,6 +238,12 @@ static int dd_create(struct sp_component *comp, struct sp_err *err)
     dd->agent_default_rate = -1;
     dd_register_metrics(dd);
     comp->ctx = dd;
+    /* Warnings, not errors: the intake is the judge of keys and sites. */
+    char why[400];
+    if (dd->set.api_key && !dd_api_key_plausible(dd->set.api_key, why, sizeof(why)))
+        sp_log_warn(comp->id, "%s; the intake will answer 403 if it is not valid", why);
+    if (!dd->set.agent_mode && dd_site_check(dd->set.site, why, sizeof(why)) == DD_SITE_UNKNOWN)
+        sp_log_warn(comp->id, "api.site: %s", why);
     return 0;
 }
 

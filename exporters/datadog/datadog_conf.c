@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "datadog_int.h"
+#include "dd_site.h"
 #include "sp_log.h"
 
 static int dd_conf_error(const struct sp_conf_ctx *cctx, struct sp_err *err, const char *path,
@@ -132,6 +133,16 @@ int dd_settings_init(const struct dd_conf *conf, const struct sp_conf_ctx *cctx,
                                "'%s' is not a Datadog site host name (e.g. datadoghq.com, "
                                "datadoghq.eu, us5.datadoghq.com): no scheme, path or port",
                                site);
+            goto fail;
+        }
+    }
+    /* An explicit intake URL (or an Agent) routes elsewhere: the site name is
+     * then the user's business. */
+    if (!s->agent_mode && !dd_nonempty(conf->traces.endpoint) &&
+        !dd_nonempty(conf->profiles.endpoint)) {
+        char why[400];
+        if (dd_site_check(site, why, sizeof(why)) == DD_SITE_WRONG) {
+            rc = dd_conf_error(cctx, err, "api.site", "%s", why);
             goto fail;
         }
     }

@@ -13,6 +13,7 @@
 #include <json-c/json.h>
 
 #include "datadog_int.h"
+#include "sp_backoff.h"
 
 enum dd_verdict dd_classify(long status)
 {
@@ -26,20 +27,8 @@ enum dd_verdict dd_classify(long status)
 int64_t dd_backoff_ms(const struct dd_retry_conf *rc, unsigned attempt, double rnd,
                       int64_t retry_after_ms)
 {
-    if (retry_after_ms >= 0)
-        return retry_after_ms;
-    double d = (double)rc->initial_interval_ms;
-    for (unsigned i = 1; i < attempt && d < (double)rc->max_interval_ms; i++)
-        d *= 1.5;
-    if (d > (double)rc->max_interval_ms)
-        d = (double)rc->max_interval_ms;
-    /* Jitter +-50% so many sidecars restarted together do not retry in step. */
-    if (rnd < 0)
-        rnd = 0;
-    if (rnd >= 1)
-        rnd = 0.999999;
-    d = d * (0.5 + rnd);
-    return d < 1 ? 1 : (int64_t)d;
+    return sp_backoff_ms(rc->initial_interval_ms, rc->max_interval_ms, attempt, rnd,
+                         retry_after_ms);
 }
 
 size_t dd_parse_rate_by_service(const uint8_t *body, size_t len, double *default_rate)

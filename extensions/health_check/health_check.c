@@ -177,9 +177,15 @@ static int health_check_start(struct sp_component *comp, struct sp_host *host, s
         .name = comp->id,
     };
     int rc = sp_telemetry_httpd_start(&o, health_check_handler, hc, &hc->httpd, err);
-    if (rc)
+    if (rc) {
+        sp_err_prefix(err, "extensions.%s.endpoint", comp->id);
         return rc;
-    sp_log_info(comp->id, "serving health at http://%s%s", conf->endpoint, conf->path);
+    }
+    char addr[300];
+    sp_log_info(comp->id, "serving health at http://%s%s",
+                sp_conf_endpoint_bound(conf->endpoint, sp_httpd_port(hc->httpd), addr,
+                                       sizeof(addr)),
+                conf->path);
     return 0;
 }
 

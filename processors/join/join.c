@@ -30,6 +30,7 @@
 #define JOIN_MAX_SERVICES 4096
 #define JOIN_MAX_RUNTIME_IDS 256
 #define JOIN_SUMMARY_MS 60000
+#define JOIN_MAX_SOURCES 64
 
 struct join_conf {
     int64_t join_delay_ms;
@@ -40,6 +41,7 @@ struct join_conf {
     int64_t endpoint_cardinality_limit;
     int64_t max_depth;
     struct sp_strlist span_id_labels;
+    bool label_all_roots;
 };
 
 struct join_pending {
@@ -56,6 +58,15 @@ struct join_runtime {
     uint64_t last_ms;
 };
 
+/* What a profile source without an explicit service (a scrape target)
+ * was learned to be, from the spans its samples joined. */
+struct join_source {
+    char *source;  /* the profiles' service_fallback */
+    char *service; /* learned Datadog service, or NULL */
+    bool warned;   /* the "joined nothing" warning was logged */
+    uint64_t last_ms;
+};
+
 struct join_ctx {
     struct sp_component *comp;
     struct join_conf *conf;
@@ -68,10 +79,13 @@ struct join_ctx {
 
     struct join_runtime runtimes[JOIN_MAX_RUNTIME_IDS];
     size_t n_runtimes;
+    struct join_source sources[JOIN_MAX_SOURCES];
+    size_t n_sources;
 
     uv_timer_t hold_timer;
     uv_timer_t summary_timer;
     bool started, shutting_down, shut;
+    bool warned_no_service; /* uploads without a service joined nothing */
     int closing;
     sp_done_fn done;
     uint64_t last_drop_log_ms;
@@ -148,12 +162,11 @@ static double g_endpoints(void *ud)
 static double g_hit_ratio(void *ud)
 {
     struct join_ctx *ctx = ud;
-    double hit = sp_metric_value(ctx->m_samples[JOIN_OUT_MATCHED]);
-    double labelled = 0;
+    uint64_t n[JOIN_OUT_COUNT];
     for (int i = 0; i < JOIN_OUT_COUNT; i++)
-        if (i != JOIN_OUT_NO_SPAN_LABEL)
-            labelled += sp_metric_value(ctx->m_samples[i]);
-    return labelled > 0 ? hit / labelled : 0;
+        n[i] = (uint64_t)sp_metric_value(ctx->m_samples[i]);
+    uint64_t labelled = join_out_span_labelled(n);
+    return labelled ? (double)n[JOIN_OUT_MATCHED] / (double)labelled : 0;
 }
 
 static void join_metrics(struct join_ctx *ctx)
@@ -191,7 +204,8 @@ static void join_metrics(struct join_ctx *ctx)
     ctx->m_labels_added = sp_counter("spanprof_join_labels_added_total",
                                      "labels the join added to samples", base);
     sp_gauge_fn("spanprof_join_hit_ratio",
-                "matched / span-labelled samples since start (samples whose endpoint is known)",
+                "matched / span-labelled samples since start (samples whose endpoint is known; "
+                "samples already labelled by a Datadog tracer are not counted)",
                 base, g_hit_ratio, ctx);
     sp_gauge_fn("spanprof_join_index_spans", "spans in the index", base, g_index_spans, ctx);
     sp_gauge_fn("spanprof_join_index_capacity", "the index bound (max_spans)", base,
@@ -444,12 +458,11 @@ static void index_root(struct join_ctx *ctx, const sp_otlp_span *sp,
     };
     unsigned flags = 0;
     uint32_t pair = 0;
-    const char *type = sp_dd_span_type(&dc, scratch);
-    if (!sp_dd_endpoint_allowed(type)) {
+    const char *res = NULL;
+    if (!sp_dd_root_endpoint(&dc, ctx->conf->label_all_roots, scratch, &res)) {
         flags |= JOIN_ROOT_NOT_PII;
     } else {
         const char *svc = sp_dd_service(&dc, scratch);
-        const char *res = sp_dd_resource(&dc, scratch);
         uint32_t sid = svc ? join_names_service(ctx->names, svc) : 0;
         if (sid && res) {
             uint64_t drops = join_names_drops(ctx->names);
@@ -741,6 +754,120 @@ static void endpoint_counts(struct join_ctx *ctx, struct sp_batch *b)
     free(acc.counts);
 }
 
+/* ---- the service of a profile that names none ---- */
+
+static bool service_explicit(const struct sp_profile *p)
+{
+    return p->service && *p->service && !p->service_fallback;
+}
+
+static struct join_source *source_find(struct join_ctx *ctx, const char *source, bool add)
+{
+    for (size_t i = 0; i < ctx->n_sources; i++)
+        if (strcmp(ctx->sources[i].source, source) == 0)
+            return &ctx->sources[i];
+    if (!add)
+        return NULL;
+    struct join_source *e;
+    if (ctx->n_sources == JOIN_MAX_SOURCES) {
+        size_t old = 0; /* replace the least recently seen */
+        for (size_t i = 1; i < ctx->n_sources; i++)
+            if (ctx->sources[i].last_ms < ctx->sources[old].last_ms)
+                old = i;
+        e = &ctx->sources[old];
+        free(e->source);
+        free(e->service);
+    } else {
+        e = &ctx->sources[ctx->n_sources++];
+    }
+    memset(e, 0, sizeof *e);
+    e->source = strdup(source);
+    if (!e->source) {
+        *e = ctx->sources[--ctx->n_sources];
+        return NULL;
+    }
+    return e;
+}
+
+/* A profile without an explicit service (none in the upload, or a scrape
+ * entry without `service:`, whose target host stands in) takes the service
+ * of the spans its samples joined to: the one most matched samples ran
+ * under (a debug line names the others), so its service tag, runtime id,
+ * endpoint_counts and the spans' runtime-id line up. A scrape target
+ * remembers it for its profiles that join nothing (heap, goroutines...).
+ * Nothing known: the stand-in stays, and a warning, once per target, names
+ * the fix. pair_samples: matched samples per endpoint pair (NULL when the
+ * profile has no labelled samples). */
+static void service_from_spans(struct join_ctx *ctx, struct sp_batch *b,
+                               const uint64_t *pair_samples, size_t npairs)
+{
+    struct sp_profile *p = &b->u.profile;
+    if (service_explicit(p))
+        return;
+    uint64_t *by_service = pair_samples ? calloc(JOIN_MAX_SERVICES + 1, sizeof *by_service) : NULL;
+    uint32_t best = 0, services = 0;
+    for (size_t i = 1; by_service && i <= npairs; i++) {
+        uint32_t sv = pair_samples[i] ? join_names_pair_service(ctx->names, (uint32_t)i) : 0;
+        if (!sv || sv > JOIN_MAX_SERVICES)
+            continue;
+        services += by_service[sv] == 0;
+        by_service[sv] += pair_samples[i];
+        if (!best || by_service[sv] > by_service[best])
+            best = sv;
+    }
+    const char *src = p->service_fallback;
+    struct join_source *e = src ? source_find(ctx, src, best != 0) : NULL;
+    const char *svc = best ? join_names_service_name(ctx->names, best) : e ? e->service : NULL;
+    if (services > 1 && sp_log_enabled(SP_LOG_DEBUG)) {
+        char others[512];
+        size_t o = 0;
+        others[0] = 0;
+        for (uint32_t sv = 1; sv <= JOIN_MAX_SERVICES && o < sizeof others - 64; sv++)
+            if (by_service[sv] && sv != best)
+                o += (size_t)snprintf(others + o, sizeof others - o, " %s=%" PRIu64,
+                                      join_names_service_name(ctx->names, sv), by_service[sv]);
+        sp_log_debug(ctx->comp->id,
+                     "profile from %s: samples joined spans of %u services; taking '%s' (%" PRIu64
+                     " samples) over%s",
+                     src ? src : "an upload without a service", services, svc ? svc : "",
+                     by_service[best],
+                     others);
+    }
+    free(by_service);
+    if (svc) {
+        p->service = sp_arena_strdup(b->arena, svc);
+        if (e && best && (!e->service || strcmp(e->service, svc) != 0)) {
+            free(e->service);
+            e->service = strdup(svc);
+        }
+        if (e)
+            e->last_ms = (uint64_t)now_ms(ctx);
+        return;
+    }
+    /* Joined nothing (and nothing learned): keep the stand-in. Only
+     * profiles that could join say so (a heap profile never does). */
+    if (!pair_samples)
+        return;
+    if (src && !(e = source_find(ctx, src, true)))
+        return;
+    if (e ? e->warned : ctx->warned_no_service)
+        return;
+    if (e)
+        e->warned = true;
+    else
+        ctx->warned_no_service = true;
+    if (src)
+        sp_log_warn(ctx->comp->id,
+                    "profiles scraped from %s name no service and their samples joined no span: "
+                    "they go out as service '%s'; set `service:` in that receivers.pprof scrape "
+                    "entry",
+                    src, p->service ? p->service : "");
+    else
+        sp_log_warn(ctx->comp->id,
+                    "profile uploads without a service tag whose samples joined no span go out "
+                    "without a service; set the profiler's service (DD_SERVICE)");
+}
+
 static bool has_labelled(const struct sp_profile *p)
 {
     for (size_t i = 0; i < p->attachment_count; i++)
@@ -754,9 +881,11 @@ static void process_profile(struct join_ctx *ctx, struct sp_batch *b)
     struct sp_profile *p = &b->u.profile;
     join_index_expire(ctx->ix, now_ms(ctx));
     sync_index_metrics(ctx);
-    runtime_note_profile(ctx, b);
-    if (!has_labelled(p))
+    if (!has_labelled(p)) {
+        service_from_spans(ctx, b, NULL, 0);
+        runtime_note_profile(ctx, b);
         return;
+    }
     struct join_label_ctx lc = {
         .ix = ctx->ix,
         .names = ctx->names,
@@ -764,6 +893,10 @@ static void process_profile(struct join_ctx *ctx, struct sp_batch *b)
         .extra_keys = ctx->conf->span_id_labels.v,
         .n_extra = ctx->conf->span_id_labels.n,
     };
+    if (!service_explicit(p)) {
+        lc.n_pairs = join_names_pair_count(ctx->names);
+        lc.pair_samples = calloc(lc.n_pairs + 1, sizeof *lc.pair_samples);
+    }
     struct join_label_stats st = {0};
     for (size_t i = 0; i < p->attachment_count; i++) {
         struct sp_attachment *a = &p->attachments[i];
@@ -777,6 +910,13 @@ static void process_profile(struct join_ctx *ctx, struct sp_batch *b)
             sp_log_warn(ctx->comp->id, "attachment '%s' of service '%s': out of memory labelling",
                         a->name ? a->name : "", p->service ? p->service : "");
     }
+    if (!service_explicit(p)) {
+        static const uint64_t none[1];
+        service_from_spans(ctx, b, lc.pair_samples ? lc.pair_samples : none,
+                           lc.pair_samples ? lc.n_pairs : 0);
+        free(lc.pair_samples);
+    }
+    runtime_note_profile(ctx, b);
     endpoint_counts(ctx, b);
     for (int i = 0; i < JOIN_OUT_COUNT; i++) {
         sp_metric_add(ctx->m_samples[i], (double)st.samples[i]);
@@ -785,22 +925,19 @@ static void process_profile(struct join_ctx *ctx, struct sp_batch *b)
     sp_metric_add(ctx->m_labels_added, (double)st.labels_added);
     ctx->period.labels_added += st.labels_added;
     ctx->period_profiles++;
-    if (sp_log_enabled(SP_LOG_DEBUG)) {
-        uint64_t with = 0;
-        for (int i = 0; i < JOIN_OUT_COUNT; i++)
-            if (i != JOIN_OUT_NO_SPAN_LABEL)
-                with += st.samples[i];
+    if (sp_log_enabled(SP_LOG_DEBUG))
         sp_log_debug(ctx->comp->id,
                      "profile service=%s type=%s: %" PRIu64 " of %" PRIu64
                      " span-labelled samples matched (unknown=%" PRIu64 " root_unknown=%" PRIu64
-                     " not_pii_safe=%" PRIu64 " no_span_label=%" PRIu64 ") labels_added=%" PRIu64
+                     " not_pii_safe=%" PRIu64 " no_span_label=%" PRIu64 "), %" PRIu64
+                     " already labelled by a Datadog tracer; labels_added=%" PRIu64
                      " endpoints=%zu",
                      p->service ? p->service : "", p->profile_type ? p->profile_type : "",
-                     st.samples[JOIN_OUT_MATCHED], with, st.samples[JOIN_OUT_SPAN_UNKNOWN],
-                     st.samples[JOIN_OUT_ROOT_UNKNOWN], st.samples[JOIN_OUT_NOT_PII_SAFE],
-                     st.samples[JOIN_OUT_NO_SPAN_LABEL], st.labels_added,
+                     st.samples[JOIN_OUT_MATCHED], join_out_span_labelled(st.samples),
+                     st.samples[JOIN_OUT_SPAN_UNKNOWN], st.samples[JOIN_OUT_ROOT_UNKNOWN],
+                     st.samples[JOIN_OUT_NOT_PII_SAFE], st.samples[JOIN_OUT_NO_SPAN_LABEL],
+                     st.samples[JOIN_OUT_ALREADY_LABELLED], st.labels_added,
                      p->endpoint_count_count);
-    }
 }
 
 static void emit_profile(struct join_ctx *ctx, struct sp_batch *b, struct sp_metric *outcome)
@@ -869,17 +1006,16 @@ static void join_on_summary(uv_timer_t *t)
     struct join_ctx *ctx = t->data;
     struct join_index_stats s;
     join_index_stats(ctx->ix, &s);
-    uint64_t with = 0;
-    for (int i = 0; i < JOIN_OUT_COUNT; i++)
-        if (i != JOIN_OUT_NO_SPAN_LABEL)
-            with += ctx->period.samples[i];
+    uint64_t with = join_out_span_labelled(ctx->period.samples);
     if (ctx->period_profiles || ctx->period_spans)
         sp_log_info(ctx->comp->id,
                     "last minute: %" PRIu64 " spans indexed, %" PRIu64 " profiles joined, %" PRIu64
-                    " of %" PRIu64 " span-labelled samples matched (%.1f%%), index %zu/%zu spans "
+                    " of %" PRIu64 " span-labelled samples matched (%.1f%%), %" PRIu64
+                    " already labelled by a Datadog tracer, index %zu/%zu spans "
                     "(%.1f MiB), pending %zu profiles",
                     ctx->period_spans, ctx->period_profiles, ctx->period.samples[JOIN_OUT_MATCHED],
                     with, with ? 100.0 * (double)ctx->period.samples[JOIN_OUT_MATCHED] / (double)with : 0.0,
+                    ctx->period.samples[JOIN_OUT_ALREADY_LABELLED],
                     s.count, s.max_spans, (double)s.bytes / (1024.0 * 1024.0), ctx->pending_n);
     memset(&ctx->period, 0, sizeof ctx->period);
     ctx->period_profiles = ctx->period_spans = 0;
@@ -1070,6 +1206,10 @@ static void join_destroy(struct sp_component *comp)
         free(ctx->runtimes[i].service);
         free(ctx->runtimes[i].instance);
     }
+    for (size_t i = 0; i < ctx->n_sources; i++) {
+        free(ctx->sources[i].source);
+        free(ctx->sources[i].service);
+    }
     join_index_destroy(ctx->ix);
     join_names_destroy(ctx->names);
     free(ctx);
@@ -1100,6 +1240,11 @@ static const struct sp_conf_key join_keys[] = {
     {.name = "span_id_labels", .type = SP_CONF_STRLIST,
      .offset = offsetof(struct join_conf, span_id_labels),
      .doc = "extra pprof label keys holding a span id, besides `span_id` and `span id`"},
+    {.name = "label_all_roots", .type = SP_CONF_BOOL,
+     .offset = offsetof(struct join_conf, label_all_roots), .defval = "false",
+     .doc = "also label (and count) consumer, producer and other custom-typed local roots, even "
+            "when their resource is a database statement; false: only the roots dd-trace-go "
+            "labels (server/web, rpc and untyped internal roots)"},
 };
 
 const struct sp_component_type sp_join_processor_type = {

@@ -17,7 +17,7 @@
 
 const char *const join_outcome_names[JOIN_OUT_COUNT] = {
     "matched", "no_span_label", "span_unknown", "not_pii_safe", "root_unknown",
-    "endpoint_dropped",
+    "endpoint_dropped", "already_labelled",
 };
 
 int join_parse_hex_id(const char *s, uint64_t *out)
@@ -326,7 +326,10 @@ int join_label_pprof(const struct join_label_ctx *c, sp_pprof *p, struct sp_aren
         struct plan *pl = &plans[si];
         pl->span = span;
         if (r.status == JOIN_SPAN_UNKNOWN) {
-            st->samples[JOIN_OUT_SPAN_UNKNOWN]++;
+            /* dd-trace labels its samples itself (its spans go to the
+             * Agent, not here): not a miss. */
+            st->samples[has_span && dd_span && dd_root ? JOIN_OUT_ALREADY_LABELLED
+                                                       : JOIN_OUT_SPAN_UNKNOWN]++;
             continue;
         }
         if (!has_span)
@@ -345,6 +348,8 @@ int join_label_pprof(const struct join_label_ctx *c, sp_pprof *p, struct sp_aren
                 st->samples[JOIN_OUT_ENDPOINT_DROPPED]++;
             } else {
                 st->samples[JOIN_OUT_MATCHED]++;
+                if (c->pair_samples && pair <= c->n_pairs)
+                    c->pair_samples[pair]++;
                 if (!has_endpoint) {
                     pl->pair = pair;
                     pl->add |= ADD_ENDPOINT;

@@ -27,10 +27,23 @@ enum join_outcome {
     JOIN_OUT_NOT_PII_SAFE,     /* local root typed db/cache/http client...: no endpoint */
     JOIN_OUT_ROOT_UNKNOWN,     /* an ancestor is missing: only `span id` added */
     JOIN_OUT_ENDPOINT_DROPPED, /* endpoint over the cardinality limit */
+    JOIN_OUT_ALREADY_LABELLED, /* a Datadog tracer's sample (`span id` and `local root span
+                                  id` set) whose span is not indexed: nothing to add, no miss */
     JOIN_OUT_COUNT
 };
 
 extern const char *const join_outcome_names[JOIN_OUT_COUNT];
+
+/* Samples that name a span the join could look for: every outcome but
+ * no_span_label and already_labelled (the hit ratio's denominator). */
+static inline uint64_t join_out_span_labelled(const uint64_t samples[JOIN_OUT_COUNT])
+{
+    uint64_t n = 0;
+    for (int i = 0; i < JOIN_OUT_COUNT; i++)
+        if (i != JOIN_OUT_NO_SPAN_LABEL && i != JOIN_OUT_ALREADY_LABELLED)
+            n += samples[i];
+    return n;
+}
 
 struct join_label_ctx {
     const struct join_index *ix;
@@ -40,6 +53,10 @@ struct join_label_ctx {
      * decimal; numeric labels taken as the 64-bit pattern). */
     char *const *extra_keys;
     size_t n_extra;
+    /* Optional (NULL: not kept): matched samples per endpoint pair id,
+     * n_pairs + 1 entries (the join picks a profile's service from it). */
+    uint64_t *pair_samples;
+    size_t n_pairs;
 };
 
 struct join_label_stats {

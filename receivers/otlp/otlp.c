@@ -1,9 +1,14 @@
-/* otlp receiver: OTLP traces over gRPC (:4317) and HTTP (:4318).
+/* otlp receiver: OTLP traces, metrics and logs over gRPC (:4317) and HTTP
+ * (:4318).
  *
  * The entry of every span into spanprof: applications point
- * OTEL_EXPORTER_OTLP_ENDPOINT here and change nothing else. This file holds
- * the component: configuration with the Collector's key names and defaults,
- * and the lifecycle. Calls point one way: otlp.c -> the transports,
+ * OTEL_EXPORTER_OTLP_ENDPOINT here and change nothing else. SDKs send all
+ * three signals to that one endpoint, so metrics and logs are accepted too
+ * and go to pipelines of their signal (an otlphttp exporter forwards them);
+ * a signal no pipeline takes is answered with success, counted and dropped,
+ * with one warning that says how to forward it. This file holds the
+ * component: configuration with the Collector's key names and defaults, the
+ * per-signal table, and the lifecycle. Calls point one way: otlp.c -> the transports,
  * otlp_grpc.c (nghttp2 on libuv) and otlp_http.c (sp_httpd) -> the export
  * path and its counters, otlp_export.c (decode, validate, pass on, count). */
 #include <stdlib.h>
@@ -96,6 +101,10 @@ static const struct sp_conf_key otlp_http_keys[] = {
      0, 0, 0, "host:port for OTLP/HTTP (protobuf and JSON)"},
     {"traces_url_path", SP_CONF_STRING, offsetof(struct otlp_http_conf, traces_url_path),
      "/v1/traces", NULL, 0, 0, 0, "path that accepts trace exports"},
+    {"metrics_url_path", SP_CONF_STRING, offsetof(struct otlp_http_conf, metrics_url_path),
+     "/v1/metrics", NULL, 0, 0, 0, "path that accepts metrics exports"},
+    {"logs_url_path", SP_CONF_STRING, offsetof(struct otlp_http_conf, logs_url_path),
+     "/v1/logs", NULL, 0, 0, 0, "path that accepts logs exports"},
     {"max_request_body_size", SP_CONF_SIZE, offsetof(struct otlp_http_conf, max_request_body_size),
      "20MiB", NULL, 0, 0, 0, "largest body, as received and after inflating (413 above)"},
     {"idle_timeout", SP_CONF_DURATION, offsetof(struct otlp_http_conf, idle_timeout_ms), "1m", NULL,
@@ -122,6 +131,28 @@ static const struct sp_conf_key otlp_keys[] = {
      SP_CONF_END_COUNT(otlp_protocols_keys), 0, SP_CONF_REQUIRED,
      "which protocols to serve: grpc, http or both"},
 };
+
+/* ---- the signals ---- */
+
+const struct otlp_signal otlp_signals[OTLP_SIG_COUNT] = {
+    [OTLP_SIG_TRACES] = {SP_SIGNAL_TRACES,
+                         "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+                         offsetof(struct otlp_http_conf, traces_url_path), "spans", "spans",
+                         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"},
+    [OTLP_SIG_METRICS] = {SP_SIGNAL_METRICS,
+                          "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+                          offsetof(struct otlp_http_conf, metrics_url_path), "metric points",
+                          "metric_points", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"},
+    [OTLP_SIG_LOGS] = {SP_SIGNAL_LOGS,
+                       "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+                       offsetof(struct otlp_http_conf, logs_url_path), "log records",
+                       "log_records", "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"},
+};
+
+const char *otlp_http_path(const struct otlp_http_conf *conf, enum otlp_sig sig)
+{
+    return *(char *const *)((const char *)conf + otlp_signals[sig].http_path_offset);
+}
 
 /* ---- lifecycle ---- */
 
@@ -184,9 +215,19 @@ static int otlp_create(struct sp_component *comp, struct sp_err *err)
     if (h->present) {
         if ((rc = otlp_check_endpoint(comp, "protocols.http.endpoint", h->endpoint, err)))
             return rc;
-        if (!h->traces_url_path || h->traces_url_path[0] != '/')
-            return sp_conf_errorf(comp->conf_ctx, err, "protocols.http.traces_url_path",
-                                  "must start with '/'");
+        static const char *const path_keys[OTLP_SIG_COUNT] = {
+            "protocols.http.traces_url_path", "protocols.http.metrics_url_path",
+            "protocols.http.logs_url_path"};
+        for (int s = 0; s < OTLP_SIG_COUNT; s++) {
+            const char *p = otlp_http_path(h, (enum otlp_sig)s);
+            if (!p || p[0] != '/')
+                return sp_conf_errorf(comp->conf_ctx, err, path_keys[s], "must start with '/'");
+            for (int o = 0; o < s; o++)
+                if (strcmp(p, otlp_http_path(h, (enum otlp_sig)o)) == 0)
+                    return sp_conf_errorf(comp->conf_ctx, err, path_keys[s],
+                                          "'%s' is also %s: each signal needs its own path", p,
+                                          path_keys[o] + strlen("protocols.http."));
+        }
         if (h->max_request_body_size < 1024 || h->max_request_body_size > (1ull << 31))
             return sp_conf_errorf(comp->conf_ctx, err, "protocols.http.max_request_body_size",
                                   "must be between 1KiB and 2GiB");
@@ -220,11 +261,28 @@ static int otlp_start(struct sp_component *comp, struct sp_host *host, struct sp
     if (ctx->conf->protocols.http.present && (rc = otlp_http_start(ctx, err)))
         return rc;
     ctx->started = true;
+    /* What each signal becomes: forwarded by its pipeline or dropped. */
+    char routes[160] = "";
+    size_t off = 0;
+    for (int s = 0; s < OTLP_SIG_COUNT; s++) {
+        enum sp_signal sig = otlp_signals[s].signal;
+        int n = snprintf(routes + off, sizeof(routes) - off, "%s%s %s", s ? ", " : "",
+                         sp_signal_name(sig), comp->next[sig].n ? "to a pipeline" : "dropped");
+        if (n > 0 && (size_t)n < sizeof(routes) - off)
+            off += (size_t)n;
+    }
+    char addr[300];
     if (ctx->conf->protocols.grpc.present)
-        sp_log_info(comp->id, "OTLP/gRPC on %s", ctx->conf->protocols.grpc.endpoint);
-    if (ctx->conf->protocols.http.present)
-        sp_log_info(comp->id, "OTLP/HTTP on %s%s", ctx->conf->protocols.http.endpoint,
-                    ctx->conf->protocols.http.traces_url_path);
+        sp_log_info(comp->id, "OTLP/gRPC listening on %s (%s)",
+                    sp_conf_endpoint_bound(ctx->conf->protocols.grpc.endpoint,
+                                           otlp_grpc_port(ctx->grpc), addr, sizeof(addr)),
+                    routes);
+    if (ctx->conf->protocols.http.present) {
+        const struct otlp_http_conf *h = &ctx->conf->protocols.http;
+        sp_log_info(comp->id, "OTLP/HTTP listening on %s: %s %s %s (%s)",
+                    sp_conf_endpoint_bound(h->endpoint, ctx->http_port, addr, sizeof(addr)),
+                    h->traces_url_path, h->metrics_url_path, h->logs_url_path, routes);
+    }
     return 0;
 }
 
@@ -276,9 +334,11 @@ static void otlp_destroy(struct sp_component *comp)
 const struct sp_component_type sp_otlp_receiver_type = {
     .name = "otlp",
     .kind = SP_KIND_RECEIVER,
-    .signals = SP_SIGNAL_BIT(SP_SIGNAL_TRACES),
-    .doc = "OTLP traces over gRPC (h2c) and HTTP (protobuf and JSON), as the OpenTelemetry "
-           "SDK exporters send them",
+    .signals = SP_SIGNAL_BIT(SP_SIGNAL_TRACES) | SP_SIGNAL_BIT(SP_SIGNAL_METRICS) |
+               SP_SIGNAL_BIT(SP_SIGNAL_LOGS),
+    .doc = "OTLP traces, metrics and logs over gRPC (h2c) and HTTP (protobuf and JSON), as the "
+           "OpenTelemetry SDK exporters send them; a signal no pipeline takes is answered with "
+           "success and dropped (counted)",
     .conf_keys = otlp_keys,
     .conf_key_count = SP_CONF_END_COUNT(otlp_keys),
     .conf_size = sizeof(struct otlp_conf),

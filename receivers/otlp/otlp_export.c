@@ -1,8 +1,11 @@
-/* otlp receiver: the export path both transports share, and its counting.
+/* otlp receiver: the export path both transports share, and its counting,
+ * for every signal (one path indexed by enum otlp_sig, so a check added
+ * here applies to traces, metrics and logs alike).
  *
  * otlp_grpc.c and otlp_http.c hand a request body here: decode
- * (model/otlp_codec.c), validate, pass the batch to the pipeline, count the
- * outcome and say what to answer. Also the counters and the rate-limited
+ * (model/otlp_codec.c), validate, pass the batch to the pipeline (or, when
+ * no pipeline takes the signal, answer success, count and warn once), count
+ * the outcome and say what to answer. Also the counters and the rate-limited
  * warning the transports use for requests answered before decoding. The
  * component (otlp.c) starts the transports; the transports call down into
  * this file; nothing here calls back up. */
@@ -32,13 +35,36 @@ void otlp_metrics_create(struct otlp_ctx *ctx)
 {
     const char *comp = ctx->comp->metric_labels;
     char labels[512];
+    static const char *const accepted_help[OTLP_SIG_COUNT] = {
+        "Spans accepted and passed to the pipeline",
+        "Metric data points accepted and passed to the pipeline",
+        "Log records accepted and passed to the pipeline",
+    };
+    static const char *const refused_help[OTLP_SIG_COUNT] = {
+        "Spans not accepted: invalid, or refused by a full pipeline",
+        "Metric data points not accepted: refused by a full pipeline",
+        "Log records not accepted: refused by a full pipeline",
+    };
+    char name[96];
+    for (int s = 0; s < OTLP_SIG_COUNT; s++) {
+        const struct otlp_signal *sg = &otlp_signals[s];
+        snprintf(labels, sizeof(labels), "%s,signal=\"%s\"", comp, sp_signal_name(sg->signal));
+        ctx->no_pipeline[s] = sp_counter("spanprof_receiver_no_pipeline_items_total",
+                                         "Spans, metric points or log records answered with "
+                                         "success and dropped because no pipeline of their "
+                                         "signal uses the receiver",
+                                         labels);
+        for (int t = 0; t < OTLP_TRANSPORT_COUNT; t++) {
+            snprintf(labels, sizeof(labels), "%s,transport=\"%s\"", comp,
+                     otlp_transport_names[t]);
+            snprintf(name, sizeof(name), "spanprof_receiver_accepted_%s_total", sg->metric_items);
+            ctx->accepted[s][t] = sp_counter(name, accepted_help[s], labels);
+            snprintf(name, sizeof(name), "spanprof_receiver_refused_%s_total", sg->metric_items);
+            ctx->refused[s][t] = sp_counter(name, refused_help[s], labels);
+        }
+    }
     for (int t = 0; t < OTLP_TRANSPORT_COUNT; t++) {
         snprintf(labels, sizeof(labels), "%s,transport=\"%s\"", comp, otlp_transport_names[t]);
-        ctx->accepted[t] = sp_counter("spanprof_receiver_accepted_spans_total",
-                                      "Spans accepted and passed to the pipeline", labels);
-        ctx->refused[t] = sp_counter("spanprof_receiver_refused_spans_total",
-                                     "Spans not accepted: invalid, or refused by a full pipeline",
-                                     labels);
         ctx->bytes[t] = sp_counter("spanprof_receiver_received_bytes_total",
                                    "Request body bytes received, as sent (compressed)", labels);
         ctx->refused_early[t] = sp_counter(
@@ -91,14 +117,13 @@ void otlp_count_bytes(struct otlp_ctx *ctx, enum otlp_transport t, size_t n)
     sp_metric_add(ctx->bytes[t], (double)n);
 }
 
-/* ---- the export path ---- */
-
 /* ---- admission: refuse before reading ---- */
 
-bool otlp_admit(struct otlp_ctx *ctx, enum otlp_transport t, enum sp_signal sig, size_t bytes,
+bool otlp_admit(struct otlp_ctx *ctx, enum otlp_transport t, enum otlp_sig s, size_t bytes,
                 struct otlp_result *res)
 {
     struct sp_err err = {0};
+    enum sp_signal sig = otlp_signals[s].signal;
     int rc = sp_component_ready(ctx->comp, sig, bytes, &err);
     if (rc == SP_OK)
         return true;
@@ -114,25 +139,46 @@ bool otlp_admit(struct otlp_ctx *ctx, enum otlp_transport t, enum sp_signal sig,
     return false;
 }
 
-void otlp_export(struct otlp_ctx *ctx, enum otlp_transport t, enum sp_otlp_encoding enc,
-                 const uint8_t *body, size_t len, struct otlp_result *res)
+/* ---- the export path ---- */
+
+/* Once per signal: data arrives that no pipeline takes. Says how to
+ * forward it (spanprof keeps the SDK free of export errors meanwhile). */
+static void otlp_warn_no_pipeline(struct otlp_ctx *ctx, enum otlp_sig sig)
+{
+    if (ctx->no_pipeline_warned[sig])
+        return;
+    ctx->no_pipeline_warned[sig] = true;
+    const struct otlp_signal *sg = &otlp_signals[sig];
+    const char *name = sp_signal_name(sg->signal);
+    sp_log_warn(ctx->comp->id,
+                "%s arrive but no %s pipeline uses this receiver: they are answered with "
+                "success and dropped (spanprof_receiver_no_pipeline_items_total{signal=\"%s\"}). "
+                "To forward them, add an otlphttp exporter and "
+                "service.pipelines.%s: {receivers: [%s], exporters: [otlphttp]}; or point the "
+                "SDK's %s at your collector or Datadog Agent instead of spanprof",
+                sg->items, name, name, name, ctx->comp->id, sg->sdk_variable);
+}
+
+/* Decodes a request of the signal into a new batch; NULL with res set. */
+static struct sp_batch *otlp_decode(struct otlp_ctx *ctx, enum otlp_sig sig,
+                                    enum sp_otlp_encoding enc, const uint8_t *body, size_t len,
+                                    struct sp_otlp_decode_info *info, struct otlp_result *res)
 {
     struct sp_err err = {0};
-    struct sp_otlp_decode_info info;
-    memset(res, 0, sizeof(*res));
-
     size_t limit = len > (SIZE_MAX - OTLP_ARENA_EXTRA) / OTLP_ARENA_FACTOR
                        ? SIZE_MAX
                        : len * OTLP_ARENA_FACTOR + OTLP_ARENA_EXTRA;
-    struct sp_batch *batch = sp_batch_create(SP_SIGNAL_TRACES, limit);
+    struct sp_batch *batch = sp_batch_create(otlp_signals[sig].signal, limit);
     if (!batch) {
         res->outcome = OTLP_OUT_REFUSED;
         res->code = SP_ERETRY;
         snprintf(res->message, sizeof(res->message), "out of memory");
-        goto out;
+        return NULL;
     }
     batch->origin_component = ctx->comp->id;
-    int rc = sp_otlp_decode_traces(batch, enc, body, len, &info, &err);
+    memset(info, 0, sizeof(*info));
+    int rc = sig == OTLP_SIG_TRACES ? sp_otlp_decode_traces(batch, enc, body, len, info, &err)
+                                    : sp_otlp_decode_passthrough(batch, enc, body, len, &err);
     if (rc) {
         res->code = rc;
         res->outcome = rc == SP_ETOOBIG ? OTLP_OUT_TOO_LARGE
@@ -146,18 +192,39 @@ void otlp_export(struct otlp_ctx *ctx, enum otlp_transport t, enum sp_otlp_encod
             snprintf(res->message, sizeof(res->message),
                      "memory ceiling reached while decoding (service.memory_limit); retry later");
         }
-        goto out;
+        sp_batch_unref(batch);
+        return NULL;
     }
-    size_t spans = batch->u.traces.span_count;
+    return batch;
+}
+
+void otlp_export(struct otlp_ctx *ctx, enum otlp_sig sig, enum otlp_transport t,
+                 enum sp_otlp_encoding enc, const uint8_t *body, size_t len,
+                 struct otlp_result *res)
+{
+    struct sp_err err = {0};
+    struct sp_otlp_decode_info info;
+    memset(res, 0, sizeof(*res));
+    const struct otlp_signal *sg = &otlp_signals[sig];
+
+    struct sp_batch *batch = otlp_decode(ctx, sig, enc, body, len, &info, res);
+    if (!batch)
+        goto out;
+    size_t items = sig == OTLP_SIG_TRACES ? batch->u.traces.span_count : batch->u.otlp.item_count;
     res->rejected = (int64_t)info.spans_rejected;
     if (info.spans_rejected) {
-        sp_metric_add(ctx->refused[t], (double)info.spans_rejected);
+        sp_metric_add(ctx->refused[sig][t], (double)info.spans_rejected);
         snprintf(res->message, sizeof(res->message), "%s", info.message);
         otlp_warn_limited(ctx, "%s export: %s", otlp_transport_names[t], info.message);
     }
-    if (spans > 0) {
+    if (items > 0 && ctx->comp->next[sg->signal].n == 0) {
+        /* No pipeline of this signal: success for the SDK, a count and one
+         * warning for the operator. */
+        sp_metric_add(ctx->no_pipeline[sig], (double)items);
+        otlp_warn_no_pipeline(ctx, sig);
+    } else if (items > 0) {
         sp_err_clear(&err);
-        rc = sp_component_emit(ctx->comp, batch, &err);
+        int rc = sp_component_emit(ctx->comp, batch, &err);
         if (rc != SP_OK) {
             /* A full queue and transient failures are for the client to
              * retry; so is a shutdown in progress. Everything else is a
@@ -169,17 +236,17 @@ void otlp_export(struct otlp_ctx *ctx, enum otlp_transport t, enum sp_otlp_encod
             res->rejected = 0;
             snprintf(res->message, sizeof(res->message), "%s",
                      err.msg[0] ? err.msg : sp_strerror(rc));
-            sp_metric_add(ctx->refused[t], (double)spans);
+            sp_metric_add(ctx->refused[sig][t], (double)items);
             goto out;
         }
-        sp_metric_add(ctx->accepted[t], (double)spans);
+        sp_metric_add(ctx->accepted[sig][t], (double)items);
     }
     res->outcome = info.spans_rejected ? OTLP_OUT_PARTIAL : OTLP_OUT_SUCCESS;
 out:
     sp_metric_inc(ctx->requests[t][res->outcome]);
     if (res->outcome != OTLP_OUT_SUCCESS && res->outcome != OTLP_OUT_PARTIAL)
-        otlp_warn_limited(ctx, "%s export %s: %s", otlp_transport_names[t],
-                          otlp_outcome_names[res->outcome], res->message);
+        otlp_warn_limited(ctx, "%s %s export %s: %s", otlp_transport_names[t],
+                          sp_signal_name(sg->signal), otlp_outcome_names[res->outcome],
+                          res->message);
     sp_batch_unref(batch);
 }
-

@@ -63,7 +63,7 @@ struct otlp_grpc_stream {
     struct otlp_grpc_stream *prev, *next;
     int32_t id;
     bool post;
-    bool path_export;
+    int sig; /* enum otlp_sig of the method, -1 for an unknown method */
     char path[128];
     char content_type[64];
     char encoding[32];
@@ -93,6 +93,8 @@ struct otlp_grpc_conn {
     bool goaway_sent;
     bool notice_sent;
     bool terminate; /* close as soon as everything queued is written */
+    bool sniffed;   /* the first bytes were checked for an HTTP/1.x request */
+    bool http1;     /* an HTTP/1.x client: answered 400, closed once written */
     uint64_t created_ms;
     uint64_t last_read_ms;
     uint64_t idle_since_ms;
@@ -130,6 +132,8 @@ struct otlp_grpc {
     bool stopping;
     bool tick_closing;
     uint64_t stop_ms;
+    uint64_t http1_warned_ms; /* last warning about an HTTP/1.x client */
+    uint64_t tls_warned_ms;   /* last warning about a TLS client */
     int open_handles; /* listener and tick; the last close frees the server */
     void (*done_one)(struct otlp_ctx *ctx);
 };
@@ -324,7 +328,7 @@ static void stream_process(struct otlp_grpc_stream *st)
         return;
     }
     struct otlp_result res;
-    otlp_export(g->ctx, OTLP_GRPC, SP_OTLP_PROTOBUF, msg, len, &res);
+    otlp_export(g->ctx, (enum otlp_sig)st->sig, OTLP_GRPC, SP_OTLP_PROTOBUF, msg, len, &res);
     sp_arena_destroy(scratch);
     int status = grpc_status_for(res.outcome);
     if (res.outcome == OTLP_OUT_REFUSED) {
@@ -378,9 +382,9 @@ static void stream_headers_done(struct otlp_grpc_stream *st)
         stream_fail(st, 200, SP_GRPC_UNIMPLEMENTED, OTLP_OUT_UNSUPPORTED, msg);
         return;
     }
-    if (!st->path_export) {
-        snprintf(msg, sizeof(msg), "unknown method '%s': only %s is served", st->path,
-                 OTLP_GRPC_EXPORT_PATH);
+    if (st->sig < 0) {
+        snprintf(msg, sizeof(msg), "unknown method '%.80s': OTLP's TraceService, MetricsService "
+                 "and LogsService Export are served", st->path);
         stream_fail(st, 200, SP_GRPC_UNIMPLEMENTED, OTLP_OUT_UNSUPPORTED, msg);
         return;
     }
@@ -394,7 +398,7 @@ static void stream_headers_done(struct otlp_grpc_stream *st)
     /* Refuse before reading: the answer goes out now, the rest of the
      * request is reset (on_frame_send) and never parsed. */
     struct otlp_result res;
-    if (!otlp_admit(st->conn->srv->ctx, OTLP_GRPC, SP_SIGNAL_TRACES, 0, &res))
+    if (!otlp_admit(st->conn->srv->ctx, OTLP_GRPC, (enum otlp_sig)st->sig, 0, &res))
         stream_refuse(st, res.message, true);
 }
 
@@ -410,6 +414,7 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* resets this stream only */
     st->conn = c;
     st->id = frame->hd.stream_id;
+    st->sig = -1;
     st->reader.max_msg = c->srv->max_msg;
     st->next = c->streams;
     if (c->streams)
@@ -443,8 +448,11 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
     if (namelen == 7 && memcmp(name, ":method", 7) == 0) {
         st->post = valuelen == 4 && memcmp(value, "POST", 4) == 0;
     } else if (namelen == 5 && memcmp(name, ":path", 5) == 0) {
-        st->path_export = valuelen == strlen(OTLP_GRPC_EXPORT_PATH) &&
-                          memcmp(value, OTLP_GRPC_EXPORT_PATH, valuelen) == 0;
+        st->sig = -1;
+        for (int s = 0; s < OTLP_SIG_COUNT; s++)
+            if (valuelen == strlen(otlp_signals[s].grpc_path) &&
+                memcmp(value, otlp_signals[s].grpc_path, valuelen) == 0)
+                st->sig = s;
         copy_header(st->path, sizeof(st->path), value, valuelen);
     } else if (namelen == 12 && memcmp(name, "content-type", 12) == 0) {
         copy_header(st->content_type, sizeof(st->content_type), value, valuelen);
@@ -657,6 +665,96 @@ static void conn_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = c->srv->read_buf_size;
 }
 
+static void conn_on_http1_written(uv_write_t *req, int status)
+{
+    (void)status;
+    struct otlp_grpc_write *w = req->data;
+    struct otlp_grpc_conn *c = w->conn;
+    free(w->buf.base);
+    free(w);
+    conn_close(c);
+}
+
+/* An HTTP/1.x request on the gRPC port (an OTLP/HTTP exporter pointed at
+ * 4317, curl): answer it in its own protocol with a 400 that names the
+ * OTLP/HTTP address, and close. Recognised by its first bytes: a method
+ * token and a space, where HTTP/2 starts with "PRI * HTTP/2.0". */
+static bool conn_reject_http1(struct otlp_grpc_conn *c, const char *p, size_t n)
+{
+    size_t m = 0;
+    while (m < n && m < 16 && p[m] >= 'A' && p[m] <= 'Z')
+        m++;
+    if (m == 0 || m >= n || p[m] != ' ' || (m == 3 && memcmp(p, "PRI", 3) == 0))
+        return false;
+    struct otlp_grpc *g = c->srv;
+    const struct otlp_http_conf *hc = &g->ctx->conf->protocols.http;
+    char where[200];
+    if (hc->present)
+        snprintf(where, sizeof(where), "OTLP/HTTP is served on %.80s (POST %.30s, %.30s, %.30s)",
+                 hc->endpoint, hc->traces_url_path, hc->metrics_url_path, hc->logs_url_path);
+    else
+        snprintf(where, sizeof(where), "OTLP/HTTP is not enabled (receivers.otlp.protocols.http)");
+    size_t rl = strcspn(p, "\r\n");
+    char msg[400];
+    snprintf(msg, sizeof(msg), "HTTP/1.x request '%.*s' on the OTLP/gRPC port %s, which speaks "
+             "HTTP/2 only: %s; or set the SDK's OTEL_EXPORTER_OTLP_PROTOCOL=grpc",
+             (int)(rl > 60 ? 60 : rl), p, g->conf->endpoint, where);
+    /* Its own rate limit (one line a minute), so other warnings never hide
+     * the one that says where OTLP/HTTP is. */
+    otlp_count_early(g->ctx, OTLP_GRPC, OTLP_OUT_UNSUPPORTED, NULL);
+    uint64_t now = uv_now(g->loop);
+    if (!g->http1_warned_ms || now >= g->http1_warned_ms + 60000) {
+        sp_log_warn(comp_id(g), "%s", msg);
+        g->http1_warned_ms = now ? now : 1;
+    }
+    struct sp_buf out = {0};
+    size_t body = strlen(msg) + 1;
+    sp_buf_printf(&out, "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                  "Content-Length: %zu\r\nConnection: close\r\n\r\n%s\n", body, msg);
+    struct otlp_grpc_write *w = malloc(sizeof(*w));
+    c->http1 = true;
+    if (c->reading)
+        uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = false;
+    if (!w || !out.data) {
+        free(w);
+        sp_buf_free(&out);
+        conn_close(c);
+        return true;
+    }
+    w->conn = c;
+    uint8_t *bytes = sp_buf_steal(&out, &w->len);
+    w->buf = uv_buf_init((char *)bytes, (unsigned)w->len);
+    w->req.data = w;
+    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &w->buf, 1, conn_on_http1_written) != 0) {
+        free(w->buf.base);
+        free(w);
+        conn_close(c);
+    }
+    return true;
+}
+
+/* A TLS ClientHello (record type 22, version 3.x) on this plaintext port:
+ * an exporter configured with https://. Nothing useful can be answered in
+ * TLS; log what to change (one line a minute) and close. */
+static bool conn_reject_tls(struct otlp_grpc_conn *c, const uint8_t *p, size_t n)
+{
+    if (n < 3 || p[0] != 0x16 || p[1] != 0x03)
+        return false;
+    struct otlp_grpc *g = c->srv;
+    otlp_count_early(g->ctx, OTLP_GRPC, OTLP_OUT_UNSUPPORTED, NULL);
+    uint64_t now = uv_now(g->loop);
+    if (!g->tls_warned_ms || now >= g->tls_warned_ms + 60000) {
+        sp_log_warn(comp_id(g), "a TLS handshake on the OTLP/gRPC port %s, which serves plaintext "
+                    "(h2c): point the exporter at http://%s (e.g. "
+                    "OTEL_EXPORTER_OTLP_ENDPOINT=http://..., or OTEL_EXPORTER_OTLP_INSECURE=true)",
+                    g->conf->endpoint, g->conf->endpoint);
+        g->tls_warned_ms = now ? now : 1;
+    }
+    conn_close(c);
+    return true;
+}
+
 static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct otlp_grpc_conn *c = s->data;
@@ -671,6 +769,12 @@ static void conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     c->last_read_ms = uv_now(c->srv->loop);
     c->ping_sent_ms = 0;
+    if (!c->sniffed) {
+        c->sniffed = true;
+        if (conn_reject_http1(c, buf->base, (size_t)nread) ||
+            conn_reject_tls(c, (const uint8_t *)buf->base, (size_t)nread))
+            return;
+    }
     ssize_t rc = nghttp2_session_mem_recv(c->h2, (const uint8_t *)buf->base, (size_t)nread);
     if (rc < 0) {
         /* Not HTTP/2 (an HTTP/1.1 client on the gRPC port), a protocol
@@ -708,7 +812,7 @@ static void conn_on_write(uv_write_t *req, int status)
 static void conn_flush(struct otlp_grpc_conn *c)
 {
     struct otlp_grpc *g = c->srv;
-    if (c->closing)
+    if (c->closing || c->http1)
         return;
     struct sp_buf out = {0};
     while (c->write_pending + out.len < g->conf->write_buffer_size) {
@@ -813,7 +917,13 @@ static void grpc_on_connection(uv_stream_t *server, int status)
     };
     nghttp2_submit_settings(c->h2, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0]));
     nghttp2_session_set_local_window_size(c->h2, NGHTTP2_FLAG_NONE, 0, OTLP_GRPC_CONN_WINDOW);
-    conn_flush(c);
+    /* The server preface (SETTINGS) goes out with the answer to the
+     * client's first bytes, so an HTTP/1.x client gets a plain HTTP/1.1
+     * answer, not binary frames (an h2 client sends its preface first). */
+    if (uv_read_start((uv_stream_t *)&c->tcp, conn_on_alloc, conn_on_read) == 0)
+        c->reading = true;
+    else
+        conn_close(c);
 }
 
 /* ---- the tick: keepalive, connection age, shutdown ---- */
@@ -957,7 +1067,8 @@ int otlp_grpc_start(struct otlp_ctx *ctx, struct sp_err *err)
     if (rc == 0)
         rc = uv_listen((uv_stream_t *)&g->listener, 128, grpc_on_connection);
     if (rc) {
-        sp_err_set(err, SP_EIO, "cannot listen on '%s': %s", conf->endpoint, uv_strerror(rc));
+        sp_err_set(err, SP_EIO, "receivers.%s.protocols.grpc.endpoint: cannot listen on '%s': %s",
+                   ctx->comp->id, conf->endpoint, uv_strerror(rc));
         /* No tick: shutdown only waits for the listener's close. */
         g->open_handles = 1;
         g->tick_closing = true;

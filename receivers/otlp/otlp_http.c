@@ -1,5 +1,5 @@
-/* OTLP/HTTP: POST {traces_url_path} with a protobuf or JSON
- * ExportTraceServiceRequest, on sp_httpd (libmicrohttpd on the loop).
+/* OTLP/HTTP: POST {traces,metrics,logs}_url_path with a protobuf or JSON
+ * export request of that signal, on sp_httpd (libmicrohttpd on the loop).
  *
  * Everything that can be decided from the headers is answered before the
  * body is read: path (404), method (405 with Allow; CORS preflight),
@@ -31,6 +31,7 @@ static const char *const otlp_cors_default_headers[] = {
 };
 
 struct otlp_http_req {
+    enum otlp_sig sig;
     enum sp_otlp_encoding enc;
     enum sp_compression compression;
     const char *origin; /* allowed Origin to echo, or NULL */
@@ -178,6 +179,15 @@ static void otlp_http_too_big(struct otlp_ctx *ctx, struct sp_http_request *req,
     otlp_http_status(req, r, 413, SP_GRPC_RESOURCE_EXHAUSTED, msg, false);
 }
 
+/* The signal served at path, or OTLP_SIG_COUNT. */
+static enum otlp_sig otlp_http_signal(const struct otlp_http_conf *conf, const char *path)
+{
+    for (int s = 0; s < OTLP_SIG_COUNT; s++)
+        if (strcmp(path, otlp_http_path(conf, (enum otlp_sig)s)) == 0)
+            return (enum otlp_sig)s;
+    return OTLP_SIG_COUNT;
+}
+
 /* Parses the headers shared by both phases. Answers and returns false
  * when the request cannot be served. */
 static bool otlp_http_parse(struct otlp_ctx *ctx, struct sp_http_request *req,
@@ -186,6 +196,7 @@ static bool otlp_http_parse(struct otlp_ctx *ctx, struct sp_http_request *req,
     const struct otlp_http_conf *conf = &ctx->conf->protocols.http;
     char msg[256];
     memset(r, 0, sizeof(*r));
+    r->sig = otlp_http_signal(conf, req->path);
     r->origin = otlp_cors_origin(conf, req);
     const char *ct = sp_http_header(req, "Content-Type");
     int enc = sp_otlp_content_type(ct);
@@ -232,9 +243,10 @@ static void otlp_http_headers(struct otlp_ctx *ctx, struct sp_http_request *req)
     const struct otlp_http_conf *conf = &ctx->conf->protocols.http;
     bool cors = conf->cors.allowed_origins.n > 0;
     char msg[256];
-    if (strcmp(req->path, conf->traces_url_path) != 0) {
-        snprintf(msg, sizeof(msg), "not found: OTLP traces are accepted at POST %s",
-                 conf->traces_url_path);
+    if (otlp_http_signal(conf, req->path) == OTLP_SIG_COUNT) {
+        snprintf(msg, sizeof(msg), "not found: OTLP exports are accepted at POST %.60s (traces), "
+                 "%.60s (metrics) and %.60s (logs)", conf->traces_url_path,
+                 conf->metrics_url_path, conf->logs_url_path);
         otlp_count_early(ctx, OTLP_HTTP, OTLP_OUT_UNSUPPORTED, NULL);
         sp_httpd_respond_text(req, 404, msg);
         return;
@@ -273,7 +285,7 @@ static void otlp_http_headers(struct otlp_ctx *ctx, struct sp_http_request *req)
     }
     /* Refuse before reading: sp_httpd discards the body unread. */
     struct otlp_result res;
-    if (!otlp_admit(ctx, OTLP_HTTP, SP_SIGNAL_TRACES, (size_t)n, &res))
+    if (!otlp_admit(ctx, OTLP_HTTP, r.sig, (size_t)n, &res))
         otlp_http_refused(req, &r, &res);
 }
 
@@ -330,7 +342,7 @@ static void otlp_http_body(struct otlp_ctx *ctx, struct sp_http_request *req)
         return;
     }
     struct otlp_result res;
-    otlp_export(ctx, OTLP_HTTP, r.enc, body, len, &res);
+    otlp_export(ctx, r.sig, OTLP_HTTP, r.enc, body, len, &res);
     sp_arena_destroy(scratch);
     switch (res.outcome) {
     case OTLP_OUT_SUCCESS:
@@ -387,8 +399,10 @@ int otlp_http_start(struct otlp_ctx *ctx, struct sp_err *err)
         .name = ctx->comp->id,
     };
     int rc = sp_httpd_start(ctx->comp->loop, &o, otlp_http_handler, ctx, &ctx->httpd, err);
-    if (rc)
+    if (rc) {
+        sp_err_prefix(err, "receivers.%s.protocols.http.endpoint", ctx->comp->id);
         return rc;
+    }
     ctx->http_port = sp_httpd_port(ctx->httpd);
     return 0;
 }

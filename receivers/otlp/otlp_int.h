@@ -1,6 +1,7 @@
-/* otlp receiver internals shared by otlp.c (component, config, lifecycle),
- * otlp_grpc.c (gRPC on nghttp2), otlp_http.c (OTLP/HTTP on sp_httpd) and
- * otlp_export.c (the export path and counters both transports call). */
+/* otlp receiver internals shared by otlp.c (component, config, signal table,
+ * lifecycle), otlp_grpc.c (gRPC on nghttp2), otlp_http.c (OTLP/HTTP on
+ * sp_httpd) and otlp_export.c (the export path and counters both transports
+ * call). */
 #ifndef OTLP_INT_H
 #define OTLP_INT_H
 
@@ -57,6 +58,8 @@ struct otlp_http_conf {
     bool present; /* SP_CONF_OPTIONAL_BLOCK */
     char *endpoint;
     char *traces_url_path;
+    char *metrics_url_path;
+    char *logs_url_path;
     uint64_t max_request_body_size;
     int64_t idle_timeout_ms;
     int64_t max_connections;
@@ -75,6 +78,24 @@ struct otlp_conf {
 /* ---- runtime ---- */
 
 enum otlp_transport { OTLP_GRPC = 0, OTLP_HTTP = 1, OTLP_TRANSPORT_COUNT = 2 };
+
+/* The OTLP signals the receiver serves. Everything that differs between
+ * them is a row of otlp_signals[] (otlp.c); the export path, its checks and
+ * its counters are one code path indexed by this. */
+enum otlp_sig { OTLP_SIG_TRACES = 0, OTLP_SIG_METRICS, OTLP_SIG_LOGS, OTLP_SIG_COUNT };
+
+struct otlp_signal {
+    enum sp_signal signal;
+    const char *grpc_path;      /* the gRPC method */
+    size_t http_path_offset;    /* offsetof the *_url_path key in struct otlp_http_conf */
+    const char *items;          /* what is counted, for messages: "spans" */
+    const char *metric_items;   /* the same in metric names: "spans", "metric_points" */
+    const char *sdk_variable;   /* the SDK variable that points only this signal somewhere */
+};
+extern const struct otlp_signal otlp_signals[OTLP_SIG_COUNT];
+
+/* The HTTP path a signal is served on. */
+const char *otlp_http_path(const struct otlp_http_conf *conf, enum otlp_sig sig);
 
 /* What became of a request: one counter per outcome and transport. */
 enum otlp_outcome {
@@ -108,8 +129,11 @@ struct otlp_ctx {
     bool started;
     bool shutting_down;
     bool shutdown_done;
-    struct sp_metric *accepted[OTLP_TRANSPORT_COUNT];
-    struct sp_metric *refused[OTLP_TRANSPORT_COUNT];
+    struct sp_metric *accepted[OTLP_SIG_COUNT][OTLP_TRANSPORT_COUNT];
+    struct sp_metric *refused[OTLP_SIG_COUNT][OTLP_TRANSPORT_COUNT];
+    /* Items of a signal no pipeline takes: answered success and dropped. */
+    struct sp_metric *no_pipeline[OTLP_SIG_COUNT];
+    bool no_pipeline_warned[OTLP_SIG_COUNT];
     struct sp_metric *bytes[OTLP_TRANSPORT_COUNT];
     struct sp_metric *refused_early[OTLP_TRANSPORT_COUNT];
     struct sp_metric *requests[OTLP_TRANSPORT_COUNT][OTLP_OUT_COUNT];
@@ -134,13 +158,14 @@ void otlp_metrics_create(struct otlp_ctx *ctx);
  * says what to answer (outcome REFUSED, code SP_EFULL or another retryable
  * code); the refusal is counted and logged (rate-limited). Costs a few
  * comparisons when admitted. */
-bool otlp_admit(struct otlp_ctx *ctx, enum otlp_transport t, enum sp_signal sig, size_t bytes,
+bool otlp_admit(struct otlp_ctx *ctx, enum otlp_transport t, enum otlp_sig sig, size_t bytes,
                 struct otlp_result *res);
 
 /* Decodes, validates and passes on one export request (body already
  * inflated), counts it, and says what to answer. */
-void otlp_export(struct otlp_ctx *ctx, enum otlp_transport t, enum sp_otlp_encoding enc,
-                 const uint8_t *body, size_t len, struct otlp_result *res);
+void otlp_export(struct otlp_ctx *ctx, enum otlp_sig sig, enum otlp_transport t,
+                 enum sp_otlp_encoding enc, const uint8_t *body, size_t len,
+                 struct otlp_result *res);
 
 /* Counts a request answered before decoding (method, path, media type,
  * size...) and logs why, rate-limited. */
@@ -162,6 +187,5 @@ void otlp_http_shutdown(struct otlp_ctx *ctx, void (*done_one)(struct otlp_ctx *
 /* The gRPC port actually bound (tests use port 0). */
 int otlp_grpc_port(const struct otlp_grpc *g);
 
-#define OTLP_GRPC_EXPORT_PATH "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 
 #endif

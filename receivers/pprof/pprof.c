@@ -235,14 +235,19 @@ static int pprof_start(struct sp_component *comp, struct sp_host *host, struct s
         .name = comp->id,
     };
     int rc = sp_httpd_start(comp->loop, &o, pprof_http_handler, ctx, &ctx->httpd, err);
-    if (rc < 0)
+    if (rc < 0) {
+        sp_err_prefix(err, "receivers.%s.endpoint", comp->id);
         return rc;
+    }
     rc = pprof_scrape_start(ctx, err);
     if (rc < 0)
         return rc;
     ctx->started = true;
+    char addr[300];
     sp_log_info(comp->id, "listening on %s (Datadog agent profile intake, /v1/pprof, /ingest)%s",
-                ctx->conf->endpoint, ctx->job_count ? ", scraping" : "");
+                sp_conf_endpoint_bound(ctx->conf->endpoint, sp_httpd_port(ctx->httpd), addr,
+                                       sizeof(addr)),
+                ctx->job_count ? ", scraping" : "");
     return 0;
 }
 
@@ -282,6 +287,10 @@ static void pprof_shutdown(struct sp_component *comp, sp_done_fn done)
     }
     ctx->shutting_down = true;
     ctx->done = done;
+    if (ctx->tracer_dropped)
+        sp_log_info(comp->id, "%llu Datadog tracer requests (traces, stats, telemetry) were "
+                    "answered and dropped; spans reach spanprof over OTLP only",
+                    (unsigned long long)ctx->tracer_dropped);
     ctx->pending_closes = 2;
     struct sp_httpd *h = ctx->httpd;
     ctx->httpd = NULL;
@@ -320,7 +329,7 @@ static const struct sp_conf_key pprof_scrape_keys[] = {
      .doc = "per-request timeout on top of the CPU profile length; 0 means 10s"},
     {.name = "service", .type = SP_CONF_STRING,
      .offset = offsetof(struct pprof_scrape_conf, service), .defval = "",
-     .doc = "service name of the scraped profiles; empty: the target's host"},
+     .doc = "service name of the scraped profiles; empty: the service of the spans their samples join (the target's host until one is known)"},
     {.name = "tags", .type = SP_CONF_STRMAP, .offset = offsetof(struct pprof_scrape_conf, tags),
      .doc = "tags of the scraped profiles (env, version and host fill those fields)"},
 };

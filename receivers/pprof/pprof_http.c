@@ -633,8 +633,20 @@ static int pprof_ingest(struct pprof_ctx *ctx, struct sp_http_request *req)
 static void pprof_tracer(struct pprof_ctx *ctx, struct sp_http_request *req, enum pprof_route r)
 {
     sp_metric_inc(ctx->tracer_requests);
-    sp_log_debug(ctx->comp->id, "tracer request %s %s answered and dropped", req->method,
-                 req->path);
+    /* Once, at the first: say what happens and what to do (the total comes
+     * again at shutdown). */
+    if (ctx->tracer_dropped++ == 0)
+        sp_log_warn(ctx->comp->id,
+                    "a Datadog tracer sends its own traces here (%s %s): tracer requests are "
+                    "answered 200 and dropped, 1 so far "
+                    "(spanprof_receiver_tracer_requests_dropped_total). spanprof takes spans "
+                    "over OTLP: export them with the OpenTelemetry SDK to "
+                    "OTEL_EXPORTER_OTLP_ENDPOINT (gRPC :4317, HTTP :4318); dd-trace's profiler "
+                    "keeps working",
+                    req->method, req->path);
+    else
+        sp_log_debug(ctx->comp->id, "tracer request %s %s answered and dropped", req->method,
+                     req->path);
     if (r == ROUTE_TRACES) {
         static const char body[] = "{\"rate_by_service\":{}}";
         sp_httpd_respond(req, 200, "application/json", body, sizeof(body) - 1, NULL);

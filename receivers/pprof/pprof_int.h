@@ -102,6 +102,7 @@ struct pprof_ctx {
     struct pprof_dialect_metrics m[PPROF_DIALECT_COUNT];
     struct sp_metric *refused_unread;  /* uploads refused from their headers alone */
     struct sp_metric *tracer_requests; /* dd-trace's trace/telemetry posts answered and dropped */
+    uint64_t tracer_dropped;           /* the same count, for the log lines */
     /* Rate-limited warnings: at most PPROF_LOG_BURST per window. */
     uint64_t log_window_start_ms;
     unsigned log_count;

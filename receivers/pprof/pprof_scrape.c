@@ -253,6 +253,10 @@ static void pprof_fill_envelope(struct pprof_scrape_job *j, struct sp_batch *b)
     char host[256];
     pprof_target_host(j->target, host, sizeof(host));
     p->service = sp_arena_strdup(b->arena, s->service && *s->service ? s->service : host);
+    /* The host is a stand-in (in a sidecar it is always localhost): the
+     * join replaces it with the service of the spans the samples join. */
+    if (!(s->service && *s->service))
+        p->service_fallback = sp_arena_strdup(b->arena, j->target);
     p->family = "go";
     p->profile_type = j->profile;
     p->tags = sp_arena_calloc(b->arena, s->tags.n + 1, sizeof(*p->tags));
@@ -265,8 +269,10 @@ static void pprof_fill_envelope(struct pprof_scrape_job *j, struct sp_batch *b)
             p->version = v;
         else if (strcmp(k, "host") == 0)
             p->host = v;
-        else if (strcmp(k, "service") == 0)
+        else if (strcmp(k, "service") == 0) {
             p->service = v;
+            p->service_fallback = NULL;
+        }
         else
             p->tags[n++] = (struct sp_kv_str){k, v};
     }

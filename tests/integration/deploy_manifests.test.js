@@ -237,10 +237,11 @@ test('DD_API_KEY comes from a Secret that the manifests define, with that key', 
   assert.ok(secret, `Secret ${ref.secretKeyRef.name}`);
   assert.ok(Object.keys({ ...secret.stringData, ...secret.data }).includes(ref.secretKeyRef.key));
 });
-test('the app sends OTLP to localhost:4317 and profiles to the agent URL localhost:8126', () => {
+test('the app sends OTLP to 127.0.0.1:4317 and profiles to the agent URL 127.0.0.1:8126', () => {
   const env = envOf(app);
-  assert.strictEqual(env.OTEL_EXPORTER_OTLP_ENDPOINT, 'http://localhost:4317');
-  assert.strictEqual(env.DD_TRACE_AGENT_URL, 'http://localhost:8126');
+  // 127.0.0.1, not localhost: spanprof listens on IPv4 loopback, localhost may be ::1.
+  assert.strictEqual(env.OTEL_EXPORTER_OTLP_ENDPOINT, 'http://127.0.0.1:4317');
+  assert.strictEqual(env.DD_TRACE_AGENT_URL, 'http://127.0.0.1:8126');
   assert.strictEqual(env.DD_SERVICE, env.OTEL_SERVICE_NAME, 'profiles and spans under one service name');
 });
 const args = sidecar.args || [];
@@ -283,18 +284,28 @@ test('the ConfigMap pipeline listens on loopback only, health where the probes l
   }
   assert.strictEqual(conf.exporters.datadog.api.key, '${env:DD_API_KEY}', 'the key is read from the environment');
 });
+test('metrics and logs are forwarded to the node Agent: otlphttp to HOST_IP:4318, HOST_IP from the downward API', () => {
+  const conf = yaml.load(cm.data[cmKey]);
+  assert.strictEqual(conf.exporters.otlphttp.endpoint, 'http://${env:HOST_IP}:4318');
+  for (const sig of ['metrics', 'logs']) {
+    assert.deepStrictEqual(conf.service.pipelines[sig].receivers, ['otlp'], sig);
+    assert.deepStrictEqual(conf.service.pipelines[sig].exporters, ['otlphttp'], sig);
+  }
+  const hostIp = envOf(sidecar).HOST_IP;
+  assert.strictEqual(hostIp && hostIp.fieldRef && hostIp.fieldRef.fieldPath, 'status.hostIP', JSON.stringify(hostIp));
+});
 const haveBin = fs.existsSync(BIN);
 test('the spanprof binary the checks below run is built', () => assert.ok(haveBin, `no binary at ${BIN}`));
 if (haveBin) {
   test('`spanprof validate` accepts the ConfigMap pipeline (DD_API_KEY set)', () => {
-    const r = spanprofValidate(pipelineFile(cm, cmKey), { DD_API_KEY: DUMMY_KEY });
+    const r = spanprofValidate(pipelineFile(cm, cmKey), { DD_API_KEY: DUMMY_KEY, HOST_IP: '10.0.0.7' });
     assert.strictEqual(r.status, 0, `exit ${r.status}\n${r.stdout}${r.stderr}`);
     assert.match(r.stdout, /configuration is valid/);
     assert.ok(!`${r.stdout}${r.stderr}`.includes(DUMMY_KEY), 'the key is never printed');
   });
   test('`spanprof validate` rejects the pipeline with a misspelt key, naming file:line:col', () => {
     const file = pipelineFile(cm, cmKey, (t) => t.replace('join_delay:', 'join_dealy:'));
-    const r = spanprofValidate(file, { DD_API_KEY: DUMMY_KEY });
+    const r = spanprofValidate(file, { DD_API_KEY: DUMMY_KEY, HOST_IP: '10.0.0.7' });
     assert.strictEqual(r.status, 1, `exit ${r.status}\n${r.stdout}${r.stderr}`);
     assert.match(r.stderr, new RegExp(`${path.basename(file)}:\\d+:\\d+: .*join_dealy`));
   });

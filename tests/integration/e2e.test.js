@@ -14,7 +14,7 @@
 'use strict';
 
 const assert = require('node:assert');
-const { spawn, execFileSync } = require('node:child_process');
+const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
 const { test } = require('node:test');
@@ -60,12 +60,7 @@ function hexToDec(hex) {
   return BigInt(`0x${hex}`).toString();
 }
 
-function startProcess(cmd, args, env, logFile) {
-  const fd = fs.openSync(logFile, 'w');
-  const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', fd, fd] });
-  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-  return { child, exited, log: () => fs.readFileSync(logFile, 'utf8') };
-}
+const { startProcess } = h;
 
 test('spanprof end to end with real clients', { timeout: 300000 }, async (t) => {
   const work = h.tmpDir('e2e');

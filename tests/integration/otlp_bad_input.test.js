@@ -239,8 +239,9 @@ service:
       assert.strictEqual(r.headers.allow, 'POST, OPTIONS');
     });
     await check('http: other path -> 404', async () => {
-      const r = await post(httpPort, PROTO, { 'content-type': 'application/x-protobuf' }, { pathName: '/v1/metrics' });
+      const r = await post(httpPort, PROTO, { 'content-type': 'application/x-protobuf' }, { pathName: '/v1/profiles' });
       assert.strictEqual(r.status, 404);
+      assert.match(r.body.toString(), /\/v1\/traces \(traces\), \/v1\/metrics \(metrics\) and \/v1\/logs \(logs\)/);
     });
     await check('http: huge headers -> 431', async () => {
       const r = await post(httpPort, PROTO, { 'content-type': 'application/x-protobuf', 'x-huge': 'a'.repeat(100 * 1024) });
@@ -365,7 +366,7 @@ service:
       assert.match(r.grpcMessage, /compressed flag/);
     });
     await check('grpc: unknown method -> UNIMPLEMENTED', async () => {
-      const r = await grpcCall(grpc, { pathName: '/opentelemetry.proto.collector.metrics.v1.MetricsService/Export', body: frame(Buffer.alloc(0)) });
+      const r = await grpcCall(grpc, { pathName: '/opentelemetry.proto.collector.profiles.v1development.ProfilesService/Export', body: frame(Buffer.alloc(0)) });
       assert.strictEqual(r.grpcStatus, 12);
       assert.match(r.grpcMessage, /unknown method/);
     });
@@ -395,14 +396,37 @@ service:
       stalled.req.close(http2.constants.NGHTTP2_CANCEL);
       await stalled;
     });
-    await check('grpc: HTTP/1.1 on the gRPC port -> connection closed', async () => {
+    await check('grpc: HTTP/1.1 on the gRPC port -> 400 naming the OTLP/HTTP address, closed', async () => {
+      // A real HTTP/1.1 client (node's http), as an OTLP/HTTP exporter pointed at 4317 would be.
+      const r = await h.httpRequest(`http://127.0.0.1:${grpcPort}/v1/traces`, { headers: { 'content-type': 'application/x-protobuf' }, body: PROTO });
+      assert.strictEqual(r.status, 400);
+      assert.strictEqual(r.headers.connection, 'close');
+      const text = r.body.toString();
+      assert.ok(text.includes(`OTLP/HTTP is served on 127.0.0.1:${httpPort}`), text);
+      assert.match(text, /speaks HTTP\/2 only/);
+      await h.sleep(100);
+      assert.ok(sp.log().includes(`OTLP/HTTP is served on 127.0.0.1:${httpPort}`), 'log line points to the OTLP/HTTP port');
+      // And a raw socket sees the answer, then the close.
       const sock = net.connect(grpcPort, '127.0.0.1');
       sock.on('error', () => {});
-      sock.resume(); // read (and drop) the server's SETTINGS so 'close' can come
-      const closed = new Promise((r) => sock.on('close', r));
-      sock.write('POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n');
+      let got = '';
+      sock.on('data', (d) => { got += d.toString('latin1'); });
+      const closed = new Promise((res) => sock.on('close', res));
+      sock.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
       const winner = await Promise.race([closed.then(() => 'closed'), h.sleep(5000).then(() => 'open')]);
       assert.strictEqual(winner, 'closed');
+      assert.match(got, /^HTTP\/1\.1 400 Bad Request\r\n/);
+    });
+    await check('grpc: TLS (an https:// exporter) on the gRPC port -> closed, a log line saying http://', async () => {
+      const tls = require('node:tls');
+      const err = await new Promise((res) => {
+        const s = tls.connect({ host: '127.0.0.1', port: grpcPort, rejectUnauthorized: false, ALPNProtocols: ['h2'] });
+        s.on('error', (e) => res(e));
+        s.on('secureConnect', () => res(null));
+      });
+      assert.ok(err, 'the TLS handshake must fail');
+      await h.sleep(100);
+      assert.match(sp.log(), /a TLS handshake on the OTLP\/gRPC port 127\.0\.0\.1:\d+, which serves plaintext \(h2c\): point the exporter at http:\/\//);
     });
 
     // ---------------- afterwards ----------------

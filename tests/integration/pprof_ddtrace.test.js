@@ -164,6 +164,10 @@ async function main() {
     assert.strictEqual(res.status, 200);
     assert.deepStrictEqual(JSON.parse(res.body), { rate_by_service: {} });
     assert.strictEqual((await h.httpGet(`${s.base}/v0.7/config`)).status, 404);
+    // Logged once (with how to send spans), however many were dropped.
+    const warns = s.sp.log().split('\n').filter((l) => l.includes('a Datadog tracer sends its own traces here'));
+    assert.strictEqual(warns.length, 1, `one warning about dropped tracer traffic:\n${s.sp.log()}`);
+    assert.match(warns[0], /level=warn .*1 so far .*spans over OTLP: export them with the OpenTelemetry SDK to OTEL_EXPORTER_OTLP_ENDPOINT/);
   });
 }
 

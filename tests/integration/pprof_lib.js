@@ -68,6 +68,49 @@ service:
   };
 }
 
+// Starts spanprof with both pipelines through the join: OTLP/gRPC spans and
+// pprof-receiver profiles -> join (join_delay 2s) -> debug exporter (JSON
+// lines + pprof files). Returns { sp, grpcPort, pprofPort, lines() }.
+async function startJoin(name) {
+  const [grpcPort, pprofPort, healthPort, metricsPort] = await ports(4);
+  const dir = h.tmpDir(name);
+  const yaml = `
+receivers:
+  otlp: {protocols: {grpc: {endpoint: 127.0.0.1:${grpcPort}}}}
+  pprof: {endpoint: 127.0.0.1:${pprofPort}}
+processors:
+  join: {join_delay: 2s}
+exporters:
+  debug: {path: ${dir}/out.jsonl, pprof_dir: ${dir}/pprof}
+extensions:
+  health_check: {endpoint: 127.0.0.1:${healthPort}}
+service:
+  extensions: [health_check]
+  pipelines:
+    traces: {receivers: [otlp], processors: [join], exporters: [debug]}
+    profiles: {receivers: [pprof], processors: [join], exporters: [debug]}
+  telemetry:
+    metrics: {address: 127.0.0.1:${metricsPort}}
+`;
+  const sp = await h.startSpanprof(yaml, { healthPort, metricsPort, name });
+  return {
+    sp, grpcPort, pprofPort,
+    lines: () => fs.readFileSync(`${dir}/out.jsonl`, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)),
+  };
+}
+
+// Runs a recipe app (tests/integration/recipes) to its end; returns the
+// object it prints on its `SPANS {...}` line (the span ids it made) and its
+// output.
+async function runRecipe(file, env) {
+  const run = await runToEnd('node', [path.join(__dirname, 'recipes', file)], { cwd: __dirname, env });
+  assert.strictEqual(run.code, 0, run.out);
+  const line = run.out.split('\n').find((l) => l.startsWith('SPANS '));
+  assert.ok(line, `the app printed no SPANS line:\n${run.out}`);
+  const spans = JSON.parse(line.slice(6));
+  return { spans, out: run.out };
+}
+
 async function waitFor(pred, timeoutMs, what) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -186,4 +229,4 @@ function runner(title) {
   };
 }
 
-module.exports = { ports, startPprof, waitFor, goRaw, goEnv, compareWithGo, buildGoApp, spawnUntil, runToEnd, runner, tmp: os.tmpdir() };
+module.exports = { ports, startPprof, startJoin, runRecipe, waitFor, goRaw, goEnv, compareWithGo, buildGoApp, spawnUntil, runToEnd, runner, tmp: os.tmpdir() };

@@ -230,7 +230,7 @@ static void test_pipeline_references(void)
                        "    profiles/x:\n"
                        "      receivers: []\n"
                        "      exporter: [debug]\n"
-                       "    metrics:\n"
+                       "    metrcs:\n"
                        "      receivers: [otlp]\n",
                        &c, &d);
     ASSERT_EQ_INT(rc, SP_EINVAL);
@@ -250,8 +250,8 @@ static void test_pipeline_references(void)
                        "you mean 'exporters'?)\n");
     ASSERT_CONTAINS(t, "t.yaml:15:5: pipeline 'profiles/x' needs at least one exporter in "
                        "service.pipelines.profiles/x.exporters\n");
-    ASSERT_CONTAINS(t, "t.yaml:18:5: unknown signal in pipeline id 'metrics': spanprof pipelines "
-                       "carry traces or profiles\n");
+    ASSERT_CONTAINS(t, "t.yaml:18:5: unknown signal in pipeline id 'metrcs' (did you mean "
+                       "'metrics'?)\n");
     sp_diag_free(&d);
 }
 

@@ -10,15 +10,20 @@
  * Expectation keys per span: service, name, resource, type, error, trace_id,
  * span_id, parent_id, start, duration (decimal strings for ids and times),
  * meta {k: v}, meta_absent [k], meta_exact (no other meta keys), metrics,
- * metrics_absent, metrics_exact, chunk_priority. Per case: runtime_ids,
- * opts {env, tags}, payload {runtime_id, env, container_id, hostname, tags},
- * expect_dropped. */
+ * metrics_absent, metrics_exact, chunk_priority, endpoint (the `trace
+ * endpoint` the join gives the samples of this span as a local root, and the
+ * endpoint_counts key it counts under: sp_dd_root_endpoint's default rule;
+ * null: no label and no count). Per case: runtime_ids, opts {env, tags},
+ * payload {runtime_id, env, container_id, hostname, tags}, expect_dropped,
+ * upstream (the datadog-agent / dd-trace-go file and function the case
+ * follows; documentation only). */
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "dd_naming.h"
 #include "dd_payload.h"
 #include "sp_compress.h"
 #include "sp_test.h"
@@ -269,6 +274,29 @@ static void run_case(json_object *cs)
     }
     json_object *dj = tb_get(cs, "expect_dropped");
     CHECK(cn, dropped == (size_t)(dj ? json_object_get_int(dj) : 0), "dropped: got %zu", dropped);
+
+    /* The join's endpoint rule on the same OTLP spans. */
+    json_object *spans = tb_get(cs, "spans");
+    for (size_t i = 0; rs->n_scope_spans && i < json_object_array_length(spans) &&
+                       i < rs->scope_spans[0]->n_spans;
+         i++) {
+        json_object *exp = tb_get(json_object_array_get_idx(spans, i), "expect"), *ep;
+        if (!exp || !json_object_object_get_ex(exp, "endpoint", &ep))
+            continue;
+        struct sp_dd_span_ctx dc = {
+            .span = rs->scope_spans[0]->spans[i],
+            .resource_attrs = rs->resource ? rs->resource->attributes : NULL,
+            .n_resource_attrs = rs->resource ? rs->resource->n_attributes : 0,
+        };
+        const char *got = NULL;
+        bool labelled = sp_dd_root_endpoint(&dc, false, a, &got);
+        const char *want = ep ? json_object_get_string(ep) : NULL;
+        if (want)
+            CHECK(cn, labelled && got && strcmp(got, want) == 0, "endpoint: want \"%s\", got %s%s",
+                  want, labelled ? "" : "none ", got ? got : "");
+        else
+            CHECK(cn, !labelled, "endpoint: want none, got \"%s\"", got ? got : "");
+    }
 
     /* 1. pack -> unpack */
     size_t n = datadog__trace__agent_payload__get_packed_size(p);

@@ -161,15 +161,17 @@ static const struct span_case resource_cases[] = {
     {"rpc before graphql", SRV, "n", {"graphql.operation.type=query", "rpc.method=M"}, {0}, "M"},
     {"graphql before db", CLI, "n",
      {"db.system=mysql", "db.statement=S", "graphql.operation.type=query"}, {0}, "query"},
-    {"int attribute rendered", INT, "n", {"resource.name#42"}, {0}, "42"},
-    {"double attribute rendered shortest", INT, "n", {"resource.name~1.5"}, {0}, "1.5"},
-    {"large double in e-notation", INT, "n", {"resource.name~1e21"}, {0}, "1e+21"},
-    {"double integral", INT, "n", {"resource.name~100"}, {0}, "100"},
-    {"small double", INT, "n", {"resource.name~0.000001"}, {0}, "0.000001"},
-    {"tiny double in e-notation", INT, "n", {"resource.name~1.25e-7"}, {0}, "1.25e-7"},
-    {"bool attribute rendered", INT, "n", {"resource.name?true"}, {0}, "true"},
-    {"datadog.resource_name override normalised", SRV, "n",
-     {"datadog.resource_name=GET /Users", "resource.name=other"}, {0}, "get_/users"},
+    /* String concepts read string attributes only (datadog-agent
+     * pkg/trace/semantics/lookup_pdata.go, PDataMapAccessor.GetString). */
+    {"int resource.name ignored", INT, "n", {"resource.name#42"}, {0}, "n"},
+    {"double resource.name ignored", INT, "n", {"resource.name~1.5"}, {0}, "n"},
+    {"bool resource.name ignored", INT, "n", {"resource.name?true"}, {0}, "n"},
+    {"int span value falls back to the resource's string", INT, "n", {"resource.name#42"},
+     {"resource.name=from-res"}, "from-res"},
+    {"int http.route ignored", SRV, "n", {"http.request.method=GET", "http.route#7"}, {0}, "GET"},
+    /* datadog.* overrides removed upstream (PR #45833). */
+    {"datadog.resource_name ignored", SRV, "n",
+     {"datadog.resource_name=GET /Users", "resource.name=other"}, {0}, "other"},
     {"empty name and no attrs -> operation name", INT, "", {0}, {0}, "Internal"},
     {"server method route consumer kind ignored", CON, "n",
      {"http.request.method=GET", "http.route=/c"}, {0}, "GET"},
@@ -241,8 +243,9 @@ static const struct span_case operation_cases[] = {
     {"producer", PRO, "n", {0}, {0}, "Producer"},
     {"consumer", CON, "n", {0}, {0}, "Consumer"},
     {"unspecified", UNS, "n", {0}, {0}, "Internal"},
-    {"datadog.operation_name override", SRV, "n", {"datadog.operation_name=Web.Request"}, {0},
-     "web.request"},
+    {"datadog.operation_name ignored", SRV, "n", {"datadog.operation_name=Web.Request"}, {0},
+     "server.request"},
+    {"int rpc.system ignored", SRV, "n", {"rpc.system#1"}, {0}, "server.request"},
 };
 
 static void test_operation_golden(void)
@@ -278,7 +281,8 @@ static const struct span_case type_cases[] = {
     {"client db from resource", CLI, "n", {0}, {"db.system=MySQL"}, "sql"},
     {"internal custom", INT, "n", {0}, {0}, "custom"},
     {"consumer custom", CON, "n", {"db.system=redis"}, {0}, "custom"},
-    {"datadog.span.type override", CLI, "n", {"datadog.span.type=Cache"}, {0}, "cache"},
+    {"datadog.span.type ignored", CLI, "n", {"datadog.span.type=Cache"}, {0}, "http"},
+    {"int span.type ignored", CLI, "n", {"span.type#3"}, {0}, "http"},
 };
 
 static void test_span_type_golden(void)
@@ -306,10 +310,22 @@ static const struct span_case service_cases[] = {
     {"missing", SRV, "n", {0}, {0}, "otlpresourcenoservicename"},
     {"normalised", SRV, "n", {0}, {"service.name=My Service!!"}, "my_service"},
     {"all invalid", SRV, "n", {0}, {"service.name=!!!"}, "unnamed-service"},
-    {"datadog.service override", SRV, "n", {0},
-     {"service.name=a", "datadog.service=Override"}, "override"},
+    {"datadog.service ignored", SRV, "n", {0},
+     {"service.name=a", "datadog.service=Override"}, "a"},
+    {"int service.name ignored", SRV, "n", {0}, {"service.name#42"}, "otlpresourcenoservicename"},
     {"latin-1 upper folded", SRV, "n", {0}, {"service.name=CAFÉ"}, "café"},
     {"emoji is not a letter", SRV, "n", {0}, {"service.name=svc\xf0\x9f\x8d\xa3x"}, "svc_x"},
+    /* Full Unicode, as Go's unicode package in datadog-agent
+     * pkg/trace/traceutil/normalize/normalize.go (normalize): */
+    {"Latin Extended-A lower-cased", SRV, "n", {0}, {"service.name=ĀRA"}, "āra"},
+    {"accented Greek lower-cased", SRV, "n", {0}, {"service.name=ΆΈΉ-ΰ"}, "άέή-ΰ"},
+    {"Armenian lower-cased", SRV, "n", {0}, {"service.name=ՀԱՅ"}, "հայ"},
+    {"fullwidth letters lower-cased", SRV, "n", {0}, {"service.name=ＡＰＩ１"}, "ａｐｉ１"},
+    {"combining mark is cut", SRV, "n", {0}, {"service.name=cafe\xcc\x81-x"}, "cafe_-x"},
+    {"trailing combining mark dropped", SRV, "n", {0}, {"service.name=cafe\xcc\x81"}, "cafe"},
+    {"lower-case of another width kept", SRV, "n", {0}, {"service.name=İẞ"}, "İẞ"},
+    {"titlecase letter kept", SRV, "n", {0}, {"service.name=ǅx"}, "ǅx"},
+    {"non-Latin digits kept", SRV, "n", {0}, {"service.name=٣x"}, "٣x"},
 };
 
 static void test_service_golden(void)
@@ -493,8 +509,6 @@ static void test_keys_index(void)
     ASSERT(sk.kv[SP_DD_K_HTTP_ROUTE] == sa[0]);
     ASSERT(sk.kv[SP_DD_K_DB_SYSTEM] == sa[4]);
     ASSERT(sk.kv[SP_DD_K_SERVICE_NAME] == NULL);
-    ASSERT(sk.dd_namespace);
-    ASSERT(!rk.dd_namespace);
     ASSERT_EQ_INT(ids[0], SP_DD_K_HTTP_ROUTE);
     ASSERT_EQ_INT(ids[1], -1);
     ASSERT_EQ_INT(ids[3], -1);

@@ -163,7 +163,10 @@ static void test_fixture_sdk_spans(void)
             ASSERT_EQ_STR(s->type, "http");
             ASSERT_EQ_STR(meta_get(s, "http.method"), "GET");
             ASSERT(!metric_get(s, "_top_level", NULL));
-            ASSERT(meta_get(s, "runtime-id") == NULL);
+            /* runtime-id on every span of the instance; the profiling flag
+             * on local roots only. */
+            ASSERT_EQ_STR(meta_get(s, "runtime-id"), "rid-fixture");
+            ASSERT(!metric_get(s, "_dd.profiling.enabled", NULL));
             if (error) {
                 /* The SDK recorded an exception event on the failed call. */
                 ASSERT_EQ_STR(meta_get(s, "_dd.span_events.has_exception"), "true");
@@ -766,7 +769,8 @@ static void test_hostname_precedence(void)
         {"{\"host.name\":\"hn\",\"datadog.host.name\":\"custom\"}", "custom"},
         {"{\"host.name\":\"localhost\"}", "cfg-host"},
         {"{}", "cfg-host"},
-        {"{\"host.name\":\"hn\",\"datadog.host\":\"over\"}", "over"},
+        /* datadog.host no longer overrides (datadog-agent PR #45833) */
+        {"{\"host.name\":\"hn\",\"datadog.host\":\"over\"}", "hn"},
         {"{\"aws.ecs.launchtype\":\"fargate\",\"host.name\":\"hn\"}", ""},
         {"{\"cloud.provider\":\"aws\",\"host.id\":\"i-123\",\"k8s.node.name\":\"n\"}", "i-123"},
     };

@@ -4,6 +4,8 @@
  * timing, endpoint_counts, runtime ids, metrics, and a property test over
  * random span forests sent as OTLP batches in random order. */
 #include <inttypes.h>
+#include <math.h>
+#include <unistd.h>
 
 #include "dd_naming.h"
 #include "multipart.h"
@@ -455,6 +457,247 @@ static void test_traces_pass_and_backpressure(void)
     jt_sink_clear();
 }
 
+/* Which roots get an endpoint: dd-trace-go's rule (ddtrace/tracer/tracer.go,
+ * applyPPROFLabels / spanResourcePIISafe: web, rpc or untyped) by default,
+ * today's wider rule with label_all_roots. Labels and endpoint_counts agree. */
+static void run_endpoint_rule(bool all_roots)
+{
+    struct jt t;
+    ASSERT_EQ_INT(jt_open(&t, all_roots ? "    join_delay: 0s\n    label_all_roots: true"
+                                        : "    join_delay: 0s"), 0);
+    struct sp_batch *b = jt_traces_new();
+    sp_otlp_scope_spans *ss = jt_traces_resource(b, SVC, NULL, 16);
+    struct jt_span r[] = {
+        {0x31, 0, 0x100, 2, "s", T0, {"http.request.method=GET", "http.route=/ok"}},
+        {0x32, 0, 0x100, 1, "nightly-report", T0 + 1, {0}},
+        /* INTERNAL root whose resource is its SQL statement (PII) */
+        {0x33, 0, 0x100, 1, "q", T0 + 2,
+         {"db.system=postgresql", "db.statement=SELECT * FROM users WHERE email='a@b.c'"}},
+        {0x34, 0xFFFF34, 0x300, 5, "c", T0 + 3, {"messaging.operation=process"}},
+        {0x35, 0, 0x100, 4, "emit", T0 + 4, {0}},
+        /* an INTERNAL root typed explicitly: no longer untyped */
+        {0x36, 0, 0x100, 1, "typed", T0 + 5, {"span.type=worker"}},
+        {0x37, 0, 0x100, 1, "rpc-typed", T0 + 6, {"span.type=rpc"}},
+    };
+    size_t n = sizeof r / sizeof r[0];
+    for (size_t i = 0; i < n; i++)
+        jt_traces_span(b, ss, &r[i]);
+    ASSERT_EQ_INT(jt_consume(&t, b), 0);
+    struct sp_batch *pb = jt_profile_new(SVC, "cpu.pprof", true);
+    sp_pprof *p = jt_pprof_new(pb->arena, "cpu", 16);
+    for (size_t i = 0; i < n; i++) {
+        char l[64];
+        snprintf(l, sizeof l, "span_id=%016" PRIx64, r[i].id);
+        jt_sample(p, pb->arena, 1, l, NULL);
+    }
+    pb->u.profile.attachments[0].pprof = p;
+    pb->u.profile.start_ns = T0 - 1000;
+    pb->u.profile.end_ns = T0 + 1000000000;
+    ASSERT_EQ_INT(jt_consume(&t, pb), 0);
+    struct sp_batch *out = jt_sink_last(SP_SIGNAL_PROFILES);
+    ASSERT(out != NULL);
+    sp_pprof *q = out->u.profile.attachments[0].pprof;
+    const char *sql = "SELECT * FROM users WHERE email='a@b.c'";
+    const char *want[] = {"GET /ok", "nightly-report", all_roots ? sql : NULL,
+                          all_roots ? "process" : NULL, all_roots ? "emit" : NULL,
+                          NULL, "rpc-typed"};
+    for (size_t i = 0; i < n; i++) {
+        const char *got = jt_label_str(q, q->sample[i], "trace endpoint");
+        if (want[i])
+            ASSERT_EQ_STR(got, want[i]);
+        else if (got)
+            SP_TEST_FAIL("root %zx got endpoint \"%s\"", (size_t)r[i].id, got);
+        /* Every root still gets its ids (Code Hotspots). */
+        ASSERT_EQ_STR(jt_label_str(q, q->sample[i], "local root span id"), jt_u64(r[i].id));
+    }
+    const struct sp_profile *op = &out->u.profile;
+    size_t counted = 0;
+    for (size_t i = 0; i < op->endpoint_count_count; i++) {
+        const char *ep = op->endpoint_counts[i].endpoint;
+        bool known = false;
+        for (size_t k = 0; k < n; k++)
+            known |= want[k] && strcmp(ep, want[k]) == 0;
+        if (!known)
+            SP_TEST_FAIL("endpoint_counts has \"%s\"", ep);
+        ASSERT_EQ_INT(op->endpoint_counts[i].count, 1);
+        counted++;
+    }
+    ASSERT_EQ_INT(counted, all_roots ? 6 : 3);
+    ASSERT_EQ_INT(jt_metric("spanprof_join_samples_total",
+                            "component=\"join\",outcome=\"not_pii_safe\""), all_roots ? 1 : 4);
+    jt_close(&t);
+    jt_sink_clear();
+}
+
+static void test_endpoint_rule_dd_trace_go(void)
+{
+    run_endpoint_rule(false);
+}
+
+static void test_endpoint_rule_label_all_roots(void)
+{
+    run_endpoint_rule(true);
+}
+
+/* Samples a Datadog tracer labelled itself (its spans never reach the
+ * join) are counted as already_labelled, not as misses, and stay out of
+ * the hit ratio. */
+static void test_already_labelled(void)
+{
+    struct jt t;
+    ASSERT_EQ_INT(jt_open(&t, NULL), 0);
+    ASSERT_EQ_INT(jt_consume(&t, batch_of(SVC, tree1, 3)), 0);
+    struct sp_batch *pb = jt_profile_new(SVC, "cpu.pprof", true);
+    sp_pprof *p = jt_pprof_new(pb->arena, "cpu", 8);
+    jt_sample(p, pb->arena, 1, "span id=7001", "local root span id=7000", "trace endpoint=GET /x",
+              NULL);
+    jt_sample(p, pb->arena, 1, "span id#7002", "local root span id#7000", NULL);
+    jt_sample(p, pb->arena, 1, "span_id=00000000000000ab", NULL); /* a real miss */
+    jt_sample(p, pb->arena, 1, "span_id=1000000000000003", NULL); /* matched */
+    pb->u.profile.attachments[0].pprof = p;
+    ASSERT_EQ_INT(jt_consume(&t, pb), 0);
+    ASSERT_EQ_INT(jt_metric("spanprof_join_samples_total",
+                            "component=\"join\",outcome=\"already_labelled\""), 2);
+    ASSERT_EQ_INT(jt_metric("spanprof_join_samples_total",
+                            "component=\"join\",outcome=\"span_unknown\""), 1);
+    ASSERT_EQ_INT(jt_metric("spanprof_join_samples_total",
+                            "component=\"join\",outcome=\"matched\""), 1);
+    ASSERT(fabs(jt_metric("spanprof_join_hit_ratio", "component=\"join\"") - 0.5) < 1e-9);
+    sp_pprof *q = jt_sink_last(SP_SIGNAL_PROFILES)->u.profile.attachments[0].pprof;
+    ASSERT_EQ_INT(q->sample[0]->n_label, 3); /* untouched */
+    jt_close(&t);
+    jt_sink_clear();
+}
+
+/* A scraped profile without `service:` (the target host stands in) takes
+ * its spans' service: service tag, runtime id, endpoint_counts and the
+ * spans' runtime ids line up; the target remembers it for profiles that
+ * join nothing; an explicit service wins; a target that joins nothing keeps
+ * its host. */
+static struct sp_batch *scraped(const char *host, const char *target, const char *span_hex,
+                                bool labelled)
+{
+    struct sp_batch *pb = jt_profile_new(host, labelled ? "cpu.pprof" : "heap.pprof", labelled);
+    sp_pprof *p = jt_pprof_new(pb->arena, labelled ? "cpu" : "alloc_space", 4);
+    if (span_hex) {
+        char l[64];
+        snprintf(l, sizeof l, "span_id=%s", span_hex);
+        jt_sample(p, pb->arena, 1, l, NULL);
+        jt_sample(p, pb->arena, 1, l, NULL);
+    }
+    pb->u.profile.attachments[0].pprof = p;
+    pb->u.profile.service_fallback = target ? sp_arena_strdup(pb->arena, target) : NULL;
+    pb->u.profile.start_ns = T0 - 1000;
+    pb->u.profile.end_ns = T0 + 1000000000;
+    return pb;
+}
+
+/* Runs with stderr (the log) going to a file; returns what was logged
+ * (static buffer). */
+static char logged[8192];
+static int log_fd = -1, saved_stderr = -1;
+static char log_path[64];
+
+static void log_capture_begin(void)
+{
+    fflush(stderr);
+    snprintf(log_path, sizeof log_path, "/tmp/test-join-log-XXXXXX");
+    log_fd = mkstemp(log_path);
+    saved_stderr = dup(2);
+    dup2(log_fd, 2);
+}
+
+static const char *log_capture_end(void)
+{
+    fflush(stderr);
+    dup2(saved_stderr, 2);
+    close(saved_stderr);
+    ssize_t n = pread(log_fd, logged, sizeof logged - 1, 0);
+    logged[n > 0 ? n : 0] = 0;
+    close(log_fd);
+    unlink(log_path);
+    return logged;
+}
+
+static size_t count_of(const char *hay, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    return n;
+}
+
+static void test_service_from_spans(void)
+{
+    struct jt t;
+    ASSERT_EQ_INT(jt_open(&t, NULL), 0);
+    ASSERT_EQ_INT(jt_consume(&t, batch_of(SVC, tree1, 3)), 0);
+    struct jt_span other[] = {{0x2000000000000001ULL, 0, 0x100, 2, "GET", T0,
+                               {"http.request.method=GET", "http.route=/o"}}};
+    ASSERT_EQ_INT(jt_consume(&t, batch_of("other", other, 1)), 0);
+
+    /* Heap first: nothing learned yet, the stand-in stays, no warning. */
+    ASSERT_EQ_INT(jt_consume(&t, scraped("127.0.0.1", "http://127.0.0.1:6060", NULL, false)), 0);
+    ASSERT_EQ_STR(jt_sink_last(SP_SIGNAL_PROFILES)->u.profile.service, "127.0.0.1");
+
+    /* CPU: two samples under checkout's root, one under other's; a debug
+     * line names both. */
+    struct sp_batch *pb = scraped("127.0.0.1", "http://127.0.0.1:6060", "1000000000000003", true);
+    sp_pprof *pp = pb->u.profile.attachments[0].pprof;
+    jt_sample(pp, pb->arena, 1, "span_id=2000000000000001", NULL);
+    sp_log_set_level(SP_LOG_DEBUG);
+    log_capture_begin();
+    ASSERT_EQ_INT(jt_consume(&t, pb), 0);
+    const char *dbg = log_capture_end();
+    sp_log_set_level(SP_LOG_INFO);
+    ASSERT_CONTAINS(dbg, "samples joined spans of 2 services; taking 'checkout'");
+    ASSERT_CONTAINS(dbg, "other=1");
+    const struct sp_profile *op = &jt_sink_last(SP_SIGNAL_PROFILES)->u.profile;
+    ASSERT_EQ_STR(op->service, SVC);
+    ASSERT(op->runtime_id != NULL);
+    char rid[64];
+    snprintf(rid, sizeof rid, "%s", op->runtime_id);
+    ASSERT_EQ_INT(op->endpoint_count_count, 1);
+    ASSERT_EQ_STR(op->endpoint_counts[0].endpoint, "GET /users/{id}");
+    ASSERT_EQ_INT(op->endpoint_counts[0].count, 1);
+
+    /* The next spans of checkout carry that runtime id. */
+    struct sp_batch *tb = batch_of(SVC, tree1, 3);
+    ASSERT_EQ_INT(sp_join_processor_type.consume(&t.comp, tb), 0);
+    ASSERT_EQ_INT(tb->u.traces.runtime_id_count, 1);
+    ASSERT_EQ_STR(tb->u.traces.runtime_ids[0].service, SVC);
+    ASSERT_EQ_STR(tb->u.traces.runtime_ids[0].runtime_id, rid);
+    sp_batch_unref(tb);
+
+    /* Heap of the same target now goes out under the learned service. */
+    ASSERT_EQ_INT(jt_consume(&t, scraped("127.0.0.1", "http://127.0.0.1:6060", NULL, false)), 0);
+    op = &jt_sink_last(SP_SIGNAL_PROFILES)->u.profile;
+    ASSERT_EQ_STR(op->service, SVC);
+    ASSERT_EQ_STR(op->runtime_id, rid);
+
+    /* An explicit service wins. */
+    struct sp_batch *eb = scraped("explicit", NULL, "1000000000000003", true);
+    ASSERT_EQ_INT(jt_consume(&t, eb), 0);
+    ASSERT_EQ_STR(jt_sink_last(SP_SIGNAL_PROFILES)->u.profile.service, "explicit");
+
+    /* Another target whose samples join nothing keeps its host; one
+     * warning for it, naming the fix. */
+    log_capture_begin();
+    for (int i = 0; i < 3; i++)
+        ASSERT_EQ_INT(jt_consume(&t, scraped("127.0.0.2", "http://127.0.0.2:6060",
+                                             "00000000000000ff", true)), 0);
+    const char *warn = log_capture_end();
+    ASSERT_EQ_STR(jt_sink_last(SP_SIGNAL_PROFILES)->u.profile.service, "127.0.0.2");
+    ASSERT_EQ_INT(count_of(warn, "set `service:` in that receivers.pprof scrape entry"), 1);
+    ASSERT_CONTAINS(warn, "http://127.0.0.2:6060");
+
+    /* An upload with no service at all takes the spans' service too. */
+    ASSERT_EQ_INT(jt_consume(&t, scraped(NULL, NULL, "2000000000000001", true)), 0);
+    ASSERT_EQ_STR(jt_sink_last(SP_SIGNAL_PROFILES)->u.profile.service, "other");
+    jt_close(&t);
+    jt_sink_clear();
+}
+
 /* endpoint_counts: local roots per endpoint starting in [start, end) of
  * the profile's service, merged with the upload's (larger wins). */
 static void test_endpoint_counts(void)
@@ -677,11 +920,12 @@ static int property_round(unsigned round)
                     s->js.attrs[0] = "db.system=redis";
                     s->js.name = "GET";
                     s->endpoint = NULL;
-                } else { /* consumer root (remote-parented usually) */
+                } else { /* consumer root (remote-parented usually): dd-trace-go's
+                          * queue type, no endpoint */
                     s->js.kind = 5;
                     s->js.attrs[0] = "messaging.operation=process";
                     s->js.name = "c";
-                    s->endpoint = "process";
+                    s->endpoint = NULL;
                 }
             } else {
                 size_t par = first + (size_t)(prnd() % k);
@@ -813,6 +1057,10 @@ int main(void)
     RUN(test_pending_bound_and_shutdown);
     RUN(test_traces_pass_and_backpressure);
     RUN(test_endpoint_counts);
+    RUN(test_endpoint_rule_dd_trace_go);
+    RUN(test_endpoint_rule_label_all_roots);
+    RUN(test_already_labelled);
+    RUN(test_service_from_spans);
     RUN(test_runtime_ids);
     RUN(test_endpoint_table_compaction);
     RUN(test_config_errors);

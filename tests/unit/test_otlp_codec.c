@@ -769,8 +769,82 @@ static void test_answers(void)
     ASSERT_EQ_STR(pe, "abc");
 }
 
+/* Metrics and logs: decoded and counted; protobuf input kept byte for
+ * byte, JSON input re-encoded as protobuf that decodes to the same data. */
+static void test_passthrough(void)
+{
+    static const char metrics_json[] =
+        "{\"resourceMetrics\":[{\"resource\":{\"attributes\":[{\"key\":\"service.name\","
+        "\"value\":{\"stringValue\":\"m\"}}]},\"scopeMetrics\":[{\"metrics\":["
+        "{\"name\":\"c\",\"sum\":{\"dataPoints\":[{\"asInt\":\"7\"},{\"asInt\":\"8\"}],"
+        "\"aggregationTemporality\":2,\"isMonotonic\":true}},"
+        "{\"name\":\"h\",\"histogram\":{\"dataPoints\":[{\"count\":\"2\",\"sum\":3,"
+        "\"bucketCounts\":[\"1\",\"1\"],\"explicitBounds\":[1],\"min\":0.5}]}},"
+        "{\"name\":\"g\",\"gauge\":{\"dataPoints\":[{\"asDouble\":0.25,"
+        "\"exemplars\":[{\"spanId\":\"0102030405060708\",\"asInt\":\"1\"}]}]}}]}]}]}";
+    struct sp_batch *b = sp_batch_create(SP_SIGNAL_METRICS, 0);
+    struct sp_err err = {0};
+    ASSERT_EQ_INT(sp_otlp_decode_passthrough(b, SP_OTLP_JSON, (const uint8_t *)metrics_json,
+                                             strlen(metrics_json), &err), 0);
+    ASSERT_EQ_U64(b->u.otlp.item_count, 4);
+    ASSERT(b->u.otlp.pb_len > 0);
+    const Opentelemetry__Proto__Collector__Metrics__V1__ExportMetricsServiceRequest *m =
+        (const void *)b->u.otlp.req;
+    const Opentelemetry__Proto__Metrics__V1__Metric *h =
+        m->resource_metrics[0]->scope_metrics[0]->metrics[1];
+    ASSERT_EQ_INT(h->histogram->data_points[0]->_sum_case,
+                  OPENTELEMETRY__PROTO__METRICS__V1__HISTOGRAM_DATA_POINT___SUM_SUM);
+    ASSERT(h->histogram->data_points[0]->min == 0.5);
+    const Opentelemetry__Proto__Metrics__V1__Exemplar *ex =
+        m->resource_metrics[0]->scope_metrics[0]->metrics[2]->gauge->data_points[0]->exemplars[0];
+    ASSERT_EQ_U64(ex->span_id.len, 8); /* hex in JSON, as trace and span ids everywhere */
+    ASSERT_EQ_INT(ex->span_id.data[7], 8);
+
+    /* The re-encoding is the protobuf of the same request: decoded again it
+     * counts the same, and being protobuf it is now kept byte for byte. */
+    struct sp_batch *p = sp_batch_create(SP_SIGNAL_METRICS, 0);
+    ASSERT_EQ_INT(sp_otlp_decode_passthrough(p, SP_OTLP_PROTOBUF, b->u.otlp.pb, b->u.otlp.pb_len,
+                                             &err), 0);
+    ASSERT_EQ_U64(p->u.otlp.item_count, 4);
+    ASSERT_EQ_U64(p->u.otlp.pb_len, b->u.otlp.pb_len);
+    ASSERT(memcmp(p->u.otlp.pb, b->u.otlp.pb, p->u.otlp.pb_len) == 0);
+    ASSERT(p->u.otlp.pb != b->u.otlp.pb); /* a copy in its own arena */
+    struct sp_batch *c = sp_batch_clone(p);
+    ASSERT(c && c->u.otlp.pb_len == p->u.otlp.pb_len &&
+           memcmp(c->u.otlp.pb, p->u.otlp.pb, p->u.otlp.pb_len) == 0 && c->u.otlp.item_count == 4);
+    sp_batch_unref(c);
+    sp_batch_unref(p);
+    sp_batch_unref(b);
+
+    static const char logs_json[] =
+        "{\"resourceLogs\":[{\"scopeLogs\":[{\"logRecords\":[{\"severityNumber\":\"SEVERITY_"
+        "NUMBER_WARN\",\"body\":{\"stringValue\":\"x\"},\"traceId\":\"0102030405060708090a0b0c0d"
+        "0e0f10\"},{}]},{\"logRecords\":[{}]}]}]}";
+    b = sp_batch_create(SP_SIGNAL_LOGS, 0);
+    ASSERT_EQ_INT(sp_otlp_decode_passthrough(b, SP_OTLP_JSON, (const uint8_t *)logs_json,
+                                             strlen(logs_json), &err), 0);
+    ASSERT_EQ_U64(b->u.otlp.item_count, 3);
+    sp_batch_unref(b);
+
+    /* Errors name the field path, as for traces. */
+    static const char bad[] = "{\"resourceLogs\":[{\"scopeLogs\":[{\"logRecords\":"
+                              "[{\"timeUnixNano\":\"soon\"}]}]}]}";
+    b = sp_batch_create(SP_SIGNAL_LOGS, 0);
+    ASSERT_EQ_INT(sp_otlp_decode_passthrough(b, SP_OTLP_JSON, (const uint8_t *)bad, strlen(bad),
+                                             &err), SP_EDECODE);
+    ASSERT_CONTAINS(err.msg, "resourceLogs[0].scopeLogs[0].logRecords[0].timeUnixNano");
+    sp_batch_unref(b);
+    static const uint8_t truncated[] = {0x0a, 0x04, 0x12, 0x02, 0x12, 0x05};
+    b = sp_batch_create(SP_SIGNAL_METRICS, 0);
+    ASSERT_EQ_INT(sp_otlp_decode_passthrough(b, SP_OTLP_PROTOBUF, truncated, sizeof(truncated),
+                                             &err), SP_EDECODE);
+    ASSERT_CONTAINS(err.msg, "resource_metrics[0].scope_metrics[0]");
+    sp_batch_unref(b);
+}
+
 int main(void)
 {
+    RUN(test_passthrough);
     RUN(test_fixture_http_proto);
     RUN(test_fixture_http_json);
     RUN(test_fixture_grpc_framed);

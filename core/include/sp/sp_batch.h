@@ -1,7 +1,7 @@
 /* The unit that flows through pipelines.
  *
- * A batch is one signal's worth of decoded data (an OTLP trace export, or one
- * profile upload) living in one arena owned by the batch. It is refcounted:
+ * A batch is one signal's worth of decoded data (an OTLP trace, metrics or
+ * logs export, or one profile upload) living in one arena owned by the batch. It is refcounted:
  * fan-out to several consumers takes references, and the arena is freed when
  * the last reference drops. A consumer that keeps a batch past consume()
  * (an exporter's queue, the join's hold) takes its own reference.
@@ -17,17 +17,21 @@
 #include "sp_arena.h"
 
 /* protobuf-c generated types (build dir, from proto/). */
+#include "otlp_logs_service.pb-c.h"
+#include "otlp_metrics_service.pb-c.h"
 #include "otlp_trace_service.pb-c.h"
 #include "pprof_profile.pb-c.h"
 
 enum sp_signal {
     SP_SIGNAL_TRACES = 0,
     SP_SIGNAL_PROFILES = 1,
-    SP_SIGNAL_COUNT = 2,
+    SP_SIGNAL_METRICS = 2,
+    SP_SIGNAL_LOGS = 3,
+    SP_SIGNAL_COUNT = 4,
 };
 #define SP_SIGNAL_BIT(s) (1u << (s))
 
-const char *sp_signal_name(enum sp_signal s); /* "traces", "profiles" */
+const char *sp_signal_name(enum sp_signal s); /* "traces", "profiles", "metrics", "logs" */
 
 typedef Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest sp_otlp_request;
 typedef Opentelemetry__Proto__Trace__V1__ResourceSpans sp_otlp_resource_spans;
@@ -38,8 +42,8 @@ typedef Opentelemetry__Proto__Common__V1__AnyValue sp_otlp_any;
 typedef Perftools__Profiles__Profile sp_pprof;
 
 /* Code Hotspots bridge: the runtime id the join recorded for a service
- * instance, so the exporter tags that instance's local root spans with
- * meta runtime-id and metric _dd.profiling.enabled=1. */
+ * instance, so the exporter tags every span of that instance with meta
+ * runtime-id and its local root spans with metric _dd.profiling.enabled=1. */
 struct sp_runtime_id {
     const char *service;
     const char *instance; /* service.instance.id or host; may be NULL = any */
@@ -52,6 +56,18 @@ struct sp_traces {
     /* Set by the join processor (in the batch arena); may be NULL. */
     const struct sp_runtime_id *runtime_ids;
     size_t runtime_id_count;
+};
+
+/* OTLP metrics or logs: spanprof does not interpret them, it passes them on
+ * (exporters/otlphttp). The decoded request proves the input well-formed
+ * and gives the count; `pb` is the request as protobuf, exactly the bytes
+ * the client sent when it sent protobuf (after removing its compression and
+ * gRPC framing), the re-encoding of the decoded request when it sent JSON. */
+struct sp_otlp_passthrough {
+    const ProtobufCMessage *req; /* ExportMetricsServiceRequest or ExportLogsServiceRequest */
+    const uint8_t *pb;           /* in the batch arena */
+    size_t pb_len;
+    size_t item_count;           /* data points or log records */
 };
 
 enum sp_compression {
@@ -92,6 +108,12 @@ struct sp_endpoint_count {
 struct sp_profile {
     const char *dialect;     /* "datadog", "pprof", "pyroscope", "scrape" */
     const char *service;
+    /* Non-NULL when service was not named by the user but stands in for it
+     * (a scrape entry without `service:` uses the target's host): names the
+     * source (the scrape target). The join then puts the service of the
+     * spans the samples joined to in its place. An empty service is never
+     * explicit either. */
+    const char *service_fallback;
     const char *env;
     const char *version;
     const char *host;
@@ -127,6 +149,7 @@ struct sp_batch {
     union {
         struct sp_traces traces;
         struct sp_profile profile;
+        struct sp_otlp_passthrough otlp; /* SP_SIGNAL_METRICS, SP_SIGNAL_LOGS */
     } u;
 };
 

@@ -39,6 +39,10 @@ enum sp_conf_type {
  * `bool present` set when the YAML has the key (e.g. otlp protocols.grpc).
  * An explicit `grpc:` with no value counts as present with defaults. */
 #define SP_CONF_OPTIONAL_BLOCK 0x2u
+/* On SP_CONF_STRMAP: the values are secrets (request headers carrying
+ * credentials): redacted by print-config and registered with the logger
+ * like SP_CONF_SECRET values; the keys stay readable. */
+#define SP_CONF_SECRET_VALUES 0x4u
 
 struct sp_strlist {
     char **v;
@@ -101,9 +105,17 @@ struct sp_conf_ctx {
 int sp_conf_errorf(const struct sp_conf_ctx *ctx, struct sp_err *err, const char *path,
                    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
+/* Closest candidate to word by Damerau-Levenshtein distance, or NULL when
+ * none is close enough to be a plausible typo (or word is one of them). */
+const char *sp_conf_suggest(const char *word, const char *const *candidates, size_t n);
+
 /* Parses "host:port", "[v6]:port" or ":port" (host defaults to 127.0.0.1).
  * host_out must hold 256 bytes. Returns 0 or SP_EINVAL with a message. */
 int sp_conf_parse_endpoint(const char *s, char *host_out, int *port_out, struct sp_err *err);
+
+/* The address a listener actually bound, for start-up lines: endpoint with
+ * its port replaced by port (which differs for ":0"). Returns buf. */
+const char *sp_conf_endpoint_bound(const char *endpoint, int port, char *buf, size_t n);
 
 /* "host:port" as a socket address: the host must be an IP literal or
  * `localhost` (127.0.0.1); a sidecar binds loopback or an explicit

@@ -19,6 +19,7 @@ R1_META = {"service.version": "1.2.3", "deployment.environment.name": "prod",
 SCOPE = {"name": "@opentelemetry/instrumentation-http", "version": "0.208.0"}
 
 cases = []
+TX = "datadog-agent pkg/trace/transform/transform.go"
 def case(name, span, expect, resource=R1, scope=SCOPE, **kw):
     sp = {"trace_id": T1, "span_id": S1, "parent_span_id": "", "flags": 0x100, "start": START, "end": END,
           "kind": "internal", "name": "op"}
@@ -194,7 +195,9 @@ case("amqp server", {"kind": "server", "name": "accept",
 case("plain client", {"kind": "client", "name": "dial"},
      {"name": "client.request", "type": "http", "resource": "dial"})
 
-# 26 error with an exception event
+# 26 error with an exception event and a status message: the events are no
+# longer copied into error.* (datadog-agent PR #44025); error.msg is the status
+# message; the events travel as the `events` meta, has_exception stays.
 EXC_EVENTS = [{"time": "1700000000100000000", "name": "exception",
                "attributes": {"exception.type": "TypeError", "exception.message": "bad input",
                               "exception.stacktrace": "TypeError: bad input\n    at f (a.js:1:2)"}}]
@@ -202,12 +205,23 @@ case("error with exception event", {"kind": "server", "name": "GET",
     "attributes": {"http.request.method": "GET", "http.response.status_code": 500},
     "status": {"code": 2, "message": "boom"}, "events": EXC_EVENTS},
     {"error": 1,
-     "meta": {"error.msg": "bad input", "error.type": "TypeError",
-              "error.stack": "TypeError: bad input\n    at f (a.js:1:2)",
+     "meta": {"error.msg": "boom",
               "otel.status_code": "Error", "otel.status_description": "boom",
               "_dd.span_events.has_exception": "true",
               "events": '[{"time_unix_nano":1700000000100000000,"name":"exception","attributes":{"exception.type":"TypeError","exception.message":"bad input","exception.stacktrace":"TypeError: bad input\\n    at f (a.js:1:2)"}}]'},
-     "metrics": {"http.status_code": 500}})
+     "meta_absent": ["error.type", "error.stack"],
+     "metrics": {"http.status_code": 500}},
+     upstream=f"{TX} Status2Error (status message), TagSpanIfContainsExceptionEvent, MarshalEvents")
+
+# 26b exception event, no status message, an int status code: nothing to make
+# error.msg from (int codes go to metrics, Status2Error reads the meta map)
+case("exception event without status message", {"kind": "server", "name": "GET",
+    "attributes": {"http.request.method": "GET", "http.response.status_code": 500},
+    "status": {"code": 2}, "events": EXC_EVENTS},
+    {"error": 1, "meta": {"_dd.span_events.has_exception": "true"},
+     "meta_absent": ["error.msg", "error.type", "error.stack", "otel.status_description"],
+     "metrics": {"http.status_code": 500}},
+     upstream=f"{TX} Status2Error (NewStringMapAccessor(metaMap): string attributes only)")
 
 # 27 error with a status message only
 case("error status message", {"kind": "client", "name": "GET",
@@ -216,12 +230,38 @@ case("error status message", {"kind": "client", "name": "GET",
                           "otel.status_description": "upstream timeout"},
      "meta_absent": ["error.type", "error.stack"]})
 
-# 28 error without message: HTTP status code and text from string attributes
-case("error from http status text", {"kind": "server", "name": "GET",
+# 28 error without message: "<code> <reason phrase>" (Go's http.StatusText) of
+# the string status code; http.status_text is not read any more
+case("error from http status 503", {"kind": "server", "name": "GET",
     "attributes": {"http.request.method": "GET", "http.status_code": "503",
-                   "http.status_text": "Service Unavailable"},
+                   "http.status_text": "Upstream Down"},
     "status": {"code": 2}},
-    {"error": 1, "meta": {"error.msg": "503 Service Unavailable"}, "meta_absent": ["otel.status_description"]})
+    {"error": 1, "meta": {"error.msg": "503 Service Unavailable", "http.status_text": "Upstream Down"},
+     "meta_absent": ["otel.status_description"], "metrics": {"http.status_code": 503}},
+     upstream=f"{TX} Status2Error (http.StatusText)")
+
+# 28b both status-code keys: the registry's http.status_code concept reads
+# http.status_code before http.response.status_code, each span before resource
+case("both status code keys", {"kind": "server", "name": "GET",
+    "attributes": {"http.request.method": "GET", "http.response.status_code": 502,
+                   "http.status_code": 504},
+    "status": {"code": 2}},
+    {"error": 1, "metrics": {"http.status_code": 504}, "meta_absent": ["error.msg"]},
+     upstream="datadog-agent pkg/trace/semantics/mappings.json (http.status_code), "
+              f"lookup.go LookupInt64; {TX} otelSpanToDDSpanMinimal")
+case("both status code keys as strings", {"kind": "server", "name": "GET",
+    "attributes": {"http.request.method": "GET", "http.response.status_code": "502",
+                   "http.status_code": "504"},
+    "status": {"code": 2}},
+    {"error": 1, "metrics": {"http.status_code": 504},
+     "meta": {"http.status_code": "502", "error.msg": "502 Bad Gateway"}},
+     upstream=f"{TX} Status2Error reads meta, where conditionallyMapOTLPAttributeToMeta put the "
+              "first of the two keys (both map to http.status_code); the metric is LookupInt64's")
+case("int status code in the resource, string one in the span", {"kind": "server", "name": "GET",
+    "attributes": {"http.request.method": "GET", "http.response.status_code": "404"}},
+    {"metrics": {"http.status_code": 201}},
+     resource=dict(R1, **{"http.status_code": 201}),
+     upstream="datadog-agent pkg/trace/semantics/mappings.json (http.status_code: int before string)")
 
 # 29 status OK
 case("status ok", {"kind": "internal", "name": "ok", "status": {"code": 1}},
@@ -233,12 +273,19 @@ case("exception event without error status", {"kind": "internal", "name": "retry
                 "attributes": {"exception.message": "transient"}}]},
     {"error": 0, "meta": {"_dd.span_events.has_exception": "true"}, "meta_absent": ["error.msg"]})
 
-# 31 datadog.* error overrides
-case("datadog error namespace", {"kind": "internal", "name": "job",
-    "attributes": {"datadog.error": 1, "datadog.error.msg": "m", "datadog.error.type": "t",
-                   "datadog.error.stack": "s"}},
-    {"error": 1, "meta": {"error.msg": "m", "error.type": "t", "error.stack": "s"},
-     "meta_absent": ["datadog.error.msg", "datadog.error"], "metrics_absent": ["datadog.error"]})
+# 31 datadog.* attributes are ordinary attributes: the namespace's overrides
+# were removed (datadog-agent PR #45833)
+case("datadog.* attributes ignored", {"kind": "server", "name": "GET",
+    "attributes": {"http.request.method": "GET", "datadog.error": 1, "datadog.error.msg": "m",
+                   "datadog.service": "other", "datadog.resource_name": "R",
+                   "datadog.operation_name": "op", "datadog.span.type": "cache",
+                   "datadog.span.kind": "client", "datadog.env": "dd-env"}},
+    {"error": 0, "service": "checkout", "resource": "GET", "name": "http.server.request",
+     "type": "web",
+     "meta": {"datadog.error.msg": "m", "datadog.service": "other", "span.kind": "server",
+              "env": "prod"},
+     "metrics": {"datadog.error": 1}, "meta_absent": ["error.msg"]},
+     upstream=f"{TX} OtelSpanToDDSpan, GetDDKeyForOTLPAttribute (PR #45833)")
 
 # 32 remote parent: local root, top level, Code Hotspots runtime-id
 case("remote parent server with runtime id", {"kind": "server", "name": "GET", "flags": 0x300,
@@ -249,7 +296,9 @@ case("remote parent server with runtime id", {"kind": "server", "name": "GET", "
     runtime_ids=[{"service": "checkout", "runtime_id": "2a1c9f4e-7b7e-4d43-9d8f-1f5a0f3b6c11"}],
     payload={"runtime_id": "2a1c9f4e-7b7e-4d43-9d8f-1f5a0f3b6c11"})
 
-# 33 a trace of three spans: top level only on the root; runtime-id only on the local root
+# 33 a trace of three spans: top level only on the root; runtime-id on every
+# span of the instance (dd-trace-go ddtrace/tracer/option.go: a global tag),
+# _dd.profiling.enabled on the local root only
 cases.append({"name": "trace root and children", "resource": R1, "scope": SCOPE,
     "runtime_ids": [{"service": "checkout", "runtime_id": "rid-1"}],
     "spans": [
@@ -261,11 +310,12 @@ cases.append({"name": "trace root and children", "resource": R1, "scope": SCOPE,
         {"trace_id": T2, "span_id": S2, "parent_span_id": S1, "flags": 0x100, "kind": "internal",
          "name": "validate", "start": START, "end": END,
          "expect": {"parent_id": dec(S1), "metrics_absent": ["_top_level", "_dd.profiling.enabled"],
-                    "meta_absent": ["runtime-id", "_dd.p.dm"]}},
+                    "meta": {"runtime-id": "rid-1"}, "meta_absent": ["_dd.p.dm"]}},
         {"trace_id": T2, "span_id": S3, "parent_span_id": S2, "flags": 0x100, "kind": "client",
          "name": "GET", "start": START, "end": END, "attributes": {"http.request.method": "GET"},
-         "expect": {"parent_id": dec(S2), "metrics_absent": ["_top_level", "_dd.measured"],
-                    "meta_absent": ["runtime-id"]}}]})
+         "expect": {"parent_id": dec(S2), "metrics_absent": ["_top_level", "_dd.measured",
+                                                               "_dd.profiling.enabled"],
+                    "meta": {"runtime-id": "rid-1"}}}]})
 
 # 34 child in another service (span-level service.name) is top level
 cases.append({"name": "child in another service", "resource": R1, "scope": SCOPE, "spans": [
@@ -317,9 +367,13 @@ case("sampling.priority", {"kind": "server", "name": "x", "attributes": {"sampli
      {"metrics": {"_sampling_priority_v1": 2}, "metrics_absent": ["sampling.priority"],
       "meta": {"_dd.p.dm": "-4"}, "chunk_priority": 2})
 
-# 44 _dd.measured attribute
-case("_dd.measured attribute", {"kind": "client", "name": "x", "attributes": {"_dd.measured": "1"}},
-     {"metrics": {"_dd.measured": 1}})
+# 44 _dd.measured is an int64 concept: an int 1 measures, the string "1" does not
+case("_dd.measured int", {"kind": "client", "name": "x", "attributes": {"_dd.measured": 1}},
+     {"metrics": {"_dd.measured": 1}},
+     upstream=f"datadog-agent pkg/trace/semantics/mappings.json (_dd.measured: int64); {TX} otelSpanToDDSpanMinimal")
+case("_dd.measured string", {"kind": "client", "name": "x", "attributes": {"_dd.measured": "1"}},
+     {"metrics_absent": ["_dd.measured"], "meta": {"_dd.measured": "1"}},
+     upstream="datadog-agent pkg/trace/semantics/lookup_pdata.go PDataMapAccessor.GetInt64")
 
 # 45 links
 case("span links", {"kind": "consumer", "name": "batch",
@@ -367,10 +421,65 @@ case("scope attributes", {"kind": "internal", "name": "x"},
      {"meta": {"otel.library.name": "my-lib", "otel.library.version": "9.9", "lib.flavour": "vanilla"}},
      scope={"name": "my-lib", "version": "9.9", "attributes": {"lib.flavour": "vanilla"}})
 
-# 55 datadog.http_status_code
-case("datadog.http_status_code", {"kind": "server", "name": "x",
+# 55 datadog.http_status_code is an ordinary attribute now (PR #45833)
+case("datadog.http_status_code ignored", {"kind": "server", "name": "x",
     "attributes": {"datadog.http_status_code": 418, "http.response.status_code": 200}},
-    {"metrics": {"http.status_code": 418}, "meta": {"http.status_code": "418"}})
+    {"metrics": {"http.status_code": 200, "datadog.http_status_code": 418},
+     "meta_absent": ["http.status_code"]},
+     upstream=f"{TX} GetOTelStatusCode (PR #45833)")
+
+# 61 string-only concepts (datadog-agent pkg/trace/semantics/lookup_pdata.go
+# PDataMapAccessor.GetString): a non-string service.name, rpc.system, span.type
+case("non-string service.name", {"kind": "internal", "name": "x"},
+     {"service": "otlpresourcenoservicename"},
+     resource={"service.name": 42, "telemetry.sdk.language": "go"},
+     upstream=f"{TX} GetOTelServiceWithAccessor; semantics lookup_pdata.go GetString")
+case("non-string span service.name falls back to the resource's", {"kind": "internal", "name": "x",
+    "attributes": {"service.name": True}}, {"service": "checkout"},
+     upstream="datadog-agent pkg/trace/semantics/lookup_pdata.go OTelSpanAccessor.GetString")
+case("non-string rpc.system and span.type", {"kind": "client", "name": "call",
+    "attributes": {"rpc.system": 7, "span.type": 3, "resource.name": 9}},
+    {"name": "client.request", "type": "http", "resource": "call"},
+     upstream="datadog-agent pkg/trace/transform/otelutil.go getOTelOperationNameV2, "
+              "GetOTelSpanTypeWithAccessor, getOTelResourceV2")
+
+case("non-string env and container id", {"kind": "internal", "name": "x"},
+     {"meta": {"deployment.environment.name": "5"}, "meta_absent": ["env"]},
+     resource={"service.name": "svc", "deployment.environment.name": 5, "container.id": 7},
+     payload={"env": "", "container_id": ""},
+     upstream=f"{TX} GetOTelEnv, GetOTelContainerOrPodID (LookupSemanticString)")
+
+case("grpc status code from grpc.code", {"kind": "server", "name": "x",
+    "attributes": {"rpc.system": "grpc", "grpc.code": "5", "rpc.grpc.status_code": 14}},
+    {"meta": {"rpc.grpc.status_code": "5", "grpc.code": "5"},
+     "metrics": {"rpc.grpc.status_code": 14}},
+     upstream=f"{TX} otelSpanToDDSpanMinimal (LookupString ConceptGRPCStatusCode: strings only)")
+
+# 62 non-Latin names lower-cased as Go's unicode package does
+case("non-Latin service name lower-cased", {"kind": "internal", "name": "x"},
+     {"service": "հայ-āθήνα-ａｐｉ"},
+     resource={"service.name": "ՀԱՅ-ĀΘΉΝΑ-ＡＰＩ"},
+     upstream="datadog-agent pkg/trace/traceutil/normalize/normalize.go NormalizeService, normalize")
+
+# 63 endpoint labels (the join's rule, dd-trace-go ddtrace/tracer/tracer.go
+# applyPPROFLabels / spanResourcePIISafe): "endpoint" is the `trace endpoint` a
+# local root gives its samples and counts in endpoint_counts; null: none, no count
+case("INTERNAL root with a SQL statement", {"kind": "internal", "name": "q",
+    "attributes": {"db.system": "postgresql", "db.statement": "SELECT * FROM users WHERE id = 7"}},
+    {"resource": "SELECT * FROM users WHERE id = 7", "type": "custom", "endpoint": None},
+     upstream="dd-trace-go ddtrace/tracer/tracer.go spanResourcePIISafe (a query is not PII-safe)")
+case("CONSUMER root", {"kind": "consumer", "name": "c",
+    "attributes": {"messaging.system": "kafka", "messaging.operation": "process",
+                   "messaging.destination.name": "orders"}},
+    {"resource": "process orders", "type": "custom", "endpoint": None},
+     upstream="dd-trace-go ddtrace/tracer/tracer.go spanResourcePIISafe (queue type excluded)")
+case("SERVER root", {"kind": "server", "name": "GET",
+    "attributes": {"http.request.method": "GET", "http.route": "/ok"}},
+    {"resource": "GET /ok", "type": "web", "endpoint": "GET /ok"},
+     upstream="dd-trace-go ddtrace/tracer/tracer.go spanResourcePIISafe (web)")
+case("INTERNAL root", {"kind": "internal", "name": "nightly-report"},
+    {"resource": "nightly-report", "type": "custom", "endpoint": "nightly-report"},
+     upstream="dd-trace-go ddtrace/tracer/tracer.go spanResourcePIISafe (untyped)")
 
 # 56 negative duration
 case("end before start", {"kind": "internal", "name": "x", "start": "1700000000250000000",

@@ -243,6 +243,15 @@ function decodeTraceRequest(rec) {
   return decodeAgentPayload(b);
 }
 
+// Starts a helper process (an app, a load generator) with its output in
+// logFile; exited resolves with {code, signal}.
+function startProcess(cmd, args, env, logFile) {
+  const fd = fs.openSync(logFile, 'w');
+  const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', fd, fd] });
+  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  return { child, exited, log: () => fs.readFileSync(logFile, 'utf8') };
+}
+
 // Builds Go programs with the stdlib only, into the build dir (offline).
 function goBuild(srcDir, out) {
   const cache = path.join(BUILD, 'go-cache');
@@ -259,5 +268,5 @@ module.exports = {
   SRC, BIN, FIXTURES, BUILD,
   freePort, sleep, tmpDir, httpGet, httpRequest, parseMetrics, metricSum,
   startSpanprof, startIntake, decodeAgentPayload, decodeTraceRequest, decodePprof,
-  parseMultipart, goBuild, protos,
+  parseMultipart, goBuild, protos, startProcess,
 };
