@@ -2,6 +2,7 @@
  *
  *   drain_server --port P [--h1-status 200] [--h1-body TEXT]
  *                [--h1-content-type TYPE] [--stats FILE] [--count-dd-spans]
+ *                [--h1-delay-ms MS] [--h1-fail STATUS:SECONDS]
  *
  * One thread, epoll, non-blocking sockets on 127.0.0.1:P. Each connection is
  * HTTP/2 cleartext (prior knowledge: the client preface) or HTTP/1.1,
@@ -12,6 +13,11 @@
  * --h1-body. Nothing is decoded unless --count-dd-spans, which inflates
  * agentless trace payloads (/api/v0.2/traces) and counts their spans, so a
  * run can check that every span sent to spanprof reached the intake.
+ *
+ * --h1-delay-ms answers every HTTP/1.1 request that much later (an intake
+ * as far away as a Datadog site is from a cluster); --h1-fail answers
+ * STATUS (e.g. 503) for the first SECONDS after start, then --h1-status
+ * (an outage and its recovery).
  *
  * The same load against this server and against spanprof tells how much of
  * spanprof's cost is the transport itself. Counters are written to --stats
@@ -46,7 +52,10 @@ static struct {
     const char *h1_ctype;
     const char *stats_path;
     int count_dd;
-} opt = {200, "", "application/x-protobuf", NULL, 0};
+    int64_t delay_ns;
+    int fail_status;
+    int64_t fail_until_ns;
+} opt = {200, "", "application/x-protobuf", NULL, 0, 0, 0, 0};
 
 static struct {
     uint64_t conns, h2_requests, h1_requests, bytes_in, dd_payloads, dd_spans, dd_bad;
@@ -67,7 +76,23 @@ struct conn {
     int want_out;
     int closing;
     int sent_continue;
+    int64_t release_ns; /* --h1-delay-ms: the answer goes out at this time */
+    int held;           /* in the held list */
 };
+
+/* Connections whose answer waits for --h1-delay-ms. */
+#define DRAIN_MAX_HELD 4096
+static struct conn *held[DRAIN_MAX_HELD];
+static size_t n_held;
+
+static void held_del(struct conn *c)
+{
+    for (size_t i = 0; c->held && i < n_held; i++)
+        if (held[i] == c) {
+            held[i] = held[--n_held];
+            c->held = 0;
+        }
+}
 
 static int ep;
 
@@ -92,6 +117,7 @@ static void write_stats(void)
 
 static void conn_free(struct conn *c)
 {
+    held_del(c);
     epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
     if (c->h2)
@@ -113,6 +139,18 @@ static void conn_arm(struct conn *c, int want_out)
 /* Writes what is pending; -1 when the connection died. */
 static int conn_flush(struct conn *c)
 {
+    if (c->release_ns && c->out_off < c->out.len) {
+        if (bench_mono_ns() < c->release_ns) {
+            if (!c->held && n_held < DRAIN_MAX_HELD) {
+                held[n_held++] = c;
+                c->held = 1;
+            }
+            conn_arm(c, 0);
+            return 0;
+        }
+        c->release_ns = 0;
+        held_del(c);
+    }
     while (c->out_off < c->out.len) {
         ssize_t n = write(c->fd, c->out.data + c->out_off, c->out.len - c->out_off);
         if (n < 0) {
@@ -276,7 +314,11 @@ static int h1_process(struct conn *c)
         }
         st.h1_requests++;
         st.bytes_in += consumed;
-        if (opt.count_dd && head_len > 24 && memcmp(base, "POST /api/v0.2/traces", 21) == 0) {
+        /* Delivered spans only: a payload answered 503 comes again. */
+        int status = opt.fail_status && bench_mono_ns() < opt.fail_until_ns ? opt.fail_status
+                                                                             : opt.h1_status;
+        if (opt.count_dd && status < 300 && head_len > 24 &&
+            memcmp(base, "POST /api/v0.2/traces", 21) == 0) {
             int gz = (v = h1_header(base, head_len, "Content-Encoding", &vl)) && vl >= 4 &&
                      strncasecmp(v, "gzip", 4) == 0;
             dd_count(body, body_len, gz);
@@ -285,9 +327,11 @@ static int h1_process(struct conn *c)
         int close_after = (v = h1_header(base, head_len, "Connection", &vl)) && vl >= 5 &&
                           strncasecmp(v, "close", 5) == 0;
         size_t bl = strlen(opt.h1_body);
+        if (opt.delay_ns && c->out.len == 0)
+            c->release_ns = bench_mono_ns() + opt.delay_ns;
         if (sp_buf_printf(&c->out,
                           "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s\r\n%s",
-                          opt.h1_status, opt.h1_status < 300 ? "OK" : "Error", opt.h1_ctype, bl,
+                          status, status < 300 ? "OK" : "Error", opt.h1_ctype, bl,
                           close_after ? "Connection: close\r\n" : "", opt.h1_body))
             return -1;
         c->sent_continue = 0;
@@ -436,9 +480,16 @@ int main(int argc, char **argv)
             opt.stats_path = argv[++i];
         else if (strcmp(argv[i], "--count-dd-spans") == 0)
             opt.count_dd = 1;
-        else {
+        else if (strcmp(argv[i], "--h1-delay-ms") == 0 && i + 1 < argc)
+            opt.delay_ns = (int64_t)atoi(argv[++i]) * 1000000;
+        else if (strcmp(argv[i], "--h1-fail") == 0 && i + 1 < argc &&
+                 sscanf(argv[i + 1], "%d:%" SCNd64, &opt.fail_status, &opt.fail_until_ns) == 2) {
+            i++;
+            opt.fail_until_ns = bench_mono_ns() + opt.fail_until_ns * 1000000000;
+        } else {
             fprintf(stderr, "usage: drain_server --port P [--h1-status N] [--h1-body TEXT] "
-                            "[--h1-content-type T] [--stats FILE] [--count-dd-spans]\n");
+                            "[--h1-content-type T] [--stats FILE] [--count-dd-spans] "
+                            "[--h1-delay-ms MS] [--h1-fail STATUS:SECONDS]\n");
             return 2;
         }
     }
@@ -474,7 +525,26 @@ int main(int argc, char **argv)
     int64_t next_stats = bench_mono_ns() + 1000000000;
     while (!stop_flag) {
         struct epoll_event evs[64];
-        int n = epoll_wait(ep, evs, 64, 200);
+        int wait_ms = 200;
+        int64_t now = bench_mono_ns();
+        for (size_t i = 0; i < n_held; i++) {
+            int64_t ms = held[i]->release_ns > now ? (held[i]->release_ns - now) / 1000000 : 0;
+            if (ms < wait_ms)
+                wait_ms = (int)ms;
+        }
+        int n = epoll_wait(ep, evs, 64, wait_ms);
+        now = bench_mono_ns();
+        for (size_t i = 0; i < n_held;) {
+            struct conn *hc = held[i];
+            if (hc->release_ns > now) {
+                i++;
+                continue;
+            }
+            if (conn_flush(hc)) /* removes it from the list */
+                conn_free(hc);
+            else if (hc->held && hc->release_ns <= now)
+                i++; /* cannot happen: flushed ones leave the list */
+        }
         if (bench_mono_ns() >= next_stats) {
             write_stats();
             next_stats = bench_mono_ns() + 1000000000;

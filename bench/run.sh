@@ -24,10 +24,18 @@
 #              gRPC streams, gzip bombs) with the intake down.
 #              OVERLOAD_BIN=path measures another spanprof (e.g. a BEFORE build;
 #              add OVERLOAD_NO_LIMIT=1 when it has no service.memory_limit).
+#   exporter   the Datadog exporter against a sink answering 0, 100 and 300 ms
+#              late (drain_server --h1-delay-ms): max sustained spans/s with
+#              nothing refused, CPU % and peak RSS at 10k spans/s, payloads/s
+#              and bytes per span on the wire; an outage row (the sink
+#              answers 503 for EXP_OUTAGE_S, then 202)
 # On this 2-core machine the load tool (and the sink) run pinned to CPU 0 and
 # the measured server (spanprof, or the drain server) pinned to CPU 1.
 #
-# Environment: BENCH_QUICK=1 shortens every duration (development runs; rougher
+# Environment: EXP_DELAYS="0 100 300", EXP_CALLGRIND=1 and EXP_OUTAGE=1 choose
+# the exporter section's rows. BENCH_SPANPROF=path measures another spanprof binary (e.g. a
+# build of main, for before/after figures) with this tree's bench tools.
+# BENCH_QUICK=1 shortens every duration (development runs; rougher
 # figures). BENCH_BUILD=dir (default build-bench). BENCH_ONLY="floor codecs ..."
 # runs some sections. A section that cannot run (its piece has not landed, the
 # binary did not build) prints "skipped: <why>"; the script always finishes.
@@ -38,7 +46,7 @@ cd "$ROOT" || exit 1
 BUILD=${BENCH_BUILD:-build-bench}
 OUT=$BUILD/bench-out
 BIN=$BUILD/bench
-SPANPROF=$BUILD/spanprof
+SPANPROF=${BENCH_SPANPROF:-$BUILD/spanprof}
 QUICK=${BENCH_QUICK:-0}
 ONLY=${BENCH_ONLY:-}
 FIXTURES=tests/data/fixtures # real client payloads (tests/data/fixtures/README.md)
@@ -350,8 +358,10 @@ sp_start() {
     local tag=$1 attempt
     SINK_STATS=$OUT/sink-$tag.stats
     rm -f "$SINK_STATS"
+    # SINK_ARGS: more drain_server options (--h1-delay-ms, --h1-fail).
+    # shellcheck disable=SC2086
     if ! start_drain "sink-$tag" "$LOAD_CPU" --h1-status 202 --h1-body '{}' \
-        --h1-content-type application/json --count-dd-spans --stats "$SINK_STATS"; then
+        --h1-content-type application/json --count-dd-spans --stats "$SINK_STATS" ${SINK_ARGS:-}; then
         SP_WHY="the sink (drain_server) did not start"
         return 1
     fi
@@ -479,7 +489,7 @@ sink_wait() { # base expected
 }
 
 SP_READY=0
-if want e2e || want fixed || want idle; then
+if want e2e || want fixed || want idle || want exporter; then
     if [ ! -x "$SPANPROF" ]; then
         SP_WHY="spanprof did not build (see $OUT/build.log)"
     elif ! have drain_server; then
@@ -490,7 +500,7 @@ if want e2e || want fixed || want idle; then
     fi
     if [ "$SP_READY" = 0 ]; then
         sp_stop
-        for s in e2e fixed idle; do
+        for s in e2e fixed idle exporter; do
             want $s && skip $s "spanprof end to end" "$SP_WHY"
         done
     fi
@@ -578,6 +588,25 @@ fi
 # machine where wall-clock figures are not. spanprof runs under callgrind;
 # counters are zeroed once it is up, a fixed number of requests goes
 # through, and the dump is taken when the sink has every span.
+# cg_load PROTO PORT RATE SECONDS FILE: with spanprof started under callgrind
+# (SP_WRAP), zeroes its counters, sends RATE requests/s of 100 unique spans
+# for SECONDS, waits for the sink to have them, dumps. Sets acc (spans
+# accepted), r (loadgen's RESULT line), cmd and dump (the dump file).
+cg_load() {
+    sleep 2
+    callgrind_control -z "$SP_PID" > /dev/null 2>&1
+    local acc0 sink0
+    acc0=$(metric spanprof_receiver_accepted_spans_total)
+    sink0=$(sink_spans)
+    cmd="taskset -c $LOAD_CPU $BIN/loadgen --proto $1 --target 127.0.0.1:$2 --conns 1 --inflight 2 --rate $3 --duration $4 --warmup 0 --unique"
+    r=$($cmd 2>&1 | grep '^RESULT loadgen')
+    acc=$(( $(metric spanprof_receiver_accepted_spans_total) - acc0 ))
+    sink_wait "${sink0:-0}" "$acc" > /dev/null
+    sleep 2
+    callgrind_control -d "$SP_PID" > /dev/null 2>&1
+    sleep 1
+    dump=$(ls -t "$5".* 2>/dev/null | head -1)
+}
 # cg_incl FILE FUNCTION: inclusive instructions of FUNCTION (0 if absent).
 cg_incl() {
     callgrind_annotate --inclusive=yes "$1" 2>/dev/null |
@@ -597,20 +626,9 @@ if want e2e && [ "$SP_READY" = 1 ] && command -v callgrind_control > /dev/null &
             continue
         fi
         SP_WRAP=""
-        sleep 2
-        callgrind_control -z "$SP_PID" > /dev/null 2>&1
-        acc0=$(metric spanprof_receiver_accepted_spans_total)
-        sink0=$(sink_spans)
         port=$SP_GRPC
         [ "$proto" = grpc ] || port=$SP_HTTP
-        cmd="taskset -c $LOAD_CPU $BIN/loadgen --proto $proto --target 127.0.0.1:$port --conns 1 --inflight 2 --rate 2 --duration $CG_E2E_S --warmup 0 --unique"
-        r=$($cmd 2>&1 | grep '^RESULT loadgen')
-        acc=$(( $(metric spanprof_receiver_accepted_spans_total) - acc0 ))
-        sink_wait "${sink0:-0}" "$acc" > /dev/null
-        sleep 2
-        callgrind_control -d "$SP_PID" > /dev/null 2>&1
-        sleep 1
-        dump=$(ls -t "$f".* 2>/dev/null | head -1)
+        cg_load "$proto" "$port" 2 "$CG_E2E_S" "$f"
         sp_stop
         if [ -z "$dump" ] || [ "${acc:-0}" -le 0 ]; then
             skip e2e "$proto: callgrind instructions/span" "no dump or no spans accepted (ok=$(kv "$r" ok))"
@@ -706,6 +724,122 @@ if want join; then
     else
         skip join "index, labelling" "bench/join_label_bench did not build (the join has not landed?)"
     fi
+    if have join_hold_bench; then
+        # The join's hold through the real component: a 1 MiB profile held
+        # until its spans arrive, against the same profile labelled on arrival.
+        cmd="taskset -c $SP_CPU $BIN/join_hold_bench --seconds $CODEC_S"
+        $cmd > "$OUT/join_hold_bench.txt" 2>&1
+        r=$(grep '^RESULT join_hold ' "$OUT/join_hold_bench.txt" || true)
+        if [ -n "$r" ] && [ -z "$(kv "$r" error)" ]; then
+            row join "held 1 MiB profile ($(kv "$r" samples) samples, $(kv "$r" upload_gzip_bytes) B gzip): bytes held vs decoded" "$(kv "$r" held_bytes) B held vs $(kv "$r" decoded_bytes) B decoded" "$cmd"
+            row join "hold cost per 1 MiB profile: scan + copy on arrival / decode + label at release (labelling on arrival: $(kv "$r" arrival_label_ms) ms; exporter's gzip re-encode either way: $(kv "$r" encode_gzip_ms) ms)" "$(kv "$r" held_in_ms) / $(kv "$r" held_release_ms) ms; hold's own cost $(kv "$r" hold_cost_ms) ms" "$cmd"
+            row join "join samples/s: labelled on arrival / held then released" "$(kv "$r" samples_per_s_arrival) / $(kv "$r" samples_per_s_held)" "$cmd"
+        else
+            skip join "hold" "join_hold_bench failed (see $OUT/join_hold_bench.txt)"
+        fi
+    fi
+fi
+
+# ------------------------------------------------------------- exporter ----
+
+# The Datadog exporter against a distant intake (issue 11). Each delay gets
+# a fresh spanprof and a sink that answers that late.
+sink_stat() { awk -F= -v k="$1" '$1 == k {print $2}' "$SINK_STATS" 2>/dev/null || echo 0; }
+if [ "$QUICK" = 1 ]; then EXP_FIX_S=6; EXP_STEP_S=4; EXP_OUTAGE_S=10; else EXP_FIX_S=10; EXP_STEP_S=5; EXP_OUTAGE_S=20; fi
+if want exporter && [ "$SP_READY" = 1 ] && have loadgen; then
+    for delay in ${EXP_DELAYS:-0 100 300}; do
+        SINK_ARGS="--h1-delay-ms $delay"
+        if ! sp_start "exp-$delay"; then
+            skip exporter "sink ${delay} ms" "$SP_WHY"
+            sp_stop
+            continue
+        fi
+        # 10k spans/s (100 requests/s of 100 spans), open loop.
+        sink0=$(sink_spans); pay0=$(sink_stat dd_payloads); gz0=$(sink_stat dd_gzip_bytes)
+        lost0=$(lost_spans)
+        t0=$(cpu_ticks "$SP_PID"); w0=$(date +%s.%N)
+        cmd="taskset -c $LOAD_CPU $BIN/loadgen --proto grpc --target 127.0.0.1:$SP_GRPC --conns 1 --inflight 4 --rate 100 --duration $EXP_FIX_S --warmup 0 --unique"
+        r=$($cmd 2>&1 | grep '^RESULT loadgen')
+        t1=$(cpu_ticks "$SP_PID"); w1=$(date +%s.%N)
+        hwm=$(proc_kib "$SP_PID" VmHWM)
+        sink1=$(sink_wait "${sink0:-0}" "$(kv "$r" ok)00")
+        pay1=$(sink_stat dd_payloads); gz1=$(sink_stat dd_gzip_bytes)
+        lost=$(( $(lost_spans) - lost0 ))
+        got=$(( ${sink1:-0} - ${sink0:-0} ))
+        pct=$(awk -v t=$((t1 - t0)) -v hz="$CLK_TCK" -v a="$w0" -v b="$w1" 'BEGIN { printf "%.1f", 100 * t / hz / (b - a) }')
+        row exporter "sink ${delay} ms late: 10k spans/s for ${EXP_FIX_S}s: CPU % of one core / peak RSS" "$pct % / $(mib "$hwm") MiB (ok=$(kv "$r" ok) failed=$(kv "$r" failed) requests; sink got $got spans, lost $lost)" "$cmd  # sink: drain_server $SINK_ARGS"
+        row exporter "sink ${delay} ms late: payloads/s and bytes per span on the wire at 10k spans/s" "$(awk -v p=$((pay1 - pay0)) -v s="$EXP_FIX_S" 'BEGIN { printf "%.1f", p / s }') payloads/s, $(awk -v g=$((gz1 - gz0)) -v n="$got" 'BEGIN { if (n > 0) printf "%.1f", g / n; else print "?" }') gzip'd bytes/span ($((pay1 - pay0)) payloads for $got spans)" "bench/drain_server --count-dd-spans stats (dd_payloads, dd_gzip_bytes)"
+        # Max sustained: closed-rate steps, the highest with nothing refused
+        # or lost and every span at the sink.
+        best=0; tried=""
+        for rate in 250 500 1000 2000; do
+            sink0=$(sink_spans); lost0=$(lost_spans)
+            cmd="taskset -c $LOAD_CPU $BIN/loadgen --proto grpc --target 127.0.0.1:$SP_GRPC --conns 2 --inflight 16 --rate $rate --duration $EXP_STEP_S --warmup 0 --unique"
+            r=$($cmd 2>&1 | grep '^RESULT loadgen')
+            ok=$(kv "$r" ok); failed=$(kv "$r" failed)
+            sink1=$(sink_wait "${sink0:-0}" "${ok:-0}00")
+            lost=$(( $(lost_spans) - lost0 ))
+            got=$(( ${sink1:-0} - ${sink0:-0} ))
+            sps=$(awk -v o="${ok:-0}" -v d="$EXP_STEP_S" 'BEGIN { printf "%.0f", o * 100 / d }')
+            pass=1
+            { [ "${failed:-1}" -ne 0 ] || [ "$lost" -ne 0 ] || [ "$got" -lt "$(( ${ok:-0} * 100 ))" ]; } && pass=0
+            tried="$tried ${rate}00:$sps$([ $pass = 0 ] && echo "(failed=$failed,lost=$lost,late=$(kv "$r" late))")"
+            [ "$pass" = 0 ] && break
+            best=$sps; bestcmd=$cmd
+        done
+        row exporter "sink ${delay} ms late: max sustained spans/s, nothing refused or lost (offered steps)" "$best (steps offered:achieved${tried})" "${bestcmd:-$cmd}"
+        sp_stop
+    done
+    # Instructions per span of the whole process with the sink 100 ms away
+    # (callgrind: repeatable where wall-clock CPU on a shared machine is not).
+    if [ "${EXP_CALLGRIND:-1}" = 1 ] && command -v callgrind_control > /dev/null; then
+        f=$OUT/callgrind.exporter
+        rm -f "$f" "$f".*
+        SINK_ARGS="--h1-delay-ms 100"
+        SP_WRAP="valgrind --tool=callgrind --callgrind-out-file=$f"
+        SP_START_S=60
+        if sp_start exp-cg; then
+            SP_WRAP=""
+            cg_load grpc "$SP_GRPC" 5 10 "$f"
+            if [ -n "$dump" ] && [ "${acc:-0}" -gt 0 ]; then
+                tot=$(awk '/^(summary|totals):/ {print $2; exit}' "$dump")
+                row exporter "sink 100 ms late: callgrind instructions/span, whole process (grpc, 500 spans/s)" "$(awk -v i="$tot" -v n="$acc" 'BEGIN { printf "%.0f", i / n }') ($acc spans, ok=$(kv "$r" ok) failed=$(kv "$r" failed))" "$cmd  # spanprof under valgrind --tool=callgrind, callgrind_control -z / -d"
+            else
+                skip exporter "callgrind" "no dump or no spans accepted"
+            fi
+        else
+            skip exporter "callgrind" "$SP_WHY"
+        fi
+        SP_WRAP=""
+        SP_START_S=10
+        sp_stop
+    fi
+    # An outage: the sink answers 503 for EXP_OUTAGE_S, then 202; 10k spans/s
+    # meanwhile; then everything must be delivered or counted.
+    SINK_ARGS="--h1-delay-ms 100 --h1-fail 503:$EXP_OUTAGE_S"
+    if [ "${EXP_OUTAGE:-1}" = 0 ]; then
+        :
+    elif sp_start exp-outage; then
+        sink0=$(sink_spans)
+        acc0=$(metric spanprof_receiver_accepted_spans_total)
+        cmd="taskset -c $LOAD_CPU $BIN/loadgen --proto grpc --target 127.0.0.1:$SP_GRPC --conns 1 --inflight 4 --rate 100 --duration $((EXP_OUTAGE_S + 5)) --warmup 0 --unique"
+        r=$($cmd 2>&1 | grep '^RESULT loadgen')
+        acc=$(( $(metric spanprof_receiver_accepted_spans_total) - acc0 ))
+        hwm=$(proc_kib "$SP_PID" VmHWM)
+        sink1=$(sink_wait "${sink0:-0}" "$acc")
+        for i in $(seq 1 30); do
+            [ "$(( $(sink_spans) - sink0 ))" -ge "$acc" ] && break
+            sleep 1
+        done
+        got=$(( $(sink_spans) - sink0 ))
+        dropped=$(curl -s --max-time 2 "http://127.0.0.1:$SP_METRICS/metrics" 2>/dev/null |
+            awk '/^spanprof_exporter_(failed|dropped)_spans_total/ { s += $NF } END { printf "%.0f", s + 0 }')
+        row exporter "outage: sink 503 for ${EXP_OUTAGE_S}s (100 ms late), 10k spans/s offered for $((EXP_OUTAGE_S + 5))s" "accepted $acc = delivered $got + counted drops $dropped ($([ "$acc" -eq $((got + dropped)) ] && echo holds || echo 'DOES NOT hold')); requests refused: $(kv "$r" failed) of $(( $(kv "$r" ok) + $(kv "$r" failed) )); peak RSS $(mib "$hwm") MiB" "$cmd  # sink: drain_server $SINK_ARGS"
+    else
+        skip exporter "outage" "$SP_WHY"
+    fi
+    sp_stop
+    SINK_ARGS=""
 fi
 
 # -------------------------------------------------------------- summary ----

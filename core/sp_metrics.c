@@ -9,6 +9,7 @@
  * callback reads loop state are sampled by the loop (sp_metrics_sample). */
 #include "sp_metrics.h"
 
+#include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -17,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum sp_metric_kind { SP_METRIC_COUNTER, SP_METRIC_GAUGE };
+enum sp_metric_kind { SP_METRIC_COUNTER, SP_METRIC_GAUGE, SP_METRIC_HISTOGRAM };
 
 struct sp_metric {
     char *name;
@@ -28,6 +29,11 @@ struct sp_metric {
     double (*fn)(void *ud);
     void *ud;
     bool any_thread; /* fn may run on any thread (reads atomics or the kernel) */
+    /* Histograms: value is the sum of observations. */
+    size_t n_bounds;
+    double bounds[SP_METRIC_MAX_BUCKETS];
+    _Atomic uint64_t buckets[SP_METRIC_MAX_BUCKETS + 1]; /* per bucket, not cumulative; last: +Inf */
+    _Atomic uint64_t count;
 };
 
 static struct sp_metric **sp_metrics_v;
@@ -130,6 +136,36 @@ struct sp_metric *sp_gauge_fn_any_thread(const char *name, const char *help, con
     return m;
 }
 
+struct sp_metric *sp_histogram(const char *name, const char *help, const char *labels,
+                               const double *bounds, size_t n_bounds)
+{
+    if (n_bounds > SP_METRIC_MAX_BUCKETS)
+        n_bounds = SP_METRIC_MAX_BUCKETS;
+    struct sp_metric *m = sp_metric_register(SP_METRIC_HISTOGRAM, name, help, labels);
+    if (!m->n_bounds) {
+        m->n_bounds = n_bounds;
+        memcpy(m->bounds, bounds, n_bounds * sizeof *bounds);
+    }
+    return m;
+}
+
+void sp_histogram_observe(struct sp_metric *m, double v)
+{
+    if (!m)
+        return;
+    size_t i = 0;
+    while (i < m->n_bounds && v > m->bounds[i])
+        i++;
+    SP_STORE(m->buckets[i], SP_LOAD(m->buckets[i]) + 1);
+    SP_STORE(m->count, SP_LOAD(m->count) + 1);
+    SP_STORE(m->value, SP_LOAD(m->value) + v);
+}
+
+uint64_t sp_histogram_count(const struct sp_metric *m)
+{
+    return m ? SP_LOAD(m->count) : 0;
+}
+
 void sp_metric_add(struct sp_metric *m, double v)
 {
     if (m)
@@ -175,6 +211,25 @@ static void sp_metrics_put_value(struct sp_buf *out, double v)
         sp_buf_printf(out, "%.17g", v);
 }
 
+static void sp_metrics_put_histogram(struct sp_buf *out, const struct sp_metric *s)
+{
+    const char *sep = s->labels[0] ? "," : "";
+    uint64_t cum = 0;
+    for (size_t b = 0; b <= s->n_bounds; b++) {
+        cum += SP_LOAD(s->buckets[b]);
+        sp_buf_printf(out, "%s_bucket{%s%sle=\"", s->name, s->labels, sep);
+        if (b < s->n_bounds)
+            sp_buf_printf(out, "%g", s->bounds[b]);
+        else
+            sp_buf_append_str(out, "+Inf");
+        sp_buf_printf(out, "\"} %" PRIu64 "\n", cum);
+    }
+    sp_buf_printf(out, s->labels[0] ? "%s_sum{%s} " : "%s_sum%s ", s->name, s->labels);
+    sp_metrics_put_value(out, SP_LOAD(s->value));
+    sp_buf_printf(out, s->labels[0] ? "\n%s_count{%s} %" PRIu64 "\n" : "\n%s_count%s %" PRIu64 "\n",
+                  s->name, s->labels, SP_LOAD(s->count));
+}
+
 static int sp_metrics_render_locked(struct sp_buf *out, bool snapshot)
 {
     /* Group series by name, in first-registration order, one HELP/TYPE each. */
@@ -186,11 +241,17 @@ static int sp_metrics_render_locked(struct sp_buf *out, bool snapshot)
         if (seen)
             continue;
         sp_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", m->name, m->help, m->name,
-                      m->kind == SP_METRIC_COUNTER ? "counter" : "gauge");
+                      m->kind == SP_METRIC_COUNTER ? "counter"
+                      : m->kind == SP_METRIC_GAUGE ? "gauge"
+                                                   : "histogram");
         for (size_t j = i; j < sp_metrics_n; j++) {
             struct sp_metric *s = sp_metrics_v[j];
             if (strcmp(s->name, m->name) != 0)
                 continue;
+            if (s->kind == SP_METRIC_HISTOGRAM) {
+                sp_metrics_put_histogram(out, s);
+                continue;
+            }
             if (s->labels[0])
                 sp_buf_printf(out, "%s{%s} ", s->name, s->labels);
             else

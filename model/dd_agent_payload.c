@@ -438,6 +438,49 @@ int sp_dd_pack_agent_payload(const Datadog__Trace__AgentPayload *p, uint8_t **da
     return 0;
 }
 
+/* Appends the packed bytes of a view of an AgentPayload to out. */
+static int pack_append(const Datadog__Trace__AgentPayload *p, struct sp_buf *out,
+                       struct sp_err *err)
+{
+    struct pbw w;
+    int rc = pack_payload(p, &w, err);
+    if (rc)
+        return rc;
+    if (pbw_len(&w))
+        rc = sp_buf_append(out, w.buf + w.pos, pbw_len(&w));
+    free(w.buf);
+    return rc ? sp_err_set(err, SP_ENOMEM, "datadog payload: out of memory appending") : 0;
+}
+
+/* Protobuf packs fields in number order and a repeated field's elements one
+ * after the other, so an AgentPayload is: its fields before tracerPayloads
+ * (1 hostName, 2 env), then one field-5 record per tracer payload, then the
+ * fields after (6 tags .. 10 rareSamplerEnabled). Each part is packed from a
+ * shallow view holding only its fields. */
+int sp_dd_agent_payload_frame(const Datadog__Trace__AgentPayload *p, struct sp_buf *head,
+                              struct sp_buf *tail, struct sp_err *err)
+{
+    Datadog__Trace__AgentPayload h = DATADOG__TRACE__AGENT_PAYLOAD__INIT;
+    h.hostname = p->hostname;
+    h.env = p->env;
+    Datadog__Trace__AgentPayload t = *p;
+    t.hostname = t.env = NULL;
+    t.n_tracerpayloads = 0;
+    t.tracerpayloads = NULL;
+    int rc = pack_append(&h, head, err);
+    return rc ? rc : pack_append(&t, tail, err);
+}
+
+int sp_dd_append_tracer_payload(const Datadog__Trace__TracerPayload *tp, struct sp_buf *out,
+                                struct sp_err *err)
+{
+    Datadog__Trace__AgentPayload v = DATADOG__TRACE__AGENT_PAYLOAD__INIT;
+    Datadog__Trace__TracerPayload *one[1] = {(Datadog__Trace__TracerPayload *)tp};
+    v.n_tracerpayloads = 1;
+    v.tracerpayloads = one;
+    return pack_append(&v, out, err);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Splitting                                                                 */
 /* ------------------------------------------------------------------------ */

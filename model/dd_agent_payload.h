@@ -30,4 +30,14 @@ int sp_dd_pack_agent_payload(const Datadog__Trace__AgentPayload *p, uint8_t **da
 int sp_dd_encode_agent_payload(const Datadog__Trace__AgentPayload *p, struct sp_buf *out,
                                struct sp_err *err);
 
+/* An AgentPayload assembled from many mapped payloads, packed piece by
+ * piece: head (the fields before tracerPayloads), then any number of
+ * sp_dd_append_tracer_payload() records, then tail (the fields after) is
+ * byte for byte what packing one AgentPayload with p's other fields and all
+ * those tracer payloads, in that order, gives. Both append to the buffers. */
+int sp_dd_agent_payload_frame(const Datadog__Trace__AgentPayload *p, struct sp_buf *head,
+                              struct sp_buf *tail, struct sp_err *err);
+int sp_dd_append_tracer_payload(const Datadog__Trace__TracerPayload *tp, struct sp_buf *out,
+                                struct sp_err *err);
+
 #endif

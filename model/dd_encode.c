@@ -79,42 +79,64 @@ static int mp_span(msgpack_packer *pk, const Datadog__Trace__Span *d, bool add_p
     return 0;
 }
 
+int sp_dd_encode_v04_traces(const Datadog__Trace__AgentPayload *p,
+                            const Datadog__Trace__TracerPayload *tp, struct sp_buf *out,
+                            size_t *trace_count, struct sp_err *err)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, out, mp_write);
+    /* The Agent knows its own host; a different one from the resource
+     * travels as the tracer's _dd.hostname tag. */
+    const char *host = tp->hostname && *tp->hostname &&
+                               strcmp(tp->hostname, p->hostname ? p->hostname : "") != 0
+                           ? tp->hostname
+                           : NULL;
+    int r = 0;
+    for (size_t j = 0; r == 0 && j < tp->n_chunks; j++) {
+        const Datadog__Trace__TraceChunk *c = tp->chunks[j];
+        r = msgpack_pack_array(&pk, c->n_spans);
+        /* v0.4 has no chunk: the priority rides on the first span as
+         * tracers send it, unless a span carries one already. */
+        bool has = false;
+        for (size_t k = 0; k < c->n_spans && !has; k++)
+            has = span_has_metric(c->spans[k], "_sampling_priority_v1");
+        for (size_t k = 0; r == 0 && k < c->n_spans; k++)
+            r = mp_span(&pk, c->spans[k], k == 0 && !has, c->priority, k == 0 ? host : NULL);
+    }
+    if (r)
+        return sp_err_set(err, SP_ENOMEM, "datadog v0.4 payload: out of memory encoding");
+    *trace_count += tp->n_chunks;
+    return 0;
+}
+
+int sp_dd_encode_v04_header(size_t trace_count, struct sp_buf *out, struct sp_err *err)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, out, mp_write);
+    if (msgpack_pack_array(&pk, trace_count))
+        return sp_err_set(err, SP_ENOMEM, "datadog v0.4 payload: out of memory encoding");
+    return 0;
+}
+
 int sp_dd_encode_v04(const Datadog__Trace__AgentPayload *p, struct sp_buf *out,
                      size_t *trace_count, struct sp_err *err)
 {
     size_t n = 0;
     for (size_t i = 0; i < p->n_tracerpayloads; i++)
         n += p->tracerpayloads[i]->n_chunks;
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, out, mp_write);
-    int r = msgpack_pack_array(&pk, n);
-    for (size_t i = 0; r == 0 && i < p->n_tracerpayloads; i++) {
-        const Datadog__Trace__TracerPayload *tp = p->tracerpayloads[i];
-        /* The Agent knows its own host; a different one from the resource
-         * travels as the tracer's _dd.hostname tag. */
-        const char *host = tp->hostname && *tp->hostname &&
-                                   strcmp(tp->hostname, p->hostname ? p->hostname : "") != 0
-                               ? tp->hostname
-                               : NULL;
-        for (size_t j = 0; r == 0 && j < tp->n_chunks; j++) {
-            const Datadog__Trace__TraceChunk *c = tp->chunks[j];
-            r = msgpack_pack_array(&pk, c->n_spans);
-            /* v0.4 has no chunk: the priority rides on the first span as
-             * tracers send it, unless a span carries one already. */
-            bool has = false;
-            for (size_t k = 0; k < c->n_spans && !has; k++)
-                has = span_has_metric(c->spans[k], "_sampling_priority_v1");
-            for (size_t k = 0; r == 0 && k < c->n_spans; k++)
-                r = mp_span(&pk, c->spans[k], k == 0 && !has, c->priority, k == 0 ? host : NULL);
-        }
-    }
-    if (r)
-        return sp_err_set(err, SP_ENOMEM, "datadog v0.4 payload: out of memory encoding");
+    int rc = sp_dd_encode_v04_header(n, out, err);
+    size_t done = 0;
+    for (size_t i = 0; rc == 0 && i < p->n_tracerpayloads; i++)
+        rc = sp_dd_encode_v04_traces(p, p->tracerpayloads[i], out, &done, err);
+    if (rc)
+        return rc;
     if (trace_count)
         *trace_count = n;
     return 0;
 }
 
+/* A string-to-string map as a JSON object (the three entry types share
+ * key/value fields). */
 #define JSON_TAGS_FN(fname, type)                                                                  \
     static int fname(struct sp_buf *b, type *const *v, size_t n)                                   \
     {                                                                                              \
@@ -123,16 +145,14 @@ int sp_dd_encode_v04(const Datadog__Trace__AgentPayload *p, struct sp_buf *out,
             if (i)                                                                                 \
                 rc = sp_buf_append_byte(b, ',');                                                   \
             if (rc == 0)                                                                           \
-                rc = sp_dd_json_cstr(b, v[i]->key);                                                      \
+                rc = sp_dd_json_cstr(b, v[i]->key);                                                \
             if (rc == 0)                                                                           \
                 rc = sp_buf_append_byte(b, ':');                                                   \
             if (rc == 0)                                                                           \
-                rc = sp_dd_json_cstr(b, v[i]->value);                                                    \
+                rc = sp_dd_json_cstr(b, v[i]->value);                                              \
         }                                                                                          \
         return rc ? rc : sp_buf_append_byte(b, '}');                                               \
     }
-/* A string-to-string map as a JSON object (the three entry types share
- * key/value fields). */
 JSON_TAGS_FN(json_meta, Datadog__Trace__Span__MetaEntry)
 JSON_TAGS_FN(json_chunk_tags, Datadog__Trace__TraceChunk__TagsEntry)
 JSON_TAGS_FN(json_tp_tags, Datadog__Trace__TracerPayload__TagsEntry)

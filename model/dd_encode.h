@@ -15,6 +15,14 @@
 int sp_dd_encode_v04(const Datadog__Trace__AgentPayload *p, struct sp_buf *out,
                      size_t *trace_count, struct sp_err *err);
 
+/* The same in pieces, for a body that gathers many tracer payloads: the
+ * array header for trace_count traces, and the traces of one tracer payload
+ * of p (added to *trace_count) without it. */
+int sp_dd_encode_v04_header(size_t trace_count, struct sp_buf *out, struct sp_err *err);
+int sp_dd_encode_v04_traces(const Datadog__Trace__AgentPayload *p,
+                            const Datadog__Trace__TracerPayload *tp, struct sp_buf *out,
+                            size_t *trace_count, struct sp_err *err);
+
 /* One JSON object per span, one per line (the file exporter's traces). */
 int sp_dd_encode_json_lines(const Datadog__Trace__AgentPayload *p, struct sp_buf *out,
                             struct sp_err *err);

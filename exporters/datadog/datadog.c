@@ -8,19 +8,23 @@
  * Datadog Agent, traces as /v0.4/traces msgpack and profiles to
  * /profiling/v1/input, no key needed (docs/datadog.md §1, §2, §5).
  *
- * This file is the component: config table, lifecycle and metrics.
- * consume() only queues a reference to the batch (bounded, see
- * datadog_queue.c) and returns; encoding (on a later loop turn) and
- * delivery happen in the workers (datadog_send.c). Shutdown drains the queue until the service's
- * deadline, then counts and logs what it could not deliver. */
+ * This file is the component: config table, lifecycle, metrics, and the
+ * data path's glue. consume() maps a traces batch into the open payloads
+ * (datadog_traces.c) or builds a profile's request, and returns; sealed
+ * requests wait in the bounded queues (datadog_queue.c) for the workers
+ * (datadog_send.c). Shutdown seals what is open, drains until the service's
+ * deadline, then writes what is left to sending_queue.storage (when set,
+ * datadog_store.c) or counts it as dropped, and logs one summary line. */
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "datadog_int.h"
+#include "dd_agent_payload.h"
 #include "dd_site.h"
 #include "sp_log.h"
+#include "sp_memory.h"
 
 /* ---- configuration table ---- */
 
@@ -54,7 +58,8 @@ static const struct sp_conf_key dd_retry_keys[] = {
     {"enabled", SP_CONF_BOOL, offsetof(struct dd_retry_conf, enabled), "true", NULL, 0, 0, 0,
      "retry 408, 429, 5xx and transport errors"},
     {"initial_interval", SP_CONF_DURATION, offsetof(struct dd_retry_conf, initial_interval_ms),
-     "5s", NULL, 0, 0, 0, "first backoff (grows x1.5 per retry, +-50% jitter)"},
+     "5s", NULL, 0, 0, 0, "first backoff (grows x1.5 per retry, +-50% jitter, never below "
+     "this nor above max_interval; a Retry-After longer than the backoff is waited)"},
     {"max_interval", SP_CONF_DURATION, offsetof(struct dd_retry_conf, max_interval_ms), "30s",
      NULL, 0, 0, 0, "largest backoff between two attempts"},
     {"max_elapsed_time", SP_CONF_DURATION, offsetof(struct dd_retry_conf, max_elapsed_ms),
@@ -63,16 +68,25 @@ static const struct sp_conf_key dd_retry_keys[] = {
 
 static const struct sp_conf_key dd_queue_keys[] = {
     {"enabled", SP_CONF_BOOL, offsetof(struct dd_queue_conf, enabled), "true", NULL, 0, 0, 0,
-     "queue batches; when false a batch is refused unless a consumer is idle"},
+     "queue sealed payloads; when false a payload is dropped (counted) unless a consumer is "
+     "idle"},
     {"queue_size", SP_CONF_INT, offsetof(struct dd_queue_conf, queue_size), "1000", NULL, 0, 0, 0,
-     "batches (OTLP exports or profile uploads) waiting to be sent"},
+     "sealed payloads (trace payloads of up to flush_interval or 3.2 MB, profile uploads) "
+     "waiting to be sent; a quarter is kept for profiles"},
     {"max_bytes", SP_CONF_SIZE, offsetof(struct dd_queue_conf, max_bytes), "64MiB", NULL, 0, 0, 0,
-     "memory the waiting batches may hold"},
+     "memory the waiting payloads (compressed, as sent) may hold; a quarter is kept for "
+     "profiles"},
     {"num_consumers", SP_CONF_INT, offsetof(struct dd_queue_conf, num_consumers), "10", NULL, 0, 0,
      0, "requests in flight at once"},
     {"on_full", SP_CONF_STRING, offsetof(struct dd_queue_conf, on_full), "refuse", NULL, 0, 0, 0,
      "refuse: new data is refused (receivers answer 429/UNAVAILABLE, clients retry); "
-     "drop_oldest: the oldest queued batches are dropped to make room"},
+     "drop_oldest: the oldest queued payloads are dropped to make room"},
+    {"storage", SP_CONF_STRING, offsetof(struct dd_queue_conf, storage), NULL, NULL, 0, 0, 0,
+     "directory where every sealed payload is kept as a file until Datadog answers it; the "
+     "next start sends what is left first (unset: undelivered payloads are dropped and "
+     "counted at shutdown)"},
+    {"max_disk_bytes", SP_CONF_SIZE, offsetof(struct dd_queue_conf, max_disk_bytes), "1GiB",
+     NULL, 0, 0, 0, "bytes the files in storage may take"},
 };
 
 static const struct sp_conf_key dd_keys[] = {
@@ -92,6 +106,9 @@ static const struct sp_conf_key dd_keys[] = {
      "extra key:value tags added to every payload"},
     {"timeout", SP_CONF_DURATION, offsetof(struct dd_conf, timeout_ms), "10s", NULL, 0, 0, 0,
      "timeout of one HTTP request"},
+    {"flush_interval", SP_CONF_DURATION, offsetof(struct dd_conf, flush_interval_ms), "1s", NULL,
+     0, 0, 0, "spans are batched into one payload per destination for this long (or up to "
+     "3.2 MB) before it is compressed and queued; a hard kill loses at most this much"},
     {"retry_on_failure", SP_CONF_BLOCK, offsetof(struct dd_conf, retry), NULL, dd_retry_keys,
      SP_CONF_END_COUNT(dd_retry_keys), 0, 0, "retries with exponential backoff"},
     {"sending_queue", SP_CONF_BLOCK, offsetof(struct dd_conf, queue), NULL, dd_queue_keys,
@@ -125,34 +142,345 @@ struct sp_metric *dd_status_counter(struct dd_exporter *dd, long status)
                       labels);
 }
 
-void dd_exporter_queue_changed(struct dd_exporter *dd)
-{
-    sp_metric_set(dd->queue_size, (double)dd->queue.len);
-    sp_metric_set(dd->queue_bytes, (double)dd->queue.bytes);
-}
-
 static const char *dd_noun(enum sp_signal s)
 {
     return s == SP_SIGNAL_TRACES ? "spans" : "profiles";
 }
 
-void dd_item_drop(struct dd_exporter *dd, struct dd_item *it)
+void dd_count_drop(struct dd_exporter *dd, enum sp_signal s, struct sp_metric *m, size_t n)
 {
-    enum sp_signal s = it->batch->signal;
-    sp_metric_add(dd->m[s].dropped_overflow, (double)it->count);
-    if (dd_ratelog_ok(dd, &dd->overflow_log, 10000))
-        sp_log_warn(dd->comp->id,
-                    "sending queue full (limits: %zu batches, %zu bytes): dropped the oldest "
-                    "batch (%zu %s); Datadog is slower than the input (see "
-                    "spanprof_exporter_dropped_%s_total)",
-                    dd->queue.max_items, dd->queue.max_bytes, it->count, dd_noun(s), dd_noun(s));
-    sp_batch_unref(it->batch);
-    it->batch = NULL;
+    sp_metric_add(m, (double)n);
+    uint64_t sec = dd->loop ? uv_now(dd->loop) / 1000 : 0;
+    struct dd_drop_window *w = &dd->drops[s];
+    size_t i = sec % DD_DROP_WINDOW_S;
+    if (w->sec[i] != sec) {
+        w->sec[i] = sec;
+        w->n[i] = 0;
+    }
+    w->n[i] += n;
+}
+
+static uint64_t dd_recent_drops(const struct dd_exporter *dd, enum sp_signal s)
+{
+    uint64_t now = dd->loop ? uv_now(dd->loop) / 1000 : 0, n = 0;
+    for (size_t i = 0; i < DD_DROP_WINDOW_S; i++)
+        if (dd->drops[s].sec[i] + DD_DROP_WINDOW_S > now)
+            n += dd->drops[s].n[i];
+    return n;
+}
+
+/* The one place the exporter's payload bytes are charged to the process's
+ * memory ceiling (sp_memory.h, class "export"): the sealed payloads queued
+ * (compressed) and the open ones (packed, not compressed yet). Requests a
+ * worker holds are not counted: at most num_consumers of them. */
+static void dd_charge_queue_bytes(struct dd_exporter *dd)
+{
+    uint64_t now = (uint64_t)dd->queue[SP_SIGNAL_TRACES].bytes +
+                   dd->queue[SP_SIGNAL_PROFILES].bytes + dd->open_bytes;
+    if (dd->destroyed)
+        now = 0;
+    if (now > dd->queued_bytes_charged)
+        sp_memory_charge(SP_MEM_EXPORT, (size_t)(now - dd->queued_bytes_charged));
+    else if (now < dd->queued_bytes_charged)
+        sp_memory_release(SP_MEM_EXPORT, (size_t)(dd->queued_bytes_charged - now));
+    dd->queued_bytes_charged = now;
+}
+
+void dd_exporter_state_changed(struct dd_exporter *dd)
+{
+    const struct dd_queue *qt = &dd->queue[SP_SIGNAL_TRACES], *qp = &dd->queue[SP_SIGNAL_PROFILES];
+    dd_charge_queue_bytes(dd);
+    size_t in_flight = 0, in_backoff = 0, worker_spans = 0, open_spans = 0;
+    dd_workers_busy(dd, &in_flight, &in_backoff, &worker_spans);
+    for (size_t i = 0; i < dd->n_open; i++)
+        open_spans += dd->open[i].spans;
+    sp_metric_set(dd->queue_size, (double)(qt->len + qp->len));
+    sp_metric_set(dd->queue_bytes, (double)(qt->bytes + qp->bytes));
+    sp_metric_set(dd->in_flight, (double)in_flight);
+    sp_metric_set(dd->in_backoff, (double)in_backoff);
+    sp_metric_set(dd->open_spans, (double)open_spans);
+    sp_metric_set(dd->pending_spans, (double)(open_spans + qt->count + worker_spans));
+    sp_metric_set(dd->store_backlog, dd->has_store ? (double)dd_store_backlog(&dd->store) : 0);
+}
+
+void dd_req_done(struct dd_exporter *dd, struct dd_req *r)
+{
+    if (dd->has_store)
+        dd_store_remove(&dd->store, r);
+    dd_req_free(r);
+}
+
+static void dd_store_bad(void *ud, const char *name, const char *why)
+{
+    struct dd_exporter *dd = ud;
+    sp_metric_inc(dd->store_bad);
+    sp_log_error(dd->comp->id,
+                 "sending_queue.storage: %s/%s cannot be sent (%s): moved aside as %s.bad",
+                 dd->store.dir, name, why, name);
+}
+
+struct dd_req *dd_next_req(struct dd_exporter *dd)
+{
+    if (dd->has_store && dd_store_backlog(&dd->store)) {
+        struct dd_req *r = dd_store_next(&dd->store, dd_store_bad, dd);
+        if (r) {
+            sp_metric_add(dd->m[r->signal].restored, (double)r->count);
+            return r;
+        }
+    }
+    struct dd_item it;
+    if (dd_queue_pop(&dd->queue[SP_SIGNAL_PROFILES], &it) ||
+        dd_queue_pop(&dd->queue[SP_SIGNAL_TRACES], &it))
+        return it.req;
+    return NULL;
+}
+
+/* Profiles keep a quarter of the queue's bounds for themselves, so a span
+ * flood cannot starve them; each signal may use whatever the other leaves. */
+static void dd_queue_limits(struct dd_exporter *dd)
+{
+    struct dd_queue *qt = &dd->queue[SP_SIGNAL_TRACES], *qp = &dd->queue[SP_SIGNAL_PROFILES];
+    if (dd->max_items == 0) {
+        qt->max_items = qp->max_items = 0;
+        return;
+    }
+    size_t ri = dd->max_items / 4, rb = dd->max_bytes / 4;
+    size_t pi = qp->len > ri ? qp->len : ri, pb = qp->bytes > rb ? qp->bytes : rb;
+    qt->max_items = dd->max_items > pi ? dd->max_items - pi : 0;
+    qt->max_bytes = dd->max_bytes > pb ? dd->max_bytes - pb : 0;
+    qp->max_items = dd->max_items > qt->len ? dd->max_items - qt->len : 0;
+    qp->max_bytes = dd->max_bytes > qt->bytes ? dd->max_bytes - qt->bytes : 0;
 }
 
 static void dd_item_drop_cb(void *ud, struct dd_item *it)
 {
-    dd_item_drop(ud, it);
+    struct dd_exporter *dd = ud;
+    enum sp_signal s = it->req->signal;
+    dd_count_drop(dd, s, dd->m[s].dropped_overflow, it->count);
+    if (dd_ratelog_ok(dd, &dd->overflow_log, 10000))
+        sp_log_warn(dd->comp->id,
+                    "sending queue full (limits: %zu payloads, %zu bytes): dropped the oldest "
+                    "payload (%zu %s); Datadog is slower than the input (see "
+                    "spanprof_exporter_dropped_%s_total)",
+                    dd->max_items, dd->max_bytes, it->count, dd_noun(s), dd_noun(s));
+    dd_req_done(dd, it->req);
+    it->req = NULL;
+}
+
+/* A sealed request into its queue (or straight to a worker without one);
+ * what does not fit is a counted drop. */
+static void dd_enqueue(struct dd_exporter *dd, struct dd_req *r)
+{
+    enum sp_signal s = r->signal;
+    int rc;
+    if (dd->has_store) {
+        /* Written as it is sealed, removed once answered: a hard kill loses
+         * only what was still open. Without room on disk it stays in memory
+         * (and is written at shutdown if room came back). */
+        struct sp_err err = {0};
+        if (dd_store_write(&dd->store, r, &err) != 0) {
+            sp_metric_inc(dd->store_errors);
+            if (dd_ratelog_ok(dd, &dd->store_log, 10000))
+                sp_log_warn(dd->comp->id, "a sealed payload of %zu %s is kept in memory only: %s",
+                            r->count, dd_noun(s), err.msg);
+        }
+    }
+    if (dd->max_items == 0) {
+        rc = dd_workers_offer(dd, r) ? 0 : SP_EFULL;
+    } else {
+        dd_queue_limits(dd);
+        struct dd_item it = {.req = r, .bytes = r->body.len, .count = r->count};
+        rc = dd_queue_push(&dd->queue[s], &it, dd_item_drop_cb, dd);
+    }
+    if (rc) {
+        dd_count_drop(dd, s, dd->m[s].dropped_overflow, r->count);
+        if (dd_ratelog_ok(dd, &dd->overflow_log, 10000))
+            sp_log_warn(dd->comp->id,
+                        "sending queue full (limits: %zu payloads, %zu bytes): dropped a sealed "
+                        "payload of %zu %s (see spanprof_exporter_dropped_%s_total)",
+                        dd->max_items, dd->max_bytes, r->count, dd_noun(s), dd_noun(s));
+        dd_req_done(dd, r);
+    }
+    dd_workers_kick(dd);
+    dd_exporter_state_changed(dd);
+}
+
+/* ---- open trace payloads ---- */
+
+static void dd_seal(struct dd_exporter *dd, size_t i)
+{
+    struct dd_open *o = &dd->open[i];
+    struct sp_err err = {0};
+    struct dd_req *r = NULL;
+    size_t spans = o->spans;
+    dd->open_bytes -= o->raw.len;
+    int rc = dd_open_seal(&dd->set, o, &r, &err);
+    dd->open[i] = dd->open[--dd->n_open];
+    memset(&dd->open[dd->n_open], 0, sizeof(dd->open[dd->n_open]));
+    if (rc) {
+        dd_count_drop(dd, SP_SIGNAL_TRACES, dd->m[SP_SIGNAL_TRACES].dropped_invalid, spans);
+        if (dd_ratelog_ok(dd, &dd->fail_log, 10000))
+            sp_log_error(dd->comp->id, "cannot seal a payload of %zu spans: %s", spans, err.msg);
+        return;
+    }
+    dd_enqueue(dd, r);
+}
+
+static void dd_seal_all(struct dd_exporter *dd)
+{
+    while (dd->n_open)
+        dd_seal(dd, dd->n_open - 1);
+}
+
+static void dd_on_flush(uv_timer_t *t);
+
+static void dd_flush_arm(struct dd_exporter *dd)
+{
+    if (!dd->n_open || uv_is_active((uv_handle_t *)&dd->flush))
+        return;
+    uint64_t oldest = dd->open[0].opened_ms;
+    for (size_t i = 1; i < dd->n_open; i++)
+        if (dd->open[i].opened_ms < oldest)
+            oldest = dd->open[i].opened_ms;
+    uint64_t due = oldest + (uint64_t)dd->conf->flush_interval_ms, now = uv_now(dd->loop);
+    uv_timer_start(&dd->flush, dd_on_flush, due > now ? due - now : 0, 0);
+}
+
+static void dd_on_flush(uv_timer_t *t)
+{
+    struct dd_exporter *dd = t->data;
+    uint64_t now = uv_now(dd->loop);
+    for (size_t i = dd->n_open; i-- > 0;)
+        if (dd->open[i].opened_ms + (uint64_t)dd->conf->flush_interval_ms <= now)
+            dd_seal(dd, i);
+    dd_flush_arm(dd);
+}
+
+/* Every mapped span passes here once, with its chunk and tracer payload,
+ * before it is packed: the one place for per-span consumers of the mapped
+ * Datadog span (APM stats' concentrator hooks in here). */
+static void dd_span_mapped(struct dd_exporter *dd, const Datadog__Trace__TracerPayload *tp,
+                           const Datadog__Trace__TraceChunk *chunk,
+                           const Datadog__Trace__Span *span)
+{
+    (void)dd;
+    (void)tp;
+    (void)chunk;
+    (void)span;
+}
+
+static size_t dd_tp_spans(struct dd_exporter *dd, const Datadog__Trace__TracerPayload *tp)
+{
+    size_t n = 0;
+    for (size_t c = 0; c < tp->n_chunks; c++) {
+        const Datadog__Trace__TraceChunk *ch = tp->chunks[c];
+        for (size_t k = 0; k < ch->n_spans; k++)
+            dd_span_mapped(dd, tp, ch, ch->spans[k]);
+        n += ch->n_spans;
+    }
+    return n;
+}
+
+/* The open payload for key (made when there is none; the oldest is sealed
+ * when DD_MAX_OPEN destinations are open). */
+static struct dd_open *dd_open_for(struct dd_exporter *dd, const Datadog__Trace__AgentPayload *p,
+                                   const Datadog__Trace__TracerPayload *tp,
+                                   const struct sp_buf *key, struct sp_err *err)
+{
+    for (size_t i = 0; i < dd->n_open; i++)
+        if (dd->open[i].key_len == key->len && memcmp(dd->open[i].key, key->data, key->len) == 0)
+            return &dd->open[i];
+    if (dd->n_open == DD_MAX_OPEN) {
+        size_t oldest = 0;
+        for (size_t i = 1; i < dd->n_open; i++)
+            if (dd->open[i].opened_ms < dd->open[oldest].opened_ms)
+                oldest = i;
+        dd_seal(dd, oldest);
+    }
+    struct dd_open *o = &dd->open[dd->n_open];
+    memset(o, 0, sizeof(*o));
+    if (dd_open_init(&dd->set, o, p, tp, key, uv_now(dd->loop), err))
+        return NULL;
+    dd->n_open++;
+    dd->open_bytes += o->raw.len;
+    return o;
+}
+
+/* Appends one tracer payload to its open payload, sealing first when it
+ * would pass the intake's limit. */
+static int dd_append_tp(struct dd_exporter *dd, const Datadog__Trace__AgentPayload *p,
+                        const Datadog__Trace__TracerPayload *tp, struct sp_buf *key,
+                        struct sp_buf *bytes, struct sp_err *err)
+{
+    size_t spans = dd_tp_spans(dd, tp), traces = 0;
+    key->len = 0;
+    bytes->len = 0;
+    if (dd_trace_dest_key(&dd->set, p, tp, key))
+        return sp_err_set(err, SP_ENOMEM, "out of memory");
+    struct dd_open *o = dd_open_for(dd, p, tp, key, err);
+    if (!o)
+        return err->code ? err->code : SP_ENOMEM;
+    int rc = dd_open_encode(&dd->set, o, p, tp, bytes, &traces, err);
+    if (rc)
+        return rc;
+    if (o->spans && dd_open_size_with(o, bytes->len) > DD_MAX_TRACE_PAYLOAD) {
+        dd_seal(dd, (size_t)(o - dd->open));
+        o = dd_open_for(dd, p, tp, key, err);
+        if (!o)
+            return err->code ? err->code : SP_ENOMEM;
+    }
+    size_t before = o->raw.len;
+    if (dd_open_append(o, tp, bytes, spans, traces))
+        return sp_err_set(err, SP_ENOMEM, "out of memory");
+    dd->open_bytes += o->raw.len - before;
+    if (dd_open_size_with(o, 0) >= DD_MAX_TRACE_PAYLOAD)
+        dd_seal(dd, (size_t)(o - dd->open));
+    return 0;
+}
+
+static int dd_consume_traces(struct dd_exporter *dd, struct sp_batch *batch, size_t count)
+{
+    struct sp_err err = {0};
+    struct sp_arena *arena = sp_arena_create(0);
+    if (!arena)
+        return SP_ENOMEM;
+    struct sp_dd_map_opts mo;
+    dd_map_opts(&dd->set, &mo);
+    Datadog__Trace__AgentPayload *payload = NULL, **parts = NULL;
+    size_t n_parts = 0, rejected = 0;
+    int rc = sp_dd_map_traces(&batch->u.traces, &mo, arena, &payload, &rejected, &err);
+    if (rc == 0)
+        rc = sp_dd_split_payload(payload, DD_MAX_TRACE_PAYLOAD, arena, &parts, &n_parts, &err);
+    sp_metric_add(dd->m[SP_SIGNAL_TRACES].accepted, (double)count);
+    if (rejected)
+        dd_count_drop(dd, SP_SIGNAL_TRACES, dd->m[SP_SIGNAL_TRACES].dropped_invalid, rejected);
+    struct sp_buf key = {0}, bytes = {0};
+    size_t appended = 0;
+    for (size_t i = 0; rc == 0 && i < n_parts; i++) {
+        for (size_t t = 0; rc == 0 && t < parts[i]->n_tracerpayloads; t++) {
+            const Datadog__Trace__TracerPayload *tp = parts[i]->tracerpayloads[t];
+            size_t n = 0;
+            for (size_t c = 0; c < tp->n_chunks; c++)
+                n += tp->chunks[c]->n_spans;
+            if (!n)
+                continue;
+            rc = dd_append_tp(dd, parts[i], tp, &key, &bytes, &err);
+            if (rc == 0)
+                appended += n;
+        }
+    }
+    sp_buf_free(&key);
+    sp_buf_free(&bytes);
+    sp_arena_destroy(arena);
+    if (rc) {
+        size_t lost = count > rejected + appended ? count - rejected - appended : 0;
+        dd_count_drop(dd, SP_SIGNAL_TRACES, dd->m[SP_SIGNAL_TRACES].dropped_invalid, lost);
+        if (dd_ratelog_ok(dd, &dd->fail_log, 10000))
+            sp_log_error(dd->comp->id, "cannot encode %zu spans for Datadog: %s", lost, err.msg);
+    }
+    dd_flush_arm(dd);
+    dd_exporter_state_changed(dd);
+    return SP_OK;
 }
 
 /* ---- metrics ---- */
@@ -165,6 +493,11 @@ static void dd_register_metrics(struct dd_exporter *dd)
     for (int s = SP_SIGNAL_TRACES; s <= SP_SIGNAL_PROFILES; s++) {
         struct dd_sig_metrics *m = &dd->m[s];
         bool tr = s == SP_SIGNAL_TRACES;
+        m->accepted = sp_counter(tr ? "spanprof_exporter_accepted_spans_total"
+                                    : "spanprof_exporter_accepted_profiles_total",
+                                 "Data the exporter took in (accepted + restored = sent + failed "
+                                 "+ dropped + stored + pending)",
+                                 base);
         m->sent = sp_counter(tr ? "spanprof_exporter_sent_spans_total"
                                 : "spanprof_exporter_sent_profiles_total",
                              tr ? "Spans accepted by Datadog" : "Profiles accepted by Datadog",
@@ -179,31 +512,73 @@ static void dd_register_metrics(struct dd_exporter *dd)
                                 "Data refused because the sending queue was full (the "
                                 "producer was told to retry)",
                                 base);
+        m->stored = sp_counter(tr ? "spanprof_exporter_stored_spans_total"
+                                  : "spanprof_exporter_stored_profiles_total",
+                               "Data left in sending_queue.storage at shutdown, for the next "
+                               "start",
+                               base);
+        m->restored = sp_counter(tr ? "spanprof_exporter_restored_spans_total"
+                                    : "spanprof_exporter_restored_profiles_total",
+                                 "Data read back from sending_queue.storage (a previous run's)",
+                                 base);
         const char *dname = tr ? "spanprof_exporter_dropped_spans_total"
                                : "spanprof_exporter_dropped_profiles_total";
         const char *dhelp = "Data dropped by the exporter, by reason";
-        snprintf(l, sizeof(l), "%s,reason=\"queue_overflow\"", base);
-        m->dropped_overflow = sp_counter(dname, dhelp, l);
-        snprintf(l, sizeof(l), "%s,reason=\"shutdown\"", base);
-        m->dropped_shutdown = sp_counter(dname, dhelp, l);
-        snprintf(l, sizeof(l), "%s,reason=\"invalid\"", base);
-        m->dropped_invalid = sp_counter(dname, dhelp, l);
+        struct {
+            const char *reason;
+            struct sp_metric **m;
+        } drops[] = {
+            {"queue_overflow", &m->dropped_overflow},
+            {"shutdown", &m->dropped_shutdown},
+            {"invalid", &m->dropped_invalid},
+            {"storage", &m->dropped_storage},
+        };
+        for (size_t i = 0; i < sizeof(drops) / sizeof(drops[0]); i++) {
+            snprintf(l, sizeof(l), "%s,reason=\"%s\"", base, drops[i].reason);
+            *drops[i].m = sp_counter(dname, dhelp, l);
+        }
         snprintf(l, sizeof(l), "%s,signal=\"%s\"", base, sp_signal_name(s));
         m->bytes = sp_counter("spanprof_exporter_payload_bytes_total",
                               "Bytes of request bodies Datadog accepted", l);
         m->retries = sp_counter("spanprof_exporter_retries_total",
                                 "Requests retried after a transient failure", l);
     }
-    dd->queue_size = sp_gauge("spanprof_exporter_queue_size", "Batches waiting to be sent", base);
-    dd->queue_bytes = sp_gauge("spanprof_exporter_queue_bytes",
-                               "Bytes held by the batches waiting to be sent", base);
-    dd->queue_capacity = sp_gauge("spanprof_exporter_queue_capacity",
-                                  "sending_queue.queue_size", base);
-    dd->queue_capacity_bytes = sp_gauge("spanprof_exporter_queue_capacity_bytes",
-                                        "sending_queue.max_bytes", base);
-    sp_metric_set(dd->queue_capacity, (double)dd->queue.max_items);
-    sp_metric_set(dd->queue_capacity_bytes, (double)dd->queue.max_bytes);
-    dd_exporter_queue_changed(dd);
+    /* The exporter's gauges and its storage counters, one line each. */
+    const struct {
+        struct sp_metric **m;
+        bool counter;
+        const char *name, *help;
+    } one[] = {
+        {&dd->queue_size, false, "spanprof_exporter_queue_size",
+         "Sealed payloads waiting for a sender (not counting those being sent or waiting in "
+         "backoff)"},
+        {&dd->queue_bytes, false, "spanprof_exporter_queue_bytes",
+         "Bytes of the sealed payloads waiting for a sender"},
+        {&dd->queue_capacity, false, "spanprof_exporter_queue_capacity",
+         "sending_queue.queue_size"},
+        {&dd->queue_capacity_bytes, false, "spanprof_exporter_queue_capacity_bytes",
+         "sending_queue.max_bytes"},
+        {&dd->in_flight, false, "spanprof_exporter_requests_in_flight",
+         "Requests sent to Datadog and not answered yet"},
+        {&dd->in_backoff, false, "spanprof_exporter_requests_in_backoff",
+         "Requests waiting to be retried"},
+        {&dd->open_spans, false, "spanprof_exporter_open_spans",
+         "Spans in open payloads (not sealed yet)"},
+        {&dd->pending_spans, false, "spanprof_exporter_pending_spans",
+         "Spans taken in and not accounted for yet: open, queued, being sent or in backoff"},
+        {&dd->store_backlog, false, "spanprof_exporter_storage_backlog",
+         "Files a previous run left in sending_queue.storage, not read yet"},
+        {&dd->store_errors, true, "spanprof_exporter_storage_write_errors_total",
+         "Sealed payloads that could not be written to sending_queue.storage (kept in memory "
+         "only)"},
+        {&dd->store_bad, true, "spanprof_exporter_storage_bad_files_total",
+         "Files in sending_queue.storage that could not be read back (moved aside as .bad)"},
+    };
+    for (size_t i = 0; i < sizeof(one) / sizeof(one[0]); i++)
+        *one[i].m = one[i].counter ? sp_counter(one[i].name, one[i].help, base)
+                                   : sp_gauge(one[i].name, one[i].help, base);
+    sp_metric_set(dd->queue_capacity, (double)dd->max_items);
+    sp_metric_set(dd->queue_capacity_bytes, (double)dd->max_bytes);
 }
 
 /* ---- lifecycle ---- */
@@ -221,11 +596,14 @@ static int dd_create(struct sp_component *comp, struct sp_err *err)
         free(dd);
         return rc;
     }
-    size_t items = conf->queue.enabled ? (size_t)conf->queue.queue_size : 0;
+    dd->max_items = conf->queue.enabled ? (size_t)conf->queue.queue_size : 0;
+    dd->max_bytes = (size_t)conf->queue.max_bytes;
     enum dd_full_policy pol = conf->queue.on_full && strcmp(conf->queue.on_full, "drop_oldest") == 0
                                   ? DD_FULL_DROP_OLDEST
                                   : DD_FULL_REFUSE;
-    dd_queue_init(&dd->queue, items, (size_t)conf->queue.max_bytes, pol);
+    for (int s = 0; s < SP_SIGNAL_COUNT; s++)
+        dd_queue_init(&dd->queue[s], dd->max_items, dd->max_bytes, pol);
+    dd_queue_limits(dd);
     dd->n_workers = (size_t)conf->queue.num_consumers;
     dd->workers = calloc(dd->n_workers, sizeof(*dd->workers));
     if (!dd->workers) {
@@ -270,6 +648,20 @@ static int dd_start(struct sp_component *comp, struct sp_host *host, struct sp_e
 {
     struct dd_exporter *dd = comp->ctx;
     dd->loop = host->loop;
+    if (dd->conf->queue.storage && *dd->conf->queue.storage) {
+        int rc = dd_store_open(&dd->store, dd->conf->queue.storage,
+                               dd->conf->queue.max_disk_bytes ? dd->conf->queue.max_disk_bytes
+                                                              : UINT64_MAX,
+                               dd->set.agent_mode, err);
+        if (rc)
+            return rc;
+        dd->has_store = true;
+        if (dd_store_backlog(&dd->store))
+            sp_log_info(comp->id,
+                        "sending_queue.storage: %zu payloads left by a previous run in %s are "
+                        "sent first",
+                        dd_store_backlog(&dd->store), dd->store.dir);
+    }
     dd->http = sp_http_client_create(host->loop);
     if (!dd->http)
         return sp_err_set(err, SP_ENOMEM, "cannot create the HTTP client");
@@ -281,8 +673,8 @@ static int dd_start(struct sp_component *comp, struct sp_host *host, struct sp_e
     uv_timer_init(dd->loop, &dd->deadline);
     dd->deadline.data = dd;
     dd->open_handles++;
-    uv_idle_init(dd->loop, &dd->idle);
-    dd->idle.data = dd;
+    uv_timer_init(dd->loop, &dd->flush);
+    dd->flush.data = dd;
     dd->open_handles++;
     dd->started = true;
     if (dd->set.agent_mode)
@@ -292,6 +684,8 @@ static int dd_start(struct sp_component *comp, struct sp_host *host, struct sp_e
         sp_log_info(comp->id, "sending to Datadog site %s (API key %s): traces to %s, profiles "
                               "to %s", dd->set.site, dd->set.key_hint ? dd->set.key_hint : "",
                     dd->set.traces_url, dd->set.profiles_url);
+    dd_workers_kick(dd);
+    dd_exporter_state_changed(dd);
     return 0;
 }
 
@@ -304,6 +698,26 @@ static size_t dd_batch_count(const struct sp_batch *b)
     return b->u.traces.req ? sp_traces_count_spans(b->u.traces.req) : 0;
 }
 
+/* Whether a new batch of this signal is taken: its queue has room (with the
+ * open payloads counted for traces), or a sender is idle without a queue. */
+static bool dd_has_room(struct dd_exporter *dd, enum sp_signal s)
+{
+    if (dd->max_items == 0) {
+        for (size_t i = 0; i < dd->n_workers; i++)
+            if (!dd->workers[i].req)
+                return true;
+        return false;
+    }
+    if (dd->queue[s].policy == DD_FULL_DROP_OLDEST)
+        return true;
+    dd_queue_limits(dd);
+    const struct dd_queue *q = &dd->queue[s];
+    size_t open = s == SP_SIGNAL_TRACES ? dd->n_open : 0;
+    /* Open payloads compress ~5-10x; count a tenth of their raw bytes. */
+    size_t open_bytes = s == SP_SIGNAL_TRACES ? dd->open_bytes / 10 : 0;
+    return q->len + open < q->max_items && (q->len == 0 || q->bytes + open_bytes < q->max_bytes);
+}
+
 static int dd_consume(struct sp_component *comp, struct sp_batch *batch)
 {
     struct dd_exporter *dd = comp->ctx;
@@ -311,63 +725,52 @@ static int dd_consume(struct sp_component *comp, struct sp_batch *batch)
         return SP_ESHUTDOWN;
     if (batch->signal != SP_SIGNAL_TRACES && batch->signal != SP_SIGNAL_PROFILES)
         return SP_EUNSUPPORTED;
-    struct dd_item it = {
-        .batch = sp_batch_ref(batch),
-        .bytes = sp_batch_bytes(batch),
-        .count = dd_batch_count(batch),
-    };
-    if (it.count == 0) {
-        sp_batch_unref(it.batch);
+    size_t count = dd_batch_count(batch);
+    if (count == 0)
         return SP_OK;
-    }
-    int rc;
-    if (dd->queue.max_items == 0) {
-        rc = dd_workers_offer(dd, &it) ? SP_OK : SP_EFULL;
-    } else {
-        rc = dd_queue_push(&dd->queue, &it, dd_item_drop_cb, dd);
-        if (rc == 0) {
-            sp_batch_set_mem_class(batch, SP_MEM_EXPORT);
-            dd_exporter_queue_changed(dd);
-            dd_workers_kick(dd);
-        }
-    }
-    if (rc != 0) {
-        sp_metric_add(dd->m[batch->signal].refused, (double)it.count);
+    if (!dd_has_room(dd, batch->signal)) {
+        size_t in_flight = 0, in_backoff = 0;
+        size_t busy = dd_workers_busy(dd, &in_flight, &in_backoff, NULL);
+        const struct dd_queue *q = &dd->queue[batch->signal];
+        sp_metric_add(dd->m[batch->signal].refused, (double)count);
         if (dd_ratelog_ok(dd, &dd->overflow_log, 10000))
             sp_log_warn(comp->id,
-                        "sending queue full (%zu batches, %zu bytes, %zu requests in flight): "
-                        "refusing new %s until Datadog catches up",
-                        dd->queue.len, dd->queue.bytes, sp_http_client_in_flight(dd->http),
-                        dd_noun(batch->signal));
-        sp_batch_unref(it.batch);
-        return rc == SP_ENOMEM ? SP_ENOMEM : SP_EFULL;
+                        "sending queue full for %s (%zu payloads, %zu bytes queued; %zu of %zu "
+                        "senders busy: %zu requests in flight, %zu waiting to retry): refusing "
+                        "new %s until Datadog catches up",
+                        dd_noun(batch->signal), q->len, q->bytes, busy, dd->n_workers, in_flight,
+                        in_backoff, dd_noun(batch->signal));
+        return SP_EFULL;
     }
+    if (batch->signal == SP_SIGNAL_TRACES)
+        return dd_consume_traces(dd, batch, count);
+
+    struct sp_err err = {0};
+    struct dd_req *r = NULL;
+    sp_metric_add(dd->m[SP_SIGNAL_PROFILES].accepted, 1);
+    if (dd_profile_req(&dd->set, &batch->u.profile, &r, &err)) {
+        dd_count_drop(dd, SP_SIGNAL_PROFILES, dd->m[SP_SIGNAL_PROFILES].dropped_invalid, 1);
+        if (dd_ratelog_ok(dd, &dd->fail_log, 10000))
+            sp_log_error(comp->id, "cannot encode a profile for Datadog: %s", err.msg);
+        return SP_OK;
+    }
+    dd_enqueue(dd, r);
     return SP_OK;
 }
 
 /* Asked by receivers before they read a request (sp_component_ready): would
- * dd_consume refuse a batch of about `bytes` now? Reads the queue, changes
- * nothing. */
+ * dd_consume refuse a batch of this signal now? The same room test, so a
+ * full queue is answered from the request's headers, never after decoding
+ * it. */
 static int dd_ready(struct sp_component *comp, enum sp_signal sig, size_t bytes)
 {
+    (void)bytes;
     struct dd_exporter *dd = comp->ctx;
-    (void)sig;
     if (!dd->started || dd->abandoning || dd->finished)
         return SP_ESHUTDOWN;
-    if (dd->queue.max_items == 0)
-        return dd_workers_idle(dd) ? SP_OK : SP_EFULL;
-    if (dd->queue.policy != DD_FULL_REFUSE)
+    if (sig != SP_SIGNAL_TRACES && sig != SP_SIGNAL_PROFILES)
         return SP_OK;
-    /* `bytes` is the request as received; decoded it takes several times
-     * that. The batches already queued say how much: expect one more like
-     * them, or the receiver decodes a request only to see it refused. */
-    size_t expect = dd->queue.len ? dd->queue.bytes / dd->queue.len : 0;
-    if (expect < bytes)
-        expect = bytes;
-    if (dd->queue.len >= dd->queue.max_items ||
-        (dd->queue.len && dd->queue.bytes + expect > dd->queue.max_bytes))
-        return SP_EFULL;
-    return SP_OK;
+    return dd_has_room(dd, sig) ? SP_OK : SP_EFULL;
 }
 
 static void dd_finish(struct dd_exporter *dd)
@@ -375,8 +778,10 @@ static void dd_finish(struct dd_exporter *dd)
     if (dd->finished)
         return;
     dd->finished = true;
-    if (dd->started)
+    if (dd->started) {
         uv_timer_stop(&dd->deadline);
+        uv_timer_stop(&dd->flush);
+    }
     /* Idle keep-alive connections must not keep the loop running. */
     if (dd->http) {
         sp_http_client_destroy(dd->http);
@@ -391,35 +796,101 @@ static void dd_finish(struct dd_exporter *dd)
 
 void dd_exporter_maybe_finish(struct dd_exporter *dd)
 {
-    if (!dd->stopping || dd->finished || dd->queue.len || !dd_workers_idle(dd))
+    if (!dd->stopping || dd->finished || dd->n_open || dd->queue[SP_SIGNAL_TRACES].len ||
+        dd->queue[SP_SIGNAL_PROFILES].len || !dd_workers_idle(dd))
         return;
-    sp_log_info(dd->comp->id, "sending queue drained: everything was delivered or accounted for");
+    if (!dd->abandoning && dd->has_store && dd_store_backlog(&dd->store))
+        return;
+    if (dd->abandoning)
+        dd_finish(dd); /* the deadline's summary line said it all */
+    else {
+        sp_log_info(dd->comp->id,
+                    "sending queue drained: everything was delivered or accounted for; "
+                    "dropped in the last %d s: %llu spans, %llu profiles",
+                    DD_DROP_WINDOW_S, (unsigned long long)dd_recent_drops(dd, SP_SIGNAL_TRACES),
+                    (unsigned long long)dd_recent_drops(dd, SP_SIGNAL_PROFILES));
+        dd_finish(dd);
+    }
+}
+
+void dd_req_left(struct dd_exporter *dd, struct dd_req *r, bool in_flight)
+{
+    enum sp_signal s = r->signal;
+    dd->left.n[s] += r->count;
+    if (in_flight)
+        dd->left.unanswered[s] += r->count;
+    if (dd->has_store) {
+        struct sp_err err = {0};
+        if (dd_store_write(&dd->store, r, &err) == 0) {
+            sp_metric_add(dd->m[s].stored, (double)r->count);
+            dd->left.stored[s] += r->count;
+            /* the file stays for the next start: only the memory goes */
+            free(r->file);
+            r->file = NULL;
+            dd_req_free(r);
+            return;
+        }
+        dd_count_drop(dd, s, dd->m[s].dropped_storage, r->count);
+        if (dd_ratelog_ok(dd, &dd->store_log, 10000))
+            sp_log_error(dd->comp->id, "%zu %s dropped at shutdown: %s", r->count,
+                         dd_noun(s), err.msg);
+        dd_req_done(dd, r);
+        return;
+    }
+    dd_count_drop(dd, s, dd->m[s].dropped_shutdown, r->count);
+    dd_req_done(dd, r);
+}
+
+static void dd_summary(struct dd_exporter *dd)
+{
+    struct dd_left *l = &dd->left;
+    const int T = SP_SIGNAL_TRACES, P = SP_SIGNAL_PROFILES;
+    char where[160] = "";
+    if (dd->has_store)
+        snprintf(where, sizeof(where), "; %zu spans and %zu profiles written to %s for the next "
+                 "start", l->stored[T], l->stored[P], dd->store.dir);
+    sp_log_warn(dd->comp->id,
+                "shutdown deadline reached: %zu spans and %zu profiles were not delivered "
+                "(%zu spans and %zu profiles were in flight with no answer from Datadog)%s; "
+                "dropped in the last %d s: %llu spans, %llu profiles",
+                l->n[T], l->n[P], l->unanswered[T], l->unanswered[P], where, DD_DROP_WINDOW_S,
+                (unsigned long long)dd_recent_drops(dd, SP_SIGNAL_TRACES),
+                (unsigned long long)dd_recent_drops(dd, SP_SIGNAL_PROFILES));
+}
+
+/* Second step of the deadline: calls still in flight are cancelled. */
+static void dd_on_final_deadline(uv_timer_t *t)
+{
+    struct dd_exporter *dd = t->data;
+    dd_workers_abandon(dd, true);
+    dd_summary(dd);
     dd_finish(dd);
 }
 
+/* First step, a little before the service's deadline: nothing new is sent,
+ * what waits is stored or counted; calls in flight may still be answered
+ * (an answer counts as what it is) until the deadline itself. */
 static void dd_on_deadline(uv_timer_t *t)
 {
     struct dd_exporter *dd = t->data;
-    size_t spans = 0, profiles = 0, in_flight_spans, in_flight_profiles;
-    dd_workers_abandon(dd, &spans, &profiles);
-    in_flight_spans = spans;
-    in_flight_profiles = profiles;
-    struct dd_item it;
-    while (dd_queue_pop(&dd->queue, &it)) {
-        enum sp_signal s = it.batch->signal;
-        sp_metric_add(dd->m[s].dropped_shutdown, (double)it.count);
-        if (s == SP_SIGNAL_TRACES)
-            spans += it.count;
-        else
-            profiles += it.count;
-        sp_batch_unref(it.batch);
+    memset(&dd->left, 0, sizeof(dd->left));
+    dd_seal_all(dd);
+    dd_workers_abandon(dd, false);
+    for (int s = 0; s < SP_SIGNAL_COUNT; s++) {
+        struct dd_item it;
+        while (dd_queue_pop(&dd->queue[s], &it))
+            dd_req_left(dd, it.req, false);
     }
-    dd_exporter_queue_changed(dd);
-    sp_log_warn(dd->comp->id,
-                "shutdown deadline reached: %zu spans and %zu profiles were not delivered "
-                "(%zu spans and %zu profiles in flight or retrying, the rest queued)",
-                spans, profiles, in_flight_spans, in_flight_profiles);
-    dd_finish(dd);
+    dd_exporter_state_changed(dd);
+    size_t in_flight = 0;
+    dd_workers_busy(dd, &in_flight, NULL, NULL);
+    uint64_t now = uv_now(dd->loop);
+    uint64_t dl = dd->comp->host ? dd->comp->host->shutdown_deadline_ms : 0;
+    if (in_flight && dl > now) {
+        uv_timer_start(&dd->deadline, dd_on_final_deadline, dl - now, 0);
+        return;
+    }
+    dd_on_final_deadline(t);
 }
 
 static void dd_shutdown(struct sp_component *comp, sp_done_fn done)
@@ -437,20 +908,26 @@ static void dd_shutdown(struct sp_component *comp, sp_done_fn done)
         dd_finish(dd);
         return;
     }
+    dd_seal_all(dd);
     dd_workers_kick(dd);
-    if (dd->queue.len == 0 && dd_workers_idle(dd)) {
+    size_t in_flight = 0, in_backoff = 0;
+    size_t busy = dd_workers_busy(dd, &in_flight, &in_backoff, NULL);
+    size_t queued = dd->queue[SP_SIGNAL_TRACES].len + dd->queue[SP_SIGNAL_PROFILES].len;
+    if (queued == 0 && busy == 0 && !(dd->has_store && dd_store_backlog(&dd->store))) {
         dd_finish(dd);
         return;
     }
     uint64_t now = uv_now(dd->loop);
     uint64_t dl = comp->host ? comp->host->shutdown_deadline_ms : 0;
     uint64_t wait = dl > now ? dl - now : (dl ? 0 : 10000);
-    size_t busy = 0;
-    for (size_t i = 0; i < dd->n_workers; i++)
-        busy += dd->workers[i].busy;
-    sp_log_info(comp->id, "draining %zu queued batches and %zu being sent (up to %llu ms)",
-                dd->queue.len, busy, (unsigned long long)wait);
-    uv_timer_start(&dd->deadline, dd_on_deadline, wait, 0);
+    /* Keep the last quarter (at most 300 ms) for calls in flight to be
+     * answered after nothing new is sent. */
+    uint64_t grace = wait / 4 < 300 ? wait / 4 : 300;
+    sp_log_info(comp->id,
+                "draining %zu queued payloads and %zu being sent (%zu in flight, %zu waiting to "
+                "retry) (up to %llu ms)",
+                queued, busy, in_flight, in_backoff, (unsigned long long)wait);
+    uv_timer_start(&dd->deadline, dd_on_deadline, wait - grace, 0);
 }
 
 static void dd_destroy(struct sp_component *comp)
@@ -460,35 +937,36 @@ static void dd_destroy(struct sp_component *comp)
         return;
     comp->ctx = NULL;
     dd->abandoning = true;
-    dd->idle_active = false; /* uv_close stops it */
+    for (size_t i = 0; i < dd->n_workers; i++)
+        dd->workers[i].call = NULL; /* the client's cancellations are ignored */
     if (dd->http) {
-        sp_http_client_destroy(dd->http); /* cancels; our done callbacks ignore it */
+        sp_http_client_destroy(dd->http);
         dd->http = NULL;
     }
     for (size_t i = 0; i < dd->n_workers; i++) {
-        struct dd_worker *w = &dd->workers[i];
-        for (size_t k = w->cur; k < w->n_reqs; k++)
-            dd_req_free(&w->reqs[k]);
-        free(w->reqs);
-        w->reqs = NULL;
-        if (w->has_pending) {
-            sp_batch_unref(w->pending.batch);
-            w->pending.batch = NULL;
-            w->has_pending = false;
-        }
+        dd_req_free(dd->workers[i].req);
+        dd->workers[i].req = NULL;
     }
-    struct dd_item it;
-    while (dd_queue_pop(&dd->queue, &it))
-        sp_batch_unref(it.batch);
-    dd_queue_free(&dd->queue);
+    for (size_t i = 0; i < dd->n_open; i++)
+        dd_open_free(&dd->open[i]);
+    dd->n_open = 0;
+    for (int s = 0; s < SP_SIGNAL_COUNT; s++) {
+        struct dd_item it;
+        while (dd_queue_pop(&dd->queue[s], &it))
+            dd_req_free(it.req);
+        dd_queue_free(&dd->queue[s]);
+    }
+    if (dd->has_store)
+        dd_store_close(&dd->store);
     dd_settings_free(&dd->set);
     dd->destroyed = true;
+    dd_charge_queue_bytes(dd); /* gives it all back */
     if (dd->started) {
         /* Timers live inside dd: free it from the last close callback. */
         for (size_t i = 0; i < dd->n_workers; i++)
             uv_close((uv_handle_t *)&dd->workers[i].timer, dd_on_worker_timer_closed);
         uv_close((uv_handle_t *)&dd->deadline, dd_on_handle_closed);
-        uv_close((uv_handle_t *)&dd->idle, dd_on_handle_closed);
+        uv_close((uv_handle_t *)&dd->flush, dd_on_handle_closed);
     } else {
         free(dd->workers);
         free(dd);

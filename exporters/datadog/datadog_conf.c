@@ -209,6 +209,8 @@ int dd_settings_init(const struct dd_conf *conf, const struct sp_conf_ctx *cctx,
         goto nomem;
     for (size_t i = 0; i < conf->tags.n; i++)
         s->tags[i] = conf->tags.v[i];
+    s->hostname = dd_nonempty(conf->hostname) ? conf->hostname : NULL;
+    s->env = dd_nonempty(conf->env) ? conf->env : NULL;
 
     if (conf->timeout_ms <= 0)
         rc = dd_conf_error(cctx, err, "timeout", "must be positive");
@@ -226,6 +228,8 @@ int dd_settings_init(const struct dd_conf *conf, const struct sp_conf_ctx *cctx,
         rc = dd_conf_error(cctx, err, "sending_queue.num_consumers", "must be between 1 and 256");
     else if (conf->queue.max_bytes < 1024)
         rc = dd_conf_error(cctx, err, "sending_queue.max_bytes", "must be at least 1KiB");
+    else if (conf->flush_interval_ms < 0 || conf->flush_interval_ms > 60000)
+        rc = dd_conf_error(cctx, err, "flush_interval", "must be between 0s and 60s");
     else if (conf->queue.on_full && strcmp(conf->queue.on_full, "refuse") != 0 &&
              strcmp(conf->queue.on_full, "drop_oldest") != 0)
         rc = dd_conf_error(cctx, err, "sending_queue.on_full",

@@ -1,22 +1,24 @@
 /* datadog exporter: state and helpers shared by its files (private).
  *
- * datadog.c        component vtable, config table, lifecycle, metrics
- * datadog_conf.c   config validation (api.key trimming, endpoints per site)
- * datadog_queue.c  bounded FIFO of batch references (items and bytes)
- * datadog_send.c   workers: take a batch, encode it, send with retries
- * datadog_traces.c traces batch -> HTTP requests (agentless or agent mode),
- *                  and the lenient rate_by_service reply parser
- * datadog_profiles.c profile batch -> multipart request
+ * datadog.c          component vtable, config table, lifecycle, metrics
+ * datadog_conf.c     config validation (api.key trimming, endpoints per site)
+ * datadog_traces.c   open trace payloads: mapped spans in, sealed requests out
+ * datadog_profiles.c profile batch -> its final multipart request
+ * datadog_queue.c    bounded FIFO of sealed requests (items and bytes)
+ * datadog_send.c     workers: take a sealed request, send it with retries
+ * datadog_store.c    sending_queue.storage: sealed requests as files
+ * datadog_policy.c   retry classification and backoff, rate_by_service
  *
- * Data path: consume() takes a reference on the batch and queues it; an
- * idle one of sending_queue.num_consumers workers takes it at once (so the
- * queue's bounds mean what they did), but encodes it on a later loop turn
- * (an idle handle, one batch per turn): the receiver that called consume()
- * answers its client first, and other I/O runs between two batches. The
- * worker encodes the batch into request bodies (the batch reference is
- * dropped as soon as the bodies exist), and sends them one after the
- * other, each retried with exponential backoff until it succeeds, fails
- * permanently or runs out of max_elapsed_time. */
+ * Data path (ARCHITECTURE.md "Datadog exporter"): consume() maps a traces
+ * batch to Datadog spans at once and appends them, packed, to the open
+ * payload of their destination; the OTLP batch is released before
+ * consume() returns. An open payload is sealed (packed AgentPayload
+ * gzip'd, or a v0.4 msgpack body) at flush_interval or near 3.2 MB and
+ * queued as bytes; a profile is queued as its final multipart body. Up to
+ * sending_queue.num_consumers workers take sealed requests (what a previous
+ * run left in storage first, then profiles, then traces) and send each,
+ * retried with backoff until it succeeds, fails permanently or runs out of
+ * max_elapsed_time. */
 #ifndef SP_DATADOG_INT_H
 #define SP_DATADOG_INT_H
 
@@ -26,6 +28,7 @@
 
 #include <uv.h>
 
+#include "dd_map.h"
 #include "sp_batch.h"
 #include "sp_buf.h"
 #include "sp_component.h"
@@ -52,6 +55,8 @@ struct dd_queue_conf {
     uint64_t max_bytes;    /* bytes of the batches waiting */
     int64_t num_consumers; /* requests in flight at once */
     char *on_full;         /* "refuse" or "drop_oldest" */
+    char *storage;         /* directory for sealed requests across restarts, or NULL */
+    uint64_t max_disk_bytes;
 };
 
 struct dd_api_conf {
@@ -72,6 +77,7 @@ struct dd_conf {
     char *env;
     struct sp_strlist tags;
     int64_t timeout_ms;
+    int64_t flush_interval_ms; /* seal an open trace payload this long after it opened */
     struct dd_retry_conf retry;
     struct dd_queue_conf queue;
 };
@@ -85,6 +91,8 @@ struct dd_settings {
     char *traces_url;    /* full URL: .../api/v0.2/traces or .../v0.4/traces */
     char *profiles_url;  /* .../api/v2/profile or .../profiling/v1/input */
     const char **tags;   /* NULL-terminated "k:v" (points into the config) */
+    const char *hostname; /* exporter hostname, or NULL (points into the config) */
+    const char *env;      /* exporter env, or NULL (points into the config) */
 };
 
 /* Validates conf and fills s. Errors name the key (never a secret's value). */
@@ -96,11 +104,30 @@ void dd_settings_free(struct dd_settings *s);
  * Returns a malloc'd copy (NULL on ENOMEM). */
 char *dd_trim_key(const char *raw);
 
-/* ---- bounded queue ---- */
+/* ---- requests: a sealed payload, what is queued, sent and stored ---- */
+
+struct dd_req {
+    enum sp_signal signal;
+    const char *method;           /* static: "POST" or "PUT" */
+    char **headers;               /* NULL-terminated, owned; never the API key */
+    size_t n_headers;
+    struct sp_buf body;           /* final bytes (gzip'd protobuf, msgpack, multipart) */
+    size_t count;                 /* spans, or 1 profile */
+    bool rates_reply;             /* agent /v0.4/traces: parse rate_by_service */
+    char *file;                   /* the storage file holding it, or NULL */
+    uint64_t file_bytes;
+};
+
+struct dd_req *dd_req_new(enum sp_signal signal, const char *method);
+int dd_req_add_header(struct dd_req *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Frees r (NULL is fine); header memory is wiped first. */
+void dd_req_free(struct dd_req *r);
+
+/* ---- bounded queue of sealed requests ---- */
 
 struct dd_item {
-    struct sp_batch *batch;
-    size_t bytes;
+    struct dd_req *req;
+    size_t bytes;         /* the body's bytes: what it costs while queued */
     size_t count;         /* spans, or 1 per profile */
 };
 
@@ -113,12 +140,15 @@ struct dd_queue {
     size_t max_items;
     size_t max_bytes;
     size_t bytes;
+    size_t count;         /* spans (or profiles) queued */
     enum dd_full_policy policy;
 };
 
 void dd_queue_init(struct dd_queue *q, size_t max_items, size_t max_bytes,
                    enum dd_full_policy policy);
-/* Queues it (the queue takes over the item's batch reference). When full:
+/* True when an item of that many bytes would be queued without dropping. */
+bool dd_queue_fits(const struct dd_queue *q, size_t bytes);
+/* Queues it (the queue takes over the item's request). When full:
  * DD_FULL_REFUSE returns SP_EFULL and keeps nothing; DD_FULL_DROP_OLDEST
  * hands the oldest items to drop(ud, item) until it fits. An item bigger
  * than max_bytes alone is accepted into an empty queue (else it could never
@@ -137,9 +167,11 @@ enum dd_verdict { DD_SENT = 0, DD_RETRY = 1, DD_PERMANENT = 2 };
  * other status: permanent. */
 enum dd_verdict dd_classify(long status);
 
-/* Backoff before attempt number `attempt` (1 = the first retry):
- * initial * 1.5^(attempt-1), capped at max, then jittered by +-50% with
- * rnd in [0,1). A Retry-After (ms >= 0) replaces the computed delay. */
+/* Wait before retry number `attempt` (1 = the first retry): the backoff
+ * initial * 1.5^(attempt-1) jittered by +-50% (rnd in [0,1)) and then held
+ * inside [initial_interval, max_interval]; the server's Retry-After
+ * (retry_after_ms >= 0) bounds the wait from below, it never shortens it:
+ * max(backoff, Retry-After). */
 int64_t dd_backoff_ms(const struct dd_retry_conf *rc, unsigned attempt, double rnd,
                       int64_t retry_after_ms);
 
@@ -152,52 +184,104 @@ int64_t dd_backoff_ms(const struct dd_retry_conf *rc, unsigned attempt, double r
  * (left alone otherwise). Never fails. */
 size_t dd_parse_rate_by_service(const uint8_t *body, size_t len, double *default_rate);
 
-/* ---- requests ---- */
+/* ---- building requests (pure: settings in, requests out) ---- */
 
-struct dd_req {
-    const char *method;
-    const char *url;              /* borrowed from dd_settings */
-    char **headers;               /* NULL-terminated, owned */
-    size_t n_headers;
-    struct sp_buf body;
-    char *content_type_hdr;       /* owned by headers[] */
-    enum sp_signal signal;
-    size_t count;                 /* spans, or 1 profile */
-    bool rates_reply;             /* agent /v0.4/traces: parse rate_by_service */
+/* An open trace payload: the mapped spans of one destination, packed as
+ * they arrive, waiting to be sealed into one request. */
+struct dd_open {
+    char *key;                    /* destination: who may share this payload */
+    size_t key_len;
+    struct dd_req *req;           /* headers so far; the body is made at seal */
+    struct sp_buf raw;            /* agentless: AgentPayload head + tracer payloads;
+                                     agent: msgpack traces without the array header */
+    struct sp_buf tail;           /* agentless: AgentPayload fields after tracerPayloads */
+    size_t spans, traces;
+    char langs[128];              /* agentless: X-Datadog-Reported-Languages */
+    uint64_t opened_ms;
 };
 
-int dd_req_add_header(struct dd_req *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void dd_req_free(struct dd_req *r);
+/* The mapping options the settings give. */
+void dd_map_opts(const struct dd_settings *s, struct sp_dd_map_opts *mo);
 
-struct dd_exporter;
+/* The destination key of one tracer payload of a mapped payload (appended
+ * to key): payloads with the same key may share an open payload. */
+int dd_trace_dest_key(const struct dd_settings *s, const Datadog__Trace__AgentPayload *ap,
+                      const Datadog__Trace__TracerPayload *tp, struct sp_buf *key);
+/* Opens o for the destination of tp (o zeroed by the caller). */
+int dd_open_init(const struct dd_settings *s, struct dd_open *o,
+                 const Datadog__Trace__AgentPayload *ap, const Datadog__Trace__TracerPayload *tp,
+                 const struct sp_buf *key, uint64_t now_ms, struct sp_err *err);
+/* Bytes o's request body would have (before compression) with a tracer
+ * payload of that many packed bytes more. */
+size_t dd_open_size_with(const struct dd_open *o, size_t more);
+/* The packed bytes of tp as o's body will hold them. */
+int dd_open_encode(const struct dd_settings *s, const struct dd_open *o,
+                   const Datadog__Trace__AgentPayload *ap, const Datadog__Trace__TracerPayload *tp,
+                   struct sp_buf *out, size_t *traces, struct sp_err *err);
+/* Appends what dd_open_encode made (spans, traces counted). */
+int dd_open_append(struct dd_open *o, const Datadog__Trace__TracerPayload *tp,
+                   const struct sp_buf *bytes, size_t spans, size_t traces);
+/* Seals o into its request (*out, o's request moves there) and frees o. */
+int dd_open_seal(const struct dd_settings *s, struct dd_open *o, struct dd_req **out,
+                 struct sp_err *err);
+void dd_open_free(struct dd_open *o);
 
-/* Turns a batch into requests (appended to *reqs / *n). The batch is not
- * kept. Spans the mapping rejected are added to *dropped. */
-int dd_traces_build(struct dd_exporter *dd, struct sp_batch *b, struct dd_req **reqs, size_t *n,
-                    size_t *dropped, struct sp_err *err);
-int dd_profiles_build(struct dd_exporter *dd, struct sp_batch *b, struct dd_req **reqs,
-                      size_t *n, struct sp_err *err);
+/* A profile's final multipart request. */
+int dd_profile_req(const struct dd_settings *s, const struct sp_profile *p, struct dd_req **out,
+                   struct sp_err *err);
+
+/* ---- storage (sending_queue.storage) ---- */
+
+struct dd_store {
+    char *dir;
+    uint64_t max_bytes;
+    uint64_t used;                /* bytes of the files we know of in dir */
+    char **backlog;               /* files left by a previous run, oldest first */
+    size_t n_backlog, next;
+    uint64_t seq;
+    bool agent_mode;
+};
+
+/* Opens (creates) dir, checks it is writable, lists what a previous run
+ * left. A clear error when dir cannot be used. */
+int dd_store_open(struct dd_store *st, const char *dir, uint64_t max_bytes, bool agent_mode,
+                  struct sp_err *err);
+/* The next file of the backlog as a request (r->file set), or NULL when
+ * none is left. A file that cannot be read back is moved aside (renamed
+ * with a ".bad" suffix), reported through bad(ud, name, reason), and
+ * skipped. */
+struct dd_req *dd_store_next(struct dd_store *st,
+                             void (*bad)(void *ud, const char *name, const char *why), void *ud);
+size_t dd_store_backlog(const struct dd_store *st);
+/* Writes r as a file (r->file set). SP_EFULL past max_bytes; SP_EIO etc.
+ * with a message otherwise. A request that has a file already is kept. */
+int dd_store_write(struct dd_store *st, struct dd_req *r, struct sp_err *err);
+/* Deletes r's file (delivered or given up). */
+void dd_store_remove(struct dd_store *st, struct dd_req *r);
+void dd_store_close(struct dd_store *st);
+/* The file format alone (no I/O): a request's file bytes, appended to b;
+ * and a file's bytes back into a request (NULL and *why when they are not
+ * a whole, undamaged file written for this mode). Fuzzed. */
+int dd_store_encode(const struct dd_req *r, bool agent_mode, struct sp_buf *b);
+struct dd_req *dd_store_parse(const uint8_t *data, size_t len, bool agent_mode,
+                              const char **why);
 
 /* ---- workers ---- */
 
 struct dd_worker {
     struct dd_exporter *dd;
     uv_timer_t timer;            /* backoff */
-    bool busy;                   /* has an item: pending, encoding or sending */
-    bool has_pending;            /* taken, not encoded yet (see dd_exporter.idle) */
-    struct dd_item pending;
-    uint64_t pending_seq;        /* encoding order: the order the items were taken */
+    struct dd_req *req;          /* the request being sent, NULL when idle */
     bool in_backoff;
-    struct dd_req *reqs;
-    size_t n_reqs, cur;
-    unsigned attempt;            /* retries done for reqs[cur] */
-    uint64_t first_try_ms;       /* uv_now of reqs[cur]'s first attempt */
+    unsigned attempt;            /* retries done for req */
+    uint64_t first_try_ms;       /* uv_now of req's first attempt */
     struct sp_http_call *call;
 };
 
 struct dd_sig_metrics {
-    struct sp_metric *sent, *failed, *bytes, *retries, *refused;
-    struct sp_metric *dropped_overflow, *dropped_shutdown, *dropped_invalid;
+    struct sp_metric *accepted, *sent, *failed, *bytes, *retries, *refused;
+    struct sp_metric *dropped_overflow, *dropped_shutdown, *dropped_invalid, *dropped_storage;
+    struct sp_metric *stored, *restored;
 };
 
 /* Rate-limited log state: one line per interval, the rest counted. */
@@ -206,51 +290,91 @@ struct dd_ratelog {
     uint64_t suppressed;
 };
 
+/* Drops of the last seconds, for the shutdown line (metrics die with the
+ * process): one slot per second, DD_DROP_WINDOW_S of them. */
+#define DD_DROP_WINDOW_S 10
+struct dd_drop_window {
+    uint64_t sec[DD_DROP_WINDOW_S];
+    uint64_t n[DD_DROP_WINDOW_S];
+};
+
+/* What the shutdown summary line reports. */
+struct dd_left {
+    size_t n[SP_SIGNAL_COUNT];          /* not delivered by the deadline */
+    size_t stored[SP_SIGNAL_COUNT];     /* of which written to storage */
+    size_t unanswered[SP_SIGNAL_COUNT]; /* of which in flight with no answer */
+};
+
+/* At most this many destinations have an open trace payload at once. */
+#define DD_MAX_OPEN 16
+
 struct dd_exporter {
     struct sp_component *comp;
     const struct dd_conf *conf;
     struct dd_settings set;
     uv_loop_t *loop;
     struct sp_http_client *http;
-    struct dd_queue queue;
+    /* sealed requests waiting: one queue per signal (profiles keep their
+     * own share of the bounds, see dd_queue_room) */
+    struct dd_queue queue[SP_SIGNAL_COUNT];
+    size_t max_items, max_bytes;
+    struct dd_open open[DD_MAX_OPEN];
+    size_t n_open;
+    size_t open_bytes;           /* raw bytes of the open payloads */
+    uv_timer_t flush;
+    struct dd_store store;
+    bool has_store;
     struct dd_worker *workers;
     size_t n_workers;
-    int open_handles;            /* worker timers + deadline timer + idle */
+    int open_handles;            /* worker timers + deadline timer + flush timer */
     uv_timer_t deadline;
-    uv_idle_t idle;              /* runs while workers have pending items */
-    bool idle_active;
-    size_t n_pending;
-    uint64_t pending_seq;
     bool started;
     bool stopping;
-    bool abandoning;             /* deadline passed: cancelled calls are not retried */
+    bool abandoning;             /* deadline passed: nothing new is sent */
     bool finished;               /* shutdown done() called */
     bool destroyed;
     sp_done_fn done;
+    uint64_t queued_bytes_charged; /* charged to sp_memory (dd_charge_queue_bytes) */
     /* metrics */
     struct dd_sig_metrics m[SP_SIGNAL_COUNT];
     struct sp_metric *queue_size, *queue_bytes, *queue_capacity, *queue_capacity_bytes;
-    struct dd_ratelog overflow_log, forbidden_log, fail_log, retry_log;
+    struct sp_metric *in_flight, *in_backoff, *pending_spans, *open_spans, *store_backlog;
+    struct sp_metric *store_bad, *store_errors;
+    struct dd_ratelog overflow_log, forbidden_log, fail_log, retry_log, store_log;
+    struct dd_drop_window drops[SP_SIGNAL_COUNT];
+    struct dd_left left;
     /* agent mode: the last default rate the agent reported (for debug logs) */
     double agent_default_rate;
-    char agent_version[64];
 };
 
-/* Idle workers take queued items (encoded on a later loop turn). */
+/* Idle workers take the next sealed request. */
 void dd_workers_kick(struct dd_exporter *dd);
-/* Hands an item straight to an idle worker (queue disabled), encoded on a
- * later loop turn. False when every worker is busy; the item is then still
- * the caller's. */
-bool dd_workers_offer(struct dd_exporter *dd, struct dd_item *it);
-void dd_exporter_queue_changed(struct dd_exporter *dd);
-/* At the shutdown deadline: cancel calls and backoffs, count what is left. */
-void dd_workers_abandon(struct dd_exporter *dd, size_t *spans_left, size_t *profiles_left);
+/* Hands a request straight to an idle worker (queue disabled). False when
+ * every worker is busy; the request is then still the caller's. */
+bool dd_workers_offer(struct dd_exporter *dd, struct dd_req *r);
+/* The next request to send: the storage backlog first, then profiles, then
+ * traces (NULL when none). */
+struct dd_req *dd_next_req(struct dd_exporter *dd);
+void dd_exporter_state_changed(struct dd_exporter *dd);
+/* At the shutdown deadline: no new attempt; requests waiting in backoff
+ * (and calls in flight when cancel_in_flight) go to dd_req_left. A call in
+ * flight that is not cancelled ends as it ends: an answer from the intake
+ * is counted as what it is. */
+void dd_workers_abandon(struct dd_exporter *dd, bool cancel_in_flight);
+/* A request that could not be delivered before the deadline: written to
+ * storage when configured, else counted as dropped at shutdown. */
+void dd_req_left(struct dd_exporter *dd, struct dd_req *r, bool in_flight);
 bool dd_workers_idle(const struct dd_exporter *dd);
+size_t dd_workers_busy(const struct dd_exporter *dd, size_t *in_flight, size_t *in_backoff,
+                       size_t *spans);
 /* Called by the workers when everything queued has gone (during shutdown). */
 void dd_exporter_maybe_finish(struct dd_exporter *dd);
-/* Drops a queued item: counted as dropped for its signal, batch unref'd. */
-void dd_item_drop(struct dd_exporter *dd, struct dd_item *it);
+/* A request is done with (sent, failed or dropped): its storage file goes. */
+void dd_req_done(struct dd_exporter *dd, struct dd_req *r);
+/* Counts a drop (metric, the shutdown line's window). */
+void dd_count_drop(struct dd_exporter *dd, enum sp_signal s, struct sp_metric *m, size_t n);
 bool dd_ratelog_ok(struct dd_exporter *dd, struct dd_ratelog *rl, uint64_t interval_ms);
 struct sp_metric *dd_status_counter(struct dd_exporter *dd, long status);
+const char *dd_url_for(const struct dd_exporter *dd, const struct dd_req *r);
 
 #endif

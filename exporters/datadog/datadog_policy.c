@@ -3,7 +3,8 @@
  *
  * Which answers are retried (408, 429, 5xx and transport errors, like the
  * trace agent's sender plus the 429 the OTel exporter helper retries), how
- * long to wait (exponential backoff x1.5 with +-50% jitter, or the server's
+ * long to wait (exponential backoff x1.5 with +-50% jitter kept inside
+ * [initial_interval, max_interval], never less than the server's
  * Retry-After), and the Agent's rate_by_service reply. spanprof does no
  * sampling of its own, so that reply is only parsed to be logged, and one
  * that is not what we expect is never an error. */
@@ -24,6 +25,7 @@ enum dd_verdict dd_classify(long status)
     return DD_PERMANENT;
 }
 
+/* The policy is core's (sp_backoff.h), shared with the otlphttp exporter. */
 int64_t dd_backoff_ms(const struct dd_retry_conf *rc, unsigned attempt, double rnd,
                       int64_t retry_after_ms)
 {

@@ -1,8 +1,7 @@
-/* datadog exporter: the sending queue, a bounded FIFO of batch references.
+/* datadog exporter: the sending queue, a bounded FIFO of sealed requests.
  *
- * Bounded twice: by items (sending_queue.queue_size) and by the bytes the
- * queued batches hold (sending_queue.max_bytes, from sp_batch_bytes, which
- * is what they cost in memory). The ring grows by doubling up to max_items
+ * Bounded twice: by items (sealed payloads) and by the bytes their bodies
+ * hold (compressed: what they cost in memory). The ring grows by doubling up to max_items
  * so a large queue_size costs nothing until it is used. What happens when
  * it is full is the caller's policy: refuse the newcomer (the pipeline then
  * answers 429/UNAVAILABLE upstream) or drop the oldest to make room. */
@@ -20,12 +19,12 @@ void dd_queue_init(struct dd_queue *q, size_t max_items, size_t max_bytes,
     q->policy = policy;
 }
 
-static bool dd_queue_fits(const struct dd_queue *q, size_t bytes)
+bool dd_queue_fits(const struct dd_queue *q, size_t bytes)
 {
     if (q->len >= q->max_items)
         return false;
     if (q->len == 0)
-        return true; /* an oversized batch alone still goes */
+        return true; /* an oversized payload alone still goes */
     return q->bytes + bytes <= q->max_bytes;
 }
 
@@ -65,6 +64,7 @@ int dd_queue_push(struct dd_queue *q, const struct dd_item *it,
     q->ring[(q->head + q->len) % q->cap_alloc] = *it;
     q->len++;
     q->bytes += it->bytes;
+    q->count += it->count;
     return 0;
 }
 
@@ -76,6 +76,7 @@ bool dd_queue_pop(struct dd_queue *q, struct dd_item *out)
     q->head = (q->head + 1) % q->cap_alloc;
     q->len--;
     q->bytes -= out->bytes;
+    q->count -= out->count;
     if (q->len == 0)
         q->head = 0;
     return true;
@@ -85,5 +86,5 @@ void dd_queue_free(struct dd_queue *q)
 {
     free(q->ring);
     q->ring = NULL;
-    q->cap_alloc = q->len = q->head = q->bytes = 0;
+    q->cap_alloc = q->len = q->head = q->bytes = q->count = 0;
 }

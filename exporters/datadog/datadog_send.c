@@ -1,19 +1,16 @@
-/* datadog exporter: the workers that deliver queued batches.
+/* datadog exporter: the workers that deliver sealed requests.
  *
- * sending_queue.num_consumers workers, each with at most one HTTP call in
- * flight. An idle worker takes the next batch at once but encodes it from
- * the exporter's idle handle, one batch per loop turn in the order they
- * were taken: consume() runs inside a receiver's request, which should not
- * wait for the mapping and compression, and a burst of batches should not
- * hold the loop for all of them at once. The worker encodes the batch
- * into one or more requests (the batch reference goes as soon as the
- * bodies exist: the bodies are all we need to retry), and sends them in
- * order. Each request is retried on 408, 429, 5xx and transport errors
- * (timeouts, refused connections) with exponential backoff and jitter, or
- * after the server's Retry-After, until retry_on_failure.max_elapsed_time;
- * any other 4xx is final. While the service is stopping, backoffs are
- * shortened so a last attempt happens before the deadline; at the deadline
- * whatever is left is abandoned and counted by datadog.c. */
+ * sending_queue.num_consumers workers, each with at most one request: in
+ * flight, or waiting in backoff. An idle worker takes the next request at
+ * once (dd_next_req: what a previous run left in storage, then profiles,
+ * then traces) and sends it; requests are final bytes, so a worker does no
+ * encoding. Each request is retried on 408, 429, 5xx and transport errors
+ * (timeouts, refused connections) after max(backoff, Retry-After), until
+ * retry_on_failure.max_elapsed_time; any other 4xx is final. While the
+ * service is stopping, backoffs are shortened so a last attempt happens
+ * before the deadline; at the deadline datadog.c collects what is left
+ * (dd_workers_abandon). The API key is added to the headers of each call
+ * here and nowhere else, so no queued or stored request holds it. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +20,21 @@
 
 #include "datadog_int.h"
 #include "sp_log.h"
+
+struct dd_req *dd_req_new(enum sp_signal signal, const char *method)
+{
+    struct dd_req *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->signal = signal;
+    r->method = method;
+    r->headers = calloc(1, sizeof(*r->headers));
+    if (!r->headers) {
+        free(r);
+        return NULL;
+    }
+    return r;
+}
 
 int dd_req_add_header(struct dd_req *r, const char *fmt, ...)
 {
@@ -45,14 +57,21 @@ int dd_req_add_header(struct dd_req *r, const char *fmt, ...)
 
 void dd_req_free(struct dd_req *r)
 {
+    if (!r)
+        return;
     for (size_t i = 0; i < r->n_headers; i++) {
-        /* Headers may hold the API key: do not leave it in freed memory. */
         explicit_bzero(r->headers[i], strlen(r->headers[i]));
         free(r->headers[i]);
     }
     free(r->headers);
     sp_buf_free(&r->body);
-    memset(r, 0, sizeof(*r));
+    free(r->file);
+    free(r);
+}
+
+const char *dd_url_for(const struct dd_exporter *dd, const struct dd_req *r)
+{
+    return r->signal == SP_SIGNAL_TRACES ? dd->set.traces_url : dd->set.profiles_url;
 }
 
 static const char *dd_count_noun(enum sp_signal s, size_t n)
@@ -74,44 +93,37 @@ static void dd_body_excerpt(const uint8_t *b, size_t len, char *out, size_t cap)
 }
 
 static void dd_worker_send(struct dd_worker *w);
-static void dd_worker_next_item(struct dd_worker *w);
+static void dd_worker_next(struct dd_worker *w);
 
-static void dd_worker_release(struct dd_worker *w)
+/* The worker is done with its request (its outcome is counted). */
+static void dd_worker_finish_req(struct dd_worker *w)
 {
-    for (size_t i = w->cur; i < w->n_reqs; i++)
-        dd_req_free(&w->reqs[i]);
-    free(w->reqs);
-    w->reqs = NULL;
-    w->n_reqs = w->cur = 0;
+    struct dd_exporter *dd = w->dd;
+    dd_req_done(dd, w->req);
+    w->req = NULL;
     w->attempt = 0;
-    w->busy = false;
     w->in_backoff = false;
-}
-
-static void dd_worker_advance(struct dd_worker *w)
-{
-    dd_req_free(&w->reqs[w->cur]);
-    w->cur++;
-    w->attempt = 0;
-    dd_worker_send(w);
+    dd_exporter_state_changed(dd);
+    dd_worker_next(w);
 }
 
 static void dd_worker_fail(struct dd_worker *w, const char *why)
 {
     struct dd_exporter *dd = w->dd;
-    struct dd_req *r = &w->reqs[w->cur];
-    sp_metric_add(dd->m[r->signal].failed, (double)r->count);
+    struct dd_req *r = w->req;
+    dd_count_drop(dd, r->signal, dd->m[r->signal].failed, r->count);
     if (dd_ratelog_ok(dd, &dd->fail_log, 10000)) {
         sp_log_error(dd->comp->id, "%zu %s not delivered to %s: %s", r->count,
-                     dd_count_noun(r->signal, r->count), r->url, why);
+                     dd_count_noun(r->signal, r->count), dd_url_for(dd, r), why);
     }
-    dd_worker_advance(w);
+    dd_worker_finish_req(w);
 }
 
 static void dd_worker_on_timer(uv_timer_t *t)
 {
     struct dd_worker *w = t->data;
     w->in_backoff = false;
+    dd_exporter_state_changed(w->dd);
     dd_worker_send(w);
 }
 
@@ -119,10 +131,10 @@ static void dd_worker_on_done(void *ud, const struct sp_http_response *resp)
 {
     struct dd_worker *w = ud;
     struct dd_exporter *dd = w->dd;
+    if (!w->call)
+        return; /* cancelled by dd_workers_abandon, which counted it */
     w->call = NULL;
-    if (dd->abandoning)
-        return; /* counted by dd_workers_abandon */
-    struct dd_req *r = &w->reqs[w->cur];
+    struct dd_req *r = w->req;
     sp_metric_inc(dd_status_counter(dd, resp->curl_code == CURLE_OK ? resp->status : 0));
 
     enum dd_verdict v = resp->curl_code == CURLE_OK ? dd_classify(resp->status) : DD_RETRY;
@@ -147,20 +159,21 @@ static void dd_worker_on_done(void *ud, const struct sp_http_response *resp)
                              rate);
             }
         }
-        dd_worker_advance(w);
+        dd_worker_finish_req(w);
         return;
     }
     if (v == DD_PERMANENT) {
         if (resp->status == 403 && !dd->set.agent_mode) {
-            sp_metric_add(dd->m[r->signal].failed, (double)r->count);
+            dd_count_drop(dd, r->signal, dd->m[r->signal].failed, r->count);
             if (dd_ratelog_ok(dd, &dd->forbidden_log, 60000))
                 sp_log_error(dd->comp->id,
                              "Datadog rejected the API key %s for site %s (HTTP 403 from %s): "
                              "check that api.key is a valid API key (not an application key) "
                              "of an organisation on %s; %zu %s dropped",
-                             dd->set.key_hint ? dd->set.key_hint : "(none)", dd->set.site, r->url,
-                             dd->set.site, r->count, dd_count_noun(r->signal, r->count));
-            dd_worker_advance(w);
+                             dd->set.key_hint ? dd->set.key_hint : "(none)", dd->set.site,
+                             dd_url_for(dd, r), dd->set.site, r->count,
+                             dd_count_noun(r->signal, r->count));
+            dd_worker_finish_req(w);
             return;
         }
         dd_worker_fail(w, why);
@@ -168,6 +181,15 @@ static void dd_worker_on_done(void *ud, const struct sp_http_response *resp)
     }
 
     /* Transient. */
+    if (dd->abandoning) {
+        /* Past the drain: no new attempt; storage or a counted drop. */
+        w->req = NULL;
+        w->attempt = 0;
+        dd_req_left(dd, r, false);
+        dd_exporter_state_changed(dd);
+        dd_exporter_maybe_finish(dd);
+        return;
+    }
     uint64_t now = uv_now(dd->loop);
     if (!dd->conf->retry.enabled) {
         dd_worker_fail(w, why);
@@ -193,154 +215,102 @@ static void dd_worker_on_done(void *ud, const struct sp_http_response *resp)
     }
     sp_metric_inc(dd->m[r->signal].retries);
     if (dd_ratelog_ok(dd, &dd->retry_log, 30000))
-        sp_log_warn(dd->comp->id, "%s failed (%s): retrying in %lld ms (attempt %u)", r->url, why,
-                    (long long)delay, w->attempt + 1);
+        sp_log_warn(dd->comp->id, "%s failed (%s): retrying in %lld ms (attempt %u)",
+                    dd_url_for(dd, r), why, (long long)delay, w->attempt + 1);
     else
-        sp_log_debug(dd->comp->id, "%s: retry %u in %lld ms (%s)", r->url, w->attempt,
-                 (long long)delay, why);
+        sp_log_debug(dd->comp->id, "%s: retry %u in %lld ms (%s)", dd_url_for(dd, r), w->attempt,
+                     (long long)delay, why);
     w->in_backoff = true;
+    dd_exporter_state_changed(dd);
     uv_timer_start(&w->timer, dd_worker_on_timer, (uint64_t)delay, 0);
 }
 
 static void dd_worker_send(struct dd_worker *w)
 {
     struct dd_exporter *dd = w->dd;
-    if (w->cur >= w->n_reqs) {
-        dd_worker_release(w);
-        dd_worker_next_item(w);
+    struct dd_req *r = w->req;
+    if (dd->abandoning) {
+        dd_exporter_maybe_finish(dd);
         return;
     }
-    struct dd_req *r = &w->reqs[w->cur];
     if (w->attempt == 0)
         w->first_try_ms = uv_now(dd->loop);
+    /* The request's headers plus the API key, for this call only (libcurl
+     * copies them). */
+    const char *hdrs[64];
+    char key[300] = "";
+    size_t n = 0;
+    for (; n < r->n_headers && n < 62; n++)
+        hdrs[n] = r->headers[n];
+    if (!dd->set.agent_mode && dd->set.api_key) {
+        snprintf(key, sizeof(key), "%s: %s",
+                 r->signal == SP_SIGNAL_TRACES ? "DD-Api-Key" : "DD-API-KEY", dd->set.api_key);
+        hdrs[n++] = key;
+    }
+    hdrs[n] = NULL;
     struct sp_http_call_opts o = {
         .method = r->method,
-        .url = r->url,
-        .headers = (const char *const *)r->headers,
+        .url = dd_url_for(dd, r),
+        .headers = hdrs,
         .body = r->body.data,
         .body_len = r->body.len,
         .timeout_ms = dd->conf->timeout_ms,
         .max_response = 64 * 1024,
     };
     int rc = sp_http_client_call(dd->http, &o, dd_worker_on_done, w, &w->call);
+    explicit_bzero(key, sizeof(key));
     if (rc != 0) {
         w->call = NULL;
         dd_worker_fail(w, "cannot start the HTTP call");
+        return;
     }
+    dd_exporter_state_changed(dd);
 }
 
-/* Encodes the worker's item and starts sending it (from dd_on_idle). */
-static void dd_worker_start(struct dd_worker *w, struct dd_item *it)
+static void dd_worker_take(struct dd_worker *w, struct dd_req *r)
 {
-    struct dd_exporter *dd = w->dd;
-    struct sp_err err = {0};
-    enum sp_signal sig = it->batch->signal;
-    size_t dropped = 0;
-    int rc;
-    w->busy = true;
-    if (sig == SP_SIGNAL_TRACES)
-        rc = dd_traces_build(dd, it->batch, &w->reqs, &w->n_reqs, &dropped, &err);
-    else
-        rc = dd_profiles_build(dd, it->batch, &w->reqs, &w->n_reqs, &err);
-    sp_batch_unref(it->batch);
-    it->batch = NULL;
-    if (dropped)
-        sp_metric_add(dd->m[sig].dropped_invalid, (double)dropped);
-    if (rc == 0 && w->n_reqs == 0) {
-        dd_worker_release(w);
-        dd_worker_next_item(w);
-        return;
-    }
-    if (rc != 0) {
-        /* Whatever was encoded before the failure is dropped with the rest:
-         * a half-sent batch is harder to reason about than a lost one. */
-        size_t lost = it->count > dropped ? it->count - dropped : 0;
-        sp_metric_add(dd->m[sig].dropped_invalid, (double)lost);
-        if (dd_ratelog_ok(dd, &dd->fail_log, 10000))
-            sp_log_error(dd->comp->id, "cannot encode %zu %s for Datadog: %s", lost,
-                         dd_count_noun(sig, lost), err.msg);
-        w->cur = 0;
-        dd_worker_release(w);
-        dd_worker_next_item(w);
-        return;
-    }
-    w->cur = 0;
+    w->req = r;
     w->attempt = 0;
+    w->in_backoff = false;
     dd_worker_send(w);
 }
 
-/* One pending item per loop turn, the oldest first. */
-static void dd_on_idle(uv_idle_t *h)
-{
-    struct dd_exporter *dd = h->data;
-    struct dd_worker *first = NULL;
-    for (size_t i = 0; i < dd->n_workers; i++) {
-        struct dd_worker *w = &dd->workers[i];
-        if (w->has_pending && (!first || w->pending_seq < first->pending_seq))
-            first = w;
-    }
-    if (first) {
-        struct dd_item it = first->pending;
-        first->has_pending = false;
-        first->pending.batch = NULL;
-        dd->n_pending--;
-        dd_worker_start(first, &it);
-    }
-    if (dd->n_pending == 0 && dd->idle_active) {
-        uv_idle_stop(&dd->idle);
-        dd->idle_active = false;
-    }
-}
-
-/* The worker takes the item (the queue's reference moves to it); the
- * idle handle encodes it on a later loop turn. */
-static void dd_worker_take(struct dd_worker *w, const struct dd_item *it)
+/* Takes the next request, if any; an idle worker during shutdown may be
+ * the last one, so it checks whether the exporter is finished. */
+static void dd_worker_next(struct dd_worker *w)
 {
     struct dd_exporter *dd = w->dd;
-    w->busy = true;
-    w->has_pending = true;
-    w->pending = *it;
-    w->pending_seq = ++dd->pending_seq;
-    dd->n_pending++;
-    if (!dd->idle_active) {
-        dd->idle.data = dd;
-        uv_idle_start(&dd->idle, dd_on_idle);
-        dd->idle_active = true;
+    if (!w->req && !dd->abandoning) {
+        struct dd_req *r = dd_next_req(dd);
+        if (r) {
+            dd_exporter_state_changed(dd);
+            dd_worker_take(w, r);
+            return;
+        }
     }
-}
-
-/* Takes the next queued batch, if any; an idle worker during shutdown may
- * be the last one, so it checks whether the exporter is finished. */
-static void dd_worker_next_item(struct dd_worker *w)
-{
-    struct dd_exporter *dd = w->dd;
-    struct dd_item it;
-    if (!w->busy && !dd->abandoning && dd_queue_pop(&dd->queue, &it)) {
-        dd_exporter_queue_changed(dd);
-        dd_worker_take(w, &it);
-    }
-    if (!w->busy && dd->stopping)
+    if (!w->req && dd->stopping)
         dd_exporter_maybe_finish(dd);
 }
 
 void dd_workers_kick(struct dd_exporter *dd)
 {
-    for (size_t i = 0; i < dd->n_workers && dd->queue.len > 0; i++) {
+    for (size_t i = 0; i < dd->n_workers; i++) {
         struct dd_worker *w = &dd->workers[i];
-        if (!w->busy)
-            dd_worker_next_item(w);
+        if (!w->req)
+            dd_worker_next(w);
+        if (!w->req)
+            break; /* nothing left to take */
     }
 }
 
-bool dd_workers_offer(struct dd_exporter *dd, struct dd_item *it)
+bool dd_workers_offer(struct dd_exporter *dd, struct dd_req *r)
 {
     if (dd->abandoning)
         return false;
     for (size_t i = 0; i < dd->n_workers; i++) {
         struct dd_worker *w = &dd->workers[i];
-        if (!w->busy) {
-            dd_worker_take(w, it);
-            it->batch = NULL;
+        if (!w->req) {
+            dd_worker_take(w, r);
             return true;
         }
     }
@@ -350,48 +320,49 @@ bool dd_workers_offer(struct dd_exporter *dd, struct dd_item *it)
 bool dd_workers_idle(const struct dd_exporter *dd)
 {
     for (size_t i = 0; i < dd->n_workers; i++)
-        if (dd->workers[i].busy)
+        if (dd->workers[i].req)
             return false;
     return true;
 }
 
-void dd_workers_abandon(struct dd_exporter *dd, size_t *spans_left, size_t *profiles_left)
+size_t dd_workers_busy(const struct dd_exporter *dd, size_t *in_flight, size_t *in_backoff,
+                       size_t *spans)
+{
+    size_t busy = 0;
+    for (size_t i = 0; i < dd->n_workers; i++) {
+        const struct dd_worker *w = &dd->workers[i];
+        if (!w->req)
+            continue;
+        busy++;
+        if (w->call && in_flight)
+            (*in_flight)++;
+        if (w->in_backoff && in_backoff)
+            (*in_backoff)++;
+        if (spans && w->req->signal == SP_SIGNAL_TRACES)
+            *spans += w->req->count;
+    }
+    return busy;
+}
+
+void dd_workers_abandon(struct dd_exporter *dd, bool cancel_in_flight)
 {
     dd->abandoning = true;
-    if (dd->idle_active) {
-        uv_idle_stop(&dd->idle);
-        dd->idle_active = false;
-    }
     for (size_t i = 0; i < dd->n_workers; i++) {
         struct dd_worker *w = &dd->workers[i];
-        if (!w->busy)
+        if (!w->req || (w->call && !cancel_in_flight))
             continue;
-        if (w->has_pending) {
-            /* Taken but never encoded: counted like what is still queued. */
-            enum sp_signal s = w->pending.batch->signal;
-            sp_metric_add(dd->m[s].dropped_shutdown, (double)w->pending.count);
-            if (s == SP_SIGNAL_TRACES)
-                *spans_left += w->pending.count;
-            else
-                *profiles_left += w->pending.count;
-            sp_batch_unref(w->pending.batch);
-            w->pending.batch = NULL;
-            w->has_pending = false;
-            dd->n_pending--;
-        }
+        bool in_flight = w->call != NULL;
         if (w->call) {
-            sp_http_call_cancel(w->call); /* runs dd_worker_on_done, which ignores it */
-            w->call = NULL;
+            struct sp_http_call *c = w->call;
+            w->call = NULL; /* dd_worker_on_done ignores the cancellation */
+            sp_http_call_cancel(c);
         }
         uv_timer_stop(&w->timer);
-        for (size_t k = w->cur; k < w->n_reqs; k++) {
-            struct dd_req *r = &w->reqs[k];
-            sp_metric_add(dd->m[r->signal].dropped_shutdown, (double)r->count);
-            if (r->signal == SP_SIGNAL_TRACES)
-                *spans_left += r->count;
-            else
-                *profiles_left += r->count;
-        }
-        dd_worker_release(w);
+        struct dd_req *r = w->req;
+        w->req = NULL;
+        w->in_backoff = false;
+        w->attempt = 0;
+        dd_req_left(dd, r, in_flight);
     }
+    dd_exporter_state_changed(dd);
 }

@@ -1,127 +1,103 @@
-/* datadog exporter: a traces batch -> the HTTP requests that deliver it.
+/* datadog exporter: open trace payloads, from mapped spans to sealed
+ * requests. Everything here takes the settings it needs, not the exporter,
+ * so tests/unit/test_datadog.c builds and checks requests alone.
  *
  * The mapping and the wire encodings are model/dd_map.h, dd_agent_payload.h
- * and dd_encode.h (the same code the file exporter writes with): the OTLP
- * batch is mapped into an AgentPayload in a scratch arena, split below the intake's 3.2 MB, and
- * each part becomes one request:
- *   agentless  POST <traces.endpoint>/api/v0.2/traces, protobuf, gzip
- *   agent      PUT  <agent>/v0.4/traces, msgpack, one request per tracer
- *              payload so the Datadog-Meta-* headers describe its spans
- * The scratch arena is freed before returning: only the bodies stay.
- */
+ * and dd_encode.h (the same code the file exporter writes with). A mapped
+ * payload's tracer payloads are packed one by one, as they arrive, into the
+ * open payload of their destination:
+ *   agentless  one AgentPayload per (hostName, env, tags, agentVersion...):
+ *              its head fields, then each tracer payload as a packed field-5
+ *              record, then its tail fields at seal; the concatenation is
+ *              byte for byte protobuf-c's packing of that AgentPayload
+ *              (dd_agent_payload.h). Sealed: gzip level 1, POST
+ *              <traces.endpoint>/api/v0.2/traces.
+ *   agent      one /v0.4/traces body per (language, its version, tracer
+ *              version, container id), so the Datadog-Meta-* headers
+ *              describe every span in it: msgpack traces appended, the
+ *              array header written at seal. PUT <agent>/v0.4/traces.
+ * The open payload never exceeds the intake's 3.2 MB (DD_MAX_TRACE_PAYLOAD,
+ * packed and uncompressed): the caller seals it before an append would. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "datadog_int.h"
-#include "dd_payload.h"
-#include "sp_arena.h"
+#include "dd_agent_payload.h"
+#include "dd_encode.h"
+#include "sp_compress.h"
 #include "sp_version.h"
-
-static size_t dd_count_spans_tp(const Datadog__Trace__TracerPayload *tp)
-{
-    size_t n = 0;
-    for (size_t c = 0; c < tp->n_chunks; c++)
-        n += tp->chunks[c]->n_spans;
-    return n;
-}
-
-static size_t dd_count_spans(const Datadog__Trace__AgentPayload *p)
-{
-    size_t n = 0;
-    for (size_t t = 0; t < p->n_tracerpayloads; t++)
-        n += dd_count_spans_tp(p->tracerpayloads[t]);
-    return n;
-}
-
-static struct dd_req *dd_reqs_grow(struct dd_req **reqs, size_t *n)
-{
-    struct dd_req *nr = realloc(*reqs, (*n + 1) * sizeof(*nr));
-    if (!nr)
-        return NULL;
-    *reqs = nr;
-    memset(&nr[*n], 0, sizeof(nr[*n]));
-    return &nr[(*n)++];
-}
 
 static bool dd_nonempty(const char *s)
 {
     return s && *s;
 }
 
-/* "go|nodejs": the distinct languages of the payload's tracer payloads. */
-static void dd_languages(const Datadog__Trace__AgentPayload *p, char *out, size_t cap)
+void dd_map_opts(const struct dd_settings *s, struct sp_dd_map_opts *mo)
 {
-    size_t o = 0;
-    out[0] = '\0';
-    for (size_t t = 0; t < p->n_tracerpayloads; t++) {
-        const char *l = p->tracerpayloads[t]->languagename;
-        if (!dd_nonempty(l))
-            continue;
-        bool seen = false;
-        for (size_t k = 0; k < t && !seen; k++) {
-            const char *lk = p->tracerpayloads[k]->languagename;
-            seen = lk && strcmp(lk, l) == 0;
-        }
-        if (seen)
-            continue;
-        int w = snprintf(out + o, cap - o, "%s%s", o ? "|" : "", l);
-        if (w < 0 || (size_t)w >= cap - o) {
-            out[o] = '\0';
-            return;
-        }
-        o += (size_t)w;
+    *mo = (struct sp_dd_map_opts){
+        .hostname = s->hostname,
+        .env = s->env,
+        .tags = s->tags,
+        .agent_version = "spanprof/" SP_VERSION,
+    };
+}
+
+/* A header value for one line of the key (NUL separates the fields). */
+static int key_field(struct sp_buf *key, const char *v)
+{
+    int rc = v ? sp_buf_append_str(key, v) : 0;
+    return rc ? rc : sp_buf_append_byte(key, 0);
+}
+
+int dd_trace_dest_key(const struct dd_settings *s, const Datadog__Trace__AgentPayload *p,
+                      const Datadog__Trace__TracerPayload *tp, struct sp_buf *key)
+{
+    if (!s->agent_mode) {
+        /* The AgentPayload's own fields: payloads that share them share one. */
+        struct sp_err err = {0};
+        int rc = sp_buf_append_byte(key, 'A');
+        return rc ? rc : sp_dd_agent_payload_frame(p, key, key, &err);
     }
+    int rc = sp_buf_append_byte(key, 'V');
+    if (rc == 0)
+        rc = key_field(key, tp->languagename);
+    if (rc == 0)
+        rc = key_field(key, tp->languageversion);
+    if (rc == 0)
+        rc = key_field(key, tp->tracerversion);
+    if (rc == 0)
+        rc = key_field(key, tp->containerid);
+    return rc;
 }
 
-static int dd_agentless_req(struct dd_exporter *dd, const Datadog__Trace__AgentPayload *part,
-                            struct dd_req **reqs, size_t *n, struct sp_err *err)
+static int nomem(struct sp_err *err)
 {
-    struct dd_req *r = dd_reqs_grow(reqs, n);
-    if (!r)
-        return sp_err_set(err, SP_ENOMEM, "out of memory");
-    r->method = "POST";
-    r->url = dd->set.traces_url;
-    r->signal = SP_SIGNAL_TRACES;
-    r->count = dd_count_spans(part);
-    int rc = sp_dd_encode_agent_payload(part, &r->body, err);
-    if (rc)
-        return rc;
-    char langs[256];
-    dd_languages(part, langs, sizeof(langs));
-    rc |= dd_req_add_header(r, "Content-Type: application/x-protobuf");
-    rc |= dd_req_add_header(r, "Content-Encoding: gzip");
-    rc |= dd_req_add_header(r, "DD-Api-Key: %s", dd->set.api_key ? dd->set.api_key : "");
-    if (langs[0])
-        rc |= dd_req_add_header(r, "X-Datadog-Reported-Languages: %s", langs);
-    rc |= dd_req_add_header(r, "User-Agent: Datadog Trace Agent/spanprof-%s/", SP_VERSION);
-    return rc ? sp_err_set(err, SP_ENOMEM, "out of memory") : 0;
+    return sp_err_set(err, SP_ENOMEM, "datadog exporter: out of memory");
 }
 
-static int dd_agent_req(struct dd_exporter *dd, const Datadog__Trace__AgentPayload *part,
-                        Datadog__Trace__TracerPayload *tp, struct dd_req **reqs, size_t *n,
-                        struct sp_err *err)
+int dd_open_init(const struct dd_settings *s, struct dd_open *o,
+                 const Datadog__Trace__AgentPayload *p, const Datadog__Trace__TracerPayload *tp,
+                 const struct sp_buf *key, uint64_t now_ms, struct sp_err *err)
 {
-    /* A one-tracer-payload view of the part (shallow: nothing is copied). */
-    Datadog__Trace__AgentPayload one = *part;
-    Datadog__Trace__TracerPayload *tps[1] = {tp};
-    one.n_tracerpayloads = 1;
-    one.tracerpayloads = tps;
-
-    struct dd_req *r = dd_reqs_grow(reqs, n);
-    if (!r)
-        return sp_err_set(err, SP_ENOMEM, "out of memory");
-    r->method = "PUT";
-    r->url = dd->set.traces_url;
-    r->signal = SP_SIGNAL_TRACES;
-    r->count = dd_count_spans_tp(tp);
+    o->opened_ms = now_ms;
+    o->key = malloc(key->len ? key->len : 1);
+    o->req = dd_req_new(SP_SIGNAL_TRACES, s->agent_mode ? "PUT" : "POST");
+    if (!o->key || !o->req)
+        goto fail;
+    memcpy(o->key, key->data, key->len);
+    o->key_len = key->len;
+    if (!s->agent_mode) {
+        int rc = sp_dd_agent_payload_frame(p, &o->raw, &o->tail, err);
+        if (rc) {
+            dd_open_free(o);
+            return rc;
+        }
+        return 0;
+    }
+    struct dd_req *r = o->req;
     r->rates_reply = true;
-    size_t traces = 0;
-    int rc = sp_dd_encode_v04(&one, &r->body, &traces, err);
-    if (rc)
-        return rc;
-    rc |= dd_req_add_header(r, "Content-Type: application/msgpack");
-    rc |= dd_req_add_header(r, "X-Datadog-Trace-Count: %zu", traces);
+    int rc = dd_req_add_header(r, "Content-Type: application/msgpack");
     rc |= dd_req_add_header(r, "Datadog-Meta-Lang: %s",
                             dd_nonempty(tp->languagename) ? tp->languagename : "otlp");
     if (dd_nonempty(tp->languageversion))
@@ -135,43 +111,117 @@ static int dd_agent_req(struct dd_exporter *dd, const Datadog__Trace__AgentPaylo
      * (retried) instead of a 200 when the Agent sheds load. */
     rc |= dd_req_add_header(r, "Datadog-Client-Computed-Top-Level: yes");
     rc |= dd_req_add_header(r, "Datadog-Send-Real-Http-Status: yes");
-    return rc ? sp_err_set(err, SP_ENOMEM, "out of memory") : 0;
+    if (rc == 0)
+        return 0;
+fail:
+    dd_open_free(o);
+    return nomem(err);
 }
 
-int dd_traces_build(struct dd_exporter *dd, struct sp_batch *b, struct dd_req **reqs, size_t *n,
-                    size_t *dropped, struct sp_err *err)
+size_t dd_open_size_with(const struct dd_open *o, size_t more)
 {
-    struct sp_arena *arena = sp_arena_create(0);
-    if (!arena)
-        return sp_err_set(err, SP_ENOMEM, "out of memory");
-    struct sp_dd_map_opts mo = {
-        .hostname = dd_nonempty(dd->conf->hostname) ? dd->conf->hostname : NULL,
-        .env = dd_nonempty(dd->conf->env) ? dd->conf->env : NULL,
-        .tags = dd->set.tags,
-        .agent_version = "spanprof/" SP_VERSION,
-    };
-    Datadog__Trace__AgentPayload *payload = NULL;
-    Datadog__Trace__AgentPayload **parts = NULL;
-    size_t n_parts = 0;
-    int rc = sp_dd_map_traces(&b->u.traces, &mo, arena, &payload, dropped, err);
-    if (rc == 0)
-        rc = sp_dd_split_payload(payload, DD_MAX_TRACE_PAYLOAD, arena, &parts, &n_parts, err);
-    for (size_t i = 0; rc == 0 && i < n_parts; i++) {
-        if (dd->set.agent_mode) {
-            for (size_t t = 0; rc == 0 && t < parts[i]->n_tracerpayloads; t++)
-                if (parts[i]->tracerpayloads[t]->n_chunks)
-                    rc = dd_agent_req(dd, parts[i], parts[i]->tracerpayloads[t], reqs, n, err);
-        } else if (dd_count_spans(parts[i])) {
-            rc = dd_agentless_req(dd, parts[i], reqs, n, err);
+    /* agent mode: the array header takes at most 5 bytes */
+    return o->raw.len + (o->tail.len ? o->tail.len : 5) + more;
+}
+
+int dd_open_encode(const struct dd_settings *s, const struct dd_open *o,
+                   const Datadog__Trace__AgentPayload *p, const Datadog__Trace__TracerPayload *tp,
+                   struct sp_buf *out, size_t *traces, struct sp_err *err)
+{
+    (void)o;
+    *traces = 0;
+    if (!s->agent_mode) {
+        *traces = tp->n_chunks;
+        return sp_dd_append_tracer_payload(tp, out, err);
+    }
+    return sp_dd_encode_v04_traces(p, tp, out, traces, err);
+}
+
+/* "go|nodejs": the distinct languages of the payload's tracer payloads. */
+static void add_language(struct dd_open *o, const char *l)
+{
+    if (!dd_nonempty(l))
+        return;
+    size_t n = strlen(l), len = strlen(o->langs);
+    for (const char *p = o->langs; *p;) {
+        const char *e = strchr(p, '|');
+        size_t k = e ? (size_t)(e - p) : strlen(p);
+        if (k == n && memcmp(p, l, n) == 0)
+            return;
+        p += k + (e ? 1 : 0);
+    }
+    if (len + n + 2 > sizeof(o->langs))
+        return;
+    snprintf(o->langs + len, sizeof(o->langs) - len, "%s%s", len ? "|" : "", l);
+}
+
+int dd_open_append(struct dd_open *o, const Datadog__Trace__TracerPayload *tp,
+                   const struct sp_buf *bytes, size_t spans, size_t traces)
+{
+    int rc = sp_buf_append(&o->raw, bytes->data, bytes->len);
+    if (rc)
+        return rc;
+    o->spans += spans;
+    o->traces += traces;
+    add_language(o, tp->languagename);
+    return 0;
+}
+
+/* A sealed body keeps only its bytes: compression reserved its bound (the
+ * raw size), and a queue of them would hold that much. */
+static void shrink(struct sp_buf *b)
+{
+    if (b->cap > b->len + 4096) {
+        uint8_t *n = realloc(b->data, b->len ? b->len : 1);
+        if (n) {
+            b->data = n;
+            b->cap = b->len ? b->len : 1;
         }
     }
-    sp_arena_destroy(arena);
-    if (rc) {
-        for (size_t i = 0; i < *n; i++)
-            dd_req_free(&(*reqs)[i]);
-        free(*reqs);
-        *reqs = NULL;
-        *n = 0;
+}
+
+int dd_open_seal(const struct dd_settings *s, struct dd_open *o, struct dd_req **out,
+                 struct sp_err *err)
+{
+    struct dd_req *r = o->req;
+    int rc = 0;
+    *out = NULL;
+    r->count = o->spans;
+    if (!s->agent_mode) {
+        rc = sp_buf_append(&o->raw, o->tail.data, o->tail.len);
+        if (rc == 0)
+            rc = sp_compress(SP_COMPRESSION_GZIP, 1, o->raw.data, o->raw.len, &r->body, err);
+        else
+            rc = nomem(err);
+        if (rc == 0) {
+            int h = dd_req_add_header(r, "Content-Type: application/x-protobuf");
+            h |= dd_req_add_header(r, "Content-Encoding: gzip");
+            if (o->langs[0])
+                h |= dd_req_add_header(r, "X-Datadog-Reported-Languages: %s", o->langs);
+            h |= dd_req_add_header(r, "User-Agent: Datadog Trace Agent/spanprof-%s/", SP_VERSION);
+            if (h)
+                rc = nomem(err);
+        }
+    } else {
+        rc = sp_dd_encode_v04_header(o->traces, &r->body, err);
+        if (rc == 0 && (sp_buf_append(&r->body, o->raw.data, o->raw.len) ||
+                        dd_req_add_header(r, "X-Datadog-Trace-Count: %zu", o->traces)))
+            rc = nomem(err);
     }
+    if (rc == 0) {
+        shrink(&r->body);
+        *out = r;
+        o->req = NULL;
+    }
+    dd_open_free(o);
     return rc;
+}
+
+void dd_open_free(struct dd_open *o)
+{
+    dd_req_free(o->req);
+    free(o->key);
+    sp_buf_free(&o->raw);
+    sp_buf_free(&o->tail);
+    memset(o, 0, sizeof(*o));
 }

@@ -100,7 +100,8 @@ const traceReqs = (intake) => intake.requests.filter((q) => q.url === '/api/v0.2
     const took = Date.now() - t0;
     await r.test('intake down at SIGTERM: drained until the deadline, the rest counted', async () => {
       assert.strictEqual(ex.code, 0, JSON.stringify(ex));
-      assert.ok(took >= 1800 && took < 6000, `exit took ${took} ms`);
+      // nothing new is sent in the last 300 ms; calls in flight may still be answered
+      assert.ok(took >= 1600 && took < 6000, `exit took ${took} ms`);
       const line = sp.log().split('\n').find((l) => l.includes('shutdown deadline reached'));
       assert.ok(line, 'no shutdown summary');
       assert.ok(line.includes(`${sent} spans and 0 profiles were not delivered`), line);

@@ -14,6 +14,7 @@
 #include "dd_trace.pb-c.h"
 #include "exporters/datadog/datadog_int.h"
 #include "otlp_codec.h"
+#include "dd_map.h"
 #include "sp_compress.h"
 #include "sp_httpd.h"
 #include "sp_log.h"
@@ -637,37 +638,71 @@ static int dead_port(void)
     return port;
 }
 
-/* consume() runs inside a receiver's request: it only hands the batch to a
- * worker, which encodes it on a later loop turn, one batch per turn. */
-static void test_consume_defers_encoding(void)
+/* Many small batches become one payload: consume() maps each batch and
+ * releases it at once; at flush_interval the open payload is sealed, and its
+ * bytes are exactly protobuf-c's packing of one AgentPayload holding every
+ * batch's tracer payloads in arrival order. */
+static void test_batches_merge_into_one_payload(void)
 {
     struct intake in;
     ASSERT_EQ_INT(intake_start(&in), 0);
     struct dut d;
     dut_conf(&d, in.port, false);
+    d.conf.flush_interval_ms = 200;
     ASSERT_EQ_INT(dut_start(&d), 0);
     struct dd_exporter *dd = d.comp.ctx;
-    struct sp_batch *b1 = traces_batch(), *b2 = traces_batch(), *b3 = traces_batch();
-    ASSERT(b1 && b2 && b3);
-    ASSERT_EQ_INT(d.comp.type->consume(&d.comp, b1), SP_OK);
-    ASSERT_EQ_INT(d.comp.type->consume(&d.comp, b2), SP_OK);
-    /* Two workers: both taken, nothing encoded or sent yet; the third waits
-     * in the queue as before. */
-    ASSERT_EQ_INT(d.comp.type->consume(&d.comp, b3), SP_OK);
-    ASSERT(dd->workers[0].busy && dd->workers[0].has_pending && dd->workers[0].n_reqs == 0);
-    ASSERT(dd->workers[1].busy && dd->workers[1].has_pending && dd->workers[1].n_reqs == 0);
-    ASSERT_EQ_INT(sp_http_client_in_flight(dd->http), 0);
-    ASSERT_EQ_INT(metric("spanprof_exporter_queue_size", LBL), 1);
-    /* One loop turn encodes the oldest only. */
-    uv_run(loop, UV_RUN_NOWAIT);
-    ASSERT(!dd->workers[0].has_pending && dd->workers[0].n_reqs == 1);
-    ASSERT(dd->workers[1].has_pending);
-    sp_batch_unref(b1);
-    sp_batch_unref(b2);
-    sp_batch_unref(b3);
-    run_for(3000, NULL, &in.n, 3);
-    ASSERT_EQ_INT(in.n, 3);
+    struct sp_batch *b[3];
+    for (int i = 0; i < 3; i++) {
+        b[i] = traces_batch();
+        ASSERT(b[i]);
+        ASSERT_EQ_INT(d.comp.type->consume(&d.comp, b[i]), SP_OK);
+        ASSERT_EQ_INT(b[i]->refcount, 1); /* the exporter kept no reference */
+    }
+    ASSERT_EQ_INT(dd->n_open, 1);
+    ASSERT_EQ_INT(metric("spanprof_exporter_open_spans", LBL), 27);
+    ASSERT_EQ_INT(metric("spanprof_exporter_pending_spans", LBL), 27);
+    ASSERT_EQ_INT(metric("spanprof_exporter_accepted_spans_total", LBL), 27);
+    run_for(100, NULL, NULL, 0);
+    ASSERT_EQ_INT(in.n, 0); /* not before flush_interval */
+    run_for(3000, NULL, &in.n, 1);
+    run_for(300, NULL, NULL, 0);
+    ASSERT_EQ_INT(in.n, 1);
+
+    /* What one AgentPayload of the three mapped batches packs to. */
+    struct sp_arena *a = sp_arena_create(0);
+    struct sp_dd_map_opts mo;
+    dd_map_opts(&dd->set, &mo);
+    Datadog__Trace__AgentPayload *p[3];
+    size_t rejected = 0;
+    struct sp_err err = {0};
+    for (int i = 0; i < 3; i++)
+        ASSERT_EQ_INT(sp_dd_map_traces(&b[i]->u.traces, &mo, a, &p[i], &rejected, &err), 0);
+    Datadog__Trace__AgentPayload all = *p[0];
+    size_t ntp = p[0]->n_tracerpayloads + p[1]->n_tracerpayloads + p[2]->n_tracerpayloads;
+    Datadog__Trace__TracerPayload **tps = sp_arena_alloc(a, ntp * sizeof(*tps));
+    size_t k = 0;
+    for (int i = 0; i < 3; i++)
+        for (size_t t = 0; t < p[i]->n_tracerpayloads; t++)
+            tps[k++] = p[i]->tracerpayloads[t];
+    all.n_tracerpayloads = ntp;
+    all.tracerpayloads = tps;
+    size_t want_len = datadog__trace__agent_payload__get_packed_size(&all);
+    uint8_t *want = malloc(want_len);
+    datadog__trace__agent_payload__pack(&all, want);
+    const uint8_t *raw;
+    size_t rlen;
+    ASSERT_EQ_INT(sp_decompress(SP_COMPRESSION_GZIP, in.recs[0].body, in.recs[0].len, 64u << 20,
+                                a, &raw, &rlen, &err),
+                  0);
+    ASSERT_EQ_INT(rlen, want_len);
+    ASSERT(memcmp(raw, want, want_len) == 0);
+    free(want);
+    sp_arena_destroy(a);
+    for (int i = 0; i < 3; i++)
+        sp_batch_unref(b[i]);
+
     ASSERT_EQ_INT(metric("spanprof_exporter_sent_spans_total", LBL), 27);
+    ASSERT_EQ_INT(metric("spanprof_exporter_pending_spans", LBL), 0);
     ASSERT_EQ_INT(metric("spanprof_exporter_queue_size", LBL), 0);
     dut_stop(&d, 1000);
     run_for(1000, &d.done, NULL, 0);
@@ -676,36 +711,35 @@ static void test_consume_defers_encoding(void)
     intake_stop(&in);
 }
 
-/* Without a queue a batch goes only to an idle worker; one taken but not
- * encoded yet makes the worker busy. */
+/* Without a queue a sealed payload goes only to an idle worker: while the
+ * only worker waits to retry, new data is refused. */
 static void test_no_queue_offer(void)
 {
-    struct intake in;
-    ASSERT_EQ_INT(intake_start(&in), 0);
     struct dut d;
-    dut_conf(&d, in.port, false);
+    dut_conf(&d, dead_port(), false);
     d.conf.queue.enabled = false;
     d.conf.queue.num_consumers = 1;
     ASSERT_EQ_INT(dut_start(&d), 0);
     struct sp_batch *b1 = traces_batch(), *b2 = traces_batch();
     ASSERT(b1 && b2);
     ASSERT_EQ_INT(d.comp.type->consume(&d.comp, b1), SP_OK);
+    run_for(100, NULL, NULL, 0); /* sealed, sent, refused, in backoff */
+    ASSERT_EQ_INT(metric("spanprof_exporter_requests_in_backoff", LBL) +
+                      metric("spanprof_exporter_requests_in_flight", LBL),
+                  1);
     ASSERT_EQ_INT(d.comp.type->consume(&d.comp, b2), SP_EFULL);
     ASSERT_EQ_INT(metric("spanprof_exporter_refused_spans_total", LBL), 9);
     sp_batch_unref(b1);
     sp_batch_unref(b2);
-    run_for(3000, NULL, &in.n, 1);
-    ASSERT_EQ_INT(in.n, 1);
-    dut_stop(&d, 1000);
+    dut_stop(&d, 300);
     run_for(1000, &d.done, NULL, 0);
     ASSERT(d.done);
-    ASSERT_EQ_INT(metric("spanprof_exporter_sent_spans_total", LBL), 9);
+    ASSERT_EQ_INT(metric("spanprof_exporter_dropped_spans_total", LBL ",reason=\"shutdown\""), 9);
     dut_destroy(&d);
-    intake_stop(&in);
 }
 
-/* Shutdown with batches taken by workers but not encoded yet: the drain
- * encodes and delivers them. */
+/* Shutdown right after consume: the open payload is sealed and the drain
+ * delivers it. */
 static void test_shutdown_right_after_consume(void)
 {
     struct intake in;
@@ -725,8 +759,8 @@ static void test_shutdown_right_after_consume(void)
     ASSERT_EQ_INT(metric("spanprof_exporter_sent_spans_total", LBL), 9);
     dut_destroy(&d);
 
-    /* A deadline already passed: the timer runs before the idle handle, so
-     * the taken batch is counted as dropped at shutdown (and freed). */
+    /* A deadline already passed: the sealed payload's call is cancelled
+     * before it could be answered, and counted as dropped at shutdown. */
     sp_metrics_reset();
     dut_conf(&d, in.port, false);
     ASSERT_EQ_INT(dut_start(&d), 0);
@@ -769,12 +803,13 @@ static void test_intake_down_at_shutdown(void)
     run_for(3000, &d.done, NULL, 0);
     ASSERT(d.done);
     uint64_t took = uv_now(loop) - t0;
-    ASSERT(took >= 450 && took < 1500);
+    ASSERT(took >= 350 && took < 1500); /* nothing new is sent in the last 125 ms */
     ASSERT_EQ_INT(metric("spanprof_exporter_dropped_spans_total", LBL ",reason=\"shutdown\""), 27);
     ASSERT_EQ_INT(metric("spanprof_exporter_dropped_profiles_total", LBL ",reason=\"shutdown\""),
                   2);
     ASSERT_EQ_INT(metric("spanprof_exporter_sent_spans_total", LBL), 0);
-    ASSERT(metric("spanprof_exporter_retries_total", LBL ",signal=\"traces\"") >= 2);
+    /* profiles go first, so the one worker retried the profile */
+    ASSERT(metric("spanprof_exporter_retries_total", LBL ",signal=\"profiles\"") >= 2);
     /* After done, nothing is accepted. */
     struct sp_batch *after = profile_batch();
     ASSERT_EQ_INT(d.comp.type->consume(&d.comp, after), SP_ESHUTDOWN);
@@ -797,6 +832,7 @@ static void test_queue_full_refuses_or_drops_oldest(void)
             ASSERT(tb);
             rcs[i] = d.comp.type->consume(&d.comp, tb);
             sp_batch_unref(tb);
+            run_for(30, NULL, NULL, 0); /* sealed (flush_interval 0) */
         }
         ASSERT_EQ_INT(rcs[0], SP_OK); /* taken by the worker */
         ASSERT_EQ_INT(rcs[1], SP_OK); /* queued */
@@ -854,7 +890,7 @@ int main(void)
     sp_metrics_reset();
     RUN(test_hanging_intake_times_out_and_retries);
     sp_metrics_reset();
-    RUN(test_consume_defers_encoding);
+    RUN(test_batches_merge_into_one_payload);
     sp_metrics_reset();
     RUN(test_shutdown_right_after_consume);
     sp_metrics_reset();

@@ -211,8 +211,14 @@ function parseMultipart(body, contentType) {
 
 // A fake Datadog intake: a real HTTP server that records every request.
 // `respond(req, body)` may return {status, headers, body} to script faults.
-async function startIntake({ respond } = {}) {
+// Knobs, changeable while it runs: `knobs.delayMs` answers that late (a
+// distant intake), `knobs.status` (with `knobs.retryAfter`) answers every
+// request with that status; `down()` closes the listener (connections are
+// refused) and `up()` listens again on the same port.
+async function startIntake({ respond, delayMs = 0 } = {}) {
   const requests = [];
+  const knobs = { delayMs, status: 0, retryAfter: null };
+  const sockets = new Set();
   const server = http.createServer((req, res) => {
     const chunks = [];
     req.on('data', (c) => chunks.push(c));
@@ -220,19 +226,31 @@ async function startIntake({ respond } = {}) {
       const body = Buffer.concat(chunks);
       const rec = { method: req.method, url: req.url, headers: req.headers, body, at: Date.now() };
       requests.push(rec);
-      let r = respond ? await respond(rec) : null;
+      let r = null;
+      if (knobs.status) {
+        r = { status: knobs.status, headers: knobs.retryAfter !== null ? { 'retry-after': String(knobs.retryAfter) } : {}, body: 'scripted' };
+      } else if (respond) {
+        r = await respond(rec);
+      }
       if (!r) r = { status: 200, body: '{}' };
+      rec.status = r.status;
       if (r.hang) return; // never answer
+      if (knobs.delayMs) await sleep(knobs.delayMs);
       res.writeHead(r.status, r.headers || { 'content-type': 'application/json' });
       res.end(r.body || '');
     });
   });
+  server.on('connection', (s) => { sockets.add(s); s.on('close', () => sockets.delete(s)); });
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const port = server.address().port;
   return {
-    port: server.address().port,
-    url: `http://127.0.0.1:${server.address().port}`,
+    port,
+    url: `http://127.0.0.1:${port}`,
     requests,
-    close: () => new Promise((r) => { server.closeAllConnections?.(); server.close(r); }),
+    knobs,
+    down: () => new Promise((r) => { server.close(() => r()); for (const s of sockets) s.destroy(); }),
+    up: () => new Promise((r, j) => { server.once('error', j); server.listen(port, '127.0.0.1', r); }),
+    close: () => new Promise((r) => { server.closeAllConnections?.(); if (server.listening) server.close(r); else r(); }),
   };
 }
 
