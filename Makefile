@@ -6,7 +6,8 @@
 #               ends with `N passed, N failed`
 #   make demo   the join end to end with a Go demo service, no Datadog account needed
 #   make bench  benchmarks (prints a table; see bench/RESULTS.md)
-.PHONY: all build run test demo bench clean deps
+#   make fuzz   every fuzz target under libFuzzer, FUZZ_SECONDS (60) each; grows tests/fuzz/corpus
+.PHONY: all build run test demo bench fuzz clean deps
 
 all: build
 
@@ -31,5 +32,8 @@ demo: build
 bench:
 	@bash bench/run.sh
 
+fuzz:
+	@bash scripts/fuzz.sh
+
 clean:
-	rm -rf build build-asan build-bench
+	rm -rf build build-asan build-bench build-fuzz

@@ -16,6 +16,14 @@
 #   fixed      10k spans/s for 60 s (unique span ids): CPU % of one core, peak RSS
 #   idle       RSS after start, after a burst, and some seconds later
 #   join       bench/join_bench when it exists
+#   overload   issue 17 (bench/overload.js, tests/integration/overload_flood.test.js):
+#              accepted spans/s and CPU at 1x/2x/10x/50x the sustainable rate
+#              (intake answering 100 ms late), callgrind instructions per refused
+#              vs accepted request, peak RSS and health latency (max, p99)
+#              during floods (128 HTTP/1.1 connections x 3.6 MB bodies, 8x100
+#              gRPC streams, gzip bombs) with the intake down.
+#              OVERLOAD_BIN=path measures another spanprof (e.g. a BEFORE build;
+#              add OVERLOAD_NO_LIMIT=1 when it has no service.memory_limit).
 #   exporter   the Datadog exporter against a sink answering 0, 100 and 300 ms
 #              late (drain_server --h1-delay-ms): max sustained spans/s with
 #              nothing refused, CPU % and peak RSS at 10k spans/s, payloads/s
@@ -1006,6 +1014,43 @@ for proto in grpc http-pb; do
     if [ "$proto" = grpc ]; then ref="6.2 % / 55 MiB"; else ref="5.4 % / 51 MiB"; fi
     row compare "$proto at 10k spans/s: spanprof vs OpenTelemetry Collector (published, 2023, other hardware, no gzip)" "${FIXED_CPU[$proto]} % / ${FIXED_HWM[$proto]} MiB vs $ref (Collector idle: 45 MiB)" "fixed rows above"
 done
+
+# ------------------------------------------------------------- overload ----
+
+if want overload; then
+    OBIN=${OVERLOAD_BIN:-$SPANPROF}
+    NM="$ROOT/tests/integration/node_modules"
+    NOLIM=()
+    [ "${OVERLOAD_NO_LIMIT:-0}" = 1 ] && NOLIM=(--no-limit)
+    if [ ! -x "$OBIN" ] || ! have loadgen; then
+        skip overload "overload figures" "spanprof or bench/loadgen did not build"
+    elif ! command -v node > /dev/null || [ ! -d "$NM/@grpc/grpc-js" ]; then
+        skip overload "overload figures" "node or tests/integration/node_modules missing (cd tests/integration && npm ci)"
+    else
+        if [ "$QUICK" = 1 ]; then OSTEP=3; OFLOOD=8000; else OSTEP=5; OFLOOD=20000; fi
+        cmd="node bench/overload.js --bin $OBIN --loadgen $BIN/loadgen --step-s $OSTEP --cpu-spanprof $SP_CPU --cpu-load $LOAD_CPU ${NOLIM[*]}"
+        log "overload: $cmd"
+        NODE_PATH=$NM $cmd > "$OUT/overload.out" 2>&1
+        while IFS= read -r line; do
+            sec=$(kv "$line" section); proto=$(kv "$line" proto)
+            c=$(sed -n 's/.*cmd="\([^"]*\)".*/\1/p' <<< "$line")
+            if [ "$sec" = rates ]; then
+                row overload "$proto at $(kv "$line" step) the sustainable rate (intake 100 ms late)" "$(kv "$line" accepted_sps) spans/s accepted$([ "$(kv "$line" step)" != sustainable ] && echo " ($(kv "$line" accepted_of_sustainable) of sustainable; offered $(kv "$line" offered_rps) req/s, $(kv "$line" sent) sent, $(kv "$line" late) late)"), $(kv "$line" refused) refused, spanprof at $(kv "$line" cpu_pct)% of a core" "$c"
+            else
+                row overload "$proto: callgrind instructions per $(kv "$line" kind) request (100 spans)" "$(kv "$line" instructions_per_request) ($(kv "$line" requests) $(kv "$line" kind) of $(($(kv "$line" ok) + $(kv "$line" failed))))" "$c"
+            fi
+        done < <(grep '^RESULT overload' "$OUT/overload.out")
+        for flood in "128 0 0" "0 8 0" "64 0 1"; do
+            read -r hc gc bomb <<< "$flood"
+            env_s="FLOOD_BENCH=1 FLOOD_MS=$OFLOOD FLOOD_HTTP_CONNS=$hc FLOOD_GRPC_CHANNELS=$gc FLOOD_GRPC_STREAMS=100 FLOOD_GZIP_BOMB=$bomb FLOOD_NO_LIMIT=${OVERLOAD_NO_LIMIT:-0} SPANPROF_BIN=$OBIN"
+            r=$(env $env_s SPANPROF_SRC="$ROOT" taskset -c "$LOAD_CPU" node tests/integration/overload_flood.test.js 2>&1 | grep '^RESULT flood')
+            if [ "$bomb" = 1 ]; then what="$hc HTTP/1.1 connections posting gzip bombs (64 MiB of zeros)"
+            elif [ "$hc" != 0 ]; then what="$hc HTTP/1.1 connections posting 3.6 MB bodies"
+            else what="${gc}x100 gRPC streams sending 3.6 MB messages"; fi
+            row overload "$what for $((OFLOOD / 1000)) s, intake down (memory_limit 96MiB)" "alive=$(kv "$r" alive), peak RSS $(kv "$r" rss_peak_mib) MiB, health+/metrics max $(kv "$r" probe_max_ms) ms p99 $(kv "$r" probe_p99_ms) ms ($(kv "$r" probe_failures) of $(kv "$r" probes) probes failed the 1 s timeout), http ok/refused/other $(kv "$r" http_ok)/$(kv "$r" http_refused)/$(kv "$r" http_other), grpc $(kv "$r" grpc_ok)/$(kv "$r" grpc_refused)/$(kv "$r" grpc_other)" "env $env_s node tests/integration/overload_flood.test.js"
+        done
+    fi
+fi
 
 ELAPSED=$(($(date +%s) - T_START))
 row run "total time" "${ELAPSED}s$([ "$QUICK" = 1 ] && echo ' (BENCH_QUICK=1)')" "make bench"

@@ -2,8 +2,11 @@
  * for mutating consumers of a shared batch (the Collector's fanoutconsumer). */
 #include "sp_component.h"
 
+#include <inttypes.h>
+
 #include "sp_assert.h"
 #include "sp_log.h"
+#include "sp_memory.h"
 
 #include <string.h>
 
@@ -49,6 +52,48 @@ int sp_component_emit(struct sp_component *comp, struct sp_batch *batch, struct 
         }
     }
     return worst;
+}
+
+/* Depth-first over the next stages: a processor without ready() is as
+ * ready as what follows it. Pipelines are acyclic (checked at load). */
+static int sp_component_next_ready(struct sp_component *comp, enum sp_signal sig, size_t bytes,
+                                   struct sp_err *err)
+{
+    const struct sp_consumers *next = &comp->next[sig];
+    for (size_t i = 0; i < next->n; i++) {
+        struct sp_component *c = next->v[i];
+        int rc = SP_OK;
+        if (c->type->ready)
+            rc = c->type->ready(c, sig, bytes);
+        else if (c->type->kind == SP_KIND_PROCESSOR)
+            rc = sp_component_next_ready(c, sig, bytes, err);
+        if (rc != SP_OK) {
+            if (err && err->code == SP_OK)
+                sp_err_set(err, rc, "'%s' refused the %s before they were read: %s", c->id,
+                           sp_signal_name(sig),
+                           rc == SP_EFULL ? "its queue is full" : sp_strerror(rc));
+            return rc;
+        }
+    }
+    return SP_OK;
+}
+
+int sp_component_ready(struct sp_component *comp, enum sp_signal sig, size_t bytes,
+                       struct sp_err *err)
+{
+    /* Profiles keep half of the band between the soft and the hard mark
+     * for themselves, so a span flood cannot starve profile uploads. */
+    uint64_t mark = sp_memory_soft_mark();
+    if (sig == SP_SIGNAL_PROFILES)
+        mark += (sp_memory_limit() - mark) / 2;
+    if (sp_memory_used() + bytes > mark)
+        return sp_err_set(err, SP_EFULL,
+                          "memory ceiling: %" PRIu64 " of %" PRIu64 " bytes in use, new %s "
+                          "requests are refused above %" PRIu64 " (service.memory_limit)",
+                          sp_memory_used(), sp_memory_limit(), sp_signal_name(sig), mark);
+    if (err)
+        err->code = SP_OK;
+    return sp_component_next_ready(comp, sig, bytes, err);
 }
 
 const struct sp_component_type *sp_component_set_find(const struct sp_component_set *set,

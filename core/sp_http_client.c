@@ -247,18 +247,24 @@ static size_t sp_http_on_body(char *ptr, size_t size, size_t nmemb, void *ud)
 }
 
 /* Retry-After is either delta-seconds or an HTTP date (RFC 9110 §10.2.3). */
-static int64_t sp_http_parse_retry_after(const char *v)
+int64_t sp_http_parse_retry_after(const char *v)
 {
     while (*v == ' ' || *v == '\t')
         v++;
     char *end;
     long long secs = strtoll(v, &end, 10);
-    if (end != v && (*end == '\0' || *end == '\r' || *end == '\n' || *end == ' '))
+    if (end != v && (*end == '\0' || *end == '\r' || *end == '\n' || *end == ' ')) {
+        /* A day is already absurd; beyond it the milliseconds would overflow. */
+        if (secs > SP_HTTP_RETRY_AFTER_MAX_S)
+            secs = SP_HTTP_RETRY_AFTER_MAX_S;
         return secs < 0 ? 0 : secs * 1000;
+    }
     time_t when = curl_getdate(v, NULL);
     if (when < 0)
         return -1;
     time_t now = time(NULL);
+    if (when > now && when - now > SP_HTTP_RETRY_AFTER_MAX_S)
+        return (int64_t)SP_HTTP_RETRY_AFTER_MAX_S * 1000;
     return when > now ? (int64_t)(when - now) * 1000 : 0;
 }
 

@@ -25,6 +25,7 @@
 #include "sp_conf.h"
 #include "sp_log.h"
 #include "sp_status.h"
+#include "sp_memory.h"
 
 struct sp_httpd {
     uv_loop_t *loop;
@@ -49,6 +50,8 @@ struct sp_httpd_req {
     struct sp_httpd *httpd;
     struct MHD_Connection *conn;
     struct sp_buf body;
+    size_t charged;   /* bytes of body.cap charged to the memory ceiling */
+    bool mem_refused; /* the ceiling refused the body: discard it, answer OVERLOAD */
     bool too_big;
     bool headers_done;
     /* An answer given before the body was read is held until the body has
@@ -193,6 +196,60 @@ void sp_http_each_query(struct sp_http_request *req,
     MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, sp_httpd_iter_cb, &it);
 }
 
+static void sp_httpd_body_free(struct sp_httpd_req *r)
+{
+    sp_buf_free(&r->body);
+    sp_memory_release(SP_MEM_BODIES, r->charged);
+    r->charged = 0;
+}
+
+/* Grows the body buffer to hold `need` bytes (plus sp_buf's NUL), charging
+ * the growth to the memory ceiling first: exactly when the size is known
+ * (Content-Length), geometrically up to max_body otherwise. False when the
+ * ceiling or malloc refused: the body is then dropped and the rest
+ * discarded. */
+static bool sp_httpd_body_reserve(struct sp_httpd_req *r, size_t need, bool exact)
+{
+    if (need + 1 <= r->body.cap)
+        return true;
+    size_t cap = need + 1;
+    if (!exact && r->body.cap * 2 > cap)
+        cap = r->body.cap * 2;
+    if (cap > r->pub.max_body + 1 && need <= r->pub.max_body)
+        cap = r->pub.max_body + 1;
+    if (sp_memory_reserve(SP_MEM_BODIES, cap - r->charged) != SP_OK) {
+        r->mem_refused = true;
+        sp_httpd_body_free(r);
+        return false;
+    }
+    uint8_t *d = realloc(r->body.data, cap);
+    if (!d) {
+        sp_memory_release(SP_MEM_BODIES, cap - r->charged);
+        r->mem_refused = true;
+        sp_httpd_body_free(r);
+        return false;
+    }
+    r->body.data = d;
+    r->body.cap = cap;
+    r->charged = cap;
+    return true;
+}
+
+/* The body was refused by the memory ceiling and has been discarded. */
+static void sp_httpd_answer_overload(struct sp_httpd *h, struct sp_httpd_req *r)
+{
+    r->pub.phase = SP_HTTP_OVERLOAD;
+    r->pub.body = (const uint8_t *)"";
+    r->pub.body_len = 0;
+    h->handler(h->ud, &r->pub);
+    if (!r->pub.answered) {
+        static const char *const retry[] = {"Retry-After", "1", NULL};
+        static const char msg[] = "server busy: memory ceiling reached (service.memory_limit); "
+                                  "retry later\n";
+        sp_httpd_respond(&r->pub, 503, "text/plain; charset=utf-8", msg, sizeof(msg) - 1, retry);
+    }
+}
+
 static void sp_httpd_answer_too_big(struct sp_httpd_req *r)
 {
     char msg[128];
@@ -242,8 +299,8 @@ static sp_mhd_result sp_httpd_access(void *cls, struct MHD_Connection *conn, con
                     r->too_big = true; /* answered once the body is discarded */
                 return MHD_YES;
             }
-            if (errno == 0 && *end == '\0' && n > 0 && sp_buf_reserve(&r->body, (size_t)n))
-                return MHD_NO;
+            if (errno == 0 && *end == '\0' && n > 0)
+                sp_httpd_body_reserve(r, (size_t)n, true);
         }
         return MHD_YES;
     }
@@ -251,7 +308,7 @@ static sp_mhd_result sp_httpd_access(void *cls, struct MHD_Connection *conn, con
     if (*upload_data_size > 0) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        if (r->pub.answered || r->too_big) {
+        if (r->pub.answered || r->too_big || r->mem_refused) {
             r->discarded += n;
             if (r->discarded > SP_HTTPD_DISCARD_MAX) {
                 if (r->deferred)
@@ -266,11 +323,14 @@ static sp_mhd_result sp_httpd_access(void *cls, struct MHD_Connection *conn, con
              * rest is discarded and 413 answered at the end. */
             r->too_big = true;
             r->discarded = n;
-            sp_buf_free(&r->body);
+            sp_httpd_body_free(r);
             return MHD_YES;
         }
-        if (sp_buf_append(&r->body, upload_data, n))
-            return MHD_NO;
+        if (!sp_httpd_body_reserve(r, r->body.len + n, false)) {
+            r->discarded = n;
+            return MHD_YES;
+        }
+        sp_buf_append(&r->body, upload_data, n); /* reserved: cannot fail */
         return MHD_YES;
     }
 
@@ -282,6 +342,10 @@ static sp_mhd_result sp_httpd_access(void *cls, struct MHD_Connection *conn, con
         return MHD_YES;
     if (r->too_big) {
         sp_httpd_answer_too_big(r);
+        return MHD_YES;
+    }
+    if (r->mem_refused) {
+        sp_httpd_answer_overload(h, r);
         return MHD_YES;
     }
     r->pub.phase = SP_HTTP_BODY;
@@ -308,7 +372,7 @@ static void sp_httpd_completed(void *cls, struct MHD_Connection *conn, void **co
         r->pub.user_free(r->pub.user);
     if (r->deferred)
         MHD_destroy_response(r->deferred);
-    sp_buf_free(&r->body);
+    sp_httpd_body_free(r);
     free(r);
     *con_cls = NULL;
 }

@@ -5,8 +5,9 @@
  * container memory limit, and a flood on one transport must not take memory
  * another part needs (the exporter's queue, held profiles). Each bounded
  * structure still has its own limit; this is the sum over all of them.
- * Relaxed atomics: only the loop thread writes, the telemetry thread reads
- * figures that may be a few bytes stale, which is fine for a gauge. */
+ * Atomic read-modify-writes (relaxed: the counters order nothing else):
+ * the loop thread charges most, but the telemetry thread's HTTP servers
+ * charge the (tiny) bodies they receive too, and /metrics reads them. */
 #include "sp_memory.h"
 
 #include <stdatomic.h>
@@ -66,46 +67,55 @@ uint64_t sp_memory_soft_mark(void)
     return SP_MEM_LOAD(sp_mem.soft);
 }
 
-static void sp_mem_add(enum sp_mem_class c, size_t n)
+#define SP_MEM_ADD(x, v) atomic_fetch_add_explicit(&(x), (v), memory_order_relaxed)
+#define SP_MEM_SUB(x, v) atomic_fetch_sub_explicit(&(x), (v), memory_order_relaxed)
+
+static void sp_mem_peak(uint64_t used)
 {
-    uint64_t used = SP_MEM_LOAD(sp_mem.used) + n;
-    SP_MEM_STORE(sp_mem.used, used);
-    SP_MEM_STORE(sp_mem.by_class[c], SP_MEM_LOAD(sp_mem.by_class[c]) + n);
-    if (used > SP_MEM_LOAD(sp_mem.peak))
-        SP_MEM_STORE(sp_mem.peak, used);
+    uint64_t peak = SP_MEM_LOAD(sp_mem.peak);
+    while (used > peak && !atomic_compare_exchange_weak_explicit(
+                              &sp_mem.peak, &peak, used, memory_order_relaxed,
+                              memory_order_relaxed)) {
+    }
 }
 
 int sp_memory_reserve(enum sp_mem_class c, size_t n)
 {
     sp_mem_check_class(c);
+    uint64_t limit = SP_MEM_LOAD(sp_mem.limit);
     uint64_t used = SP_MEM_LOAD(sp_mem.used);
-    if (n > SP_MEM_LOAD(sp_mem.limit) || used + n > SP_MEM_LOAD(sp_mem.limit)) {
-        SP_MEM_STORE(sp_mem.refused[c], SP_MEM_LOAD(sp_mem.refused[c]) + 1);
-        return SP_EFULL;
-    }
-    sp_mem_add(c, n);
+    do {
+        if (n > limit || used + n > limit) {
+            SP_MEM_ADD(sp_mem.refused[c], 1);
+            return SP_EFULL;
+        }
+    } while (!atomic_compare_exchange_weak_explicit(&sp_mem.used, &used, used + n,
+                                                    memory_order_relaxed, memory_order_relaxed));
+    SP_MEM_ADD(sp_mem.by_class[c], n);
+    sp_mem_peak(used + n);
     return SP_OK;
 }
 
 void sp_memory_charge(enum sp_mem_class c, size_t n)
 {
     sp_mem_check_class(c);
-    sp_mem_add(c, n);
+    uint64_t used = SP_MEM_ADD(sp_mem.used, n) + n;
+    SP_MEM_ADD(sp_mem.by_class[c], n);
+    sp_mem_peak(used);
 }
 
 void sp_memory_release(enum sp_mem_class c, size_t n)
 {
     sp_mem_check_class(c);
-    uint64_t have = SP_MEM_LOAD(sp_mem.by_class[c]);
-    if (n > have) {
+    uint64_t had = SP_MEM_SUB(sp_mem.by_class[c], n);
+    if (n > had) {
         /* A release without its charge is a bookkeeping bug: the ceiling
          * would drift and stop meaning anything. */
         fprintf(stderr, "spanprof: sp_memory: releasing %zu bytes of class %s which holds %llu\n",
-                n, sp_mem_class_names[c], (unsigned long long)have);
+                n, sp_mem_class_names[c], (unsigned long long)had);
         abort();
     }
-    SP_MEM_STORE(sp_mem.by_class[c], have - n);
-    SP_MEM_STORE(sp_mem.used, SP_MEM_LOAD(sp_mem.used) - n);
+    SP_MEM_SUB(sp_mem.used, n);
 }
 
 void sp_memory_move(enum sp_mem_class from, enum sp_mem_class to, size_t n)
@@ -163,21 +173,23 @@ void sp_memory_register_metrics(void)
     char labels[64];
     for (int c = 0; c < SP_MEM_CLASS_COUNT; c++) {
         snprintf(labels, sizeof(labels), "class=\"%s\"", sp_mem_class_names[c]);
-        sp_gauge_fn("spanprof_memory_used_bytes",
-                    "Bytes charged to the memory ceiling (service.memory_limit), by class", labels,
-                    sp_mem_metric_class, (void *)(intptr_t)c);
-        sp_counter_fn("spanprof_memory_refused_total",
-                      "Reservations refused because they would pass the memory ceiling", labels,
-                      sp_mem_metric_refused, (void *)(intptr_t)c);
+        sp_gauge_fn_any_thread("spanprof_memory_used_bytes",
+                               "Bytes charged to the memory ceiling (service.memory_limit), by "
+                               "class",
+                               labels, sp_mem_metric_class, (void *)(intptr_t)c);
+        sp_counter_fn_any_thread("spanprof_memory_refused_total",
+                                 "Reservations refused because they would pass the memory ceiling",
+                                 labels, sp_mem_metric_refused, (void *)(intptr_t)c);
     }
-    sp_gauge_fn("spanprof_memory_limit_bytes",
-                "The memory ceiling: mark=\"hard\" is never passed, above mark=\"soft\" "
-                "receivers refuse new requests",
-                "mark=\"hard\"", sp_mem_metric_limit, NULL);
-    sp_gauge_fn("spanprof_memory_limit_bytes", NULL, "mark=\"soft\"", sp_mem_metric_limit,
-                (void *)1);
-    sp_gauge_fn("spanprof_memory_peak_bytes", "Highest total charged to the memory ceiling", NULL,
-                sp_mem_metric_peak, NULL);
+    sp_gauge_fn_any_thread("spanprof_memory_limit_bytes",
+                           "The memory ceiling: mark=\"hard\" is never passed, above "
+                           "mark=\"soft\" receivers refuse new requests",
+                           "mark=\"hard\"", sp_mem_metric_limit, NULL);
+    sp_gauge_fn_any_thread("spanprof_memory_limit_bytes", NULL, "mark=\"soft\"",
+                           sp_mem_metric_limit, (void *)1);
+    sp_gauge_fn_any_thread("spanprof_memory_peak_bytes",
+                           "Highest total charged to the memory ceiling", NULL, sp_mem_metric_peak,
+                           NULL);
 }
 
 void sp_memory_reset(void)

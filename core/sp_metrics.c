@@ -1,11 +1,19 @@
 /* Self-telemetry registry and Prometheus text rendering.
  *
  * A flat array of series, small enough (a few hundred) that a linear lookup
- * at registration is fine; increments go through the returned pointer. */
+ * at registration is fine; increments go through the returned pointer.
+ * /metrics is rendered on the telemetry thread (sp_telemetry.h) while the
+ * loop thread counts: values are relaxed atomics (each series has one
+ * writing thread), the array is guarded by a mutex (series may be added
+ * while running, e.g. a new HTTP status), and computed series whose
+ * callback reads loop state are sampled by the loop (sp_metrics_sample). */
 #include "sp_metrics.h"
 
 #include <inttypes.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,20 +25,25 @@ struct sp_metric {
     char *help;
     char *labels;
     enum sp_metric_kind kind;
-    double value;
+    _Atomic double value;
     double (*fn)(void *ud);
     void *ud;
+    bool any_thread; /* fn may run on any thread (reads atomics or the kernel) */
     /* Histograms: value is the sum of observations. */
     size_t n_bounds;
     double bounds[SP_METRIC_MAX_BUCKETS];
-    uint64_t buckets[SP_METRIC_MAX_BUCKETS + 1]; /* per bucket, not cumulative; last: +Inf */
-    uint64_t count;
+    _Atomic uint64_t buckets[SP_METRIC_MAX_BUCKETS + 1]; /* per bucket, not cumulative; last: +Inf */
+    _Atomic uint64_t count;
 };
 
 static struct sp_metric **sp_metrics_v;
 static size_t sp_metrics_n, sp_metrics_cap;
+static pthread_mutex_t sp_metrics_lock = PTHREAD_MUTEX_INITIALIZER;
 
-struct sp_metric *sp_metric_find(const char *name, const char *labels)
+#define SP_LOAD(x) atomic_load_explicit(&(x), memory_order_relaxed)
+#define SP_STORE(x, v) atomic_store_explicit(&(x), (v), memory_order_relaxed)
+
+static struct sp_metric *sp_metric_find_locked(const char *name, const char *labels)
 {
     if (!labels)
         labels = "";
@@ -40,12 +53,23 @@ struct sp_metric *sp_metric_find(const char *name, const char *labels)
     return NULL;
 }
 
+struct sp_metric *sp_metric_find(const char *name, const char *labels)
+{
+    pthread_mutex_lock(&sp_metrics_lock);
+    struct sp_metric *m = sp_metric_find_locked(name, labels);
+    pthread_mutex_unlock(&sp_metrics_lock);
+    return m;
+}
+
 static struct sp_metric *sp_metric_register(enum sp_metric_kind kind, const char *name,
                                             const char *help, const char *labels)
 {
-    struct sp_metric *m = sp_metric_find(name, labels);
-    if (m)
+    pthread_mutex_lock(&sp_metrics_lock);
+    struct sp_metric *m = sp_metric_find_locked(name, labels);
+    if (m) {
+        pthread_mutex_unlock(&sp_metrics_lock);
         return m;
+    }
     if (sp_metrics_n == sp_metrics_cap) {
         size_t cap = sp_metrics_cap ? sp_metrics_cap * 2 : 64;
         struct sp_metric **v = realloc(sp_metrics_v, cap * sizeof(*v));
@@ -64,6 +88,7 @@ static struct sp_metric *sp_metric_register(enum sp_metric_kind kind, const char
         abort();
     m->kind = kind;
     sp_metrics_v[sp_metrics_n++] = m;
+    pthread_mutex_unlock(&sp_metrics_lock);
     return m;
 }
 
@@ -95,6 +120,22 @@ struct sp_metric *sp_gauge_fn(const char *name, const char *help, const char *la
     return m;
 }
 
+struct sp_metric *sp_counter_fn_any_thread(const char *name, const char *help, const char *labels,
+                                           double (*fn)(void *ud), void *ud)
+{
+    struct sp_metric *m = sp_counter_fn(name, help, labels, fn, ud);
+    m->any_thread = true;
+    return m;
+}
+
+struct sp_metric *sp_gauge_fn_any_thread(const char *name, const char *help, const char *labels,
+                                         double (*fn)(void *ud), void *ud)
+{
+    struct sp_metric *m = sp_gauge_fn(name, help, labels, fn, ud);
+    m->any_thread = true;
+    return m;
+}
+
 struct sp_metric *sp_histogram(const char *name, const char *help, const char *labels,
                                const double *bounds, size_t n_bounds)
 {
@@ -115,39 +156,49 @@ void sp_histogram_observe(struct sp_metric *m, double v)
     size_t i = 0;
     while (i < m->n_bounds && v > m->bounds[i])
         i++;
-    m->buckets[i]++;
-    m->count++;
-    m->value += v;
+    SP_STORE(m->buckets[i], SP_LOAD(m->buckets[i]) + 1);
+    SP_STORE(m->count, SP_LOAD(m->count) + 1);
+    SP_STORE(m->value, SP_LOAD(m->value) + v);
 }
 
 uint64_t sp_histogram_count(const struct sp_metric *m)
 {
-    return m ? m->count : 0;
+    return m ? SP_LOAD(m->count) : 0;
 }
 
 void sp_metric_add(struct sp_metric *m, double v)
 {
     if (m)
-        m->value += v;
+        SP_STORE(m->value, SP_LOAD(m->value) + v);
 }
 
 void sp_metric_inc(struct sp_metric *m)
 {
-    if (m)
-        m->value += 1;
+    sp_metric_add(m, 1);
 }
 
 void sp_metric_set(struct sp_metric *m, double v)
 {
     if (m)
-        m->value = v;
+        SP_STORE(m->value, v);
 }
 
 double sp_metric_value(const struct sp_metric *m)
 {
     if (!m)
         return 0;
-    return m->fn ? m->fn(m->ud) : m->value;
+    return m->fn ? m->fn(m->ud) : SP_LOAD(m->value);
+}
+
+void sp_metrics_sample(void)
+{
+    pthread_mutex_lock(&sp_metrics_lock);
+    for (size_t i = 0; i < sp_metrics_n; i++) {
+        struct sp_metric *m = sp_metrics_v[i];
+        if (m->fn && !m->any_thread)
+            SP_STORE(m->value, m->fn(m->ud));
+    }
+    pthread_mutex_unlock(&sp_metrics_lock);
 }
 
 static void sp_metrics_put_value(struct sp_buf *out, double v)
@@ -165,7 +216,7 @@ static void sp_metrics_put_histogram(struct sp_buf *out, const struct sp_metric 
     const char *sep = s->labels[0] ? "," : "";
     uint64_t cum = 0;
     for (size_t b = 0; b <= s->n_bounds; b++) {
-        cum += s->buckets[b];
+        cum += SP_LOAD(s->buckets[b]);
         sp_buf_printf(out, "%s_bucket{%s%sle=\"", s->name, s->labels, sep);
         if (b < s->n_bounds)
             sp_buf_printf(out, "%g", s->bounds[b]);
@@ -174,12 +225,12 @@ static void sp_metrics_put_histogram(struct sp_buf *out, const struct sp_metric 
         sp_buf_printf(out, "\"} %" PRIu64 "\n", cum);
     }
     sp_buf_printf(out, s->labels[0] ? "%s_sum{%s} " : "%s_sum%s ", s->name, s->labels);
-    sp_metrics_put_value(out, s->value);
+    sp_metrics_put_value(out, SP_LOAD(s->value));
     sp_buf_printf(out, s->labels[0] ? "\n%s_count{%s} %" PRIu64 "\n" : "\n%s_count%s %" PRIu64 "\n",
-                  s->name, s->labels, s->count);
+                  s->name, s->labels, SP_LOAD(s->count));
 }
 
-int sp_metrics_render(struct sp_buf *out)
+static int sp_metrics_render_locked(struct sp_buf *out, bool snapshot)
 {
     /* Group series by name, in first-registration order, one HELP/TYPE each. */
     for (size_t i = 0; i < sp_metrics_n; i++) {
@@ -205,7 +256,9 @@ int sp_metrics_render(struct sp_buf *out)
                 sp_buf_printf(out, "%s{%s} ", s->name, s->labels);
             else
                 sp_buf_printf(out, "%s ", s->name);
-            sp_metrics_put_value(out, sp_metric_value(s));
+            double v = snapshot && s->fn && !s->any_thread ? SP_LOAD(s->value)
+                                                          : sp_metric_value(s);
+            sp_metrics_put_value(out, v);
             if (sp_buf_append_byte(out, '\n'))
                 return -1;
         }
@@ -216,12 +269,31 @@ int sp_metrics_render(struct sp_buf *out)
 void sp_metrics_each(void (*fn)(void *ud, const char *name, const char *labels, double value),
                      void *ud)
 {
+    pthread_mutex_lock(&sp_metrics_lock);
     for (size_t i = 0; i < sp_metrics_n; i++)
         fn(ud, sp_metrics_v[i]->name, sp_metrics_v[i]->labels, sp_metric_value(sp_metrics_v[i]));
+    pthread_mutex_unlock(&sp_metrics_lock);
+}
+
+int sp_metrics_render(struct sp_buf *out)
+{
+    pthread_mutex_lock(&sp_metrics_lock);
+    int rc = sp_metrics_render_locked(out, false);
+    pthread_mutex_unlock(&sp_metrics_lock);
+    return rc;
+}
+
+int sp_metrics_render_snapshot(struct sp_buf *out)
+{
+    pthread_mutex_lock(&sp_metrics_lock);
+    int rc = sp_metrics_render_locked(out, true);
+    pthread_mutex_unlock(&sp_metrics_lock);
+    return rc;
 }
 
 void sp_metrics_reset(void)
 {
+    pthread_mutex_lock(&sp_metrics_lock);
     for (size_t i = 0; i < sp_metrics_n; i++) {
         free(sp_metrics_v[i]->name);
         free(sp_metrics_v[i]->help);
@@ -231,4 +303,5 @@ void sp_metrics_reset(void)
     free(sp_metrics_v);
     sp_metrics_v = NULL;
     sp_metrics_n = sp_metrics_cap = 0;
+    pthread_mutex_unlock(&sp_metrics_lock);
 }

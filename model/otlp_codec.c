@@ -779,3 +779,61 @@ void sp_grpc_percent_encode(const char *msg, char *out, size_t out_size)
     }
     out[o] = '\0';
 }
+
+/* ---- gRPC retry hint ---------------------------------------------------- */
+
+static int otlp_pb_varint(struct sp_buf *b, uint64_t v)
+{
+    uint8_t t[10];
+    size_t n = 0;
+    do {
+        t[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+        v >>= 7;
+    } while (v);
+    return sp_buf_append(b, t, n);
+}
+
+static int otlp_pb_bytes(struct sp_buf *b, unsigned field, const void *p, size_t n)
+{
+    int rc = otlp_pb_varint(b, (uint64_t)field << 3 | 2);
+    rc |= otlp_pb_varint(b, n);
+    rc |= sp_buf_append(b, p, n);
+    return rc;
+}
+
+int sp_grpc_retry_details(int code, const char *message, unsigned retry_s, struct sp_buf *out)
+{
+    static const char type_url[] = "type.googleapis.com/google.rpc.RetryInfo";
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    struct sp_buf dur = {0}, info = {0}, any = {0}, st = {0};
+    int rc = 0;
+    /* google.protobuf.Duration{seconds} inside RetryInfo{retry_delay = 1}. */
+    rc |= otlp_pb_varint(&dur, 1 << 3 | 0);
+    rc |= otlp_pb_varint(&dur, retry_s);
+    rc |= otlp_pb_bytes(&info, 1, dur.data, dur.len);
+    /* google.protobuf.Any{type_url = 1, value = 2}. */
+    rc |= otlp_pb_bytes(&any, 1, type_url, sizeof(type_url) - 1);
+    rc |= otlp_pb_bytes(&any, 2, info.data, info.len);
+    /* google.rpc.Status{code = 1, message = 2, details = 3}. */
+    rc |= otlp_pb_varint(&st, 1 << 3 | 0);
+    rc |= otlp_pb_varint(&st, (uint64_t)(uint32_t)code);
+    if (message && *message)
+        rc |= otlp_pb_bytes(&st, 2, message, strlen(message));
+    rc |= otlp_pb_bytes(&st, 3, any.data, any.len);
+    for (size_t i = 0; rc == 0 && i < st.len; i += 3) {
+        uint32_t v = (uint32_t)st.data[i] << 16;
+        size_t left = st.len - i;
+        if (left > 1)
+            v |= (uint32_t)st.data[i + 1] << 8;
+        if (left > 2)
+            v |= st.data[i + 2];
+        char q[4] = {b64[v >> 18 & 63], b64[v >> 12 & 63], left > 1 ? b64[v >> 6 & 63] : '=',
+                     left > 2 ? b64[v & 63] : '='};
+        rc |= sp_buf_append(out, q, 4);
+    }
+    sp_buf_free(&dur);
+    sp_buf_free(&info);
+    sp_buf_free(&any);
+    sp_buf_free(&st);
+    return rc ? SP_ENOMEM : 0;
+}

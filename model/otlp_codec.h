@@ -163,4 +163,9 @@ int sp_grpc_frame(const uint8_t *msg, size_t len, struct sp_buf *out);
  * at most out_size - 1 characters, cut on an escape boundary. */
 void sp_grpc_percent_encode(const char *msg, char *out, size_t out_size);
 
+/* The grpc-status-details-bin value of a refusal to retry: a google.rpc.Status
+ * with the same code and message and one google.rpc.RetryInfo detail
+ * (retry_delay = retry_s seconds), base64 as gRPC carries binary headers. */
+int sp_grpc_retry_details(int code, const char *message, unsigned retry_s, struct sp_buf *out);
+
 #endif

@@ -42,14 +42,15 @@ ninja -C build-asan || exit 1
 status=0
 meson test -C build --no-rebuild --print-errorlogs --num-processes 2 "$@" || status=1
 # Under the sanitizers: every unit and fuzz test, and the integration tests
-# that send bad input, shut down mid-request, or cross every pipeline.
+# that send bad input, shut down mid-request, flood, or cross every pipeline.
 rm -f build-asan/meson-logs/testlog-*.json
 meson test -C build-asan --no-rebuild --print-errorlogs --num-processes 2 --suite unit --suite fuzz \
     "$@" || status=1
 cp build-asan/meson-logs/testlog.json build-asan/meson-logs/testlog-unit.json
 if [ $# -eq 0 ]; then
     meson test -C build-asan --no-rebuild --print-errorlogs --num-processes 2 \
-        otlp_bad_input pprof_bad_input lifecycle otlp_lifecycle datadog_faults e2e || status=1
+        otlp_bad_input pprof_bad_input lifecycle otlp_lifecycle datadog_faults e2e overload_flood \
+        || status=1
     cp build-asan/meson-logs/testlog.json build-asan/meson-logs/testlog-integration.json
 fi
 

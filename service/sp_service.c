@@ -23,6 +23,7 @@
 #include "sp_metrics.h"
 #include "sp_service_status.h"
 #include "sp_status.h"
+#include "sp_telemetry.h"
 
 struct sp_service {
     uv_loop_t *loop;
@@ -35,6 +36,7 @@ struct sp_service {
     uv_signal_t sigint;
     uv_timer_t deadline;
     uv_timer_t trim;
+    uv_timer_t sample; /* samples loop-computed metrics for the telemetry thread */
     int signals_seen;
     bool shutting_down;
     bool timed_out;
@@ -131,7 +133,7 @@ int sp_service_create(uv_loop_t *loop, struct sp_service_conf *conf, struct sp_s
     s->conf = conf;
     s->host.loop = loop;
     s->host.find = sp_service_find;
-    s->host.state = SP_SERVICE_STARTING;
+    sp_host_set_state(&s->host, SP_SERVICE_STARTING);
     s->comps = calloc(conf->component_count ? conf->component_count : 1, sizeof(*s->comps));
     if (!s->comps) {
         free(s);
@@ -202,6 +204,7 @@ static double sp_metric_cpu(void *ud)
            ru.ru_stime.tv_usec / 1e6;
 }
 
+/* Runs on the telemetry thread: only the snapshot renderer is safe there. */
 static void sp_service_metrics_handler(void *ud, struct sp_http_request *req)
 {
     (void)ud;
@@ -219,7 +222,7 @@ static void sp_service_metrics_handler(void *ud, struct sp_http_request *req)
         return;
     }
     struct sp_buf out = {0};
-    sp_metrics_render(&out);
+    sp_metrics_render_snapshot(&out);
     sp_httpd_respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", out.data, out.len, NULL);
     sp_buf_free(&out);
 }
@@ -234,6 +237,16 @@ static void sp_service_on_trim(uv_timer_t *t)
 {
     (void)t;
     malloc_trim(0);
+}
+
+/* /metrics is rendered on the telemetry thread; series computed from loop
+ * state are sampled here, so they are at most this old. */
+#define SP_SAMPLE_INTERVAL_MS 1000
+
+static void sp_service_on_sample(uv_timer_t *t)
+{
+    (void)t;
+    sp_metrics_sample();
 }
 
 static void sp_service_on_signal(uv_signal_t *h, int signum)
@@ -254,12 +267,12 @@ int sp_service_start(struct sp_service *s, struct sp_err *err)
     s->start_time = sp_now_s();
     sp_memory_set_limit(s->conf->memory_limit);
     sp_memory_register_metrics();
-    sp_gauge_fn("spanprof_process_uptime_seconds", "Seconds since spanprof started", NULL,
-                sp_metric_uptime, s);
-    sp_gauge_fn("spanprof_process_resident_memory_bytes", "Resident set size in bytes", NULL,
-                sp_metric_rss, NULL);
-    sp_counter_fn("spanprof_process_cpu_seconds_total", "User and system CPU seconds", NULL,
-                sp_metric_cpu, NULL);
+    sp_gauge_fn_any_thread("spanprof_process_uptime_seconds", "Seconds since spanprof started",
+                           NULL, sp_metric_uptime, s);
+    sp_gauge_fn_any_thread("spanprof_process_resident_memory_bytes", "Resident set size in bytes",
+                           NULL, sp_metric_rss, NULL);
+    sp_counter_fn_any_thread("spanprof_process_cpu_seconds_total", "User and system CPU seconds",
+                             NULL, sp_metric_cpu, NULL);
 
     uv_signal_init(s->loop, &s->sigterm);
     uv_signal_init(s->loop, &s->sigint);
@@ -271,17 +284,28 @@ int sp_service_start(struct sp_service *s, struct sp_err *err)
     uv_timer_init(s->loop, &s->trim);
     s->trim.data = s;
     uv_timer_start(&s->trim, sp_service_on_trim, SP_TRIM_INTERVAL_MS, SP_TRIM_INTERVAL_MS);
-    /* The timer must not keep the loop alive at shutdown. */
+    /* The timers must not keep the loop alive at shutdown. */
     uv_unref((uv_handle_t *)&s->trim);
-    s->handles_open = 4;
+    uv_timer_init(s->loop, &s->sample);
+    s->sample.data = s;
+    uv_timer_start(&s->sample, sp_service_on_sample, SP_SAMPLE_INTERVAL_MS,
+                   SP_SAMPLE_INTERVAL_MS);
+    uv_unref((uv_handle_t *)&s->sample);
+    s->handles_open = 5;
     /* A sidecar whose peer hangs up must not die of SIGPIPE. */
     signal(SIGPIPE, SIG_IGN);
 
     if (sp_status_start(s->loop) == 0)
         sp_service_status_register(s->conf, s->comps, s->comp_count);
+    /* Health and /metrics get their own thread (sp_telemetry.h): servers
+     * are added now and by extensions, the thread starts once all started. */
+    int trc = sp_telemetry_init(err);
+    if (trc)
+        return trc;
     if (s->conf->metrics_address && s->conf->metrics_address[0]) {
         struct sp_httpd_opts o = {.endpoint = s->conf->metrics_address, .name = "telemetry"};
-        int rc = sp_httpd_start(s->loop, &o, sp_service_metrics_handler, s, &s->metrics_httpd, err);
+        int rc = sp_telemetry_httpd_start(&o, sp_service_metrics_handler, s, &s->metrics_httpd,
+                                          err);
         if (rc) {
             sp_err_prefix(err, "service.telemetry.metrics.address");
             return rc;
@@ -305,7 +329,13 @@ int sp_service_start(struct sp_service *s, struct sp_err *err)
             sp_log_debug(c->id, "started");
         }
     }
-    s->host.state = SP_SERVICE_RUNNING;
+    sp_metrics_sample();
+    trc = sp_telemetry_run(err);
+    if (trc) {
+        s->start_failed = true;
+        return trc;
+    }
+    sp_host_set_state(&s->host, SP_SERVICE_RUNNING);
     sp_log_info(NULL, "spanprof is running: %zu components, %zu pipelines", s->comp_count,
                 s->conf->pipeline_count);
     return 0;
@@ -322,14 +352,15 @@ static void sp_service_on_handle_closed(uv_handle_t *h)
 static void sp_service_finish(struct sp_service *s)
 {
     uv_timer_stop(&s->deadline);
-    if (s->handles_open == 4) {
+    if (s->handles_open == 5) {
         uv_close((uv_handle_t *)&s->trim, sp_service_on_handle_closed);
+        uv_close((uv_handle_t *)&s->sample, sp_service_on_handle_closed);
         uv_close((uv_handle_t *)&s->sigterm, sp_service_on_handle_closed);
         uv_close((uv_handle_t *)&s->sigint, sp_service_on_handle_closed);
         uv_close((uv_handle_t *)&s->deadline, sp_service_on_handle_closed);
     }
     if (s->metrics_httpd) {
-        sp_httpd_stop(s->metrics_httpd, NULL, NULL);
+        sp_telemetry_httpd_stop(s->metrics_httpd, s->loop, NULL, NULL);
         s->metrics_httpd = NULL;
     }
     sp_service_status_unregister(s->conf, s->comps, s->comp_count);
@@ -390,7 +421,7 @@ void sp_service_shutdown(struct sp_service *s)
     if (s->shutting_down)
         return;
     s->shutting_down = true;
-    s->host.state = SP_SERVICE_STOPPING;
+    sp_host_set_state(&s->host, SP_SERVICE_STOPPING);
     s->host.shutdown_deadline_ms = uv_now(s->loop) + (uint64_t)s->conf->shutdown_timeout_ms;
     /* The deadline timer fires a little after the components' own deadline
      * so they get the chance to count and log what they drop. */
@@ -406,8 +437,10 @@ int sp_service_exit_code(const struct sp_service *s)
 
 void sp_service_destroy(struct sp_service *s)
 {
-    if (!s)
+    if (!s) {
+        sp_telemetry_stop();
         return;
+    }
     for (size_t i = s->comp_count; i-- > 0;) {
         struct sp_component *c = &s->comps[i];
         if (c->ctx && c->type->destroy)
@@ -417,6 +450,8 @@ void sp_service_destroy(struct sp_service *s)
         free(c->id);
         free(c->metric_labels);
     }
+    /* After the components: a server they still had is stopped first. */
+    sp_telemetry_stop();
     free(s->comps);
     free(s);
 }

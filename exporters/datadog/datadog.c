@@ -790,6 +790,21 @@ static int dd_consume(struct sp_component *comp, struct sp_batch *batch)
     return SP_OK;
 }
 
+/* Asked by receivers before they read a request (sp_component_ready): would
+ * dd_consume refuse a batch of this signal now? The same room test, so a
+ * full queue is answered from the request's headers, never after decoding
+ * it. */
+static int dd_ready(struct sp_component *comp, enum sp_signal sig, size_t bytes)
+{
+    (void)bytes;
+    struct dd_exporter *dd = comp->ctx;
+    if (!dd->started || dd->abandoning || dd->finished)
+        return SP_ESHUTDOWN;
+    if (sig != SP_SIGNAL_TRACES && sig != SP_SIGNAL_PROFILES)
+        return SP_OK;
+    return dd_has_room(dd, sig) ? SP_OK : SP_EFULL;
+}
+
 static void dd_finish(struct dd_exporter *dd)
 {
     if (dd->finished)
@@ -1012,6 +1027,7 @@ const struct sp_component_type sp_datadog_exporter_type = {
     .create = dd_create,
     .start = dd_start,
     .consume = dd_consume,
+    .ready = dd_ready,
     .shutdown = dd_shutdown,
     .destroy = dd_destroy,
 };

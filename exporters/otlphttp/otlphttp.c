@@ -573,6 +573,31 @@ static void oh_kick(struct oh_exporter *oh)
     }
 }
 
+/* Would a batch of `bytes` be refused now? */
+static bool oh_full(const struct oh_exporter *oh, size_t bytes)
+{
+    bool idle_sender = false;
+    for (size_t i = 0; i < oh->n_workers && !idle_sender; i++)
+        idle_sender = oh->workers[i].item == NULL;
+    return oh->conf->queue.enabled
+               ? (oh->qlen >= (size_t)oh->conf->queue.queue_size ||
+                  (oh->qlen > 0 && oh->qbytes + bytes > oh->conf->queue.max_bytes))
+               : !idle_sender;
+}
+
+/* Asked by receivers before they read a request (sp_component_ready).
+ * `bytes` is the request as received; decoded it takes more, so expect one
+ * more batch like the ones queued. */
+static int oh_ready(struct sp_component *comp, enum sp_signal sig, size_t bytes)
+{
+    (void)sig;
+    const struct oh_exporter *oh = comp->ctx;
+    if (oh->stopping)
+        return SP_ESHUTDOWN;
+    size_t expect = oh->qlen ? oh->qbytes / oh->qlen : 0;
+    return oh_full(oh, expect > bytes ? expect : bytes) ? SP_EFULL : SP_OK;
+}
+
 static int oh_consume(struct sp_component *comp, struct sp_batch *batch)
 {
     struct oh_exporter *oh = comp->ctx;
@@ -582,14 +607,7 @@ static int oh_consume(struct sp_component *comp, struct sp_batch *batch)
     if (oh->stopping)
         return SP_ESHUTDOWN;
     size_t bytes = sp_batch_bytes(batch);
-    bool idle_sender = false;
-    for (size_t i = 0; i < oh->n_workers && !idle_sender; i++)
-        idle_sender = oh->workers[i].item == NULL;
-    bool full = oh->conf->queue.enabled
-                    ? (oh->qlen >= (size_t)oh->conf->queue.queue_size ||
-                       (oh->qlen > 0 && oh->qbytes + bytes > oh->conf->queue.max_bytes))
-                    : !idle_sender;
-    if (full) {
+    if (oh_full(oh, bytes)) {
         sp_metric_add(oh->m[s].refused, (double)count);
         return SP_EFULL;
     }
@@ -597,6 +615,7 @@ static int oh_consume(struct sp_component *comp, struct sp_batch *batch)
     if (!it)
         return SP_ENOMEM;
     it->batch = sp_batch_ref(batch);
+    sp_batch_set_mem_class(batch, SP_MEM_EXPORT);
     it->sig = s;
     it->count = count;
     it->bytes = bytes;
@@ -747,6 +766,7 @@ const struct sp_component_type sp_otlphttp_exporter_type = {
     .create = oh_create,
     .start = oh_start,
     .consume = oh_consume,
+    .ready = oh_ready,
     .shutdown = oh_shutdown,
     .destroy = oh_destroy,
 };

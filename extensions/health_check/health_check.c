@@ -8,7 +8,13 @@
  * and exporters drain; the listener closes only when the service stops
  * this extension. The body's shape follows the Collector's healthcheck
  * extension (status, upSince, uptime). `spanprof healthcheck` is the
- * matching client for images without curl. */
+ * matching client for images without curl.
+ *
+ * It is served on the telemetry thread (sp_telemetry.h), not the pipeline
+ * loop, so a flood that keeps the loop busy cannot make a liveness probe
+ * time out and get the pod restarted. The handler therefore reads only the
+ * service state (an atomic) and its own fields set before the thread
+ * started. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +24,7 @@
 #include "sp_httpd.h"
 #include "sp_log.h"
 #include "sp_metrics.h"
+#include "sp_telemetry.h"
 
 struct health_check_conf {
     char *endpoint;
@@ -36,7 +43,7 @@ struct health_check {
     struct sp_httpd *httpd;
     struct sp_host *host;
     time_t up_since;          /* wall clock, for upSince */
-    uint64_t up_since_ms;     /* uv_now(), for uptime */
+    uint64_t up_since_ms;     /* monotonic clock, for uptime */
     bool stopping;
     bool stop_pending;        /* sp_httpd_stop called, its callback not yet run */
     bool destroyed;           /* destroy came first: the callback frees */
@@ -72,6 +79,14 @@ static void health_check_format_uptime(char *buf, size_t n, uint64_t ms)
         snprintf(buf, n, "%ss", sec);
 }
 
+static uint64_t health_check_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Runs on the telemetry thread. */
 static void health_check_handler(void *ud, struct sp_http_request *req)
 {
     struct health_check *hc = ud;
@@ -87,7 +102,8 @@ static void health_check_handler(void *ud, struct sp_http_request *req)
         sp_httpd_respond(req, 405, "text/plain", "method not allowed\n", 19, allow);
         return;
     }
-    enum sp_service_state state = hc->stopping ? SP_SERVICE_STOPPING : hc->host->state;
+    /* The service is STOPPING before extensions are told to stop. */
+    enum sp_service_state state = sp_host_state(hc->host);
     const char *status;
     unsigned code;
     switch (state) {
@@ -109,7 +125,7 @@ static void health_check_handler(void *ud, struct sp_http_request *req)
     gmtime_r(&hc->up_since, &tm);
     strftime(since, sizeof(since), "%Y-%m-%dT%H:%M:%SZ", &tm);
     char uptime[64];
-    health_check_format_uptime(uptime, sizeof(uptime), uv_now(hc->comp->loop) - hc->up_since_ms);
+    health_check_format_uptime(uptime, sizeof(uptime), health_check_now_ms() - hc->up_since_ms);
     char body[256];
     int len = snprintf(body, sizeof(body),
                        "{\"status\":\"%s\",\"upSince\":\"%s\",\"uptime\":\"%s\"}", status,
@@ -152,7 +168,7 @@ static int health_check_start(struct sp_component *comp, struct sp_host *host, s
     const struct health_check_conf *conf = comp->conf;
     hc->host = host;
     hc->up_since = time(NULL);
-    hc->up_since_ms = uv_now(comp->loop);
+    hc->up_since_ms = health_check_now_ms();
     struct sp_httpd_opts o = {
         .endpoint = conf->endpoint,
         .max_body = 1024,
@@ -160,7 +176,7 @@ static int health_check_start(struct sp_component *comp, struct sp_host *host, s
         .connection_timeout_s = 10,
         .name = comp->id,
     };
-    int rc = sp_httpd_start(comp->loop, &o, health_check_handler, hc, &hc->httpd, err);
+    int rc = sp_telemetry_httpd_start(&o, health_check_handler, hc, &hc->httpd, err);
     if (rc) {
         sp_err_prefix(err, "extensions.%s.endpoint", comp->id);
         return rc;
@@ -199,8 +215,8 @@ static void health_check_shutdown(struct sp_component *comp, sp_done_fn done)
     struct sp_httpd *h = hc->httpd;
     hc->httpd = NULL;
     hc->stop_pending = true;
-    /* With h NULL (never started) sp_httpd_stop calls back at once. */
-    sp_httpd_stop(h, health_check_on_stopped, hc);
+    /* With h NULL (never started) this calls back at once. */
+    sp_telemetry_httpd_stop(h, comp->loop, health_check_on_stopped, hc);
 }
 
 static void health_check_destroy(struct sp_component *comp)
@@ -218,7 +234,7 @@ static void health_check_destroy(struct sp_component *comp)
     if (hc->httpd) {
         hc->stop_pending = true;
         hc->destroyed = true;
-        sp_httpd_stop(hc->httpd, health_check_on_stopped, hc);
+        sp_telemetry_httpd_stop(hc->httpd, comp->loop, health_check_on_stopped, hc);
         return;
     }
     free(hc);

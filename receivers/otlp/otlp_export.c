@@ -68,6 +68,11 @@ void otlp_metrics_create(struct otlp_ctx *ctx)
         snprintf(labels, sizeof(labels), "%s,transport=\"%s\"", comp, otlp_transport_names[t]);
         ctx->bytes[t] = sp_counter("spanprof_receiver_received_bytes_total",
                                    "Request body bytes received, as sent (compressed)", labels);
+        ctx->refused_early[t] = sp_counter(
+            "spanprof_receiver_refused_unread_requests_total",
+            "Requests refused from their headers alone (pipeline full or memory ceiling), body "
+            "discarded unread; also counted in requests_total outcome=refused",
+            labels);
         for (int o = 0; o < OTLP_OUT_COUNT; o++) {
             snprintf(labels, sizeof(labels), "%s,transport=\"%s\",outcome=\"%s\"", comp,
                      otlp_transport_names[t], otlp_outcome_names[o]);
@@ -112,6 +117,28 @@ void otlp_count_early(struct otlp_ctx *ctx, enum otlp_transport t, enum otlp_out
 void otlp_count_bytes(struct otlp_ctx *ctx, enum otlp_transport t, size_t n)
 {
     sp_metric_add(ctx->bytes[t], (double)n);
+}
+
+/* ---- admission: refuse before reading ---- */
+
+bool otlp_admit(struct otlp_ctx *ctx, enum otlp_transport t, enum otlp_sig s, size_t bytes,
+                struct otlp_result *res)
+{
+    struct sp_err err = {0};
+    enum sp_signal sig = otlp_signals[s].signal;
+    int rc = sp_component_ready(ctx->comp, sig, bytes, &err);
+    if (rc == SP_OK)
+        return true;
+    memset(res, 0, sizeof(*res));
+    res->outcome = OTLP_OUT_REFUSED;
+    res->code = rc;
+    snprintf(res->message, sizeof(res->message), "%s; retry in %d s", err.msg,
+             OTLP_RETRY_AFTER_S);
+    sp_metric_inc(ctx->requests[t][OTLP_OUT_REFUSED]);
+    sp_metric_inc(ctx->refused_early[t]);
+    otlp_warn_limited(ctx, "%s %s request refused before reading it: %s",
+                      otlp_transport_names[t], sp_signal_name(sig), err.msg);
+    return false;
 }
 
 /* ---- the export path ---- */
@@ -160,6 +187,13 @@ static struct sp_batch *otlp_decode(struct otlp_ctx *ctx, enum otlp_sig sig,
                        : rc == SP_ENOMEM ? OTLP_OUT_REFUSED
                                          : OTLP_OUT_INVALID;
         snprintf(res->message, sizeof(res->message), "%s", err.msg);
+        if (sp_arena_ceiling_hit(batch->arena)) {
+            /* Not the request's fault: the process is at its memory ceiling. */
+            res->outcome = OTLP_OUT_REFUSED;
+            res->code = SP_EFULL;
+            snprintf(res->message, sizeof(res->message),
+                     "memory ceiling reached while decoding (service.memory_limit); retry later");
+        }
         sp_batch_unref(batch);
         return NULL;
     }

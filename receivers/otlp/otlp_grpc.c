@@ -38,6 +38,7 @@
 #include "sp_compress.h"
 #include "sp_log.h"
 #include "sp_status.h"
+#include "sp_memory.h"
 
 /* Header bytes (names + values + 32 each, as HTTP/2 counts them) a request
  * may carry. The gRPC spec suggests 8 KiB; SDK exporters send well under
@@ -72,6 +73,8 @@ struct otlp_grpc_stream {
     bool processed;
     struct sp_grpc_reader reader;
     size_t accounted; /* bytes of reader buffer counted in the server's inflight total */
+    size_t mem_charged; /* bytes charged to the memory ceiling (class bodies) */
+    bool retry_info;  /* answer with a google.rpc.RetryInfo detail */
     struct sp_buf resp; /* framed response message */
     size_t resp_off;
     int status;
@@ -152,6 +155,8 @@ static void stream_release_body(struct otlp_grpc_stream *st)
     struct otlp_grpc *g = st->conn->srv;
     g->inflight -= st->accounted;
     st->accounted = 0;
+    sp_memory_release(SP_MEM_BODIES, st->mem_charged);
+    st->mem_charged = 0;
     sp_grpc_reader_free(&st->reader);
     st->reader.failed = true; /* ignore whatever DATA still comes */
 }
@@ -228,15 +233,26 @@ static void stream_answer(struct otlp_grpc_stream *st, unsigned http_status, int
         dp.read_callback = stream_read_resp;
         rc = nghttp2_submit_response(c->h2, st->id, hdrs, sizeof(hdrs) / sizeof(hdrs[0]), &dp);
     } else {
+        struct sp_buf details = {0};
         nghttp2_nv hdrs[] = {
             NV(":status", hs),
             NV("content-type", "application/grpc"),
             NV("grpc-accept-encoding", "gzip,zstd,deflate,identity"),
             NV("grpc-status", gs),
             NV("grpc-message", st->message),
+            NV("grpc-status-details-bin", ""),
         };
-        size_t n = sizeof(hdrs) / sizeof(hdrs[0]) - (st->message[0] ? 0 : 1);
+        size_t n = 4;
+        if (st->message[0])
+            hdrs[n++] = hdrs[4];
+        if (st->retry_info &&
+            sp_grpc_retry_details(grpc_status, msg ? msg : "", OTLP_RETRY_AFTER_S, &details) == 0) {
+            hdrs[n] = hdrs[5];
+            hdrs[n].value = details.data;
+            hdrs[n++].valuelen = details.len;
+        }
         rc = nghttp2_submit_response(c->h2, st->id, hdrs, n, NULL);
+        sp_buf_free(&details);
     }
     if (rc)
         sp_log_debug(comp_id(c->srv), "stream %d: cannot submit the answer: %s", st->id,
@@ -250,6 +266,19 @@ static void stream_fail(struct otlp_grpc_stream *st, unsigned http_status, int g
         return;
     otlp_count_early(st->conn->srv->ctx, OTLP_GRPC, outcome, msg);
     stream_answer(st, http_status, grpc_status, msg, NULL);
+}
+
+/* A refusal the client should retry: UNAVAILABLE (retried by every gRPC
+ * OTLP exporter) with a google.rpc.RetryInfo detail saying when, which the
+ * Collector's exporters and the Go SDK wait for (OTLP spec, "Failures"). */
+static void stream_refuse(struct otlp_grpc_stream *st, const char *msg, bool counted)
+{
+    if (st->answered)
+        return;
+    if (!counted)
+        otlp_count_early(st->conn->srv->ctx, OTLP_GRPC, OTLP_OUT_REFUSED, msg);
+    st->retry_info = true;
+    stream_answer(st, 200, SP_GRPC_UNAVAILABLE, msg, NULL);
 }
 
 static int grpc_status_for(enum otlp_outcome o)
@@ -280,10 +309,15 @@ static void stream_process(struct otlp_grpc_stream *st)
         stream_fail(st, 200, SP_GRPC_UNAVAILABLE, OTLP_OUT_REFUSED, "out of memory");
         return;
     }
+    /* The inflated message counts against the memory ceiling too. */
+    sp_arena_set_mem_class(scratch, SP_MEM_BODIES);
     int rc = sp_grpc_reader_finish(&st->reader, st->encoding[0] ? st->encoding : NULL, scratch,
                                    &msg, &len, &err);
     if (rc) {
-        if (rc == SP_ETOOBIG)
+        if (sp_arena_ceiling_hit(scratch))
+            stream_refuse(st, "memory ceiling reached while inflating (service.memory_limit); "
+                              "retry later", false);
+        else if (rc == SP_ETOOBIG)
             stream_fail(st, 200, SP_GRPC_RESOURCE_EXHAUSTED, OTLP_OUT_TOO_LARGE, err.msg);
         else if (rc == SP_EUNSUPPORTED)
             stream_fail(st, 200, SP_GRPC_UNIMPLEMENTED, OTLP_OUT_UNSUPPORTED, err.msg);
@@ -298,6 +332,10 @@ static void stream_process(struct otlp_grpc_stream *st)
     otlp_export(g->ctx, (enum otlp_sig)st->sig, OTLP_GRPC, SP_OTLP_PROTOBUF, msg, len, &res);
     sp_arena_destroy(scratch);
     int status = grpc_status_for(res.outcome);
+    if (res.outcome == OTLP_OUT_REFUSED) {
+        stream_refuse(st, res.message, true);
+        return;
+    }
     if (status != SP_GRPC_OK) {
         stream_answer(st, 200, status, res.message, NULL);
         return;
@@ -358,6 +396,11 @@ static void stream_headers_done(struct otlp_grpc_stream *st)
         stream_fail(st, 200, SP_GRPC_UNIMPLEMENTED, OTLP_OUT_UNSUPPORTED, msg);
         return;
     }
+    /* Refuse before reading: the answer goes out now, the rest of the
+     * request is reset (on_frame_send) and never parsed. */
+    struct otlp_result res;
+    if (!otlp_admit(st->conn->srv->ctx, OTLP_GRPC, (enum otlp_sig)st->sig, 0, &res))
+        stream_refuse(st, res.message, true);
 }
 
 /* ---- nghttp2 callbacks ---- */
@@ -430,16 +473,43 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream
     struct otlp_grpc_stream *st = nghttp2_session_get_stream_user_data(session, stream_id);
     if (!st || st->answered || st->reader.failed)
         return 0;
+    /* Charge the memory ceiling before the reader allocates: the declared
+     * message size once the 5-byte prefix is in (what the reader reserves),
+     * the chunk itself before that. */
+    size_t want = st->reader.buf.len + len;
+    if (st->reader.buf.len < 5 && want >= 5) {
+        uint8_t pfx[5];
+        size_t have = st->reader.buf.len;
+        if (have)
+            memcpy(pfx, st->reader.buf.data, have);
+        memcpy(pfx + have, data, 5 - have);
+        size_t declared = 5 + ((size_t)pfx[1] << 24 | (size_t)pfx[2] << 16 |
+                               (size_t)pfx[3] << 8 | pfx[4]);
+        if (declared <= st->reader.max_msg + 5 && declared > want)
+            want = declared;
+    }
+    if (want > st->mem_charged) {
+        if (sp_memory_reserve(SP_MEM_BODIES, want - st->mem_charged) != SP_OK) {
+            stream_refuse(st, "memory ceiling reached while receiving the request "
+                              "(service.memory_limit); retry later", false);
+            return 0;
+        }
+        st->mem_charged = want;
+    }
     struct sp_err err = {0};
     int rc = sp_grpc_reader_feed(&st->reader, data, len, &err);
     /* Account what the reader really holds (it reserves the declared size). */
     size_t now = st->reader.buf.cap;
     g->inflight += now - st->accounted;
     st->accounted = now;
+    if (now > st->mem_charged) {
+        sp_memory_charge(SP_MEM_BODIES, now - st->mem_charged);
+        st->mem_charged = now;
+    }
     if (rc == SP_ETOOBIG) {
         stream_fail(st, 200, SP_GRPC_RESOURCE_EXHAUSTED, OTLP_OUT_TOO_LARGE, err.msg);
     } else if (rc == SP_ENOMEM) {
-        stream_fail(st, 200, SP_GRPC_UNAVAILABLE, OTLP_OUT_REFUSED, err.msg);
+        stream_refuse(st, err.msg, false);
     } else if (rc) {
         stream_fail(st, 200, SP_GRPC_INVALID_ARGUMENT, OTLP_OUT_INVALID, err.msg);
     } else if (g->inflight > g->conf->max_inflight_bytes) {
@@ -448,7 +518,7 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream
                  "server busy: %zu bytes of unfinished requests buffered, over the limit of "
                  "%" PRIu64 "; retry later",
                  g->inflight, g->conf->max_inflight_bytes);
-        stream_fail(st, 200, SP_GRPC_UNAVAILABLE, OTLP_OUT_REFUSED, msg);
+        stream_refuse(st, msg, false);
     }
     return 0;
 }

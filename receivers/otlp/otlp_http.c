@@ -19,9 +19,11 @@
 #include "sp_compress.h"
 #include "sp_log.h"
 
-/* What a full pipeline asks clients to wait, in seconds. The OTel SDK
- * exporters honour Retry-After on 429 and 503. */
-#define OTLP_HTTP_RETRY_AFTER "1"
+/* What a full pipeline asks clients to wait, in seconds (OTLP_RETRY_AFTER_S).
+ * The OTel SDK exporters honour Retry-After on 429 and 503. */
+#define OTLP_STR2(x) #x
+#define OTLP_STR(x) OTLP_STR2(x)
+#define OTLP_HTTP_RETRY_AFTER OTLP_STR(OTLP_RETRY_AFTER_S)
 
 /* Request headers a browser may always send cross-origin. */
 static const char *const otlp_cors_default_headers[] = {
@@ -158,6 +160,18 @@ static void otlp_http_status(struct sp_http_request *req, const struct otlp_http
     sp_buf_free(&body);
 }
 
+/* A refusal the client should retry: 429 when a queue or the memory ceiling
+ * is full (the OTLP spec's throttling answer), 503 for other transient
+ * failures; both with Retry-After. */
+static void otlp_http_refused(struct sp_http_request *req, const struct otlp_http_req *r,
+                              const struct otlp_result *res)
+{
+    if (res->code == SP_EFULL)
+        otlp_http_status(req, r, 429, SP_GRPC_RESOURCE_EXHAUSTED, res->message, true);
+    else
+        otlp_http_status(req, r, 503, SP_GRPC_UNAVAILABLE, res->message, true);
+}
+
 static void otlp_http_too_big(struct otlp_ctx *ctx, struct sp_http_request *req,
                               const struct otlp_http_req *r, const char *msg)
 {
@@ -255,16 +269,38 @@ static void otlp_http_headers(struct otlp_ctx *ctx, struct sp_http_request *req)
         return;
     req->max_body = (size_t)conf->max_request_body_size;
     const char *cl = sp_http_header(req, "Content-Length");
+    unsigned long long n = 0;
     if (cl) {
         char *end;
-        unsigned long long n = strtoull(cl, &end, 10);
+        n = strtoull(cl, &end, 10);
         if (*end == '\0' && n > conf->max_request_body_size) {
             snprintf(msg, sizeof(msg),
                      "request body of %llu bytes is over max_request_body_size (%llu bytes)", n,
                      (unsigned long long)conf->max_request_body_size);
             otlp_http_too_big(ctx, req, &r, msg);
+            return;
         }
+        if (*end != '\0')
+            n = 0;
     }
+    /* Refuse before reading: sp_httpd discards the body unread. */
+    struct otlp_result res;
+    if (!otlp_admit(ctx, OTLP_HTTP, r.sig, (size_t)n, &res))
+        otlp_http_refused(req, &r, &res);
+}
+
+/* sp_httpd could not buffer the body (the memory ceiling's hard mark). */
+static void otlp_http_overload(struct otlp_ctx *ctx, struct sp_http_request *req)
+{
+    struct otlp_http_req r;
+    if (!otlp_http_parse(ctx, req, &r))
+        return;
+    struct otlp_result res = {.outcome = OTLP_OUT_REFUSED, .code = SP_EFULL};
+    snprintf(res.message, sizeof(res.message),
+             "memory ceiling reached while receiving the body (service.memory_limit); retry in "
+             "%d s", OTLP_RETRY_AFTER_S);
+    otlp_count_early(ctx, OTLP_HTTP, OTLP_OUT_REFUSED, res.message);
+    otlp_http_refused(req, &r, &res);
 }
 
 static void otlp_http_body(struct otlp_ctx *ctx, struct sp_http_request *req)
@@ -281,11 +317,18 @@ static void otlp_http_body(struct otlp_ctx *ctx, struct sp_http_request *req)
         otlp_http_status(req, &r, 503, SP_GRPC_UNAVAILABLE, "out of memory", true);
         return;
     }
+    /* The inflated body counts against the memory ceiling too. */
+    sp_arena_set_mem_class(scratch, SP_MEM_BODIES);
     const uint8_t *body;
     size_t len;
     int rc = sp_decompress(r.compression, req->body, req->body_len,
                            (size_t)conf->max_request_body_size, scratch, &body, &len, &err);
     if (rc) {
+        if (sp_arena_ceiling_hit(scratch)) {
+            sp_arena_destroy(scratch);
+            otlp_http_overload(ctx, req);
+            return;
+        }
         if (rc == SP_ETOOBIG) {
             char msg[SP_ERR_MSG_MAX + 64];
             snprintf(msg, sizeof(msg), "%s (max_request_body_size)", err.msg);
@@ -326,10 +369,7 @@ static void otlp_http_body(struct otlp_ctx *ctx, struct sp_http_request *req)
         otlp_http_status(req, &r, 413, SP_GRPC_RESOURCE_EXHAUSTED, res.message, false);
         return;
     case OTLP_OUT_REFUSED:
-        if (res.code == SP_EFULL)
-            otlp_http_status(req, &r, 429, SP_GRPC_RESOURCE_EXHAUSTED, res.message, true);
-        else
-            otlp_http_status(req, &r, 503, SP_GRPC_UNAVAILABLE, res.message, true);
+        otlp_http_refused(req, &r, &res);
         return;
     default:
         otlp_http_status(req, &r, 500, SP_GRPC_INTERNAL, res.message, false);
@@ -342,6 +382,8 @@ static void otlp_http_handler(void *ud, struct sp_http_request *req)
     struct otlp_ctx *ctx = ud;
     if (req->phase == SP_HTTP_HEADERS)
         otlp_http_headers(ctx, req);
+    else if (req->phase == SP_HTTP_OVERLOAD)
+        otlp_http_overload(ctx, req);
     else
         otlp_http_body(ctx, req);
 }

@@ -135,6 +135,7 @@ struct otlp_ctx {
     struct sp_metric *no_pipeline[OTLP_SIG_COUNT];
     bool no_pipeline_warned[OTLP_SIG_COUNT];
     struct sp_metric *bytes[OTLP_TRANSPORT_COUNT];
+    struct sp_metric *refused_early[OTLP_TRANSPORT_COUNT];
     struct sp_metric *requests[OTLP_TRANSPORT_COUNT][OTLP_OUT_COUNT];
     /* Rate limit for warnings about bad requests: one line per second,
      * with how many were suppressed. */
@@ -146,6 +147,19 @@ struct otlp_ctx {
 
 /* Registers the counters above (at create). */
 void otlp_metrics_create(struct otlp_ctx *ctx);
+
+/* What a refusal asks clients to wait: Retry-After on HTTP, RetryInfo on
+ * gRPC. The OTel SDK exporters honour both. */
+#define OTLP_RETRY_AFTER_S 1
+
+/* The one check every transport makes, per signal, before it reads a
+ * request's body: can the pipeline take about `bytes` more (the memory
+ * ceiling's soft mark, the next stages' queues)? True: go on. False: res
+ * says what to answer (outcome REFUSED, code SP_EFULL or another retryable
+ * code); the refusal is counted and logged (rate-limited). Costs a few
+ * comparisons when admitted. */
+bool otlp_admit(struct otlp_ctx *ctx, enum otlp_transport t, enum otlp_sig sig, size_t bytes,
+                struct otlp_result *res);
 
 /* Decodes, validates and passes on one export request (body already
  * inflated), counts it, and says what to answer. */

@@ -210,6 +210,12 @@ static int pprof_create(struct sp_component *comp, struct sp_err *err)
                                      "Body bytes a receiver read (uploads and scrape responses)",
                                      labels);
     }
+    char hl[300];
+    snprintf(hl, sizeof(hl), "%s,transport=\"http\"", comp->metric_labels);
+    ctx->refused_unread = sp_counter("spanprof_receiver_refused_unread_requests_total",
+                                     "Requests refused from their headers alone (pipeline full "
+                                     "or memory ceiling), body discarded unread",
+                                     hl);
     ctx->tracer_requests = sp_counter(
         "spanprof_receiver_tracer_requests_dropped_total",
         "Datadog tracer requests (traces, stats, telemetry) answered politely and dropped",

@@ -658,11 +658,48 @@ static void pprof_tracer(struct pprof_ctx *ctx, struct sp_http_request *req, enu
     }
 }
 
+static enum pprof_dialect pprof_route_dialect(enum pprof_route r)
+{
+    return r == ROUTE_PPROF    ? PPROF_DIALECT_PPROF
+           : r == ROUTE_INGEST ? PPROF_DIALECT_PYROSCOPE
+                               : PPROF_DIALECT_DATADOG;
+}
+
+/* Refuses an upload before reading it when the pipeline cannot take it
+ * (its queues, the memory ceiling): 429 + Retry-After, body discarded
+ * unread. True when refused. */
+static bool pprof_refuse_early(struct pprof_ctx *ctx, struct sp_http_request *req,
+                               enum pprof_route r)
+{
+    size_t bytes = 0;
+    const char *cl = sp_http_header(req, "Content-Length");
+    if (cl) {
+        char *end;
+        unsigned long long n = strtoull(cl, &end, 10);
+        if (*end == '\0')
+            bytes = (size_t)n;
+    }
+    struct sp_err err = {0};
+    int rc = sp_component_ready(ctx->comp, SP_SIGNAL_PROFILES, bytes, &err);
+    if (rc == SP_OK)
+        return false;
+    sp_metric_inc(ctx->refused_unread);
+    (void)pprof_refuse(ctx, req, pprof_route_dialect(r), rc == SP_ESHUTDOWN ? rc : SP_EFULL,
+                       err.msg);
+    return true;
+}
+
 void pprof_http_handler(void *ud, struct sp_http_request *req)
 {
     struct pprof_ctx *ctx = ud;
     enum pprof_route r = pprof_route_of(req->path);
     bool post = strcmp(req->method, "POST") == 0 || strcmp(req->method, "PUT") == 0;
+    if (req->phase == SP_HTTP_OVERLOAD) {
+        (void)pprof_refuse(ctx, req, pprof_route_dialect(r), SP_EFULL,
+                           "memory ceiling reached while receiving the upload "
+                           "(service.memory_limit); retry later");
+        return;
+    }
     if (req->phase == SP_HTTP_HEADERS) {
         switch (r) {
         case ROUTE_INFO:
@@ -685,6 +722,8 @@ void pprof_http_handler(void *ud, struct sp_http_request *req)
                 pprof_respond_err(ctx, req, SP_ESHUTDOWN, "spanprof is shutting down");
                 return;
             }
+            if (pprof_refuse_early(ctx, req, r))
+                return;
             if (r == ROUTE_DD_INPUT) {
                 /* refuse a body we could not parse before reading it */
                 char boundary[SP_MULTIPART_BOUNDARY_MAX + 1];

@@ -100,6 +100,7 @@ struct pprof_ctx {
     bool stopped;
     int pending_closes;
     struct pprof_dialect_metrics m[PPROF_DIALECT_COUNT];
+    struct sp_metric *refused_unread;  /* uploads refused from their headers alone */
     struct sp_metric *tracer_requests; /* dd-trace's trace/telemetry posts answered and dropped */
     uint64_t tracer_dropped;           /* the same count, for the log lines */
     /* Rate-limited warnings: at most PPROF_LOG_BURST per window. */

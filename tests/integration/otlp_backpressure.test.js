@@ -1,8 +1,9 @@
 // OTLP receiver when the pipeline is full: the next stage (the datadog
 // exporter, one consumer, a queue of one batch, its intake never answering)
-// refuses batches, and the receiver must answer so SDKs retry: HTTP 429
-// with Retry-After and a google.rpc.Status body, gRPC UNAVAILABLE. The
-// refused spans are counted, never silently dropped.
+// refuses batches, and the receiver must answer so SDKs retry, from the
+// request's headers alone (sp_component_ready, before the body is read):
+// HTTP 429 with Retry-After and a google.rpc.Status body, gRPC UNAVAILABLE
+// with a google.rpc.RetryInfo detail. Refusals are counted, never silent.
 'use strict';
 
 const assert = require('node:assert');
@@ -50,7 +51,8 @@ function grpcExport(port, msg) {
     req.on('data', () => {});
     req.on('close', () => {
       client.close();
-      resolve({ status: Number(tr['grpc-status'] ?? hd['grpc-status']), message: decodeURIComponent(String(tr['grpc-message'] ?? hd['grpc-message'] ?? '')) });
+      const det = tr['grpc-status-details-bin'] ?? hd['grpc-status-details-bin'];
+      resolve({ status: Number(tr['grpc-status'] ?? hd['grpc-status']), message: decodeURIComponent(String(tr['grpc-message'] ?? hd['grpc-message'] ?? '')), details: det ? Buffer.from(String(det), 'base64') : null });
     });
     req.end(Buffer.concat([pre, msg]));
   });
@@ -108,14 +110,29 @@ service:
 
     const g = await grpcExport(grpcPort, GRPC_MSG);
     assert.strictEqual(g.status, 14, `grpc-status ${g.status} ${g.message}`);
-    console.log(`ok   grpc: UNAVAILABLE (${g.message})`);
+    // The retry hint: google.rpc.Status{details: [Any{RetryInfo{retry_delay}}]}.
+    assert.ok(g.details, 'no grpc-status-details-bin on the refusal');
+    const rt = new protobuf.Root();
+    rt.add(new protobuf.Type('Duration').add(new protobuf.Field('seconds', 1, 'int64')));
+    rt.add(new protobuf.Type('RetryInfo').add(new protobuf.Field('retry_delay', 1, 'Duration')));
+    rt.add(new protobuf.Type('Any').add(new protobuf.Field('type_url', 1, 'string')).add(new protobuf.Field('value', 2, 'bytes')));
+    rt.add(new protobuf.Type('St').add(new protobuf.Field('code', 1, 'int32')).add(new protobuf.Field('message', 2, 'string')).add(new protobuf.Field('details', 3, 'Any', 'repeated')));
+    const det = rt.lookupType('St').decode(g.details);
+    assert.strictEqual(det.code, 14);
+    assert.strictEqual(det.details[0].type_url, 'type.googleapis.com/google.rpc.RetryInfo');
+    const ri = rt.lookupType('RetryInfo').decode(det.details[0].value);
+    assert.strictEqual(Number(ri.retry_delay.seconds), 1);
+    console.log(`ok   grpc: UNAVAILABLE with RetryInfo ${ri.retry_delay.seconds} s (${g.message})`);
 
     const m = await sp.metrics();
     assert.strictEqual(h.metricSum(m, 'spanprof_receiver_accepted_spans_total'), accepted * 9);
-    assert.strictEqual(h.metricSum(m, 'spanprof_receiver_refused_spans_total', { transport: 'http' }), 9);
-    assert.strictEqual(h.metricSum(m, 'spanprof_receiver_refused_spans_total', { transport: 'grpc' }), 9);
+    // Refused from their headers alone: never decoded, so no span is
+    // counted as refused; the requests are, on both transports.
+    assert.strictEqual(h.metricSum(m, 'spanprof_receiver_refused_spans_total'), 0);
+    assert.strictEqual(h.metricSum(m, 'spanprof_receiver_refused_unread_requests_total', { transport: 'http' }), 1);
+    assert.strictEqual(h.metricSum(m, 'spanprof_receiver_refused_unread_requests_total', { transport: 'grpc' }), 1);
     assert.strictEqual(h.metricSum(m, 'spanprof_receiver_requests_total', { outcome: 'refused' }), 2);
-    console.log('ok   refused spans counted');
+    console.log('ok   refused requests counted (unread: no span decoded)');
   } finally {
     await sp.stop();
     await intake.close();

@@ -331,7 +331,10 @@ async function delivery() {
     const full = await post();
     assert.strictEqual(full.status, 429, 'a full sending queue is refused back to the client');
     assert.ok(full.headers['retry-after'], 'with Retry-After');
-    assert.strictEqual(await metric('spanprof_exporter_refused_items_total', { signal: 'logs' }), 3);
+    // Refused from the headers alone (the exporter's ready()): never decoded,
+    // so counted as a request refused unread, not as refused log records.
+    assert.strictEqual(await metric('spanprof_receiver_refused_unread_requests_total', { transport: 'http' }), 1);
+    assert.strictEqual(await metric('spanprof_exporter_refused_items_total', { signal: 'logs' }), 0);
     mode = 'ok';
     held.splice(0).forEach((f) => f());
     await waitFor(() => intake.requests.length >= 6, 'the queued request');

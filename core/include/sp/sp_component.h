@@ -22,6 +22,7 @@
 #ifndef SP_COMPONENT_H
 #define SP_COMPONENT_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -55,13 +56,23 @@ enum sp_service_state {
 
 /* What the running service offers a component at start(). */
 struct sp_host {
-    enum sp_service_state state;
+    /* Read with sp_host_state(): the telemetry thread reads it too. */
+    _Atomic int state;
     uv_loop_t *loop;
     /* Shutdown deadline in uv_now() milliseconds; 0 while running. */
     uint64_t shutdown_deadline_ms;
     /* Another component by id (e.g. an exporter asks for the join), NULL if absent. */
     struct sp_component *(*find)(struct sp_host *host, const char *id);
 };
+
+static inline enum sp_service_state sp_host_state(const struct sp_host *host)
+{
+    return (enum sp_service_state)atomic_load_explicit(&host->state, memory_order_relaxed);
+}
+static inline void sp_host_set_state(struct sp_host *host, enum sp_service_state s)
+{
+    atomic_store_explicit(&host->state, (int)s, memory_order_relaxed);
+}
 
 struct sp_component_type {
     const char *name;     /* the type, as written in the YAML: "otlp" */
@@ -80,6 +91,13 @@ struct sp_component_type {
      * the receiver answers 429/UNAVAILABLE) or another negative code
      * (permanent failure). The caller keeps its own reference either way. */
     int (*consume)(struct sp_component *comp, struct sp_batch *batch);
+    /* Processors and exporters, optional: could consume() take about
+     * `bytes` more of signal `sig` now? SP_OK, or the code consume() would
+     * return (SP_EFULL, SP_ERETRY, SP_ESHUTDOWN). Receivers ask before they
+     * read or decode a request, so it must cost a few comparisons and
+     * change nothing. NULL: an exporter is always ready; a processor is as
+     * ready as its own next stages. */
+    int (*ready)(struct sp_component *comp, enum sp_signal sig, size_t bytes);
     void (*shutdown)(struct sp_component *comp, sp_done_fn done);
     void (*destroy)(struct sp_component *comp);
 };
@@ -115,6 +133,15 @@ struct sp_component {
  * A component with no next consumer for the signal gets SP_OK (dropped is
  * counted by the core). */
 int sp_component_emit(struct sp_component *comp, struct sp_batch *batch, struct sp_err *err);
+
+/* Can the pipeline after comp take a request of about `bytes` (as received)
+ * of signal sig? Asked by receivers before reading or decoding it, so that
+ * a refused request costs its headers only. SP_OK; SP_EFULL when the memory
+ * ceiling's soft mark would be passed or a next stage's queue is full;
+ * another code from a stage's ready(). err (may be NULL) names who refused.
+ * Never changes anything. */
+int sp_component_ready(struct sp_component *comp, enum sp_signal sig, size_t bytes,
+                       struct sp_err *err);
 
 /* A table of component types. The service's is service/sp_registry.c; the
  * config loader resolves type names through the one it is handed, so it

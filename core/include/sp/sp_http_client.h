@@ -56,4 +56,10 @@ int sp_http_client_call(struct sp_http_client *c, const struct sp_http_call_opts
 void sp_http_call_cancel(struct sp_http_call *call);
 size_t sp_http_client_in_flight(const struct sp_http_client *c);
 
+/* Parses a Retry-After value: delta-seconds or an HTTP date (RFC 9110
+ * section 10.2.3), in milliseconds from now, capped at a day; -1 when it is
+ * neither. */
+#define SP_HTTP_RETRY_AFTER_MAX_S 86400
+int64_t sp_http_parse_retry_after(const char *v);
+
 #endif

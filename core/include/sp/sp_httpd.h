@@ -13,6 +13,11 @@
  *   phase BODY: the whole body is in req->body (bounded by max_body; a
  *     larger body is answered 413 by sp_httpd itself and the handler is not
  *     called). The handler must answer.
+ *   phase OVERLOAD (instead of BODY): the body could not be buffered because
+ *     the process memory ceiling (sp_memory.h, class bodies) refused it; it
+ *     was read and discarded. The handler should answer "retry later"
+ *     (429/503 with Retry-After); if it does not, sp_httpd answers 503.
+ * Buffered bodies are charged to the memory ceiling while they live.
  * Answers are synchronous: sp_httpd_respond() inside the callback. */
 #ifndef SP_HTTPD_H
 #define SP_HTTPD_H
@@ -28,7 +33,7 @@
 struct sp_httpd;
 struct sp_http_request;
 
-enum sp_http_phase { SP_HTTP_HEADERS = 0, SP_HTTP_BODY = 1 };
+enum sp_http_phase { SP_HTTP_HEADERS = 0, SP_HTTP_BODY = 1, SP_HTTP_OVERLOAD = 2 };
 
 struct sp_http_request {
     enum sp_http_phase phase;

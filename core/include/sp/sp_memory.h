@@ -14,8 +14,8 @@
  * Per-component bounds (max_inflight_bytes, max_request_body_size, queue
  * sizes) stay as finer limits inside the ceiling.
  *
- * Charges and releases run on the loop thread; the counters are atomics so
- * the telemetry thread (health, /metrics) may read them at any time. */
+ * Thread-safe: the counters are atomics, so the telemetry thread's servers
+ * (health, /metrics) may charge their bodies and read the figures. */
 #ifndef SP_MEMORY_H
 #define SP_MEMORY_H
 

@@ -2,7 +2,8 @@
  *
  * A metric is one series: a name plus a fixed label set. Components create
  * their series at create() time and keep the pointer; incrementing is a
- * plain add (everything runs on the loop thread). Series with the same name
+ * relaxed atomic add by the one thread that owns the series (the loop
+ * thread, or the telemetry thread for the health check's own counters). Series with the same name
  * share one HELP/TYPE header. Names follow spanprof_<kind>_<what>_total and
  * labels carry at least component="type/name". Label values must never hold
  * secrets. */
@@ -26,9 +27,16 @@ struct sp_metric *sp_gauge(const char *name, const char *help, const char *label
  * from the kernel): it must only ever grow. */
 struct sp_metric *sp_counter_fn(const char *name, const char *help, const char *labels,
                                 double (*fn)(void *ud), void *ud);
-/* A gauge whose value is computed when rendered. */
+/* A gauge whose value is computed by fn(ud) on the loop thread. */
 struct sp_metric *sp_gauge_fn(const char *name, const char *help, const char *labels,
                               double (*fn)(void *ud), void *ud);
+/* The same for callbacks safe on any thread (they read atomics or the
+ * kernel): /metrics computes them when it renders. The others are sampled
+ * by the loop (sp_metrics_sample, every second) and rendered as sampled. */
+struct sp_metric *sp_counter_fn_any_thread(const char *name, const char *help, const char *labels,
+                                           double (*fn)(void *ud), void *ud);
+struct sp_metric *sp_gauge_fn_any_thread(const char *name, const char *help, const char *labels,
+                                         double (*fn)(void *ud), void *ud);
 
 /* A histogram: cumulative buckets with the given upper bounds (ascending,
  * at most SP_METRIC_MAX_BUCKETS; +Inf is implied), rendered as name_bucket,
@@ -48,8 +56,14 @@ double sp_metric_value(const struct sp_metric *m);
 /* Looks a series up (tests, and the health/summary logs). NULL if absent. */
 struct sp_metric *sp_metric_find(const char *name, const char *labels);
 
-/* Prometheus text exposition format 0.0.4 of every series. */
+/* Prometheus text exposition format 0.0.4 of every series, computed series
+ * evaluated now (loop thread). */
 int sp_metrics_render(struct sp_buf *out);
+/* The same from any thread (the telemetry thread's /metrics): loop-computed
+ * series as last sampled. */
+int sp_metrics_render_snapshot(struct sp_buf *out);
+/* Stores the current value of every loop-computed series (loop thread). */
+void sp_metrics_sample(void);
 
 /* Calls fn for every series with its current value, in registration order
  * (the status page; loop thread). */
