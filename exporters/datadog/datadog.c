@@ -490,6 +490,7 @@ static int dd_consume_traces(struct dd_exporter *dd, struct sp_batch *batch, siz
         return SP_ENOMEM;
     struct sp_dd_map_opts mo;
     dd_map_opts(&dd->set, &mo);
+    mo.borrow_batch = true; /* packed below, the batch released after */
     Datadog__Trace__AgentPayload *payload = NULL, **parts = NULL;
     size_t n_parts = 0, rejected = 0;
     int rc = sp_dd_map_traces(&batch->u.traces, &mo, arena, &payload, &rejected, &err);
