@@ -718,6 +718,20 @@ if want join; then
     else
         skip join "index, labelling" "bench/join_label_bench did not build (the join has not landed?)"
     fi
+    if have join_hold_bench; then
+        # The join's hold through the real component: a 1 MiB profile held
+        # until its spans arrive, against the same profile labelled on arrival.
+        cmd="taskset -c $SP_CPU $BIN/join_hold_bench --seconds $CODEC_S"
+        $cmd > "$OUT/join_hold_bench.txt" 2>&1
+        r=$(grep '^RESULT join_hold ' "$OUT/join_hold_bench.txt" || true)
+        if [ -n "$r" ] && [ -z "$(kv "$r" error)" ]; then
+            row join "held 1 MiB profile ($(kv "$r" samples) samples, $(kv "$r" upload_gzip_bytes) B gzip): bytes held vs decoded" "$(kv "$r" held_bytes) B held vs $(kv "$r" decoded_bytes) B decoded" "$cmd"
+            row join "hold cost per 1 MiB profile: scan + copy on arrival / decode + label at release (labelling on arrival: $(kv "$r" arrival_label_ms) ms; exporter's gzip re-encode either way: $(kv "$r" encode_gzip_ms) ms)" "$(kv "$r" held_in_ms) / $(kv "$r" held_release_ms) ms; hold's own cost $(kv "$r" hold_cost_ms) ms" "$cmd"
+            row join "join samples/s: labelled on arrival / held then released" "$(kv "$r" samples_per_s_arrival) / $(kv "$r" samples_per_s_held)" "$cmd"
+        else
+            skip join "hold" "join_hold_bench failed (see $OUT/join_hold_bench.txt)"
+        fi
+    fi
 fi
 
 # ------------------------------------------------------------- exporter ----

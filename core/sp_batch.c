@@ -99,8 +99,10 @@ static const char *sp_batch_dup(struct sp_arena *a, const char *s)
     return s ? sp_arena_strdup(a, s) : NULL;
 }
 
+/* trees: copy the decoded pprof trees too; without, attachments keep only
+ * their bytes (pprof NULL) and those whose tree was modified keep none. */
 static int sp_batch_clone_profile(const struct sp_profile *src, struct sp_profile *dst,
-                                  struct sp_arena *a)
+                                  struct sp_arena *a, bool trees)
 {
     *dst = *src;
     dst->dialect = sp_batch_dup(a, src->dialect);
@@ -144,9 +146,19 @@ static int sp_batch_clone_profile(const struct sp_profile *src, struct sp_profil
         struct sp_attachment *d = &dst->attachments[i];
         *d = *s;
         d->name = sp_batch_dup(a, s->name);
+        if (!trees && s->pprof && (s->modified || !s->data)) {
+            d->pprof = NULL;
+            d->data = NULL;
+            d->len = 0;
+            continue;
+        }
         d->data = s->len ? sp_arena_memdup(a, s->data, s->len) : NULL;
         if (s->len && !d->data)
             return -1;
+        if (!trees) {
+            d->pprof = NULL;
+            continue;
+        }
         if (s->pprof) {
             d->pprof = sp_batch_clone_msg(&s->pprof->base, a);
             if (!d->pprof)
@@ -194,11 +206,42 @@ struct sp_batch *sp_batch_clone(const struct sp_batch *b)
             if (!c->u.otlp.pb)
                 goto fail;
         }
-    } else if (sp_batch_clone_profile(&b->u.profile, &c->u.profile, c->arena) != 0) {
+    } else if (sp_batch_clone_profile(&b->u.profile, &c->u.profile, c->arena, true) != 0) {
         goto fail;
     }
     return c;
 fail:
     sp_batch_unref(c);
     return NULL;
+}
+
+struct sp_batch *sp_batch_clone_profile_bytes(const struct sp_batch *b)
+{
+    if (b->signal != SP_SIGNAL_PROFILES)
+        return NULL;
+    /* A cap just above what the copy needs makes the arena give large
+     * attachments blocks of their exact size instead of the next power of
+     * two (up to twice the bytes, for what is kept long); lifted after. */
+    const struct sp_profile *p = &b->u.profile;
+    size_t need = 65536 + p->event_json_len + (p->tag_count + p->attachment_count) * 256;
+    for (size_t i = 0; i < p->attachment_count; i++)
+        need += p->attachments[i].len + sizeof(struct sp_attachment);
+    struct sp_batch *c = sp_batch_create(b->signal, need);
+    if (!c)
+        return NULL;
+    c->origin_component = b->origin_component;
+    if (sp_batch_clone_profile(&b->u.profile, &c->u.profile, c->arena, false) != 0) {
+        sp_batch_unref(c);
+        /* Strings longer than the estimate: copy without the cap. */
+        c = sp_batch_create(b->signal, 0);
+        if (!c)
+            return NULL;
+        c->origin_component = b->origin_component;
+        if (sp_batch_clone_profile(&b->u.profile, &c->u.profile, c->arena, false) != 0) {
+            sp_batch_unref(c);
+            return NULL;
+        }
+    }
+    sp_arena_set_limit(c->arena, 0);
+    return c;
 }

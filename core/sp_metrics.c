@@ -4,12 +4,13 @@
  * at registration is fine; increments go through the returned pointer. */
 #include "sp_metrics.h"
 
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum sp_metric_kind { SP_METRIC_COUNTER, SP_METRIC_GAUGE };
+enum sp_metric_kind { SP_METRIC_COUNTER, SP_METRIC_GAUGE, SP_METRIC_HISTOGRAM };
 
 struct sp_metric {
     char *name;
@@ -19,6 +20,11 @@ struct sp_metric {
     double value;
     double (*fn)(void *ud);
     void *ud;
+    /* Histograms: value is the sum of observations. */
+    size_t n_bounds;
+    double bounds[SP_METRIC_MAX_BUCKETS];
+    uint64_t buckets[SP_METRIC_MAX_BUCKETS + 1]; /* per bucket, not cumulative; last: +Inf */
+    uint64_t count;
 };
 
 static struct sp_metric **sp_metrics_v;
@@ -89,6 +95,36 @@ struct sp_metric *sp_gauge_fn(const char *name, const char *help, const char *la
     return m;
 }
 
+struct sp_metric *sp_histogram(const char *name, const char *help, const char *labels,
+                               const double *bounds, size_t n_bounds)
+{
+    if (n_bounds > SP_METRIC_MAX_BUCKETS)
+        n_bounds = SP_METRIC_MAX_BUCKETS;
+    struct sp_metric *m = sp_metric_register(SP_METRIC_HISTOGRAM, name, help, labels);
+    if (!m->n_bounds) {
+        m->n_bounds = n_bounds;
+        memcpy(m->bounds, bounds, n_bounds * sizeof *bounds);
+    }
+    return m;
+}
+
+void sp_histogram_observe(struct sp_metric *m, double v)
+{
+    if (!m)
+        return;
+    size_t i = 0;
+    while (i < m->n_bounds && v > m->bounds[i])
+        i++;
+    m->buckets[i]++;
+    m->count++;
+    m->value += v;
+}
+
+uint64_t sp_histogram_count(const struct sp_metric *m)
+{
+    return m ? m->count : 0;
+}
+
 void sp_metric_add(struct sp_metric *m, double v)
 {
     if (m)
@@ -124,6 +160,25 @@ static void sp_metrics_put_value(struct sp_buf *out, double v)
         sp_buf_printf(out, "%.17g", v);
 }
 
+static void sp_metrics_put_histogram(struct sp_buf *out, const struct sp_metric *s)
+{
+    const char *sep = s->labels[0] ? "," : "";
+    uint64_t cum = 0;
+    for (size_t b = 0; b <= s->n_bounds; b++) {
+        cum += s->buckets[b];
+        sp_buf_printf(out, "%s_bucket{%s%sle=\"", s->name, s->labels, sep);
+        if (b < s->n_bounds)
+            sp_buf_printf(out, "%g", s->bounds[b]);
+        else
+            sp_buf_append_str(out, "+Inf");
+        sp_buf_printf(out, "\"} %" PRIu64 "\n", cum);
+    }
+    sp_buf_printf(out, s->labels[0] ? "%s_sum{%s} " : "%s_sum%s ", s->name, s->labels);
+    sp_metrics_put_value(out, s->value);
+    sp_buf_printf(out, s->labels[0] ? "\n%s_count{%s} %" PRIu64 "\n" : "\n%s_count%s %" PRIu64 "\n",
+                  s->name, s->labels, s->count);
+}
+
 int sp_metrics_render(struct sp_buf *out)
 {
     /* Group series by name, in first-registration order, one HELP/TYPE each. */
@@ -135,11 +190,17 @@ int sp_metrics_render(struct sp_buf *out)
         if (seen)
             continue;
         sp_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", m->name, m->help, m->name,
-                      m->kind == SP_METRIC_COUNTER ? "counter" : "gauge");
+                      m->kind == SP_METRIC_COUNTER ? "counter"
+                      : m->kind == SP_METRIC_GAUGE ? "gauge"
+                                                   : "histogram");
         for (size_t j = i; j < sp_metrics_n; j++) {
             struct sp_metric *s = sp_metrics_v[j];
             if (strcmp(s->name, m->name) != 0)
                 continue;
+            if (s->kind == SP_METRIC_HISTOGRAM) {
+                sp_metrics_put_histogram(out, s);
+                continue;
+            }
             if (s->labels[0])
                 sp_buf_printf(out, "%s{%s} ", s->name, s->labels);
             else

@@ -7,14 +7,18 @@
 #      service sends its spans over OTLP/HTTP, spanprof scrapes its CPU
 #      profile from /debug/pprof every 5 s, joins, and writes what it would
 #      send to Datadog under build/demo-data (the `file` exporter),
-#   3. drives DEMO_DURATION (25) seconds of traffic, stops the service and
+#   3. drives DEMO_DURATION (25) seconds of traffic (plus one long
+#      GET /api/reports/{id} of DEMO_LONG_CPU (6s) of CPU every
+#      DEMO_LONG_EVERY (8s): longer than a profile window, so its samples
+#      reach spanprof long before its spans), stops the service and
 #      then spanprof with SIGTERM (which joins and writes what is pending),
 #   4. prints CPU per endpoint from the exported cpu.pprof files, the join hit
 #      ratio and where everything is (examples/demo_report.py).
 # Everything it starts is stopped on exit, also on Ctrl-C or failure.
 #
 # Environment: BUILD_DIR (build), SPANPROF_BIN (BUILD_DIR/spanprof),
-# DEMO_DURATION (seconds of traffic, 25), DEMO_RPS (requests/s, 50).
+# DEMO_DURATION (seconds of traffic, 25), DEMO_RPS (requests/s, 50),
+# DEMO_LONG_EVERY (8s), DEMO_LONG_CPU (6s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +35,8 @@ build=${BUILD_DIR:-build}
 spanprof=${SPANPROF_BIN:-$build/spanprof}
 duration=${DEMO_DURATION:-25}
 rps=${DEMO_RPS:-50}
+long_every=${DEMO_LONG_EVERY:-8s}
+long_cpu=${DEMO_LONG_CPU:-6s}
 work=$build/demo            # the demo service binary, logs, ground truth
 data=$PWD/$build/demo-data  # what spanprof's file exporter writes
 
@@ -105,7 +111,8 @@ print(*[s.getsockname()[1] for s in socks])')
 # until spanprof listens there) and is the target of spanprof's scrape job.
 app_addr=127.0.0.1:$app_port
 "$work/demo-service" -listen "$app_addr" -otlp-endpoint "http://127.0.0.1:$otlp_port" \
-    -truth "$work/truth.json" >"$work/demo-service.out" 2>"$work/demo-service.log" &
+    -cpu "reports=$long_cpu" -truth "$work/truth.json" \
+    >"$work/demo-service.out" 2>"$work/demo-service.log" &
 app_pid=$!
 wait_for 10 "$app_pid" grep -q 'listening on' "$work/demo-service.out" ||
     die "the demo service did not start: $(tail -5 "$work/demo-service.log")"
@@ -119,18 +126,29 @@ if ! wait_for 15 "$sp_pid" "$spanprof" healthcheck --endpoint "127.0.0.1:$health
     die "spanprof did not become healthy (log: $work/spanprof.log)"
 fi
 say "spanprof is up (OTLP/HTTP :$otlp_port, pprof :$pprof_port, health :$health_port, metrics :$metrics_port)"
-say "demo service on $app_addr; driving ${duration}s of traffic at ~${rps} requests/s"
+say "demo service on $app_addr; driving ${duration}s of traffic at ~${rps} requests/s," \
+    "plus a GET /api/reports/{id} of $long_cpu of CPU every $long_every"
 
 "$work/demo-service" -target "http://$app_addr" -load "${duration}s" -load-rps "$rps" \
+    -long-every "$long_every" \
     >"$work/load.json" 2>>"$work/demo-service.log" || die "the load driver failed: $(cat "$work/load.json")"
 
 # Let the scrape in flight (4 s of CPU) finish before the service goes away.
 sleep 5
+# The service's last spans are exported at exit; spanprof releases the
+# profiles it holds for them as they arrive (join hold, max_hold).
 say "stopping the demo service (it flushes its spans and writes its ground truth)"
 kill -TERM "$app_pid"
 wait_exit "$app_pid" 20 || die "the demo service did not exit cleanly (log: $work/demo-service.log)"
 app_pid=
 
+# Up to 20 s for the held profiles to be released by their spans' arrival.
+for _ in $(seq 100); do
+    held=$(curl -fsS "http://127.0.0.1:$metrics_port/metrics" 2>/dev/null |
+        awk '/^spanprof_join_held_profiles\{/ {print $2}')
+    [ "${held:-0}" = 0 ] && break
+    sleep 0.2
+done
 curl -fsS "http://127.0.0.1:$metrics_port/metrics" >"$work/metrics.txt" ||
     say "could not read spanprof's /metrics"
 say "stopping spanprof (SIGTERM joins and writes the profiles it still holds)"

@@ -29,11 +29,11 @@ type loadStats struct {
 
 // runLoad drives baseURL for d (or until ctx ends) at rps requests per second
 // on average, with up to conc requests in flight.
-func runLoad(ctx context.Context, baseURL string, d time.Duration, rps float64, conc int) loadStats {
+func runLoad(ctx context.Context, baseURL string, d time.Duration, rps float64, conc int, longEvery time.Duration) loadStats {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	client := &http.Client{
-		Timeout:   10 * time.Second,
+		Timeout:   60 * time.Second, // requests of seconds of CPU on a busy machine
 		Transport: &http.Transport{MaxIdleConnsPerHost: conc, IdleConnTimeout: 30 * time.Second},
 	}
 	defer client.CloseIdleConnections()
@@ -45,34 +45,63 @@ func runLoad(ctx context.Context, baseURL string, d time.Duration, rps float64, 
 		jobs    = make(chan int64, conc)
 		workers sync.WaitGroup
 	)
+	// do sends one request and counts its outcome.
+	do := func(client *http.Client, req *http.Request, remote bool) {
+		resp, err := client.Do(req)
+		mu.Lock()
+		st.Requests++
+		if remote {
+			st.WithRemoteParent++
+		}
+		if err != nil {
+			st.Failures++
+			if st.Failures <= 3 {
+				log.Printf("load: %v", err)
+			}
+		} else {
+			st.ByStatus[strconv.Itoa(resp.StatusCode)]++
+		}
+		mu.Unlock()
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}
 	worker := func() {
 		defer workers.Done()
 		for n := range jobs {
 			req, remote := loadRequest(baseURL, n, &users)
-			resp, err := client.Do(req)
-			mu.Lock()
-			st.Requests++
-			if remote {
-				st.WithRemoteParent++
-			}
-			if err != nil {
-				st.Failures++
-				if st.Failures <= 3 {
-					log.Printf("load: %v", err)
-				}
-			} else {
-				st.ByStatus[strconv.Itoa(resp.StatusCode)]++
-			}
-			mu.Unlock()
-			if err == nil {
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-			}
+			do(client, req, remote)
 		}
 	}
 	for i := 0; i < conc; i++ {
 		workers.Add(1)
 		go worker()
+	}
+	if longEvery > 0 { // long requests on their own, outside the mix and its concurrency
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			longClient := &http.Client{} // no timeout: a long request takes seconds of CPU
+			var inflight sync.WaitGroup
+			tick := time.NewTicker(longEvery)
+			defer tick.Stop()
+			for n := int64(1); ; n++ {
+				inflight.Add(1)
+				go func(n int64) {
+					defer inflight.Done()
+					req, _ := http.NewRequest(http.MethodGet, fmt.Sprintf("%s/api/reports/%d", baseURL, n), nil)
+					req.Header.Set("User-Agent", "spanprof-demo-load/"+demoVersion)
+					do(longClient, req, false)
+				}(n)
+				select {
+				case <-ctx.Done():
+					inflight.Wait()
+					return
+				case <-tick.C:
+				}
+			}
+		}()
 	}
 
 	// Poisson arrivals (exponential gaps) rather than a fixed-period ticker:

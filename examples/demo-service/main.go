@@ -43,6 +43,9 @@ type options struct {
 	queueSize       int
 	batchSize       int
 	unit            time.Duration
+	cpu             map[string]time.Duration
+	longEvery       time.Duration
+	sampleRatio     float64
 	pushURL         string
 	pushPeriod      time.Duration
 	load            time.Duration
@@ -84,6 +87,9 @@ func parseFlags(args []string) (options, map[string]bool, error) {
 	fs.IntVar(&o.queueSize, "queue-size", envInt("OTEL_BSP_MAX_QUEUE_SIZE", 2048), "span queue bound; a full queue drops spans (OTEL_BSP_MAX_QUEUE_SIZE)")
 	fs.IntVar(&o.batchSize, "batch-size", envInt("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512), "most spans per export request (OTEL_BSP_MAX_EXPORT_BATCH_SIZE)")
 	fs.DurationVar(&o.unit, "unit", 2*time.Millisecond, "CPU per weight unit: a request burns 6, 3 or 1 units (users, orders, healthz)")
+	cpu := fs.String("cpu", "", "CPU per request of some routes, `name=duration,...` (users, orders, healthz, reports; reports default 4s)")
+	fs.DurationVar(&o.longEvery, "long-every", 0, "with -load: also start one long GET /api/reports/{id} every `D` (0: none)")
+	fs.Float64Var(&o.sampleRatio, "sample-ratio", 1, "head sampling: export the spans of this fraction of local roots (by trace id); every request keeps its span_id labels")
 	fs.StringVar(&o.pushURL, "push-url", "", "push CPU profiles to this `URL` (spanprof: http://127.0.0.1:8126/v1/pprof); empty: no push")
 	fs.DurationVar(&o.pushPeriod, "push-period", 10*time.Second, "length of each pushed CPU profile")
 	fs.DurationVar(&o.load, "load", 0, "drive the endpoints for this long, then exit (0: serve until SIGTERM/SIGINT)")
@@ -99,11 +105,27 @@ func parseFlags(args []string) (options, map[string]bool, error) {
 	if fs.NArg() > 0 {
 		return o, nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	o.cpu = map[string]time.Duration{}
+	for _, kv := range strings.Split(*cpu, ",") {
+		if kv = strings.TrimSpace(kv); kv == "" {
+			continue
+		}
+		name, val, ok := strings.Cut(kv, "=")
+		d, err := time.ParseDuration(val)
+		if !ok || err != nil || d <= 0 || routeByName(name) == nil {
+			return o, nil, fmt.Errorf("-cpu: %q is not name=duration with a route name (users, orders, healthz, reports) and a positive duration", kv)
+		}
+		o.cpu[name] = d
+	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	switch {
 	case o.unit <= 0:
 		return o, nil, errors.New("-unit must be positive")
+	case o.sampleRatio < 0 || o.sampleRatio > 1:
+		return o, nil, errors.New("-sample-ratio must be between 0 and 1")
+	case o.longEvery < 0:
+		return o, nil, errors.New("-long-every must not be negative")
 	case o.loadRPS <= 0 || o.loadConcurrency < 1:
 		return o, nil, errors.New("-load-rps must be positive and -load-concurrency at least 1")
 	case o.load < 0:
@@ -147,7 +169,7 @@ func main() {
 // drive is -target mode: load another instance, print the load stats as one
 // JSON line on stdout, exit 1 if no request got an answer.
 func drive(ctx context.Context, o options) int {
-	st := runLoad(ctx, strings.TrimRight(o.target, "/"), o.load, o.loadRPS, o.loadConcurrency)
+	st := runLoad(ctx, strings.TrimRight(o.target, "/"), o.load, o.loadRPS, o.loadConcurrency, o.longEvery)
 	line, _ := json.Marshal(st)
 	fmt.Println(string(line))
 	if st.Requests == 0 || st.Failures == st.Requests {
@@ -159,7 +181,8 @@ func drive(ctx context.Context, o options) int {
 
 func serve(ctx context.Context, stopSignals func(), o options, set map[string]bool) error {
 	started := time.Now()
-	t := &tracer{}
+	t := &tracer{sampleRatio: o.sampleRatio}
+	configureRoutes(o.unit, o.cpu)
 
 	traces := ""
 	if o.otlpEndpoint != "none" && os.Getenv("OTEL_TRACES_EXPORTER") != "none" {
@@ -175,7 +198,11 @@ func serve(ctx context.Context, stopSignals func(), o options, set map[string]bo
 	var exp *exporter
 	if traces != "" {
 		exp = newExporter(traces, res, o.queueSize, o.batchSize, o.batchDelay)
-		t.onEnd = append(t.onEnd, exp.enqueue)
+		t.onEnd = append(t.onEnd, func(s *span) {
+			if s.traceFlags&flagSampled != 0 { // head sampling: unsampled spans are not exported
+				exp.enqueue(s)
+			}
+		})
 	}
 	var truth *truthRecorder
 	if o.truth != "" {
@@ -213,7 +240,7 @@ func serve(ctx context.Context, stopSignals func(), o options, set map[string]bo
 	var client *loadStats
 	var serveErr error
 	if o.load > 0 {
-		st := runLoad(ctx, "http://"+addr, o.load, o.loadRPS, o.loadConcurrency)
+		st := runLoad(ctx, "http://"+addr, o.load, o.loadRPS, o.loadConcurrency, o.longEvery)
 		client = &st
 		log.Printf("load done: %d requests in %.1fs, %d failed, by status %v", st.Requests, st.DurationS, st.Failures, st.ByStatus)
 	} else {

@@ -2,6 +2,11 @@
 // traced like OpenTelemetry's net/http instrumentation would trace it, plus
 // net/http/pprof on the same mux so spanprof can scrape /debug/pprof.
 //
+// GET /api/reports/{id} is the long request: seconds of CPU (-cpu
+// reports=D), started by the load every -long-every rather than in the
+// round-robin mix, so its spans reach spanprof long after the CPU samples
+// that name them (what the join's hold is for).
+//
 // Per request the SERVER span burns 20 % of the request's CPU on the handler
 // goroutine; an INTERNAL child span "compute <route>" burns 40 % inline and
 // 40 % in a goroutine it starts (which inherits the child's span_id label).
@@ -27,7 +32,10 @@ import (
 type route struct {
 	method  string
 	pattern string // the OTel http.route
-	units   int    // CPU per request, in units of -unit
+	name    string // the -cpu key
+	units   int    // CPU per request, in units of -unit (0: not in the round-robin mix)
+	cpu     time.Duration // CPU per request: units x -unit, or -cpu name=D
+	long    bool          // driven by -long-every, not by the mix
 	// compute burns CPU; one function per route so that profiles show which
 	// endpoint's work a sample belongs to (it is on the sample's stack).
 	compute func(time.Duration) time.Duration
@@ -37,20 +45,55 @@ type route struct {
 
 // Designed CPU shares for an even request mix: 6:3:1 = 60 %, 30 %, 10 %.
 var routes = []*route{
-	{method: "GET", pattern: "/api/users/{id}", units: 6, compute: computeUser},
-	{method: "GET", pattern: "/api/orders", units: 3, compute: computeOrders},
-	{method: "GET", pattern: "/healthz", units: 1, compute: computeHealth},
+	{method: "GET", pattern: "/api/users/{id}", name: "users", units: 6, compute: computeUser},
+	{method: "GET", pattern: "/api/orders", name: "orders", units: 3, compute: computeOrders},
+	{method: "GET", pattern: "/healthz", name: "healthz", units: 1, compute: computeHealth},
+	{method: "GET", pattern: "/api/reports/{id}", name: "reports", compute: computeReport, long: true,
+		cpu: 4 * time.Second},
+}
+
+// configureRoutes sets each route's CPU per request: units x unit, or the
+// -cpu override (name=duration).
+func configureRoutes(unit time.Duration, cpu map[string]time.Duration) {
+	for _, rt := range routes {
+		if !rt.long {
+			rt.cpu = time.Duration(rt.units) * unit
+		}
+		if d, ok := cpu[rt.name]; ok {
+			rt.cpu = d
+		}
+	}
+}
+
+func routeByName(name string) *route {
+	for _, rt := range routes {
+		if rt.name == name {
+			return rt
+		}
+	}
+	return nil
 }
 
 // endpoint is the Datadog resource name of the route's SERVER span.
 func (rt *route) endpoint() string { return rt.method + " " + rt.pattern }
 
+// designedShare: the route's CPU share for an even request mix over the
+// round-robin routes (0 for the long route, whose share depends on
+// -long-every).
 func (rt *route) designedShare() float64 {
-	total := 0
-	for _, r := range routes {
-		total += r.units
+	if rt.long {
+		return 0
 	}
-	return float64(rt.units) / float64(total)
+	var total time.Duration
+	for _, r := range routes {
+		if !r.long {
+			total += r.cpu
+		}
+	}
+	if total == 0 {
+		return 0
+	}
+	return float64(rt.cpu) / float64(total)
 }
 
 type server struct {
@@ -71,6 +114,7 @@ func newServer(t *tracer, unit time.Duration) *server {
 	mux.HandleFunc("/api/users/", s.handle(routes[0], serveUser))
 	mux.HandleFunc("/api/orders", s.handle(routes[1], serveOrders))
 	mux.HandleFunc("/healthz", s.handle(routes[2], serveHealth))
+	mux.HandleFunc("/api/reports/", s.handle(routes[3], serveReport))
 	// net/http/pprof, registered on this mux rather than http.DefaultServeMux.
 	mux.HandleFunc("/debug/pprof/", httppprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", httppprof.Cmdline)
@@ -155,7 +199,7 @@ func (s *server) count(rt *route, status int, remote bool) {
 
 // work burns the route's CPU under the server span and a child span.
 func (s *server) work(ctx context.Context, rt *route) {
-	total := time.Duration(rt.units) * s.unit
+	total := rt.cpu
 	root := spanFrom(ctx)
 	used := rt.compute(total * 2 / 10)
 	root.cpuNs.Add(int64(used))
@@ -194,6 +238,15 @@ func serveOrders(ctx context.Context, s *server, rt *route, r *http.Request) (in
 	return http.StatusOK, map[string]interface{}{"orders": []int{1, 2, 3}}
 }
 
+func serveReport(ctx context.Context, s *server, rt *route, r *http.Request) (int, interface{}) {
+	id, err := strconv.ParseUint(strings.TrimPrefix(r.URL.Path, "/api/reports/"), 10, 32)
+	if err != nil {
+		return http.StatusNotFound, map[string]string{"error": "no such report"}
+	}
+	s.work(ctx, rt)
+	return http.StatusOK, map[string]interface{}{"id": id, "rows": 1000}
+}
+
 func serveHealth(ctx context.Context, s *server, rt *route, r *http.Request) (int, interface{}) {
 	s.work(ctx, rt)
 	return http.StatusOK, map[string]string{"status": "ok"}
@@ -207,6 +260,9 @@ func computeOrders(d time.Duration) time.Duration { return spin(d) }
 
 //go:noinline
 func computeHealth(d time.Duration) time.Duration { return spin(d) }
+
+//go:noinline
+func computeReport(d time.Duration) time.Duration { return spin(d) }
 
 var spinSink atomic.Uint64
 

@@ -65,7 +65,21 @@ type span struct {
 
 // tracer hands finished spans to the exporter and the ground-truth recorder.
 type tracer struct {
-	onEnd []func(*span)
+	onEnd       []func(*span)
+	sampleRatio float64 // head sampling of local roots (1: every trace)
+}
+
+// sampled decides a local root's sampling from its trace id, as OTel's
+// TraceIDRatioBased sampler does (the last 8 bytes against ratio x 2^63).
+func (t *tracer) sampled(traceID [16]byte) bool {
+	if t.sampleRatio >= 1 {
+		return true
+	}
+	var x uint64
+	for _, b := range traceID[8:] {
+		x = x<<8 | uint64(b)
+	}
+	return float64(x>>1) < t.sampleRatio*float64(uint64(1)<<63)
 }
 
 type spanKey struct{}
@@ -148,6 +162,13 @@ func (t *tracer) start(ctx context.Context, name string, kind int, parent *remot
 			s.traceFlags = flagSampled
 		}
 		s.localRoot = s
+		// Head sampling applies to every local root (remote parent or not):
+		// the unsampled are still labelled, only their spans stay home.
+		if t.sampled(s.traceID) {
+			s.traceFlags |= flagSampled
+		} else {
+			s.traceFlags &^= flagSampled
+		}
 	}
 	ctx = context.WithValue(ctx, spanKey{}, s)
 	// The one line a Go service needs for spanprof: label this goroutine (and

@@ -4,12 +4,15 @@
  * span goes into a bounded index (join_index.c) of span id -> parent or,
  * for local roots, -> endpoint record, and the batch moves on unchanged
  * except for the runtime ids the join knows (the Code Hotspots bridge the
- * Datadog exporter reads). Profiles are held for join_delay (spans end
- * and arrive after the samples they cover), then their CPU/wall/goroutine
- * samples get Datadog's `span id`, `local root span id` and `trace
- * endpoint` labels (join_label.c), the envelope gets endpoint_counts and a
- * runtime id, and the profile moves on. At shutdown whatever is held is
- * joined with what is known and passed on. */
+ * Datadog exporter reads). A profile whose span ids all resolve to a local
+ * root is labelled and passed on at once; one that names spans not known
+ * yet (spans are exported when they end, long after the samples of a long
+ * request) is held compactly (join_hold.c: its bytes plus the ids it
+ * waits for) until they arrive or nothing more can be expected, up to
+ * max_hold. Labelling gives CPU/wall/goroutine samples Datadog's `span id`,
+ * `local root span id` and `trace endpoint` labels (join_label.c); the
+ * envelope gets endpoint_counts and a runtime id. At shutdown whatever is
+ * held is joined with what is known and passed on. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,10 +22,12 @@
 #include <json-c/json.h>
 
 #include "dd_naming.h"
+#include "join_hold.h"
 #include "join_index.h"
 #include "join_label.h"
 #include "sp_component.h"
 #include "sp_log.h"
+#include "pprof_codec.h"
 #include "sp_metrics.h"
 
 #define JOIN_FLAG_HAS_REMOTE 0x100u
@@ -30,25 +35,31 @@
 #define JOIN_MAX_SERVICES 4096
 #define JOIN_MAX_RUNTIME_IDS 256
 #define JOIN_SUMMARY_MS 60000
+#define JOIN_LOG_EVERY_MS 10000
+/* A held attachment was decoded once under the receiver's limits; decoding
+ * the same bytes again needs no tighter cap than this. */
+#define JOIN_REDECODE_MAX ((size_t)1 << 30)
 #define JOIN_MAX_SOURCES 64
 
 struct join_conf {
     int64_t join_delay_ms;
+    int64_t max_hold_ms;
+    int64_t hold_grace_ms;
     int64_t span_ttl_ms;
     int64_t max_spans;
-    int64_t max_pending_profiles;
-    uint64_t max_pending_bytes;
+    int64_t max_held_profiles;
+    uint64_t max_held_bytes;
     int64_t endpoint_cardinality_limit;
     int64_t max_depth;
     struct sp_strlist span_id_labels;
     bool label_all_roots;
 };
 
-struct join_pending {
-    struct sp_batch *batch;
-    uint64_t due_ms;
-    size_t bytes;
-    struct join_pending *next;
+/* A held profile: its batch without decoded trees, and which attachments
+ * to decode again at release. Lives in the batch's own arena. */
+struct join_compact {
+    struct sp_batch *b;
+    bool *had_pprof;
 };
 
 struct join_runtime {
@@ -74,8 +85,7 @@ struct join_ctx {
     struct join_names *names;
     int64_t epoch_ms; /* wall-clock origin of root start times in the index */
 
-    struct join_pending *head, *tail;
-    size_t pending_n, pending_bytes;
+    struct join_hold *hold;
 
     struct join_runtime runtimes[JOIN_MAX_RUNTIME_IDS];
     size_t n_runtimes;
@@ -89,6 +99,7 @@ struct join_ctx {
     int closing;
     sp_done_fn done;
     uint64_t last_drop_log_ms;
+    uint64_t last_bound_log_ms, bound_since_log;
 
     /* Totals since the last summary line. */
     struct join_label_stats period;
@@ -98,7 +109,11 @@ struct join_ctx {
     struct sp_metric *m_spans;
     struct sp_metric *m_evict_ttl, *m_evict_cap;
     struct sp_metric *m_card_drops;
-    struct sp_metric *m_prof_labelled, *m_prof_passed, *m_prof_early, *m_prof_dropped;
+    struct sp_metric *m_prof_labelled, *m_prof_passed, *m_prof_dropped;
+    struct sp_metric *m_held[JOIN_REL_COUNT];
+    struct sp_metric *m_unresolved[JOIN_REL_COUNT];
+    struct sp_metric *m_matched_arrival, *m_matched_held;
+    struct sp_metric *m_hold_seconds;
     struct sp_metric *m_labels_added;
     uint64_t seen_evict_ttl, seen_evict_cap, seen_card_drops;
     int64_t last_compact_ms;
@@ -144,14 +159,14 @@ static double g_index_bytes(void *ud)
     return (double)s.bytes;
 }
 
-static double g_pending(void *ud)
+static double g_held(void *ud)
 {
-    return (double)((struct join_ctx *)ud)->pending_n;
+    return (double)join_hold_count(((struct join_ctx *)ud)->hold);
 }
 
-static double g_pending_bytes(void *ud)
+static double g_held_bytes(void *ud)
 {
-    return (double)((struct join_ctx *)ud)->pending_bytes;
+    return (double)join_hold_bytes(((struct join_ctx *)ud)->hold);
 }
 
 static double g_endpoints(void *ud)
@@ -195,14 +210,37 @@ static void join_metrics(struct join_ctx *ctx)
     snprintf(l, sizeof l, "%s,outcome=\"passed\"", base);
     ctx->m_prof_passed = sp_counter("spanprof_join_profiles_total",
                                     "profiles passed on, by what the join did", l);
-    snprintf(l, sizeof l, "%s,outcome=\"joined_early\"", base);
-    ctx->m_prof_early = sp_counter("spanprof_join_profiles_total",
-                                   "profiles passed on, by what the join did", l);
     snprintf(l, sizeof l, "%s,outcome=\"dropped\"", base);
     ctx->m_prof_dropped = sp_counter("spanprof_join_profiles_total",
                                      "profiles passed on, by what the join did", l);
     ctx->m_labels_added = sp_counter("spanprof_join_labels_added_total",
                                      "labels the join added to samples", base);
+    for (int i = 0; i < JOIN_REL_COUNT; i++) {
+        snprintf(l, sizeof l, "%s,reason=\"%s\"", base, join_release_names[i]);
+        ctx->m_held[i] = sp_counter("spanprof_join_held_profiles_total",
+                                    "held profiles released, by why (every id resolved, the ids "
+                                    "left ended unexported, max_hold, max_held_bytes, shutdown)",
+                                    l);
+        if (i == JOIN_REL_RESOLVED)
+            continue;
+        ctx->m_unresolved[i] = sp_counter(
+            "spanprof_join_unresolved_samples_total",
+            "samples of held profiles released without a local root, by why: never_exported (the "
+            "span ended and did not arrive), expired (max_hold), bound_reached, shutdown",
+            l);
+    }
+    snprintf(l, sizeof l, "%s,when=\"arrival\"", base);
+    ctx->m_matched_arrival = sp_counter(
+        "spanprof_join_labelled_samples_total",
+        "samples that got their endpoint, in profiles labelled on arrival or after a hold", l);
+    snprintf(l, sizeof l, "%s,when=\"after_hold\"", base);
+    ctx->m_matched_held = sp_counter(
+        "spanprof_join_labelled_samples_total",
+        "samples that got their endpoint, in profiles labelled on arrival or after a hold", l);
+    static const double hold_bounds[] = {1, 2, 5, 10, 20, 30, 60, 90, 120, 180, 300};
+    ctx->m_hold_seconds = sp_histogram("spanprof_join_hold_seconds",
+                                       "how long held profiles waited for their spans", base,
+                                       hold_bounds, sizeof hold_bounds / sizeof hold_bounds[0]);
     sp_gauge_fn("spanprof_join_hit_ratio",
                 "matched / span-labelled samples since start (samples whose endpoint is known; "
                 "samples already labelled by a Datadog tracer are not counted)",
@@ -212,10 +250,11 @@ static void join_metrics(struct join_ctx *ctx)
                 g_index_capacity, ctx);
     sp_gauge_fn("spanprof_join_index_bytes", "memory held by the span index", base,
                 g_index_bytes, ctx);
-    sp_gauge_fn("spanprof_join_pending_profiles", "profiles held for join_delay", base,
-                g_pending, ctx);
-    sp_gauge_fn("spanprof_join_pending_bytes", "bytes of profiles held for join_delay", base,
-                g_pending_bytes, ctx);
+    sp_gauge_fn("spanprof_join_held_profiles", "profiles held waiting for their spans", base,
+                g_held, ctx);
+    sp_gauge_fn("spanprof_join_held_bytes",
+                "bytes of held profiles (encoded attachments and the ids they wait for)", base,
+                g_held_bytes, ctx);
     sp_gauge_fn("spanprof_join_endpoints", "distinct (service, endpoint) pairs interned", base,
                 g_endpoints, ctx);
 }
@@ -495,6 +534,7 @@ static void index_traces(struct join_ctx *ctx, const sp_otlp_request *req, size_
         return;
     }
     uint64_t indexed = 0;
+    bool waiting = join_hold_waiting(ctx->hold);
     for (size_t r = 0; r < req->n_resource_spans; r++) {
         const sp_otlp_resource_spans *rs = req->resource_spans[r];
         if (!rs)
@@ -559,6 +599,8 @@ static void index_traces(struct join_ctx *ctx, const sp_otlp_request *req, size_
                     index_root(ctx, sp, rs, scope, scratch, id, now);
                 else
                     join_index_put(ctx->ix, id, false, parent, now);
+                if (waiting)
+                    join_hold_span_arrived(ctx->hold, id);
                 indexed++;
             }
         }
@@ -876,7 +918,21 @@ static bool has_labelled(const struct sp_profile *p)
     return false;
 }
 
-static void process_profile(struct join_ctx *ctx, struct sp_batch *b)
+static struct join_label_ctx label_ctx(const struct join_ctx *ctx)
+{
+    return (struct join_label_ctx){
+        .ix = ctx->ix,
+        .names = ctx->names,
+        .max_depth = (unsigned)ctx->conf->max_depth,
+        .extra_keys = ctx->conf->span_id_labels.v,
+        .n_extra = ctx->conf->span_id_labels.n,
+    };
+}
+
+/* Labels b's samples and fills its envelope. held: b waited in the hold
+ * (the samples it labels count as labelled after a hold). The one place
+ * where a profile's joined samples are tallied. */
+static void process_profile(struct join_ctx *ctx, struct sp_batch *b, bool held)
 {
     struct sp_profile *p = &b->u.profile;
     join_index_expire(ctx->ix, now_ms(ctx));
@@ -886,13 +942,7 @@ static void process_profile(struct join_ctx *ctx, struct sp_batch *b)
         runtime_note_profile(ctx, b);
         return;
     }
-    struct join_label_ctx lc = {
-        .ix = ctx->ix,
-        .names = ctx->names,
-        .max_depth = (unsigned)ctx->conf->max_depth,
-        .extra_keys = ctx->conf->span_id_labels.v,
-        .n_extra = ctx->conf->span_id_labels.n,
-    };
+    struct join_label_ctx lc = label_ctx(ctx);
     if (!service_explicit(p)) {
         lc.n_pairs = join_names_pair_count(ctx->names);
         lc.pair_samples = calloc(lc.n_pairs + 1, sizeof *lc.pair_samples);
@@ -922,83 +972,259 @@ static void process_profile(struct join_ctx *ctx, struct sp_batch *b)
         sp_metric_add(ctx->m_samples[i], (double)st.samples[i]);
         ctx->period.samples[i] += st.samples[i];
     }
+    sp_metric_add(held ? ctx->m_matched_held : ctx->m_matched_arrival,
+                  (double)st.samples[JOIN_OUT_MATCHED]);
     sp_metric_add(ctx->m_labels_added, (double)st.labels_added);
     ctx->period.labels_added += st.labels_added;
     ctx->period_profiles++;
     if (sp_log_enabled(SP_LOG_DEBUG))
         sp_log_debug(ctx->comp->id,
-                     "profile service=%s type=%s: %" PRIu64 " of %" PRIu64
+                     "profile service=%s type=%s held=%d: %" PRIu64 " of %" PRIu64
                      " span-labelled samples matched (unknown=%" PRIu64 " root_unknown=%" PRIu64
                      " not_pii_safe=%" PRIu64 " no_span_label=%" PRIu64 "), %" PRIu64
                      " already labelled by a Datadog tracer; labels_added=%" PRIu64
                      " endpoints=%zu",
                      p->service ? p->service : "", p->profile_type ? p->profile_type : "",
-                     st.samples[JOIN_OUT_MATCHED], join_out_span_labelled(st.samples),
+                     (int)held, st.samples[JOIN_OUT_MATCHED], join_out_span_labelled(st.samples),
                      st.samples[JOIN_OUT_SPAN_UNKNOWN], st.samples[JOIN_OUT_ROOT_UNKNOWN],
                      st.samples[JOIN_OUT_NOT_PII_SAFE], st.samples[JOIN_OUT_NO_SPAN_LABEL],
                      st.samples[JOIN_OUT_ALREADY_LABELLED], st.labels_added,
                      p->endpoint_count_count);
 }
 
-static void emit_profile(struct join_ctx *ctx, struct sp_batch *b, struct sp_metric *outcome)
+/* Labels and passes b on. Returns the emit code (a refusal by the next
+ * consumer is counted and logged, rate-limited). */
+static int emit_profile(struct join_ctx *ctx, struct sp_batch *b, bool held)
 {
-    process_profile(ctx, b);
+    process_profile(ctx, b, held);
     struct sp_err err = {0};
     int rc = sp_component_emit(ctx->comp, b, &err);
     if (rc < 0) {
+        if (!held)
+            return rc; /* the receiver answers it; the sender retries */
         sp_metric_inc(ctx->m_prof_dropped);
         uint64_t now = (uint64_t)now_ms(ctx);
-        if (now - ctx->last_drop_log_ms >= 10000) {
+        if (now - ctx->last_drop_log_ms >= JOIN_LOG_EVERY_MS) {
             ctx->last_drop_log_ms = now;
             sp_log_warn(ctx->comp->id, "profile of service '%s' dropped after the join: %s",
                         b->u.profile.service ? b->u.profile.service : "",
                         err.msg[0] ? err.msg : sp_strerror(rc));
         }
-    } else {
-        sp_metric_inc(outcome);
+        return rc;
+    }
+    sp_metric_inc(has_labelled(&b->u.profile) ? ctx->m_prof_labelled : ctx->m_prof_passed);
+    return 0;
+}
+
+/* ---- the hold ---- */
+
+struct open_ids {
+    struct join_open_id *v;
+    size_t n, cap;
+    bool oom;
+};
+
+static void collect_open(void *ud, const struct join_open_id *id)
+{
+    struct open_ids *o = ud;
+    if (o->n == o->cap) {
+        size_t nc = o->cap ? o->cap * 2 : 64;
+        struct join_open_id *nv = realloc(o->v, nc * sizeof *nv);
+        if (!nv) {
+            o->oom = true;
+            return;
+        }
+        o->v = nv;
+        o->cap = nc;
+    }
+    o->v[o->n++] = *id;
+}
+
+static int cmp_open(const void *a, const void *b)
+{
+    uint64_t x = ((const struct join_open_id *)a)->span, y = ((const struct join_open_id *)b)->span;
+    return x < y ? -1 : x > y;
+}
+
+/* The distinct span ids of b's labelled attachments that do not resolve
+ * now (merged across attachments: cpu and wall name the same spans). */
+static int open_ids_of(struct join_ctx *ctx, const struct sp_batch *b, struct open_ids *o)
+{
+    const struct sp_profile *p = &b->u.profile;
+    struct join_label_ctx lc = label_ctx(ctx);
+    for (size_t i = 0; i < p->attachment_count; i++) {
+        const struct sp_attachment *a = &p->attachments[i];
+        if (a->pprof && a->labelled_type &&
+            (join_label_scan(&lc, a->pprof, collect_open, o) < 0 || o->oom))
+            return SP_ENOMEM;
+    }
+    if (o->n < 2)
+        return 0;
+    qsort(o->v, o->n, sizeof *o->v, cmp_open);
+    size_t w = 0;
+    for (size_t i = 0; i < o->n; i++) {
+        if (w && o->v[w - 1].span == o->v[i].span)
+            o->v[w - 1].samples += o->v[i].samples;
+        else
+            o->v[w++] = o->v[i];
+    }
+    o->n = w;
+    return 0;
+}
+
+/* One process's profiles: its service, runtime id (set or derived by
+ * runtime_note_profile) and host (a profile without service or runtime id
+ * yet still has the host its receiver saw). */
+static uint64_t stream_key(const struct sp_profile *p)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    const char *parts[3] = {p->service ? p->service : "", p->runtime_id ? p->runtime_id : "",
+                            p->host ? p->host : ""};
+    for (int k = 0; k < 3; k++)
+        for (const unsigned char *s = (const unsigned char *)parts[k];; s++) {
+            h = (h ^ *s) * 0x100000001b3ULL;
+            if (!*s)
+                break;
+        }
+    return h;
+}
+
+static int64_t window_ms(const struct sp_profile *p)
+{
+    if (p->start_ns > 0 && p->end_ns > p->start_ns)
+        return (p->end_ns - p->start_ns) / 1000000;
+    for (size_t i = 0; i < p->attachment_count; i++)
+        if (p->attachments[i].pprof && p->attachments[i].labelled_type &&
+            p->attachments[i].pprof->duration_nanos > 0)
+            return p->attachments[i].pprof->duration_nanos / 1000000;
+    return 0;
+}
+
+static void free_compact(void *payload)
+{
+    struct join_compact *c = payload;
+    sp_batch_unref(c->b);
+}
+
+/* The compact form of b: envelope and attachment bytes, no decoded trees;
+ * a tree the receiver changed (a delta) is encoded. NULL on failure. */
+static struct join_compact *compact_of(struct join_ctx *ctx, const struct sp_batch *b)
+{
+    const struct sp_profile *p = &b->u.profile;
+    struct sp_batch *c = sp_batch_clone_profile_bytes(b);
+    if (!c)
+        return NULL;
+    struct join_compact *jc = sp_arena_calloc(c->arena, 1, sizeof *jc);
+    bool *had = sp_arena_calloc(c->arena, p->attachment_count ? p->attachment_count : 1, 1);
+    if (!jc || !had)
+        goto fail;
+    jc->b = c;
+    jc->had_pprof = had;
+    for (size_t i = 0; i < p->attachment_count; i++) {
+        const struct sp_attachment *a = &p->attachments[i];
+        struct sp_attachment *d = &c->u.profile.attachments[i];
+        had[i] = a->pprof != NULL;
+        if (!a->pprof || (a->data && a->len && !a->modified))
+            continue;
+        struct sp_buf enc = {0};
+        struct sp_err err = {0};
+        if (sp_pprof_encode(a->pprof, SP_COMPRESSION_GZIP, &enc, &err) < 0) {
+            sp_buf_free(&enc);
+            sp_log_warn(ctx->comp->id, "attachment '%s': cannot encode it to hold it: %s",
+                        a->name ? a->name : "", err.msg);
+            goto fail;
+        }
+        d->data = sp_arena_memdup(c->arena, enc.data, enc.len);
+        d->len = enc.len;
+        d->compression = SP_COMPRESSION_GZIP;
+        d->modified = false;
+        sp_buf_free(&enc);
+        if (!d->data)
+            goto fail;
+    }
+    return jc;
+fail:
+    sp_batch_unref(c);
+    return NULL;
+}
+
+/* Decodes the held attachments again. 0, or <0 with err set. */
+static int expand_compact(struct join_compact *jc, struct sp_err *err)
+{
+    struct sp_profile *p = &jc->b->u.profile;
+    for (size_t i = 0; i < p->attachment_count; i++) {
+        struct sp_attachment *a = &p->attachments[i];
+        if (!jc->had_pprof[i])
+            continue;
+        int rc = sp_pprof_decode(a->data, a->len, JOIN_REDECODE_MAX, jc->b->arena, &a->pprof,
+                                 NULL, err);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static void count_release(struct join_ctx *ctx, const struct join_released *r)
+{
+    sp_metric_inc(ctx->m_held[r->reason]);
+    sp_histogram_observe(ctx->m_hold_seconds, (double)r->held_ms / 1000.0);
+    for (int i = 0; i < JOIN_REL_COUNT; i++)
+        if (i != JOIN_REL_RESOLVED && r->unresolved[i])
+            sp_metric_add(ctx->m_unresolved[i], (double)r->unresolved[i]);
+    if (r->reason != JOIN_REL_BOUND)
+        return;
+    ctx->bound_since_log++;
+    uint64_t now = (uint64_t)now_ms(ctx);
+    if (now - ctx->last_bound_log_ms >= JOIN_LOG_EVERY_MS) {
+        ctx->last_bound_log_ms = now;
+        sp_log_warn(ctx->comp->id,
+                    "hold full (max_held_bytes=%" PRIu64 ", max_held_profiles=%" PRId64
+                    "): %" PRIu64 " oldest profiles released before their spans arrived",
+                    ctx->conf->max_held_bytes, ctx->conf->max_held_profiles,
+                    ctx->bound_since_log);
+        ctx->bound_since_log = 0;
     }
 }
 
-static struct join_pending *pop_pending(struct join_ctx *ctx)
+static void release_one(struct join_ctx *ctx, struct join_released *r)
 {
-    struct join_pending *p = ctx->head;
-    if (!p)
-        return NULL;
-    ctx->head = p->next;
-    if (!ctx->head)
-        ctx->tail = NULL;
-    ctx->pending_n--;
-    ctx->pending_bytes -= p->bytes;
-    sp_batch_set_mem_class(p->batch, SP_MEM_BATCHES);
-    return p;
+    struct join_compact *jc = r->payload;
+    sp_batch_set_mem_class(jc->b, SP_MEM_BATCHES); /* on its way again */
+    count_release(ctx, r);
+    struct sp_err err = {0};
+    if (expand_compact(jc, &err) < 0) {
+        sp_metric_inc(ctx->m_prof_dropped);
+        sp_log_warn(ctx->comp->id, "held profile of service '%s' dropped: %s",
+                    jc->b->u.profile.service ? jc->b->u.profile.service : "", err.msg);
+    } else {
+        emit_profile(ctx, jc->b, true);
+    }
+    sp_batch_unref(jc->b);
 }
 
 static void join_on_hold(uv_timer_t *t);
 
-static void arm_hold(struct join_ctx *ctx)
+/* Releases what is due and re-arms the timer for the next deadline. */
+static void run_hold(struct join_ctx *ctx)
 {
+    if (!ctx->hold)
+        return;
+    int64_t now = now_ms(ctx);
+    struct join_released r;
+    while (join_hold_next_release(ctx->hold, ctx->ix, (unsigned)ctx->conf->max_depth, now, &r))
+        release_one(ctx, &r);
     if (!ctx->started || ctx->shutting_down)
         return;
-    if (!ctx->head) {
+    int64_t due = join_hold_next_due(ctx->hold, now);
+    if (due < 0)
         uv_timer_stop(&ctx->hold_timer);
-        return;
-    }
-    uint64_t now = uv_now(ctx->comp->loop);
-    uint64_t due = ctx->head->due_ms;
-    uv_timer_start(&ctx->hold_timer, join_on_hold, due > now ? due - now : 0, 0);
+    else
+        uv_timer_start(&ctx->hold_timer, join_on_hold, (uint64_t)due, 0);
 }
 
 static void join_on_hold(uv_timer_t *t)
 {
-    struct join_ctx *ctx = t->data;
-    uint64_t now = uv_now(ctx->comp->loop);
-    while (ctx->head && ctx->head->due_ms <= now) {
-        struct join_pending *p = pop_pending(ctx);
-        emit_profile(ctx, p->batch, ctx->m_prof_labelled);
-        sp_batch_unref(p->batch);
-        free(p);
-    }
-    arm_hold(ctx);
+    run_hold(t->data);
 }
 
 static void join_on_summary(uv_timer_t *t)
@@ -1012,11 +1238,13 @@ static void join_on_summary(uv_timer_t *t)
                     "last minute: %" PRIu64 " spans indexed, %" PRIu64 " profiles joined, %" PRIu64
                     " of %" PRIu64 " span-labelled samples matched (%.1f%%), %" PRIu64
                     " already labelled by a Datadog tracer, index %zu/%zu spans "
-                    "(%.1f MiB), pending %zu profiles",
+                    "(%.1f MiB), held %zu profiles (%.1f MiB)",
                     ctx->period_spans, ctx->period_profiles, ctx->period.samples[JOIN_OUT_MATCHED],
                     with, with ? 100.0 * (double)ctx->period.samples[JOIN_OUT_MATCHED] / (double)with : 0.0,
                     ctx->period.samples[JOIN_OUT_ALREADY_LABELLED],
-                    s.count, s.max_spans, (double)s.bytes / (1024.0 * 1024.0), ctx->pending_n);
+                    s.count, s.max_spans, (double)s.bytes / (1024.0 * 1024.0),
+                    join_hold_count(ctx->hold),
+                    (double)join_hold_bytes(ctx->hold) / (1024.0 * 1024.0));
     memset(&ctx->period, 0, sizeof ctx->period);
     ctx->period_profiles = ctx->period_spans = 0;
     join_index_expire(ctx->ix, now_ms(ctx));
@@ -1030,14 +1258,25 @@ static int join_create(struct sp_component *comp, struct sp_err *err)
     struct join_conf *conf = comp->conf;
     if (conf->join_delay_ms < 0)
         return sp_conf_errorf(comp->conf_ctx, err, "join_delay", "must not be negative");
+    if (conf->max_hold_ms < 0)
+        return sp_conf_errorf(comp->conf_ctx, err, "max_hold", "must not be negative");
+    if (conf->hold_grace_ms < 0)
+        return sp_conf_errorf(comp->conf_ctx, err, "hold_grace", "must not be negative");
     if (conf->span_ttl_ms <= 0)
         return sp_conf_errorf(comp->conf_ctx, err, "span_ttl", "must be positive");
+    /* A held profile is labelled up to max_hold after it arrived, from spans
+     * that may have arrived join_delay before it: they must still be there. */
+    if (conf->span_ttl_ms < conf->max_hold_ms + conf->join_delay_ms)
+        return sp_conf_errorf(comp->conf_ctx, err, "span_ttl",
+                              "must be at least max_hold + join_delay (%" PRId64 " ms), got %" PRId64
+                              " ms: spans would leave the index before the profiles held for "
+                              "them are labelled",
+                              conf->max_hold_ms + conf->join_delay_ms, conf->span_ttl_ms);
     if (conf->max_spans < 1 || conf->max_spans > 1000000000)
         return sp_conf_errorf(comp->conf_ctx, err, "max_spans",
                               "must be between 1 and 1000000000, got %" PRId64, conf->max_spans);
-    if (conf->max_pending_profiles < 0)
-        return sp_conf_errorf(comp->conf_ctx, err, "max_pending_profiles",
-                              "must not be negative");
+    if (conf->max_held_profiles < 0)
+        return sp_conf_errorf(comp->conf_ctx, err, "max_held_profiles", "must not be negative");
     if (conf->endpoint_cardinality_limit < 0 || conf->endpoint_cardinality_limit > 1000000)
         return sp_conf_errorf(comp->conf_ctx, err, "endpoint_cardinality_limit",
                               "must be between 0 and 1000000");
@@ -1057,9 +1296,18 @@ static int join_create(struct sp_component *comp, struct sp_err *err)
     /* Start small; the slab doubles up to max_spans as spans arrive. */
     ctx->ix = join_index_create((size_t)conf->max_spans, conf->span_ttl_ms, 0);
     ctx->names = join_names_create((size_t)conf->endpoint_cardinality_limit, JOIN_MAX_SERVICES);
-    if (!ctx->ix || !ctx->names) {
+    struct join_hold_conf hc = {
+        .max_hold_ms = conf->max_hold_ms,
+        .delay_ms = conf->join_delay_ms,
+        .grace_ms = conf->hold_grace_ms,
+        .max_bytes = (size_t)conf->max_held_bytes,
+        .max_profiles = (size_t)conf->max_held_profiles,
+    };
+    ctx->hold = join_hold_create(&hc);
+    if (!ctx->ix || !ctx->names || !ctx->hold) {
         join_index_destroy(ctx->ix);
         join_names_destroy(ctx->names);
+        join_hold_destroy(ctx->hold, NULL);
         free(ctx);
         return sp_err_set(err, SP_ENOMEM, "'%s': out of memory for the span index", comp->id);
     }
@@ -1088,7 +1336,56 @@ static int consume_traces(struct join_ctx *ctx, struct sp_batch *b)
     if (b->u.traces.req)
         index_traces(ctx, b->u.traces.req, b->u.traces.span_count);
     attach_runtime_ids(ctx, b);
-    return sp_component_emit(ctx->comp, b, NULL);
+    int rc = sp_component_emit(ctx->comp, b, NULL);
+    if (join_hold_dirty(ctx->hold))
+        run_hold(ctx); /* profiles whose spans just arrived */
+    return rc;
+}
+
+/* Holds b when some of its span ids are not known yet but can still
+ * arrive; 1 when held, 0 when b is to be labelled now, <0 on error. */
+static int hold_profile(struct join_ctx *ctx, struct sp_batch *b)
+{
+    struct sp_profile *p = &b->u.profile;
+    int64_t now = now_ms(ctx);
+    join_index_expire(ctx->ix, now);
+    runtime_note_profile(ctx, b);
+    struct open_ids o = {0};
+    if (open_ids_of(ctx, b, &o) < 0) {
+        free(o.v);
+        return 0; /* out of memory: label with what is known */
+    }
+    uint64_t stream = stream_key(p);
+    join_hold_observe(ctx->hold, stream, o.v, o.n, window_ms(p), now);
+    if (!join_hold_worth(o.v, o.n)) {
+        free(o.v);
+        return 0;
+    }
+    struct join_compact *jc = compact_of(ctx, b);
+    if (!jc) {
+        free(o.v);
+        return 0;
+    }
+    size_t bytes = sp_batch_bytes(jc->b), cost = join_hold_cost(bytes, o.n);
+    struct join_released r;
+    while (join_hold_pop_for_room(ctx->hold, cost, now, &r))
+        release_one(ctx, &r);
+    int rc = SP_ENOMEM;
+    if (cost <= ctx->conf->max_held_bytes && ctx->conf->max_held_profiles > 0)
+        rc = join_hold_add(ctx->hold, jc, bytes, stream, o.v, o.n, now);
+    if (rc == 0)
+        sp_batch_set_mem_class(jc->b, SP_MEM_PROFILES);
+    if (rc < 0) {
+        /* Larger than the whole hold (or no memory): it goes now. */
+        struct join_released now_r = {.payload = jc, .reason = JOIN_REL_BOUND};
+        for (size_t i = 0; i < o.n; i++)
+            now_r.unresolved[JOIN_REL_BOUND] += o.v[i].samples;
+        free(o.v);
+        release_one(ctx, &now_r);
+        return 1;
+    }
+    free(o.v);
+    return 1;
 }
 
 static int consume_profile(struct join_ctx *ctx, struct sp_batch *b)
@@ -1096,46 +1393,16 @@ static int consume_profile(struct join_ctx *ctx, struct sp_batch *b)
     struct sp_profile *p = &b->u.profile;
     /* Nothing to label (heap, block...) or no hold: join now. The runtime id
      * is still noted and set. */
-    if (!has_labelled(p) || ctx->conf->join_delay_ms == 0 || ctx->shutting_down || !ctx->started) {
-        process_profile(ctx, b);
-        int rc = sp_component_emit(ctx->comp, b, NULL);
-        if (rc == 0)
-            sp_metric_inc(has_labelled(p) ? ctx->m_prof_labelled : ctx->m_prof_passed);
-        return rc;
+    if (has_labelled(p) && ctx->conf->max_hold_ms > 0 && !ctx->shutting_down && ctx->started) {
+        int held = hold_profile(ctx, b);
+        if (held) {
+            run_hold(ctx);
+            return 0;
+        }
     }
-    size_t bytes = sp_batch_bytes(b);
-    /* Make room: the oldest is joined early with what is known. */
-    while (ctx->head && (ctx->pending_n >= (size_t)ctx->conf->max_pending_profiles ||
-                         ctx->pending_bytes + bytes > ctx->conf->max_pending_bytes)) {
-        struct join_pending *old = pop_pending(ctx);
-        emit_profile(ctx, old->batch, ctx->m_prof_early);
-        sp_batch_unref(old->batch);
-        free(old);
-    }
-    if (ctx->conf->max_pending_profiles == 0 || bytes > ctx->conf->max_pending_bytes) {
-        process_profile(ctx, b);
-        int rc = sp_component_emit(ctx->comp, b, NULL);
-        if (rc == 0)
-            sp_metric_inc(ctx->m_prof_early);
-        return rc;
-    }
-    struct join_pending *pe = calloc(1, sizeof *pe);
-    if (!pe)
-        return SP_ENOMEM;
-    pe->batch = sp_batch_ref(b);
-    sp_batch_set_mem_class(b, SP_MEM_PROFILES);
-    pe->bytes = bytes;
-    pe->due_ms = uv_now(ctx->comp->loop) + (uint64_t)ctx->conf->join_delay_ms;
-    if (ctx->tail)
-        ctx->tail->next = pe;
-    else
-        ctx->head = pe;
-    ctx->tail = pe;
-    ctx->pending_n++;
-    ctx->pending_bytes += bytes;
-    if (ctx->head == pe)
-        arm_hold(ctx);
-    return 0;
+    int rc = emit_profile(ctx, b, false);
+    run_hold(ctx); /* this profile may have shown that held ids ended */
+    return rc;
 }
 
 static int join_consume(struct sp_component *comp, struct sp_batch *b)
@@ -1169,14 +1436,13 @@ static void join_shutdown(struct sp_component *comp, sp_done_fn done)
         return;
     }
     ctx->shutting_down = true;
-    /* Receivers are stopped: join what is held with what is known. */
-    size_t flushed = ctx->pending_n;
-    while (ctx->head) {
-        struct join_pending *p = pop_pending(ctx);
-        emit_profile(ctx, p->batch, ctx->m_prof_labelled);
-        sp_batch_unref(p->batch);
-        free(p);
-    }
+    /* Receivers are stopped: what can be released is, then the rest is
+     * joined with what is known. */
+    run_hold(ctx);
+    size_t flushed = join_hold_count(ctx->hold);
+    struct join_released r;
+    while (join_hold_pop_any(ctx->hold, now_ms(ctx), &r))
+        release_one(ctx, &r);
     if (flushed)
         sp_log_info(comp->id, "shutdown: joined %zu held profiles with the spans known", flushed);
     if (!ctx->started) {
@@ -1197,11 +1463,7 @@ static void join_destroy(struct sp_component *comp)
     struct join_ctx *ctx = comp->ctx;
     if (!ctx)
         return;
-    while (ctx->head) {
-        struct join_pending *p = pop_pending(ctx);
-        sp_batch_unref(p->batch);
-        free(p);
-    }
+    join_hold_destroy(ctx->hold, free_compact);
     for (size_t i = 0; i < ctx->n_runtimes; i++) {
         free(ctx->runtimes[i].service);
         free(ctx->runtimes[i].instance);
@@ -1219,19 +1481,32 @@ static void join_destroy(struct sp_component *comp)
 static const struct sp_conf_key join_keys[] = {
     {.name = "join_delay", .type = SP_CONF_DURATION,
      .offset = offsetof(struct join_conf, join_delay_ms), .defval = "10s",
-     .doc = "how long a profile is held after arrival so the spans it covers can arrive"},
+     .doc = "how long after a span ends its SDK may take to export it (batch delay + export); "
+            "a service whose profiles stop coming has its held ids given up a period + this "
+            "later"},
+    {.name = "max_hold", .type = SP_CONF_DURATION,
+     .offset = offsetof(struct join_conf, max_hold_ms), .defval = "120s",
+     .doc = "longest a profile is held waiting for the spans its samples name (requests longer "
+            "than this lose their endpoint); 0 labels every profile on arrival"},
+    {.name = "hold_grace", .type = SP_CONF_DURATION,
+     .offset = offsetof(struct join_conf, hold_grace_ms), .defval = "30s",
+     .doc = "how long a held profile still waits for a span whose id stopped showing in the "
+            "service's newer profiles (a parent's samples stop while its child spans run); "
+            "unsampled traces are held about this long"},
     {.name = "span_ttl", .type = SP_CONF_DURATION,
-     .offset = offsetof(struct join_conf, span_ttl_ms), .defval = "90s",
-     .doc = "how long a span stays in the index after arrival (profile period + join_delay + slack)"},
+     .offset = offsetof(struct join_conf, span_ttl_ms), .defval = "190s",
+     .doc = "how long a span stays in the index after arrival; at least max_hold + join_delay "
+            "(default: that plus a 60 s profile window)"},
     {.name = "max_spans", .type = SP_CONF_INT, .offset = offsetof(struct join_conf, max_spans),
      .defval = "1000000",
      .doc = "span index bound (about 21 bytes per span); the oldest are evicted beyond it"},
-    {.name = "max_pending_profiles", .type = SP_CONF_INT,
-     .offset = offsetof(struct join_conf, max_pending_profiles), .defval = "256",
-     .doc = "profiles held at once; when full the oldest is joined early"},
-    {.name = "max_pending_bytes", .type = SP_CONF_SIZE,
-     .offset = offsetof(struct join_conf, max_pending_bytes), .defval = "128MiB",
-     .doc = "bytes of profiles held at once; when full the oldest is joined early"},
+    {.name = "max_held_profiles", .type = SP_CONF_INT,
+     .offset = offsetof(struct join_conf, max_held_profiles), .defval = "256",
+     .doc = "profiles held at once; when full the oldest is labelled early (counted)"},
+    {.name = "max_held_bytes", .type = SP_CONF_SIZE,
+     .offset = offsetof(struct join_conf, max_held_bytes), .defval = "64MiB",
+     .doc = "bytes of held profiles (encoded, as received) at once; when full the oldest is "
+            "labelled early (counted)"},
     {.name = "endpoint_cardinality_limit", .type = SP_CONF_INT,
      .offset = offsetof(struct join_conf, endpoint_cardinality_limit), .defval = "1000",
      .doc = "distinct endpoints per service; local roots beyond it get no `trace endpoint`"},

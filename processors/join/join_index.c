@@ -327,8 +327,10 @@ enum join_resolve join_index_resolve(const struct join_index *ix, uint64_t id, u
     uint64_t cur = id;
     for (unsigned depth = 0; depth <= max_depth; depth++) {
         size_t p = find_bucket(ix, cur);
-        if (p == SIZE_MAX)
+        if (p == SIZE_MAX) {
+            *root_id = cur; /* the first id of the chain not indexed */
             return depth == 0 ? JOIN_SPAN_UNKNOWN : JOIN_ROOT_UNKNOWN;
+        }
         size_t idx = ix->buckets[p] - 1;
         if (rootbit(ix, idx)) {
             *root_id = cur;
@@ -337,8 +339,9 @@ enum join_resolve join_index_resolve(const struct join_index *ix, uint64_t id, u
         }
         cur = ix->links[idx];
         if (cur == 0)
-            return JOIN_ROOT_UNKNOWN;
+            break;
     }
+    *root_id = 0; /* no id to wait for: a cycle, too deep, or a parentless non-root */
     return JOIN_ROOT_UNKNOWN;
 }
 

@@ -78,7 +78,11 @@ enum join_resolve {
     JOIN_ROOT_UNKNOWN = 2,  /* a parent is missing, or the walk passed max_depth (cycles) */
 };
 
-/* Walks id's parent links to its local root. */
+/* Walks id's parent links to its local root. When the walk stops at an id
+ * that is not indexed (JOIN_SPAN_UNKNOWN: id itself; JOIN_ROOT_UNKNOWN: an
+ * ancestor), *root_id is that missing id: what a held profile waits for.
+ * It is 0 when nothing can arrive to complete the chain (max_depth passed,
+ * a cycle, a non-root without parent). */
 enum join_resolve join_index_resolve(const struct join_index *ix, uint64_t id, unsigned max_depth,
                                      uint64_t *root_id, uint64_t *root_rec);
 

@@ -197,19 +197,30 @@ static int label_id(const sp_pprof *p, const Perftools__Profiles__Label *l, enum
     return rc == 0 && *out != 0 ? 0 : -1;
 }
 
-int join_label_pprof(const struct join_label_ctx *c, sp_pprof *p, struct sp_arena *arena,
-                     struct join_label_stats *st, bool *modified)
+/* Makes room for one more element in a malloc'd array of *cap elements
+ * of which n are used (doubling, from 64). 0 or SP_ENOMEM (unchanged). */
+static int grow_for_one(void **v, size_t *cap, size_t n, size_t elem)
 {
-    *modified = false;
-    if (!p || p->n_sample == 0)
+    if (n < *cap)
         return 0;
+    size_t nc = *cap ? *cap * 2 : 64;
+    void *nv = realloc(*v, nc * elem);
+    if (!nv)
+        return SP_ENOMEM;
+    *v = nv;
+    *cap = nc;
+    return 0;
+}
 
-    /* Which string-table indexes are the keys we read (a table may hold a
-     * string twice; every copy counts). */
+/* Which string-table indexes are keys we read (a table may hold a string
+ * twice; every copy counts). *any_key: some span id key is present. NULL on
+ * ENOMEM. */
+static uint8_t *key_kinds(const struct join_label_ctx *c, const sp_pprof *p, bool *any_key)
+{
     uint8_t *kind = calloc(p->n_string_table ? p->n_string_table : 1, 1);
     if (!kind)
-        return SP_ENOMEM;
-    bool any_key = false;
+        return NULL;
+    *any_key = false;
     for (size_t i = 1; i < p->n_string_table; i++) {
         const char *s = p->string_table[i];
         if (!s)
@@ -229,8 +240,155 @@ int join_label_pprof(const struct join_label_ctx *c, sp_pprof *p, struct sp_aren
                     k = KEY_EXTRA;
         kind[i] = (uint8_t)k;
         if (k != KEY_NONE && k != KEY_DD_ENDPOINT)
-            any_key = true;
+            *any_key = true;
     }
+    return kind;
+}
+
+/* What one sample's labels say about its span. */
+struct sample_ids {
+    uint64_t span;    /* Datadog's `span id` first (what the backend reads), else span_id, else extra */
+    uint64_t dd_span; /* Datadog's `span id`, 0 if absent or not a number */
+    uint64_t dd_root; /* `local root span id`, 0 if absent */
+    bool has_span, has_root, has_endpoint;
+};
+
+/* A Datadog tracer labelled the sample itself (its spans go to the Agent,
+ * not here): complete as it is, not a miss, nothing to wait for. */
+static bool dd_labelled(const struct sample_ids *s)
+{
+    return s->has_span && s->dd_span && s->dd_root;
+}
+
+static void read_sample(const sp_pprof *p, const uint8_t *kind, const Perftools__Profiles__Sample *s,
+                        struct sample_ids *o)
+{
+    uint64_t dd_span = 0, otel_span = 0, extra_span = 0;
+    memset(o, 0, sizeof *o);
+    for (size_t li = 0; li < s->n_label; li++) {
+        const Perftools__Profiles__Label *l = s->label[li];
+        if (l->key <= 0 || (uint64_t)l->key >= p->n_string_table)
+            continue;
+        uint64_t v;
+        switch ((enum key_kind)kind[l->key]) {
+        case KEY_DD_SPAN:
+            o->has_span = true;
+            if (!dd_span && label_id(p, l, KEY_DD_SPAN, &v) == 0)
+                dd_span = v;
+            break;
+        case KEY_OTEL_HEX:
+            if (!otel_span && label_id(p, l, KEY_OTEL_HEX, &v) == 0)
+                otel_span = v;
+            break;
+        case KEY_EXTRA:
+            if (!extra_span && label_id(p, l, KEY_EXTRA, &v) == 0)
+                extra_span = v;
+            break;
+        case KEY_DD_ROOT:
+            o->has_root = true;
+            if (!o->dd_root && label_id(p, l, KEY_DD_ROOT, &v) == 0)
+                o->dd_root = v;
+            break;
+        case KEY_DD_ENDPOINT:
+            o->has_endpoint = true;
+            break;
+        default:
+            break;
+        }
+    }
+    o->dd_span = dd_span;
+    o->span = dd_span ? dd_span : otel_span ? otel_span : extra_span;
+}
+
+/* The span's local root; a sample that already names its local root (a
+ * Datadog profiler's) can still get the endpoint from that root. */
+static struct resolved resolve_span(const struct join_label_ctx *c, uint64_t span, uint64_t dd_root)
+{
+    struct resolved r = {0};
+    r.status = (int)join_index_resolve(c->ix, span, c->max_depth, &r.root_id, &r.rec);
+    if (r.status != JOIN_RESOLVED && dd_root) {
+        bool is_root;
+        uint64_t rec;
+        if (join_index_get(c->ix, dd_root, &is_root, &rec) && is_root) {
+            r.status = JOIN_RESOLVED;
+            r.root_id = dd_root;
+            r.rec = rec;
+        }
+    }
+    return r;
+}
+
+enum join_outcome join_root_outcome(uint64_t rec, uint32_t *pair)
+{
+    *pair = join_root_pair(rec);
+    if (join_root_flags(rec) & JOIN_ROOT_NOT_PII)
+        return JOIN_OUT_NOT_PII_SAFE;
+    if (!*pair)
+        return JOIN_OUT_ENDPOINT_DROPPED;
+    return JOIN_OUT_MATCHED;
+}
+
+int join_label_scan(const struct join_label_ctx *c, const sp_pprof *p,
+                    void (*fn)(void *ud, const struct join_open_id *id), void *ud)
+{
+    if (!p || p->n_sample == 0)
+        return 0;
+    bool any_key = false;
+    uint8_t *kind = key_kinds(c, p, &any_key);
+    if (!kind)
+        return SP_ENOMEM;
+    struct u64map seen = {0}; /* span -> index in open, or -1 when it resolves */
+    struct join_open_id *open = NULL;
+    size_t n_open = 0, cap_open = 0;
+    int rc = 0;
+    for (size_t si = 0; any_key && si < p->n_sample; si++) {
+        struct sample_ids sid;
+        read_sample(p, kind, p->sample[si], &sid);
+        /* No span id, or already complete (a Datadog tracer's own labels). */
+        if (!sid.span || sid.has_endpoint || dd_labelled(&sid))
+            continue;
+        int64_t *ix = map_get(&seen, sid.span);
+        if (!ix) {
+            struct resolved r = resolve_span(c, sid.span, sid.dd_root);
+            int64_t at = -1;
+            if (r.status != JOIN_RESOLVED) {
+                if (grow_for_one((void **)&open, &cap_open, n_open, sizeof *open) < 0) {
+                    rc = SP_ENOMEM;
+                    break;
+                }
+                open[n_open] = (struct join_open_id){.span = sid.span,
+                                                     .missing = r.root_id,
+                                                     .status = (enum join_resolve)r.status};
+                at = (int64_t)n_open++;
+            }
+            ix = map_put(&seen, sid.span, at);
+            if (!ix) {
+                rc = SP_ENOMEM;
+                break;
+            }
+        }
+        if (*ix >= 0)
+            open[*ix].samples++;
+    }
+    for (size_t i = 0; rc == 0 && i < n_open; i++)
+        fn(ud, &open[i]);
+    free(open);
+    free(kind);
+    map_free(&seen);
+    return rc;
+}
+
+int join_label_pprof(const struct join_label_ctx *c, sp_pprof *p, struct sp_arena *arena,
+                     struct join_label_stats *st, bool *modified)
+{
+    *modified = false;
+    if (!p || p->n_sample == 0)
+        return 0;
+
+    bool any_key = false;
+    uint8_t *kind = key_kinds(c, p, &any_key);
+    if (!kind)
+        return SP_ENOMEM;
     if (!any_key) {
         st->samples[JOIN_OUT_NO_SPAN_LABEL] += p->n_sample;
         free(kind);
@@ -249,42 +407,10 @@ int join_label_pprof(const struct join_label_ctx *c, sp_pprof *p, struct sp_aren
     size_t to_add = 0;
 
     for (size_t si = 0; si < p->n_sample; si++) {
-        const Perftools__Profiles__Sample *s = p->sample[si];
-        uint64_t dd_span = 0, otel_span = 0, extra_span = 0, dd_root = 0;
-        bool has_span = false, has_root = false, has_endpoint = false;
-        for (size_t li = 0; li < s->n_label; li++) {
-            const Perftools__Profiles__Label *l = s->label[li];
-            if (l->key <= 0 || (uint64_t)l->key >= p->n_string_table)
-                continue;
-            uint64_t v;
-            switch ((enum key_kind)kind[l->key]) {
-            case KEY_DD_SPAN:
-                has_span = true;
-                if (!dd_span && label_id(p, l, KEY_DD_SPAN, &v) == 0)
-                    dd_span = v;
-                break;
-            case KEY_OTEL_HEX:
-                if (!otel_span && label_id(p, l, KEY_OTEL_HEX, &v) == 0)
-                    otel_span = v;
-                break;
-            case KEY_EXTRA:
-                if (!extra_span && label_id(p, l, KEY_EXTRA, &v) == 0)
-                    extra_span = v;
-                break;
-            case KEY_DD_ROOT:
-                has_root = true;
-                if (!dd_root && label_id(p, l, KEY_DD_ROOT, &v) == 0)
-                    dd_root = v;
-                break;
-            case KEY_DD_ENDPOINT:
-                has_endpoint = true;
-                break;
-            default:
-                break;
-            }
-        }
-        /* Datadog's own label first: it is what the backend will read. */
-        uint64_t span = dd_span ? dd_span : otel_span ? otel_span : extra_span;
+        struct sample_ids sid;
+        read_sample(p, kind, p->sample[si], &sid);
+        uint64_t span = sid.span, dd_root = sid.dd_root;
+        bool has_span = sid.has_span, has_root = sid.has_root, has_endpoint = sid.has_endpoint;
         if (!span) {
             st->samples[JOIN_OUT_NO_SPAN_LABEL]++;
             continue;
@@ -294,27 +420,10 @@ int join_label_pprof(const struct join_label_ctx *c, sp_pprof *p, struct sp_aren
         if (ci) {
             r = cache[*ci];
         } else {
-            r.status = (int)join_index_resolve(c->ix, span, c->max_depth, &r.root_id, &r.rec);
-            /* A sample that already names its local root (a Datadog
-             * profiler's) can still get the endpoint from that root. */
-            if (r.status != JOIN_RESOLVED && dd_root) {
-                bool is_root;
-                uint64_t rec;
-                if (join_index_get(c->ix, dd_root, &is_root, &rec) && is_root) {
-                    r.status = JOIN_RESOLVED;
-                    r.root_id = dd_root;
-                    r.rec = rec;
-                }
-            }
-            if (cache_n == cache_cap) {
-                size_t nc = cache_cap ? cache_cap * 2 : 256;
-                struct resolved *ncache = realloc(cache, nc * sizeof *ncache);
-                if (!ncache) {
-                    rc = SP_ENOMEM;
-                    break;
-                }
-                cache = ncache;
-                cache_cap = nc;
+            r = resolve_span(c, span, dd_root);
+            if (grow_for_one((void **)&cache, &cache_cap, cache_n, sizeof *cache) < 0) {
+                rc = SP_ENOMEM;
+                break;
             }
             cache[cache_n] = r;
             if (!map_put(&cache_ix, span, (int64_t)cache_n)) {
@@ -328,8 +437,7 @@ int join_label_pprof(const struct join_label_ctx *c, sp_pprof *p, struct sp_aren
         if (r.status == JOIN_SPAN_UNKNOWN) {
             /* dd-trace labels its samples itself (its spans go to the
              * Agent, not here): not a miss. */
-            st->samples[has_span && dd_span && dd_root ? JOIN_OUT_ALREADY_LABELLED
-                                                       : JOIN_OUT_SPAN_UNKNOWN]++;
+            st->samples[dd_labelled(&sid) ? JOIN_OUT_ALREADY_LABELLED : JOIN_OUT_SPAN_UNKNOWN]++;
             continue;
         }
         if (!has_span)
@@ -340,20 +448,14 @@ int join_label_pprof(const struct join_label_ctx *c, sp_pprof *p, struct sp_aren
             pl->root = r.root_id;
             if (!has_root)
                 pl->add |= ADD_ROOT;
-            unsigned fl = join_root_flags(r.rec);
-            uint32_t pair = join_root_pair(r.rec);
-            if (fl & JOIN_ROOT_NOT_PII) {
-                st->samples[JOIN_OUT_NOT_PII_SAFE]++;
-            } else if (!pair) {
-                st->samples[JOIN_OUT_ENDPOINT_DROPPED]++;
-            } else {
-                st->samples[JOIN_OUT_MATCHED]++;
-                if (c->pair_samples && pair <= c->n_pairs)
-                    c->pair_samples[pair]++;
-                if (!has_endpoint) {
-                    pl->pair = pair;
-                    pl->add |= ADD_ENDPOINT;
-                }
+            uint32_t pair = 0;
+            enum join_outcome out = join_root_outcome(r.rec, &pair);
+            st->samples[out]++;
+            if (out == JOIN_OUT_MATCHED && c->pair_samples && pair <= c->n_pairs)
+                c->pair_samples[pair]++;
+            if (out == JOIN_OUT_MATCHED && !has_endpoint) {
+                pl->pair = pair;
+                pl->add |= ADD_ENDPOINT;
             }
         }
         if (pl->add)

@@ -64,6 +64,28 @@ struct join_label_stats {
     uint64_t labels_added;
 };
 
+/* The outcome of a sample whose span resolved to the local root record
+ * rec: the one place that decides whether a root gives an endpoint. *pair
+ * is the endpoint pair id (0: none). */
+enum join_outcome join_root_outcome(uint64_t rec, uint32_t *pair);
+
+/* One distinct span id of a profile that does not resolve to a local root
+ * (yet): what a held profile waits for. */
+struct join_open_id {
+    uint64_t span;     /* as the samples name it */
+    uint64_t missing;  /* the first id of its chain not indexed; 0: nothing can complete it */
+    uint64_t samples;  /* samples of p naming it */
+    enum join_resolve status; /* JOIN_SPAN_UNKNOWN or JOIN_ROOT_UNKNOWN */
+};
+
+/* Calls fn once per distinct span id of p's samples that does not resolve
+ * now. Samples without a span id, or that a Datadog tracer labelled (they
+ * carry `trace endpoint`, or `span id` with `local root span id`), are
+ * complete and skipped. Reads only:
+ * p is not changed. 0 or SP_ENOMEM. */
+int join_label_scan(const struct join_label_ctx *c, const sp_pprof *p,
+                    void (*fn)(void *ud, const struct join_open_id *id), void *ud);
+
 /* Labels every sample of p. *modified is set when p changed. 0 or
  * SP_ENOMEM (p may then be partly labelled, still valid). */
 int join_label_pprof(const struct join_label_ctx *c, sp_pprof *p, struct sp_arena *arena,

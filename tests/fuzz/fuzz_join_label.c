@@ -11,6 +11,23 @@
 #include "pprof_codec.h"
 #include "processors/join/join_label.h"
 
+struct fuzz_scan {
+    const struct join_label_ctx *c;
+    size_t samples;
+};
+
+static void fuzz_scan_id(void *ud, const struct join_open_id *id)
+{
+    struct fuzz_scan *fs = ud;
+    uint64_t root, rec;
+    if (!id->span || !id->samples ||
+        join_index_resolve(fs->c->ix, id->span, fs->c->max_depth, &root, &rec) == JOIN_RESOLVED) {
+        fprintf(stderr, "scan reported a resolvable or empty id\n");
+        abort();
+    }
+    fs->samples += id->samples;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -60,6 +77,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     static char *extra[] = {(char *)"profile_id", (char *)"trace_id"};
     struct join_label_ctx c = {ix, names, 16, extra, 2};
+    /* The hold's scan first: it reads only, and every id it reports must be
+     * one the index cannot resolve. */
+    struct fuzz_scan fs = {&c, 0};
+    if (join_label_scan(&c, p, fuzz_scan_id, &fs) == 0 && fs.samples > p->n_sample) {
+        fprintf(stderr, "scan reported %zu samples of %zu\n", fs.samples, p->n_sample);
+        abort();
+    }
     struct join_label_stats st = {0};
     bool modified = false;
     if (join_label_pprof(&c, p, a, &st, &modified) == 0) {

@@ -185,7 +185,7 @@ static void test_ground_truth(void)
     ASSERT_EQ_INT(dinfo.spans_rejected, 0);
 
     struct jt t;
-    ASSERT_EQ_INT(jt_open(&t, "    join_delay: 0s"), 0);
+    ASSERT_EQ_INT(jt_open(&t, "    join_delay: 0s\n    max_hold: 0s"), 0);
     size_t sent = send_spans_reversed(&t, src->u.traces.req, 100);
     ASSERT_EQ_INT(sent, json_object_object_length(tspans));
 

@@ -36,7 +36,7 @@ static struct sp_batch *batch_of(const char *service, const struct jt_span *span
 static void test_dialects(void)
 {
     struct jt t;
-    ASSERT_EQ_INT(jt_open(&t, "    join_delay: 0s\n    span_id_labels: [profile_id]"), 0);
+    ASSERT_EQ_INT(jt_open(&t, "    join_delay: 0s\n    max_hold: 0s\n    span_id_labels: [profile_id]"), 0);
     ASSERT_EQ_INT(jt_consume(&t, batch_of(SVC, tree1, 3)), 0);
     ASSERT_EQ_INT(jt_sink_count(SP_SIGNAL_TRACES), 1);
 
@@ -284,7 +284,7 @@ static void test_dd_trace_js_fixture(void)
 static void test_root_rules(void)
 {
     struct jt t;
-    ASSERT_EQ_INT(jt_open(&t, "    join_delay: 0s\n    endpoint_cardinality_limit: 3"), 0);
+    ASSERT_EQ_INT(jt_open(&t, "    join_delay: 0s\n    max_hold: 0s\n    endpoint_cardinality_limit: 3"), 0);
     struct sp_batch *b = jt_traces_new();
     sp_otlp_scope_spans *front = jt_traces_resource(b, "front", NULL, 16);
     sp_otlp_scope_spans *back = jt_traces_resource(b, "back", NULL, 16);
@@ -357,40 +357,9 @@ static void test_root_rules(void)
     jt_sink_clear();
 }
 
-/* Profiles are held for join_delay: spans arriving meanwhile are used. */
-static void test_hold_then_label(void)
+static struct sp_batch *simple_profile_of(const char *service, const char *span_hex)
 {
-    struct jt t;
-    ASSERT_EQ_INT(jt_open(&t, "    join_delay: 150ms"), 0);
-    struct sp_batch *pb = jt_profile_new(SVC, "cpu.pprof", true);
-    sp_pprof *p = jt_pprof_new(pb->arena, "cpu", 2);
-    jt_sample(p, pb->arena, 1, "span_id=1000000000000003", NULL);
-    pb->u.profile.attachments[0].pprof = p;
-    uint64_t t0 = uv_now(&t.loop);
-    ASSERT_EQ_INT(jt_consume(&t, pb), 0);
-    ASSERT_EQ_INT(jt_sink_count(SP_SIGNAL_PROFILES), 0); /* held */
-    ASSERT_EQ_INT(jt_metric("spanprof_join_pending_profiles", "component=\"join\""), 1);
-    /* The spans arrive after the profile, within the delay. */
-    ASSERT_EQ_INT(jt_consume(&t, batch_of(SVC, tree1, 3)), 0);
-    jt_wait_profiles(&t, 1, 2000);
-    ASSERT_EQ_INT(jt_sink_count(SP_SIGNAL_PROFILES), 1);
-    ASSERT(uv_now(&t.loop) - t0 >= 140);
-    struct sp_batch *out = jt_sink_last(SP_SIGNAL_PROFILES);
-    sp_pprof *q = out->u.profile.attachments[0].pprof;
-    ASSERT_EQ_STR(jt_label_str(q, q->sample[0], "trace endpoint"), "GET /users/{id}");
-    ASSERT_EQ_INT(jt_metric("spanprof_join_pending_profiles", "component=\"join\""), 0);
-    /* A heap-only profile is not held. */
-    struct sp_batch *hb = jt_profile_new(SVC, "heap.pprof", false);
-    hb->u.profile.attachments[0].pprof = jt_pprof_new(hb->arena, "alloc_space", 1);
-    ASSERT_EQ_INT(jt_consume(&t, hb), 0);
-    ASSERT_EQ_INT(jt_sink_count(SP_SIGNAL_PROFILES), 2);
-    jt_close(&t);
-    jt_sink_clear();
-}
-
-static struct sp_batch *simple_profile(const char *span_hex)
-{
-    struct sp_batch *pb = jt_profile_new(SVC, "cpu.pprof", true);
+    struct sp_batch *pb = jt_profile_new(service, "cpu.pprof", true);
     sp_pprof *p = jt_pprof_new(pb->arena, "cpu", 2);
     char l[64];
     snprintf(l, sizeof l, "span_id=%s", span_hex);
@@ -399,30 +368,89 @@ static struct sp_batch *simple_profile(const char *span_hex)
     return pb;
 }
 
-/* Bounded hold: the oldest is joined early; shutdown flushes the rest. */
+static struct sp_batch *simple_profile(const char *span_hex)
+{
+    return simple_profile_of(SVC, span_hex);
+}
+
+/* A profile naming spans not known yet is held; the spans' arrival
+ * releases it at once (not at a deadline). */
+static void test_hold_then_label(void)
+{
+    struct jt t;
+    ASSERT_EQ_INT(jt_open(&t, "    join_delay: 5s"), 0);
+    struct sp_batch *pb = jt_profile_new(SVC, "cpu.pprof", true);
+    sp_pprof *p = jt_pprof_new(pb->arena, "cpu", 2);
+    jt_sample(p, pb->arena, 1, "span_id=1000000000000003", NULL);
+    pb->u.profile.attachments[0].pprof = p;
+    uint64_t t0 = uv_now(&t.loop);
+    ASSERT_EQ_INT(jt_consume(&t, pb), 0);
+    ASSERT_EQ_INT(jt_sink_count(SP_SIGNAL_PROFILES), 0); /* held */
+    ASSERT_EQ_INT(jt_metric("spanprof_join_held_profiles", "component=\"join\""), 1);
+    ASSERT(jt_metric("spanprof_join_held_bytes", "component=\"join\"") > 0);
+    /* The spans arrive after the profile: it goes on within this call. */
+    ASSERT_EQ_INT(jt_consume(&t, batch_of(SVC, tree1, 3)), 0);
+    ASSERT_EQ_INT(jt_sink_count(SP_SIGNAL_PROFILES), 1);
+    ASSERT(uv_now(&t.loop) - t0 < 1000);
+    struct sp_batch *out = jt_sink_last(SP_SIGNAL_PROFILES);
+    sp_pprof *q = out->u.profile.attachments[0].pprof;
+    ASSERT_EQ_STR(jt_label_str(q, q->sample[0], "trace endpoint"), "GET /users/{id}");
+    ASSERT_EQ_INT(jt_metric("spanprof_join_held_profiles", "component=\"join\""), 0);
+    ASSERT_EQ_INT(jt_metric("spanprof_join_held_profiles_total",
+                            "component=\"join\",reason=\"resolved\""), 1);
+    ASSERT_EQ_INT(jt_metric("spanprof_join_labelled_samples_total",
+                            "component=\"join\",when=\"after_hold\""), 1);
+    /* A profile whose spans are known goes on at arrival. */
+    ASSERT_EQ_INT(jt_consume(&t, simple_profile_of(SVC, "1000000000000002")), 0);
+    ASSERT_EQ_INT(jt_sink_count(SP_SIGNAL_PROFILES), 2);
+    ASSERT_EQ_INT(jt_metric("spanprof_join_labelled_samples_total",
+                            "component=\"join\",when=\"arrival\""), 1);
+    /* A heap-only profile is not held. */
+    struct sp_batch *hb = jt_profile_new(SVC, "heap.pprof", false);
+    hb->u.profile.attachments[0].pprof = jt_pprof_new(hb->arena, "alloc_space", 1);
+    ASSERT_EQ_INT(jt_consume(&t, hb), 0);
+    ASSERT_EQ_INT(jt_sink_count(SP_SIGNAL_PROFILES), 3);
+    jt_close(&t);
+    jt_sink_clear();
+}
+
+/* Bounded hold: the oldest is released early (counted); shutdown flushes
+ * the rest, labelled with what is known by then. */
 static void test_pending_bound_and_shutdown(void)
 {
     struct jt t;
-    ASSERT_EQ_INT(jt_open(&t, "    join_delay: 60s\n    max_pending_profiles: 2"), 0);
-    ASSERT_EQ_INT(jt_consume(&t, batch_of(SVC, tree1, 3)), 0);
+    ASSERT_EQ_INT(jt_open(&t, "    join_delay: 60s\n    max_held_profiles: 2"), 0);
     ASSERT_EQ_INT(jt_consume(&t, simple_profile("1000000000000001")), 0);
     ASSERT_EQ_INT(jt_consume(&t, simple_profile("1000000000000002")), 0);
     ASSERT_EQ_INT(jt_sink_count(SP_SIGNAL_PROFILES), 0);
     ASSERT_EQ_INT(jt_consume(&t, simple_profile("1000000000000003")), 0);
     ASSERT_EQ_INT(jt_sink_count(SP_SIGNAL_PROFILES), 1); /* the first, early */
-    ASSERT_EQ_INT(jt_metric("spanprof_join_profiles_total",
-                            "component=\"join\",outcome=\"joined_early\""), 1);
+    ASSERT_EQ_INT(jt_metric("spanprof_join_held_profiles_total",
+                            "component=\"join\",reason=\"bound_reached\""), 1);
+    ASSERT_EQ_INT(jt_metric("spanprof_join_unresolved_samples_total",
+                            "component=\"join\",reason=\"bound_reached\""), 1);
     sp_pprof *q = jt_sink_last(SP_SIGNAL_PROFILES)->u.profile.attachments[0].pprof;
-    ASSERT_EQ_STR(jt_label_str(q, q->sample[0], "span id"), jt_u64(0x1000000000000001ULL));
+    ASSERT(jt_label_str(q, q->sample[0], "trace endpoint") == NULL);
+    /* The roots' children arrive, the roots do not: still held. */
+    const struct jt_span kids[] = {tree1[1], tree1[2]};
+    ASSERT_EQ_INT(jt_consume(&t, batch_of(SVC, kids, 2)), 0);
+    ASSERT_EQ_INT(jt_sink_count(SP_SIGNAL_PROFILES), 1);
+    ASSERT_EQ_INT(jt_consume(&t, batch_of(SVC, tree1, 1)), 0); /* the root: both go */
+    ASSERT_EQ_INT(jt_sink_count(SP_SIGNAL_PROFILES), 3);
+    ASSERT_EQ_INT(jt_consume(&t, simple_profile("2000000000000001")), 0);
+    ASSERT_EQ_INT(jt_consume(&t, simple_profile("2000000000000002")), 0);
+    ASSERT_EQ_INT(jt_sink_count(SP_SIGNAL_PROFILES), 3);
     /* Shutdown: both held profiles are joined and passed on, at once. */
     uint64_t before = uv_now(&t.loop);
     sp_join_processor_type.shutdown(&t.comp, jt_on_done);
-    ASSERT_EQ_INT(jt_sink_count(SP_SIGNAL_PROFILES), 3);
+    ASSERT_EQ_INT(jt_sink_count(SP_SIGNAL_PROFILES), 5);
     while (!t.done)
         uv_run(&t.loop, UV_RUN_ONCE);
     ASSERT(uv_now(&t.loop) - before < 1000);
     q = jt_sink_last(SP_SIGNAL_PROFILES)->u.profile.attachments[0].pprof;
-    ASSERT_EQ_STR(jt_label_str(q, q->sample[0], "trace endpoint"), "GET /users/{id}");
+    ASSERT(jt_label_str(q, q->sample[0], "trace endpoint") == NULL);
+    ASSERT_EQ_INT(jt_metric("spanprof_join_held_profiles_total",
+                            "component=\"join\",reason=\"shutdown\""), 2);
     /* A second shutdown is answered at once. */
     t.done = false;
     sp_join_processor_type.shutdown(&t.comp, jt_on_done);
@@ -819,7 +847,7 @@ static void test_runtime_ids(void)
 static void test_endpoint_table_compaction(void)
 {
     struct jt t;
-    ASSERT_EQ_INT(jt_open(&t, "    join_delay: 0s\n    span_ttl: 200ms\n"
+    ASSERT_EQ_INT(jt_open(&t, "    join_delay: 0s\n    max_hold: 0s\n    span_ttl: 200ms\n"
                               "    endpoint_cardinality_limit: 2"),
                   0);
     struct jt_span r[] = {
@@ -950,7 +978,7 @@ static int property_round(unsigned round)
     }
     size_t max_spans = prnd() % 3 == 0 ? 5 + (size_t)(prnd() % (no + 1)) : 100000;
     char conf[128];
-    snprintf(conf, sizeof conf, "    join_delay: 0s\n    max_spans: %zu", max_spans);
+    snprintf(conf, sizeof conf, "    join_delay: 0s\n    max_hold: 0s\n    max_spans: %zu", max_spans);
     struct jt t;
     if (jt_open(&t, conf) < 0)
         return 1;

@@ -113,7 +113,7 @@ static inline int jt_open(struct jt *t, const char *join_keys)
             "service:\n  pipelines:\n"
             "    traces: {receivers: [otlp], processors: [join], exporters: [debug]}\n"
             "    profiles: {receivers: [pprof], processors: [join], exporters: [debug]}\n",
-            join_keys && *join_keys ? join_keys : "    join_delay: 0s");
+            join_keys && *join_keys ? join_keys : "    join_delay: 0s\n    max_hold: 0s");
     fclose(f);
     const char *files[] = {t->path};
     struct sp_diag d = {0};

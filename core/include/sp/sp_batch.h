@@ -171,6 +171,13 @@ size_t sp_batch_bytes(const struct sp_batch *b);
  * batch. NULL on ENOMEM. */
 struct sp_batch *sp_batch_clone(const struct sp_batch *b);
 
+/* A profile batch's envelope and attachment bytes without the decoded
+ * trees (every pprof NULL): the compact form a consumer that keeps a
+ * profile for long holds (the join). Attachments whose tree was modified
+ * get no bytes (data NULL, len 0): the caller encodes the tree. NULL on
+ * ENOMEM or for a trace batch. */
+struct sp_batch *sp_batch_clone_profile_bytes(const struct sp_batch *b);
+
 /* Counts the spans of an OTLP request. */
 size_t sp_traces_count_spans(const sp_otlp_request *req);
 

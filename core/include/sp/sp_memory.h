@@ -26,7 +26,7 @@
 enum sp_mem_class {
     SP_MEM_BODIES = 0,   /* request bodies being received or inflated */
     SP_MEM_BATCHES = 1,  /* decoded batches on their way through the pipeline */
-    SP_MEM_PROFILES = 2, /* profiles the join holds for join_delay */
+    SP_MEM_PROFILES = 2, /* profiles the join holds for their spans */
     SP_MEM_EXPORT = 3,   /* batches in the exporters' queues, encoded payloads */
     SP_MEM_INDEX = 4,    /* the join's span index */
     SP_MEM_CLASS_COUNT = 5,

@@ -9,6 +9,7 @@
 #ifndef SP_METRICS_H
 #define SP_METRICS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "sp_buf.h"
@@ -28,6 +29,16 @@ struct sp_metric *sp_counter_fn(const char *name, const char *help, const char *
 /* A gauge whose value is computed when rendered. */
 struct sp_metric *sp_gauge_fn(const char *name, const char *help, const char *labels,
                               double (*fn)(void *ud), void *ud);
+
+/* A histogram: cumulative buckets with the given upper bounds (ascending,
+ * at most SP_METRIC_MAX_BUCKETS; +Inf is implied), rendered as name_bucket,
+ * name_sum and name_count. Observe with sp_histogram_observe. */
+#define SP_METRIC_MAX_BUCKETS 16
+struct sp_metric *sp_histogram(const char *name, const char *help, const char *labels,
+                               const double *bounds, size_t n_bounds);
+void sp_histogram_observe(struct sp_metric *m, double v);
+/* Observations so far (tests). */
+uint64_t sp_histogram_count(const struct sp_metric *m);
 
 void sp_metric_add(struct sp_metric *m, double v);
 void sp_metric_inc(struct sp_metric *m);
