@@ -21,6 +21,8 @@
 #              nothing refused, CPU % and peak RSS at 10k spans/s, payloads/s
 #              and bytes per span on the wire; an outage row (the sink
 #              answers 503 for EXP_OUTAGE_S, then 202)
+#   status     the status page: instructions idle and per page view (callgrind);
+#              2k spans/s with and without 10 page clients
 # On this 2-core machine the load tool (and the sink) run pinned to CPU 0 and
 # the measured server (spanprof, or the drain server) pinned to CPU 1.
 #
@@ -483,7 +485,7 @@ sink_wait() { # base expected
 }
 
 SP_READY=0
-if want e2e || want fixed || want idle || want exporter; then
+if want e2e || want fixed || want idle || want exporter || want status; then
     if [ ! -x "$SPANPROF" ]; then
         SP_WHY="spanprof did not build (see $OUT/build.log)"
     elif ! have drain_server; then
@@ -494,7 +496,7 @@ if want e2e || want fixed || want idle || want exporter; then
     fi
     if [ "$SP_READY" = 0 ]; then
         sp_stop
-        for s in e2e fixed idle exporter; do
+        for s in e2e fixed idle exporter status; do
             want $s && skip $s "spanprof end to end" "$SP_WHY"
         done
     fi
@@ -679,6 +681,103 @@ if want fixed && [ "$SP_READY" = 1 ]; then
     fi
 fi
 
+# --------------------------------------------------------------- status ----
+
+# The status page (issue 15). Under callgrind (instruction counts, stable on
+# a shared machine): the whole process while nobody asks for the page
+# (STATUS_IDLE_S, no request) and what the status code ran in that time
+# (0 expected: no timer, no writer), then per page view (GET /status +
+# GET /status.json, 20 views 1.1 s apart, so each builds the document; the
+# refresh timer's builds while they come are counted in) the whole process
+# and the document build.
+# Natively: a steady load (STATUS_RATE requests of 100 spans per second)
+# alone and with 10 page clients for 10 s; the pipeline's figures (CPU,
+# latency, spans delivered and lost) side by side.
+if want status && [ "$SP_READY" = 1 ]; then
+    STATUS_IDLE_S=10
+    STATUS_VIEWS=20
+    # 2k spans/s: a rate this shared machine sustains with nothing refused,
+    # so a difference would show (at 10k/s other tenants already make it drop).
+    STATUS_RATE=${STATUS_RATE:-20}
+    if command -v callgrind_control > /dev/null; then
+        f=$OUT/callgrind.spanprof.status
+        rm -f "$f" "$f".*
+        SP_WRAP="valgrind --tool=callgrind --callgrind-out-file=$f"
+        SP_START_S=60
+        if sp_start cg-status; then
+            SP_WRAP=""
+            sleep 2
+            callgrind_control -z "$SP_PID" > /dev/null 2>&1
+            sleep "$STATUS_IDLE_S"
+            callgrind_control -d "$SP_PID" > /dev/null 2>&1
+            sleep 1
+            d1=$(ls -t "$f".* 2>/dev/null | head -1)
+            callgrind_control -z "$SP_PID" > /dev/null 2>&1
+            # 1.1 s apart: each view builds the document (a snapshot younger
+            # than a second is served as is).
+            for ((i = 0; i < STATUS_VIEWS; i++)); do
+                curl -s -o /dev/null "http://127.0.0.1:$SP_METRICS/status"
+                curl -s -o /dev/null "http://127.0.0.1:$SP_METRICS/status.json"
+                sleep 1.1
+            done
+            callgrind_control -d "$SP_PID" > /dev/null 2>&1
+            sleep 1
+            d2=$(ls -t "$f".* 2>/dev/null | head -1)
+            sp_stop
+            if [ -n "$d1" ] && [ -n "$d2" ] && [ "$d1" != "$d2" ]; then
+                idle_all=$(awk '/^(summary|totals):/ {print $2; exit}' "$d1")
+                idle_st=$(( $(cg_incl "$d1" sp_status_json) + $(cg_incl "$d1" sp_st_on_timer) + $(cg_incl "$d1" sp_st_on_async) ))
+                view_all=$(awk '/^(summary|totals):/ {print $2; exit}' "$d2")
+                view_build=$(cg_incl "$d2" sp_st_build)
+                row status "idle ${STATUS_IDLE_S}s, nobody asks: callgrind instructions, whole process / in the status code" "$idle_all / $idle_st" "$SP_CMD  # under valgrind --tool=callgrind; callgrind_control -z, sleep $STATUS_IDLE_S, -d"
+                row status "one page view (GET /status + /status.json): callgrind instructions, whole process / building the JSON" "$((view_all / STATUS_VIEWS)) / $((view_build / STATUS_VIEWS)) ($STATUS_VIEWS views, idle pipeline)" "for i in \$(seq $STATUS_VIEWS); do curl -s .../status; curl -s .../status.json; sleep 1.1; done  # spanprof under callgrind"
+            else
+                skip status "callgrind" "no dumps"
+            fi
+        else
+            skip status "callgrind" "$SP_WHY"
+            SP_WRAP=""
+            sp_stop
+        fi
+        SP_START_S=10
+    fi
+    if have loadgen && command -v node > /dev/null; then
+        for with in no yes; do
+            if ! sp_start "status-$with"; then
+                skip status "10k spans/s, page clients: $with" "$SP_WHY"
+                sp_stop
+                continue
+            fi
+            sink0=$(sink_spans)
+            t0=$(cpu_ticks "$SP_PID")
+            w0=$(date +%s.%N)
+            cmd="taskset -c $LOAD_CPU $BIN/loadgen --proto grpc --target 127.0.0.1:$SP_GRPC --conns 1 --inflight 4 --rate $STATUS_RATE --duration 12 --warmup 0 --unique"
+            scmd="taskset -c $LOAD_CPU node bench/status_clients.js --url http://127.0.0.1:$SP_METRICS --clients 10 --seconds 10"
+            sr=""
+            if [ "$with" = yes ]; then
+                (sleep 1; $scmd > "$OUT/status_clients.txt" 2>&1) &
+                SC_PID=$!
+            fi
+            r=$($cmd 2>&1 | grep '^RESULT loadgen')
+            t1=$(cpu_ticks "$SP_PID")
+            w1=$(date +%s.%N)
+            if [ "$with" = yes ]; then
+                wait "$SC_PID"
+                sr=$(grep '^RESULT status_clients' "$OUT/status_clients.txt")
+            fi
+            sink1=$(sink_wait "${sink0:-0}" "$(kv "$r" ok)00")
+            pct=$(awk -v t=$((t1 - t0)) -v hz="$CLK_TCK" -v a="$w0" -v b="$w1" 'BEGIN { printf "%.1f", 100 * t / hz / (b - a) }')
+            lost=$(lost_spans)
+            extra=""
+            [ "$with" = yes ] && extra="; page clients: $(kv "$sr" views) views, $(kv "$sr" errors) errors, view p50 $(kv "$sr" p50_ms) ms p99 $(kv "$sr" p99_ms) ms"
+            row status "$((STATUS_RATE * 100)) spans/s gRPC for 12 s, 10 status page clients for 10 s: $with" "CPU $pct % of one core; loadgen ok=$(kv "$r" ok) failed=$(kv "$r" failed) late=$(kv "$r" late) p50 $(kv "$r" p50_us) us p99 $(kv "$r" p99_us) us; sink got $(( ${sink1:-0} - ${sink0:-0} )) spans, lost $lost$extra" "$cmd$([ "$with" = yes ] && echo " & $scmd")"
+            sp_stop
+        done
+    else
+        skip status "10k spans/s with page clients" "bench/loadgen or node missing"
+    fi
+fi
+
 # ----------------------------------------------------------------- join ----
 
 if want join; then
@@ -706,7 +805,7 @@ if want join; then
                 row join "span index, $(kv "$r" spans) spans: insert / lookup / resolve local root; bytes per span" "$(kv "$r" insert_ns) / $(kv "$r" lookup_ns) / $(kv "$r" resolve_ns) ns; $(kv "$r" bytes_per_span) B/span ($(mib $(($(kv "$r" bytes) / 1024))) MiB)" "$cmd"
                 ;;
             "RESULT join_label_go_fixture "*)
-                row join "samples labelled/s, real Go CPU profile (fixtures/go-cpu-spanid.pprof)" "$(kv "$r" samples_per_s) ($(kv "$r" ns_per_sample) ns/sample; $(kv "$r" matched) of $(kv "$r" samples) samples matched, $(kv "$r" labels_added) labels added; decode $(kv "$r" decode_ms) ms, label $(kv "$r" label_ms) ms)" "$cmd"
+                row join "samples labelled/s, real Go CPU profile (fixtures/go-cpu-spanid.pprof)" "$(kv "$r" samples_per_s) ($(kv "$r" ns_per_sample) ns/sample; $(kv "$r" matched) of $(kv "$r" samples) samples matched, $(kv "$r" labels_added) labels added; decode $(kv "$r" decode_ms) ms, label $(kv "$r" label_ms) ms; then the status page's feed $(kv "$r" status_ns_per_sample) ns/sample)" "$cmd"
                 ;;
             "RESULT join_1mib_profile "*)
                 row join "1 MiB profile ($(kv "$r" raw_bytes) B raw, $(kv "$r" upload_gzip_bytes) B gzip, $(kv "$r" samples) samples): hold (decode) / label / re-encode gzip" "$(kv "$r" decode_ms) / $(kv "$r" label_ms) / $(kv "$r" encode_gzip_ms) ms = $(kv "$r" total_ms) ms; held in memory during join_delay: $(mib $(($(kv "$r" held_bytes) / 1024))) MiB" "$cmd"

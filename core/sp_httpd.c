@@ -24,6 +24,7 @@
 #include "sp_buf.h"
 #include "sp_conf.h"
 #include "sp_log.h"
+#include "sp_status.h"
 
 struct sp_httpd {
     uv_loop_t *loop;
@@ -400,6 +401,7 @@ int sp_httpd_start(uv_loop_t *loop, const struct sp_httpd_opts *opts, sp_httpd_h
     uv_timer_init(loop, &h->timer);
     h->timer.data = h;
     sp_httpd_schedule(h);
+    sp_status_listener_port(h->name, "http", opts->endpoint, port);
     *out = h;
     return 0;
 }

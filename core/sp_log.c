@@ -64,7 +64,7 @@ void sp_log_clear_secrets(void)
 }
 
 /* Replaces every registered secret in msg (in place, shrinking only). */
-static void sp_log_redact(char *msg)
+void sp_log_redact_secrets(char *msg)
 {
     static const char mark[] = "[REDACTED]";
     for (size_t i = 0; i < sp_log_secret_count; i++) {
@@ -98,7 +98,7 @@ void sp_log(enum sp_log_level level, const char *component, const char *fmt, ...
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    sp_log_redact(msg);
+    sp_log_redact_secrets(msg);
 
     clock_gettime(CLOCK_REALTIME, &now);
     gmtime_r(&now.tv_sec, &tm);

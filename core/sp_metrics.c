@@ -213,6 +213,13 @@ int sp_metrics_render(struct sp_buf *out)
     return 0;
 }
 
+void sp_metrics_each(void (*fn)(void *ud, const char *name, const char *labels, double value),
+                     void *ud)
+{
+    for (size_t i = 0; i < sp_metrics_n; i++)
+        fn(ud, sp_metrics_v[i]->name, sp_metrics_v[i]->labels, sp_metric_value(sp_metrics_v[i]));
+}
+
 void sp_metrics_reset(void)
 {
     for (size_t i = 0; i < sp_metrics_n; i++) {

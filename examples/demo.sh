@@ -13,7 +13,8 @@
 #      reach spanprof long before its spans), stops the service and
 #      then spanprof with SIGTERM (which joins and writes what is pending),
 #   4. prints CPU per endpoint from the exported cpu.pprof files, the join hit
-#      ratio and where everything is (examples/demo_report.py).
+#      ratio and where everything is (examples/demo_report.py), with the
+#      status page's URL (live while the traffic runs) and what it showed.
 # Everything it starts is stopped on exit, also on Ctrl-C or failure.
 #
 # Environment: BUILD_DIR (build), SPANPROF_BIN (BUILD_DIR/spanprof),
@@ -126,6 +127,8 @@ if ! wait_for 15 "$sp_pid" "$spanprof" healthcheck --endpoint "127.0.0.1:$health
     die "spanprof did not become healthy (log: $work/spanprof.log)"
 fi
 say "spanprof is up (OTLP/HTTP :$otlp_port, pprof :$pprof_port, health :$health_port, metrics :$metrics_port)"
+status_url="http://127.0.0.1:$metrics_port/status"
+say "status page: $status_url (open it while the traffic runs)"
 say "demo service on $app_addr; driving ${duration}s of traffic at ~${rps} requests/s," \
     "plus a GET /api/reports/{id} of $long_cpu of CPU every $long_every"
 
@@ -151,6 +154,8 @@ for _ in $(seq 100); do
 done
 curl -fsS "http://127.0.0.1:$metrics_port/metrics" >"$work/metrics.txt" ||
     say "could not read spanprof's /metrics"
+curl -fsS "http://127.0.0.1:$metrics_port/status.json" >"$work/status.json" ||
+    say "could not read spanprof's /status.json"
 say "stopping spanprof (SIGTERM joins and writes the profiles it still holds)"
 kill -TERM "$sp_pid"
 rc=0
@@ -158,5 +163,6 @@ wait_exit "$sp_pid" 30 || rc=$?
 sp_pid=
 [ "$rc" -eq 0 ] || die "spanprof exited with status $rc (log: $work/spanprof.log)"
 
-python3 examples/demo_report.py --data "$data" --truth "$work/truth.json" --metrics "$work/metrics.txt"
+python3 examples/demo_report.py --data "$data" --truth "$work/truth.json" --metrics "$work/metrics.txt" \
+    --status-url "$status_url" --status-json "$work/status.json"
 say "logs: $work/spanprof.log, $work/demo-service.log"

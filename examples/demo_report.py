@@ -73,11 +73,34 @@ def pct(a, b):
     return 100.0 * a / b if b else 0.0
 
 
+def status_page(url, copy):
+    """The status page's URL and, from the copy of /status.json taken before
+    spanprof stopped, the shares it was showing (the same labelled samples)."""
+    if not url:
+        return
+    print(f"status page: {url} (live while spanprof ran)")
+    try:
+        with open(copy) as f:
+            doc = json.load(f)
+    except (OSError, ValueError, TypeError):
+        print()
+        return
+    for j in doc.get("join", []):
+        for svc in j.get("services", []):
+            eps = ", ".join(f"{e['endpoint']} {100 * e['share']:.1f} %" for e in svc.get("endpoints", []))
+            hr = j.get("hit_ratio", {}).get("ratio")
+            hit = f"{100 * hr:.1f} %" if hr is not None else "n/a"
+            print(f"             it showed {svc['service']}: {eps}; hit ratio {hit} ({copy})")
+    print()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", required=True)
     ap.add_argument("--truth", required=True)
     ap.add_argument("--metrics")
+    ap.add_argument("--status-url", help="spanprof's status page, printed next to the table")
+    ap.add_argument("--status-json", help="a copy of /status.json taken before spanprof stopped")
     ap.add_argument("--go", default="go")
     a = ap.parse_args()
 
@@ -124,6 +147,7 @@ def main():
         measured = f"{100 * t['share']:.1f} %" if "share" in t else "-"
         print(f"  {name:<22} {pct(by_endpoint.get(name, 0), ep_total):7.1f} %   {designed:>8}   {measured:>20}")
     print()
+    status_page(a.status_url, a.status_json)
 
     hit = pct(labelled, in_span)
     print(f"join hit ratio: {hit:.1f} % of the span-labelled CPU samples got a `trace endpoint` label;")

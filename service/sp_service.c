@@ -21,6 +21,8 @@
 #include "sp_log.h"
 #include "sp_memory.h"
 #include "sp_metrics.h"
+#include "sp_service_status.h"
+#include "sp_status.h"
 
 struct sp_service {
     uv_loop_t *loop;
@@ -205,8 +207,10 @@ static void sp_service_metrics_handler(void *ud, struct sp_http_request *req)
     (void)ud;
     if (req->phase != SP_HTTP_HEADERS)
         return;
+    if (sp_service_status_route(req))
+        return;
     if (strcmp(req->path, "/metrics") != 0) {
-        sp_httpd_respond_text(req, 404, "not found: try /metrics");
+        sp_httpd_respond_text(req, 404, "not found: try /metrics or /status");
         return;
     }
     if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
@@ -273,6 +277,8 @@ int sp_service_start(struct sp_service *s, struct sp_err *err)
     /* A sidecar whose peer hangs up must not die of SIGPIPE. */
     signal(SIGPIPE, SIG_IGN);
 
+    if (sp_status_start(s->loop) == 0)
+        sp_service_status_register(s->conf, s->comps, s->comp_count);
     if (s->conf->metrics_address && s->conf->metrics_address[0]) {
         struct sp_httpd_opts o = {.endpoint = s->conf->metrics_address, .name = "telemetry"};
         int rc = sp_httpd_start(s->loop, &o, sp_service_metrics_handler, s, &s->metrics_httpd, err);
@@ -326,6 +332,8 @@ static void sp_service_finish(struct sp_service *s)
         sp_httpd_stop(s->metrics_httpd, NULL, NULL);
         s->metrics_httpd = NULL;
     }
+    sp_service_status_unregister(s->conf, s->comps, s->comp_count);
+    sp_status_stop();
     sp_log_info(NULL, "shutdown %s", s->timed_out ? "timed out: some data was not flushed"
                                                    : "complete");
 }

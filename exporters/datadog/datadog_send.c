@@ -20,6 +20,7 @@
 
 #include "datadog_int.h"
 #include "sp_log.h"
+#include "sp_status.h"
 
 struct dd_req *dd_req_new(enum sp_signal signal, const char *method)
 {
@@ -147,6 +148,11 @@ static void dd_worker_on_done(void *ud, const struct sp_http_response *resp)
         snprintf(why, sizeof(why), "HTTP %ld%s%s", resp->status, ex[0] ? ": " : "", ex);
     }
 
+    if (v == DD_SENT)
+        sp_status_note(dd->comp->id, SP_STATUS_DELIVERED, "%s: HTTP %ld", dd_url_for(dd, r),
+                       resp->status);
+    else
+        sp_status_note(dd->comp->id, SP_STATUS_EXPORT_ERROR, "%s: %s", dd_url_for(dd, r), why);
     if (v == DD_SENT) {
         sp_metric_add(dd->m[r->signal].sent, (double)r->count);
         sp_metric_add(dd->m[r->signal].bytes, (double)r->body.len);

@@ -43,6 +43,7 @@
 #include "sp_component.h"
 #include "sp_log.h"
 #include "sp_metrics.h"
+#include "sp_status.h"
 #include "sp_version.h"
 
 #define FILE_TRACES "traces.jsonl"
@@ -94,16 +95,17 @@ static int64_t file_mono_ns(void)
 __attribute__((format(printf, 2, 3))) static void file_fail(struct file_ctx *ctx, const char *fmt,
                                                             ...)
 {
-    int64_t now = file_mono_ns();
-    if (ctx->last_log_ns && now - ctx->last_log_ns < FILE_LOG_INTERVAL_NS) {
-        ctx->unlogged_failures++;
-        return;
-    }
     char msg[768];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    sp_status_note(ctx->comp->id, SP_STATUS_EXPORT_ERROR, "%s", msg);
+    int64_t now = file_mono_ns();
+    if (ctx->last_log_ns && now - ctx->last_log_ns < FILE_LOG_INTERVAL_NS) {
+        ctx->unlogged_failures++;
+        return;
+    }
     if (ctx->unlogged_failures)
         sp_log_warn(ctx->comp->id, "%s (and %" PRIu64 " more write failures since the last report)",
                     msg, ctx->unlogged_failures);
@@ -276,6 +278,7 @@ static void file_traces(struct file_ctx *ctx, struct sp_batch *b)
     }
     sp_metric_add(ctx->sent_spans, (double)n);
     sp_metric_add(ctx->bytes_traces, (double)out.len);
+    sp_status_note(ctx->comp->id, SP_STATUS_DELIVERED, "%zu spans to " FILE_TRACES, n);
 done:
     sp_buf_free(&out);
     if (arena)
@@ -472,6 +475,7 @@ static void file_profile(struct file_ctx *ctx, struct sp_batch *b)
     }
     file_keep_upload(ctx, seq, name);
     sp_metric_inc(ctx->sent_profiles);
+    sp_status_note(ctx->comp->id, SP_STATUS_DELIVERED, "profile %s", name);
 }
 
 /* Resumes numbering after the upload directories already there and takes

@@ -25,10 +25,12 @@
 #include "join_hold.h"
 #include "join_index.h"
 #include "join_label.h"
+#include "join_status.h"
 #include "sp_component.h"
 #include "sp_log.h"
 #include "pprof_codec.h"
 #include "sp_metrics.h"
+#include "sp_status.h"
 
 #define JOIN_FLAG_HAS_REMOTE 0x100u
 #define JOIN_FLAG_REMOTE 0x200u
@@ -53,6 +55,7 @@ struct join_conf {
     int64_t max_depth;
     struct sp_strlist span_id_labels;
     bool label_all_roots;
+    int64_t status_window_ms;
 };
 
 /* A held profile: its batch without decoded trees, and which attachments
@@ -104,6 +107,7 @@ struct join_ctx {
     /* Totals since the last summary line. */
     struct join_label_stats period;
     uint64_t period_profiles, period_spans;
+    struct join_status *status; /* the status page's rings (join_status.h) */
 
     struct sp_metric *m_samples[JOIN_OUT_COUNT];
     struct sp_metric *m_spans;
@@ -968,6 +972,7 @@ static void process_profile(struct join_ctx *ctx, struct sp_batch *b, bool held)
     }
     runtime_note_profile(ctx, b);
     endpoint_counts(ctx, b);
+    join_status_note(ctx->status, p, &st, (uint64_t)now_ms(ctx));
     for (int i = 0; i < JOIN_OUT_COUNT; i++) {
         sp_metric_add(ctx->m_samples[i], (double)st.samples[i]);
         ctx->period.samples[i] += st.samples[i];
@@ -1251,6 +1256,27 @@ static void join_on_summary(uv_timer_t *t)
     sync_index_metrics(ctx);
 }
 
+/* The status page's join section (sp_status.h): runs on the loop thread,
+ * only while someone looks at the page. */
+static void join_status_fn(void *ud, struct sp_jw *w)
+{
+    struct join_ctx *ctx = ud;
+    join_status_write(ctx->status, w, (uint64_t)now_ms(ctx));
+    struct join_index_stats s;
+    join_index_stats(ctx->ix, &s);
+    sp_jw_obj(w, "index");
+    sp_jw_u64(w, "spans", s.count);
+    sp_jw_u64(w, "max_spans", s.max_spans);
+    sp_jw_u64(w, "bytes", s.bytes);
+    sp_jw_end(w, '}');
+    sp_jw_obj(w, "held");
+    sp_jw_u64(w, "profiles", join_hold_count(ctx->hold));
+    sp_jw_u64(w, "bytes", join_hold_bytes(ctx->hold));
+    sp_jw_i64(w, "max_profiles", ctx->conf->max_held_profiles);
+    sp_jw_u64(w, "max_bytes", (uint64_t)ctx->conf->max_held_bytes);
+    sp_jw_end(w, '}');
+}
+
 /* ---- vtable ---- */
 
 static int join_create(struct sp_component *comp, struct sp_err *err)
@@ -1282,6 +1308,9 @@ static int join_create(struct sp_component *comp, struct sp_err *err)
                               "must be between 0 and 1000000");
     if (conf->max_depth < 1 || conf->max_depth > 10000)
         return sp_conf_errorf(comp->conf_ctx, err, "max_depth", "must be between 1 and 10000");
+    if (conf->status_window_ms < 30000 || conf->status_window_ms > 24 * 3600000)
+        return sp_conf_errorf(comp->conf_ctx, err, "status_window",
+                              "must be between 30s and 24h");
     for (size_t i = 0; i < conf->span_id_labels.n; i++)
         if (!conf->span_id_labels.v[i] || !*conf->span_id_labels.v[i])
             return sp_conf_errorf(comp->conf_ctx, err, "span_id_labels",
@@ -1304,10 +1333,12 @@ static int join_create(struct sp_component *comp, struct sp_err *err)
         .max_profiles = (size_t)conf->max_held_profiles,
     };
     ctx->hold = join_hold_create(&hc);
-    if (!ctx->ix || !ctx->names || !ctx->hold) {
+    ctx->status = join_status_new(conf->status_window_ms);
+    if (!ctx->ix || !ctx->names || !ctx->hold || !ctx->status) {
         join_index_destroy(ctx->ix);
         join_names_destroy(ctx->names);
         join_hold_destroy(ctx->hold, NULL);
+        join_status_free(ctx->status);
         free(ctx);
         return sp_err_set(err, SP_ENOMEM, "'%s': out of memory for the span index", comp->id);
     }
@@ -1327,6 +1358,7 @@ static int join_start(struct sp_component *comp, struct sp_host *host, struct sp
     ctx->summary_timer.data = ctx;
     uv_timer_start(&ctx->summary_timer, join_on_summary, JOIN_SUMMARY_MS, JOIN_SUMMARY_MS);
     uv_unref((uv_handle_t *)&ctx->summary_timer);
+    sp_status_add("join", comp->id, join_status_fn, ctx);
     ctx->started = true;
     return 0;
 }
@@ -1472,6 +1504,8 @@ static void join_destroy(struct sp_component *comp)
         free(ctx->sources[i].source);
         free(ctx->sources[i].service);
     }
+    sp_status_remove(ctx);
+    join_status_free(ctx->status);
     join_index_destroy(ctx->ix);
     join_names_destroy(ctx->names);
     free(ctx);
@@ -1520,6 +1554,9 @@ static const struct sp_conf_key join_keys[] = {
      .doc = "also label (and count) consumer, producer and other custom-typed local roots, even "
             "when their resource is a database statement; false: only the roots dd-trace-go "
             "labels (server/web, rpc and untyped internal roots)"},
+    {.name = "status_window", .type = SP_CONF_DURATION,
+     .offset = offsetof(struct join_conf, status_window_ms), .defval = "5m",
+     .doc = "how far back the status page's CPU-by-endpoint bars look (30s to 24h)"},
 };
 
 const struct sp_component_type sp_join_processor_type = {

@@ -16,6 +16,7 @@
 
 #include "otlp_int.h"
 #include "sp_log.h"
+#include "sp_status.h"
 
 /* A decoded request may take this many times its inflated size in the
  * batch arena (protobuf-c's structs and pointer arrays), plus a constant;
@@ -83,6 +84,7 @@ void otlp_warn_limited(struct otlp_ctx *ctx, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    sp_status_note(ctx->comp->id, SP_STATUS_BAD_REQUEST, "%s", msg);
     uint64_t now = ctx->comp->loop ? uv_now(ctx->comp->loop) : 0;
     if (ctx->warn_window_ms && now < ctx->warn_window_ms + 1000) {
         ctx->warn_suppressed++;

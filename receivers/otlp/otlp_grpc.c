@@ -37,6 +37,7 @@
 #include "otlp_int.h"
 #include "sp_compress.h"
 #include "sp_log.h"
+#include "sp_status.h"
 
 /* Header bytes (names + values + 32 each, as HTTP/2 counts them) a request
  * may carry. The gRPC spec suggests 8 KiB; SDK exporters send well under
@@ -1012,6 +1013,7 @@ int otlp_grpc_start(struct otlp_ctx *ctx, struct sp_err *err)
     uv_tcp_getsockname(&g->listener, (struct sockaddr *)&bound, &blen);
     g->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
                                                 : ((struct sockaddr_in *)&bound)->sin_port);
+    sp_status_listener_port(ctx->comp->id, "grpc", conf->endpoint, g->port);
     uv_timer_init(loop, &g->tick);
     g->tick.data = g;
     g->open_handles = 2;

@@ -28,6 +28,7 @@
 #include "sp_buf.h"
 #include "sp_compress.h"
 #include "sp_log.h"
+#include "sp_status.h"
 #include "sp_version.h"
 
 enum pprof_route {
@@ -99,6 +100,8 @@ static void pprof_respond_err(struct pprof_ctx *ctx, struct sp_http_request *req
         status = code < 0 && code != SP_EDECODE && code != SP_EINVAL ? 503 : 400;
         break;
     }
+    sp_status_note(ctx->comp->id, SP_STATUS_BAD_REQUEST, "%s %s: HTTP %u %s", req->method,
+                   req->path, status, msg);
     if (status == 429) {
         char ra[32];
         snprintf(ra, sizeof(ra), "%lld",

@@ -23,6 +23,9 @@ bool sp_log_enabled(enum sp_log_level level);
  * (redacting "a" everywhere would garble every line). */
 void sp_log_add_secret(const char *secret);
 void sp_log_clear_secrets(void);
+/* Replaces every registered secret in msg with [REDACTED] (in place; the
+ * text only shrinks): for text shown elsewhere than the log (status page). */
+void sp_log_redact_secrets(char *msg);
 
 /* component: the instance id ("otlp", "datadog/eu") or NULL for the core. */
 void sp_log(enum sp_log_level level, const char *component, const char *fmt, ...)

@@ -51,6 +51,11 @@ struct sp_metric *sp_metric_find(const char *name, const char *labels);
 /* Prometheus text exposition format 0.0.4 of every series. */
 int sp_metrics_render(struct sp_buf *out);
 
+/* Calls fn for every series with its current value, in registration order
+ * (the status page; loop thread). */
+void sp_metrics_each(void (*fn)(void *ud, const char *name, const char *labels, double value),
+                     void *ud);
+
 /* Drops every series (between tests; at exit). Pointers become invalid. */
 void sp_metrics_reset(void);
 
