@@ -638,6 +638,15 @@ static int dead_port(void)
     return port;
 }
 
+/* An intake and an agentless exporter sealing every 200 ms. */
+static void agentless_200ms(struct intake *in, struct dut *d)
+{
+    ASSERT_EQ_INT(intake_start(in), 0);
+    dut_conf(d, in->port, false);
+    d->conf.flush_interval_ms = 200;
+    ASSERT_EQ_INT(dut_start(d), 0);
+}
+
 /* Many small batches become one payload: consume() maps each batch and
  * releases it at once; at flush_interval the open payload is sealed, and its
  * bytes are exactly protobuf-c's packing of one AgentPayload holding every
@@ -645,11 +654,10 @@ static int dead_port(void)
 static void test_batches_merge_into_one_payload(void)
 {
     struct intake in;
-    ASSERT_EQ_INT(intake_start(&in), 0);
     struct dut d;
-    dut_conf(&d, in.port, false);
-    d.conf.flush_interval_ms = 200;
-    ASSERT_EQ_INT(dut_start(&d), 0);
+    agentless_200ms(&in, &d);
+    if (sp_test_failed_now)
+        return;
     struct dd_exporter *dd = d.comp.ctx;
     struct sp_batch *b[3];
     for (int i = 0; i < 3; i++) {
@@ -717,11 +725,10 @@ static void test_batches_merge_into_one_payload(void)
 static void test_big_batch_splits(void)
 {
     struct intake in;
-    ASSERT_EQ_INT(intake_start(&in), 0);
     struct dut d;
-    dut_conf(&d, in.port, false);
-    d.conf.flush_interval_ms = 200;
-    ASSERT_EQ_INT(dut_start(&d), 0);
+    agentless_200ms(&in, &d);
+    if (sp_test_failed_now)
+        return;
     struct sp_batch *b = traces_batch();
     ASSERT(b);
     /* 24 attributes of 20,000 bytes on every span (below the 25,000 the
