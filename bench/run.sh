@@ -23,6 +23,9 @@
 #              answers 503 for EXP_OUTAGE_S, then 202)
 #   status     the status page: instructions idle and per page view (callgrind);
 #              2k spans/s with and without 10 page clients
+#   stats      APM stats (bench/stats_bench): CPU ns and callgrind instructions per
+#              span, bytes per live key; e2e callgrind and fixed also run gRPC with
+#              exporters.datadog.stats.enabled false, to show what stats add
 # On this 2-core machine the load tool (and the sink) run pinned to CPU 0 and
 # the measured server (spanprof, or the drain server) pinned to CPU 1.
 #
@@ -31,7 +34,8 @@
 # build of main, for before/after figures) with this tree's bench tools.
 # BENCH_QUICK=1 shortens every duration (development runs; rougher
 # figures). BENCH_BUILD=dir (default build-bench). BENCH_ONLY="floor codecs ..."
-# runs some sections. A section that cannot run (its piece has not landed, the
+# runs some sections (e2e_cg: only the e2e callgrind rows; BENCH_E2E_CG="grpc
+# grpc-nostats" limits their variants). A section that cannot run (its piece has not landed, the
 # binary did not build) prints "skipped: <why>"; the script always finishes.
 set -uo pipefail
 
@@ -397,6 +401,7 @@ exporters:
       endpoint: http://127.0.0.1:$SINK_PORT
     profiles:
       endpoint: http://127.0.0.1:$SINK_PORT
+${SP_DD_EXTRA:-}
 service:
   pipelines:
     traces:
@@ -485,7 +490,7 @@ sink_wait() { # base expected
 }
 
 SP_READY=0
-if want e2e || want fixed || want idle || want exporter || want status; then
+if want e2e || want e2e_cg || want fixed || want idle || want exporter || want status; then
     if [ ! -x "$SPANPROF" ]; then
         SP_WHY="spanprof did not build (see $OUT/build.log)"
     elif ! have drain_server; then
@@ -609,13 +614,16 @@ cg_incl() {
         awk -v f=":$2 [" 'index($0, f) { gsub(",", "", $1); s += $1 } END { printf "%.0f", s + 0 }'
 }
 declare -A CG_SPAN
-if want e2e && [ "$SP_READY" = 1 ] && command -v callgrind_control > /dev/null && have loadgen; then
-    for proto in grpc http-pb http-json; do
-        f=$OUT/callgrind.spanprof.$proto
+if { want e2e || want e2e_cg; } && [ "$SP_READY" = 1 ] && command -v callgrind_control > /dev/null && have loadgen; then
+    for variant in ${BENCH_E2E_CG:-grpc grpc-nostats http-pb http-json}; do
+        proto=${variant%-nostats}
+        SP_DD_EXTRA=""
+        [ "$variant" = "$proto" ] || SP_DD_EXTRA="    stats: {enabled: false}"
+        f=$OUT/callgrind.spanprof.$variant
         rm -f "$f" "$f".*
         SP_WRAP="valgrind --tool=callgrind --callgrind-out-file=$f"
         SP_START_S=60
-        if ! sp_start "cg-$proto"; then
+        if ! sp_start "cg-$variant"; then
             skip e2e "$proto: callgrind instructions/span" "$SP_WHY"
             SP_WRAP=""
             sp_stop
@@ -636,11 +644,13 @@ if want e2e && [ "$SP_READY" = 1 ] && command -v callgrind_control > /dev/null &
         jn=$(( $(cg_incl "$dump" join_consume) - $(cg_incl "$dump" dd_consume) ))
         map=$(cg_incl "$dump" sp_dd_map_traces)
         enc=$(cg_incl "$dump" sp_dd_encode_agent_payload)
+        sts=$(( $(cg_incl "$dump" dd_stats_feed) + $(cg_incl "$dump" dd_stats_on_timer) ))
         per() { awk -v i="$1" -v n="$acc" 'BEGIN { printf "%.0f", i / n }'; }
-        CG_SPAN[$proto]=$(per "$tot")
-        rest=$((tot - dec - jn - map - enc))
-        row e2e "$proto: callgrind instructions/span, whole process" "$(per "$tot") (decode $(per "$dec") of which wire check $(per "$chk"), join $(per "$jn"), datadog map $(per "$map"), encode+gzip $(per "$enc"), transport+rest $(per "$rest"); $acc spans)" "$cmd  # spanprof under: valgrind --tool=callgrind, callgrind_control -z / -d"
+        CG_SPAN[$variant]=$(per "$tot")
+        rest=$((tot - dec - jn - map - enc - sts))
+        row e2e "$variant: callgrind instructions/span, whole process" "$(per "$tot") (decode $(per "$dec") of which wire check $(per "$chk"), join $(per "$jn"), datadog map $(per "$map"), APM stats $(per "$sts"), encode+gzip $(per "$enc"), transport+rest $(per "$rest"); $acc spans)" "$cmd  # spanprof under: valgrind --tool=callgrind, callgrind_control -z / -d$([ -n "$SP_DD_EXTRA" ] && echo '; exporters.datadog.stats.enabled false')"
     done
+    SP_DD_EXTRA=""
     SP_START_S=10
 fi
 
@@ -649,9 +659,12 @@ fi
 declare -A FIXED_CPU FIXED_HWM
 if want fixed && [ "$SP_READY" = 1 ]; then
     if have loadgen; then
-        for proto in grpc http-pb; do
-            if ! sp_start "fixed-$proto"; then
-                skip fixed "$proto" "$SP_WHY"
+        for variant in grpc grpc-nostats http-pb; do
+            proto=${variant%-nostats}
+            SP_DD_EXTRA=""
+            [ "$variant" = "$proto" ] || SP_DD_EXTRA="    stats: {enabled: false}"
+            if ! sp_start "fixed-$variant"; then
+                skip fixed "$variant" "$SP_WHY"
                 sp_stop
                 continue
             fi
@@ -671,11 +684,12 @@ if want fixed && [ "$SP_READY" = 1 ]; then
             ispans=$(metric spanprof_join_index_spans)
             ibytes=$(metric spanprof_join_index_bytes)
             pct=$(awk -v t=$((t1 - t0)) -v hz="$CLK_TCK" -v a="$w0" -v b="$w1" 'BEGIN { printf "%.1f", 100 * t / hz / (b - a) }')
-            FIXED_CPU[$proto]=$pct
-            FIXED_HWM[$proto]=$(mib "$hwm")
-            row fixed "$proto 10k spans/s for ${FIXED_S}s: CPU % of one core / peak RSS" "$pct % / $(mib "$hwm") MiB (idle before $(mib "$idle") MiB, at end $(mib "$rss") MiB; ok=$(kv "$r" ok) failed=$(kv "$r" failed) late=$(kv "$r" late); p50 $(kv "$r" p50_us) us p99 $(kv "$r" p99_us) us; sink got $(( ${sink1:-0} - ${sink0:-0} )) spans; join index $ispans spans $(mib $((${ibytes:-0} / 1024))) MiB)" "$cmd"
+            FIXED_CPU[$variant]=$pct
+            FIXED_HWM[$variant]=$(mib "$hwm")
+            row fixed "$variant 10k spans/s for ${FIXED_S}s: CPU % of one core / peak RSS" "$pct % / $(mib "$hwm") MiB (idle before $(mib "$idle") MiB, at end $(mib "$rss") MiB; ok=$(kv "$r" ok) failed=$(kv "$r" failed) late=$(kv "$r" late); p50 $(kv "$r" p50_us) us p99 $(kv "$r" p99_us) us; sink got $(( ${sink1:-0} - ${sink0:-0} )) spans; join index $ispans spans $(mib $((${ibytes:-0} / 1024))) MiB)" "$cmd"
             sp_stop
         done
+        SP_DD_EXTRA=""
     else
         skip fixed "10k spans/s" "bench/loadgen did not build"
     fi
@@ -776,6 +790,39 @@ if want status && [ "$SP_READY" = 1 ]; then
     else
         skip status "10k spans/s with page clients" "bench/loadgen or node missing"
     fi
+fi
+
+# ---------------------------------------------------------------- stats ----
+
+# APM stats alone: the concentrator fed the mapped spans of the realistic
+# request at 10k spans/s of simulated time, flushed after every request
+# (adds, sketches, bucket encoding and gzip included); then 10000 keys of
+# 100 spans each for the memory per live key.
+if want stats; then
+    if have stats_bench; then
+        cmd="taskset -c $SP_CPU $BIN/stats_bench --iters 5000"
+        r=$($cmd 2>&1 | grep '^RESULT stats_cost')
+        row stats "APM stats cost per span (thread CPU)" "$(kv "$r" ns_per_span) ns/span ($(kv "$r" counted) of $(kv "$r" spans) spans counted, $(kv "$r" keys_per_bucket) keys per bucket, $(kv "$r" payloads) payloads of $(kv "$r" gzip_bytes_per_payload) B gzip)" "$cmd"
+        if command -v valgrind > /dev/null; then
+            f=$OUT/callgrind.stats
+            cmd="valgrind --tool=callgrind --collect-atstart=no --callgrind-out-file=$f $BIN/stats_bench --iters 3000 --keys 100"
+            $cmd > "$OUT/stats_bench.cg.txt" 2>&1
+            ir=$(awk '/^(summary|totals):/ {print $2; exit}' "$f" 2>/dev/null)
+            sp=$(kv "$(grep '^RESULT stats_cost' "$OUT/stats_bench.cg.txt")" spans)
+            [ -n "$ir" ] && [ -n "$sp" ] && row stats "APM stats cost per span (callgrind)" "$(awk -v i="$ir" -v n="$sp" 'BEGIN { printf "%.0f instructions/span", i / n }')" "$cmd"
+        fi
+        cmd="$BIN/stats_bench --iters 1 --keys 10000 --per-key 100"
+        r=$($cmd 2>&1 | grep '^RESULT stats_memory')
+        row stats "memory per live key (10000 keys x 100 spans, lognormal latencies)" "$(kv "$r" bytes_per_key) B counted by the concentrator, $(kv "$r" heap_bytes_per_key) B of heap (malloc overhead included)" "$cmd"
+    else
+        skip stats "APM stats" "bench/stats_bench did not build"
+    fi
+    for m in "CG_SPAN" "FIXED_CPU"; do
+        declare -n A=$m
+        [ -n "${A[grpc]:-}" ] && [ -n "${A[grpc-nostats]:-}" ] || continue
+        row stats "gRPC 10k spans/s, stats on vs off ($([ $m = CG_SPAN ] && echo 'callgrind instructions/span, whole process' || echo 'CPU % of one core'))" "${A[grpc]} vs ${A[grpc-nostats]} ($(awk -v a="${A[grpc]}" -v b="${A[grpc-nostats]}" 'BEGIN { printf "%+.1f %%", 100 * (a - b) / b }'))" "e2e / fixed rows above"
+        unset -n A
+    done
 fi
 
 # ----------------------------------------------------------------- join ----

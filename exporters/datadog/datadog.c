@@ -89,6 +89,23 @@ static const struct sp_conf_key dd_queue_keys[] = {
      NULL, 0, 0, 0, "bytes the files in storage may take"},
 };
 
+static const struct sp_conf_key dd_stats_keys[] = {
+    {"enabled", SP_CONF_BOOL, offsetof(struct dd_stats_conf, enabled), "true", NULL, 0, 0, 0,
+     "compute APM stats (trace metrics: requests, errors, latency of the service and resource "
+     "pages) and send them to /api/v0.2/stats; agentless only (an Agent computes its own)"},
+    {"max_keys", SP_CONF_INT, offsetof(struct dd_stats_conf, max_keys), "10000", NULL, 0, 0, 0,
+     "aggregation keys (service, resource, status, ... per 10 s bucket) held at once; spans of "
+     "further keys are left out of the stats, counted"},
+    {"flush_delay", SP_CONF_DURATION, offsetof(struct dd_stats_conf, flush_delay_ms), "10s", NULL,
+     0, 0, 0, "wait after a 10 s bucket ends before sending it, for late spans (the Agent's "
+     "10 s); later spans count in the oldest bucket not sent"},
+    {"peer_tags", SP_CONF_BOOL, offsetof(struct dd_stats_conf, peer_tags), "true", NULL, 0, 0, 0,
+     "aggregate client/producer/consumer spans by peer tags (peer.service, db.system, ...)"},
+    {"by_span_kind", SP_CONF_BOOL, offsetof(struct dd_stats_conf, by_span_kind), "true", NULL, 0,
+     0, 0, "count server/client/producer/consumer spans even when not top-level (the Agent's "
+     "compute_stats_by_span_kind)"},
+};
+
 static const struct sp_conf_key dd_keys[] = {
     {"api", SP_CONF_BLOCK, offsetof(struct dd_conf, api), NULL, dd_api_keys,
      SP_CONF_END_COUNT(dd_api_keys), 0, 0, "Datadog account"},
@@ -113,6 +130,8 @@ static const struct sp_conf_key dd_keys[] = {
      SP_CONF_END_COUNT(dd_retry_keys), 0, 0, "retries with exponential backoff"},
     {"sending_queue", SP_CONF_BLOCK, offsetof(struct dd_conf, queue), NULL, dd_queue_keys,
      SP_CONF_END_COUNT(dd_queue_keys), 0, 0, "bounded queue in front of the senders"},
+    {"stats", SP_CONF_BLOCK, offsetof(struct dd_conf, stats), NULL, dd_stats_keys,
+     SP_CONF_END_COUNT(dd_stats_keys), 0, 0, "APM stats computed from the spans (agentless)"},
 };
 
 /* ---- helpers shared with the other files ---- */
@@ -228,6 +247,9 @@ struct dd_req *dd_next_req(struct dd_exporter *dd)
             return r;
         }
     }
+    struct dd_req *st = dd_stats_take(dd); /* small, and due: before the queues */
+    if (st)
+        return st;
     struct dd_item it;
     if (dd_queue_pop(&dd->queue[SP_SIGNAL_PROFILES], &it) ||
         dd_queue_pop(&dd->queue[SP_SIGNAL_TRACES], &it))
@@ -494,6 +516,8 @@ static int dd_consume_traces(struct dd_exporter *dd, struct sp_batch *batch, siz
     Datadog__Trace__AgentPayload *payload = NULL, **parts = NULL;
     size_t n_parts = 0, rejected = 0;
     int rc = sp_dd_map_traces(&batch->u.traces, &mo, arena, &payload, &rejected, &err);
+    if (rc == 0)
+        dd_stats_feed(dd, payload); /* agentless APM stats (no-op otherwise) */
     sp_metric_add(dd->m[SP_SIGNAL_TRACES].accepted, (double)count);
     if (rejected)
         dd_count_drop(dd, SP_SIGNAL_TRACES, dd->m[SP_SIGNAL_TRACES].dropped_invalid, rejected);
@@ -663,6 +687,13 @@ static int dd_create(struct sp_component *comp, struct sp_err *err)
         dd->workers[i].dd = dd;
     dd->agent_default_rate = -1;
     dd_register_metrics(dd);
+    int src = dd_stats_create(dd, err);
+    if (src) {
+        free(dd->workers);
+        dd_settings_free(&dd->set);
+        free(dd);
+        return src;
+    }
     comp->ctx = dd;
     /* Warnings, not errors: the intake is the judge of keys and sites. */
     char why[400];
@@ -725,6 +756,7 @@ static int dd_start(struct sp_component *comp, struct sp_host *host, struct sp_e
     dd->flush.data = dd;
     dd->open_handles++;
     dd->started = true;
+    dd_stats_start(dd);
     if (dd->set.agent_mode)
         sp_log_info(comp->id, "sending through the Datadog Agent: traces to %s, profiles to %s",
                     dd->set.traces_url, dd->set.profiles_url);
@@ -830,7 +862,7 @@ static void dd_finish(struct dd_exporter *dd)
 void dd_exporter_maybe_finish(struct dd_exporter *dd)
 {
     if (!dd->stopping || dd->finished || dd->n_open || dd->queue[SP_SIGNAL_TRACES].len ||
-        dd->queue[SP_SIGNAL_PROFILES].len || !dd_workers_idle(dd))
+        dd->queue[SP_SIGNAL_PROFILES].len || dd_stats_pending(dd) || !dd_workers_idle(dd))
         return;
     if (!dd->abandoning && dd->has_store && dd_store_backlog(&dd->store))
         return;
@@ -849,6 +881,12 @@ void dd_exporter_maybe_finish(struct dd_exporter *dd)
 void dd_req_left(struct dd_exporter *dd, struct dd_req *r, bool in_flight)
 {
     enum sp_signal s = r->signal;
+    if (r->stats) {
+        /* never stored: a file restores as a traces request */
+        dd_stats_done(dd, r, false, "not sent before the shutdown deadline");
+        dd_req_done(dd, r);
+        return;
+    }
     dd->left.n[s] += r->count;
     if (in_flight)
         dd->left.unanswered[s] += r->count;
@@ -909,6 +947,7 @@ static void dd_on_deadline(uv_timer_t *t)
     memset(&dd->left, 0, sizeof(dd->left));
     dd_seal_all(dd);
     dd_workers_abandon(dd, false);
+    dd_stats_abandon(dd);
     for (int s = 0; s < SP_SIGNAL_COUNT; s++) {
         struct dd_item it;
         while (dd_queue_pop(&dd->queue[s], &it))
@@ -942,11 +981,13 @@ static void dd_shutdown(struct sp_component *comp, sp_done_fn done)
         return;
     }
     dd_seal_all(dd);
+    dd_stats_final_flush(dd); /* every span was mapped in consume: all buckets go */
     dd_workers_kick(dd);
     size_t in_flight = 0, in_backoff = 0;
     size_t busy = dd_workers_busy(dd, &in_flight, &in_backoff, NULL);
     size_t queued = dd->queue[SP_SIGNAL_TRACES].len + dd->queue[SP_SIGNAL_PROFILES].len;
-    if (queued == 0 && busy == 0 && !(dd->has_store && dd_store_backlog(&dd->store))) {
+    if (queued == 0 && busy == 0 && !dd_stats_pending(dd) &&
+        !(dd->has_store && dd_store_backlog(&dd->store))) {
         dd_finish(dd);
         return;
     }
@@ -991,6 +1032,7 @@ static void dd_destroy(struct sp_component *comp)
     }
     if (dd->has_store)
         dd_store_close(&dd->store);
+    dd_stats_destroy(dd);
     dd_settings_free(&dd->set);
     dd->destroyed = true;
     dd_charge_queue_bytes(dd); /* gives it all back */

@@ -183,6 +183,7 @@ int dd_settings_init(const struct dd_conf *conf, const struct sp_conf_ctx *cctx,
             goto fail;
         }
         s->traces_url = dd_join_url(t, "/api/v0.2/traces");
+        s->stats_url = dd_join_url(t, "/api/v0.2/stats");
         const char *pe = conf->profiles.endpoint;
         if (!dd_nonempty(pe)) {
             snprintf(def, sizeof(def), "https://intake.profile.%s", site);
@@ -192,7 +193,7 @@ int dd_settings_init(const struct dd_conf *conf, const struct sp_conf_ctx *cctx,
         }
         s->profiles_url = dd_join_url(pe, "/api/v2/profile");
     }
-    if (!s->site || !s->traces_url || !s->profiles_url)
+    if (!s->site || !s->traces_url || !s->profiles_url || (!s->agent_mode && !s->stats_url))
         goto nomem;
 
     for (size_t i = 0; i < conf->tags.n; i++) {
@@ -255,6 +256,7 @@ void dd_settings_free(struct dd_settings *s)
     free(s->key_hint);
     free(s->site);
     free(s->traces_url);
+    free(s->stats_url);
     free(s->profiles_url);
     free(s->tags);
     memset(s, 0, sizeof(*s));

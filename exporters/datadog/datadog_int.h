@@ -8,6 +8,8 @@
  * datadog_send.c     workers: take a sealed request, send it with retries
  * datadog_store.c    sending_queue.storage: sealed requests as files
  * datadog_policy.c   retry classification and backoff, rate_by_service
+ * datadog_stats.c    agentless APM stats: mapped spans -> concentrator ->
+ *                    StatsPayload requests, sent by the same workers
  *
  * Data path (ARCHITECTURE.md "Datadog exporter"): consume() maps a traces
  * batch to Datadog spans at once and appends them, packed, to the open
@@ -68,6 +70,14 @@ struct dd_endpoint_conf {
     char *endpoint;
 };
 
+struct dd_stats_conf {
+    bool enabled;           /* agentless mode only */
+    int64_t max_keys;
+    int64_t flush_delay_ms;
+    bool peer_tags;
+    bool by_span_kind;
+};
+
 struct dd_conf {
     struct dd_api_conf api;
     struct dd_endpoint_conf traces;
@@ -80,6 +90,7 @@ struct dd_conf {
     int64_t flush_interval_ms; /* seal an open trace payload this long after it opened */
     struct dd_retry_conf retry;
     struct dd_queue_conf queue;
+    struct dd_stats_conf stats;
 };
 
 /* What create() derives from the config (owned, malloc'd). */
@@ -90,6 +101,7 @@ struct dd_settings {
     char *site;
     char *traces_url;    /* full URL: .../api/v0.2/traces or .../v0.4/traces */
     char *profiles_url;  /* .../api/v2/profile or .../profiling/v1/input */
+    char *stats_url;     /* agentless: .../api/v0.2/stats; NULL in agent mode */
     const char **tags;   /* NULL-terminated "k:v" (points into the config) */
     const char *hostname; /* exporter hostname, or NULL (points into the config) */
     const char *env;      /* exporter env, or NULL (points into the config) */
@@ -114,6 +126,7 @@ struct dd_req {
     struct sp_buf body;           /* final bytes (gzip'd protobuf, msgpack, multipart) */
     size_t count;                 /* spans, or 1 profile */
     bool rates_reply;             /* agent /v0.4/traces: parse rate_by_service */
+    bool stats;                   /* an APM stats payload (count 0, own metrics, never stored) */
     char *file;                   /* the storage file holding it, or NULL */
     uint64_t file_bytes;
 };
@@ -345,6 +358,7 @@ struct dd_exporter {
     struct dd_left left;
     /* agent mode: the last default rate the agent reported (for debug logs) */
     double agent_default_rate;
+    struct dd_stats *stats;      /* agentless APM stats, NULL when off */
 };
 
 /* Idle workers take the next sealed request. */
@@ -376,5 +390,23 @@ void dd_count_drop(struct dd_exporter *dd, enum sp_signal s, struct sp_metric *m
 bool dd_ratelog_ok(struct dd_exporter *dd, struct dd_ratelog *rl, uint64_t interval_ms);
 struct sp_metric *dd_status_counter(struct dd_exporter *dd, long status);
 const char *dd_url_for(const struct dd_exporter *dd, const struct dd_req *r);
+
+/* ---- APM stats (datadog_stats.c; all no-ops when dd->stats is NULL) ---- */
+
+/* create(): agentless with stats.enabled. start(): the flush timer. */
+int dd_stats_create(struct dd_exporter *dd, struct sp_err *err);
+void dd_stats_start(struct dd_exporter *dd);
+/* Every span of a mapped payload goes through the concentrator. */
+void dd_stats_feed(struct dd_exporter *dd, const Datadog__Trace__AgentPayload *p);
+/* The oldest stats request waiting (the caller owns it), or NULL. */
+struct dd_req *dd_stats_take(struct dd_exporter *dd);
+size_t dd_stats_pending(const struct dd_exporter *dd);
+/* Shutdown: flush every bucket (once) and hand the requests to the workers. */
+void dd_stats_final_flush(struct dd_exporter *dd);
+/* The outcome of a stats request (sent, or not, with why). */
+void dd_stats_done(struct dd_exporter *dd, const struct dd_req *r, bool sent, const char *why);
+/* Shutdown deadline: drop what waits, counted. */
+void dd_stats_abandon(struct dd_exporter *dd);
+void dd_stats_destroy(struct dd_exporter *dd);
 
 #endif

@@ -72,6 +72,8 @@ void dd_req_free(struct dd_req *r)
 
 const char *dd_url_for(const struct dd_exporter *dd, const struct dd_req *r)
 {
+    if (r->stats)
+        return dd->set.stats_url;
     return r->signal == SP_SIGNAL_TRACES ? dd->set.traces_url : dd->set.profiles_url;
 }
 
@@ -112,6 +114,11 @@ static void dd_worker_fail(struct dd_worker *w, const char *why)
 {
     struct dd_exporter *dd = w->dd;
     struct dd_req *r = w->req;
+    if (r->stats) {
+        dd_stats_done(dd, r, false, why);
+        dd_worker_finish_req(w);
+        return;
+    }
     dd_count_drop(dd, r->signal, dd->m[r->signal].failed, r->count);
     if (dd_ratelog_ok(dd, &dd->fail_log, 10000)) {
         sp_log_error(dd->comp->id, "%zu %s not delivered to %s: %s", r->count,
@@ -153,6 +160,11 @@ static void dd_worker_on_done(void *ud, const struct sp_http_response *resp)
                        resp->status);
     else
         sp_status_note(dd->comp->id, SP_STATUS_EXPORT_ERROR, "%s: %s", dd_url_for(dd, r), why);
+    if (v == DD_SENT && r->stats) {
+        dd_stats_done(dd, r, true, NULL);
+        dd_worker_finish_req(w);
+        return;
+    }
     if (v == DD_SENT) {
         sp_metric_add(dd->m[r->signal].sent, (double)r->count);
         sp_metric_add(dd->m[r->signal].bytes, (double)r->body.len);
@@ -169,7 +181,7 @@ static void dd_worker_on_done(void *ud, const struct sp_http_response *resp)
         return;
     }
     if (v == DD_PERMANENT) {
-        if (resp->status == 403 && !dd->set.agent_mode) {
+        if (resp->status == 403 && !dd->set.agent_mode && !r->stats) {
             dd_count_drop(dd, r->signal, dd->m[r->signal].failed, r->count);
             if (dd_ratelog_ok(dd, &dd->forbidden_log, 60000))
                 sp_log_error(dd->comp->id,

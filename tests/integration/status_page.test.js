@@ -330,7 +330,7 @@ test('status page in headless chromium', { timeout: 240000 }, async (t) => {
     const doc = JSON.parse(res.body.toString());
     checkSchema(doc);
     const dd = doc.components.find((c) => c.id === 'datadog');
-    assert.ok(dd.events.delivered && /\/api\/v2\/profile|\/api\/v0.2\/traces/.test(dd.events.delivered.text));
+    assert.ok(dd.events.delivered && /\/api\/v2\/profile|\/api\/v0.2\/(traces|stats)/.test(dd.events.delivered.text));
     assert.ok(!res.body.toString().includes(d.KEY), 'the API key in /status.json');
   });
 
