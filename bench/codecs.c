@@ -461,6 +461,18 @@ int main(int argc, char **argv)
         snprintf(extra, sizeof(extra), "out_bytes=%zu", gz.out.len);
         report("gzip1_zlib", ns, in.dd.len, in.spans, extra);
     }
+    /* The level choice (issue 11): libdeflate's other levels through
+     * sp_compress, out_bytes against instructions/span. */
+    for (int lv = 2; lv <= 9; lv++) {
+        char nm[32];
+        snprintf(nm, sizeof(nm), "gzip%d_sp_compress", lv);
+        if (lv == 5 || lv == 7 || lv == 8 || !selected(nm))
+            continue;
+        gz.level = lv;
+        double ns = run_case(c_gz_sp_compress, &gz);
+        snprintf(extra, sizeof(extra), "out_bytes=%zu", gz.out.len);
+        report(nm, ns, in.dd.len, in.spans, extra);
+    }
     gz.level = 6;
     if (selected("gzip6_zlib")) {
         double ns = run_case(c_gz_zlib, &gz);

@@ -471,6 +471,14 @@ int sp_dd_agent_payload_frame(const Datadog__Trace__AgentPayload *p, struct sp_b
     return rc ? rc : pack_append(&t, tail, err);
 }
 
+size_t sp_dd_agent_payload_frame_size(const Datadog__Trace__AgentPayload *p)
+{
+    Datadog__Trace__AgentPayload v = *p;
+    v.n_tracerpayloads = 0;
+    v.tracerpayloads = NULL;
+    return pb_size_agent_payload(&v);
+}
+
 int sp_dd_append_tracer_payload(const Datadog__Trace__TracerPayload *tp, struct sp_buf *out,
                                 struct sp_err *err)
 {

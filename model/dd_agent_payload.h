@@ -39,5 +39,10 @@ int sp_dd_agent_payload_frame(const Datadog__Trace__AgentPayload *p, struct sp_b
                               struct sp_buf *tail, struct sp_err *err);
 int sp_dd_append_tracer_payload(const Datadog__Trace__TracerPayload *tp, struct sp_buf *out,
                                 struct sp_err *err);
+/* Bytes of p's fields other than tracerPayloads, packed: p packs to this
+ * plus the sp_dd_append_tracer_payload() records of its tracer payloads
+ * (so a caller that packed those knows p's packed size without a second
+ * size pass over its spans). */
+size_t sp_dd_agent_payload_frame_size(const Datadog__Trace__AgentPayload *p);
 
 #endif

@@ -251,7 +251,9 @@ static bool json_any(struct sp_buf *b, const sp_otlp_any *v, struct sp_arena *a,
 /* Entry strings are either owned by the output arena already (computed
  * values) or borrowed (attribute keys and values in the OTLP batch, string
  * literals); borrowed ones are copied into the arena when the span is
- * finalised, so the payload never points into the batch. */
+ * finalised, so the payload never points into the batch (unless the
+ * caller says it packs the payload before releasing the batch:
+ * sp_dd_map_opts.borrow_batch). */
 struct ent {
     const char *key;
     const char *sval;
@@ -1372,7 +1374,9 @@ static char *own_str(struct mapper *m, const char *s, bool borrowed)
 {
     if (!s)
         return (char *)protobuf_c_empty_string;
-    return borrowed ? sp_arena_strdup(m->a, s) : (char *)s;
+    if (borrowed && !(m->opts && m->opts->borrow_batch))
+        return sp_arena_strdup(m->a, s);
+    return (char *)s;
 }
 
 static int span_entries(struct mapper *m, struct mspan *ms)

@@ -12,6 +12,7 @@
 #define SP_DD_MAP_H
 
 #include <stddef.h>
+#include <stdbool.h>
 
 #include "dd_trace.pb-c.h"
 #include "sp_arena.h"
@@ -23,6 +24,11 @@ struct sp_dd_map_opts {
     const char *env;        /* exporter `env`, or NULL: from deployment.environment(.name) */
     const char *const *tags;/* exporter `tags` "k:v", NULL-terminated, may be NULL */
     const char *agent_version; /* written as agentVersion, e.g. "spanprof/0.1.0" */
+    /* true: the caller is done with the payload before it releases the
+     * OTLP batch (the Datadog exporter packs it inside consume), so meta and
+     * metrics keys and values may point into the batch instead of being
+     * copied into arena (~1.8k instructions a span, callgrind). */
+    bool borrow_batch;
 };
 
 /* Maps one OTLP trace batch (req plus the join's runtime ids) into an

@@ -638,6 +638,15 @@ static int dead_port(void)
     return port;
 }
 
+/* An intake and an agentless exporter sealing every 200 ms. */
+static void agentless_200ms(struct intake *in, struct dut *d)
+{
+    ASSERT_EQ_INT(intake_start(in), 0);
+    dut_conf(d, in->port, false);
+    d->conf.flush_interval_ms = 200;
+    ASSERT_EQ_INT(dut_start(d), 0);
+}
+
 /* Many small batches become one payload: consume() maps each batch and
  * releases it at once; at flush_interval the open payload is sealed, and its
  * bytes are exactly protobuf-c's packing of one AgentPayload holding every
@@ -645,11 +654,10 @@ static int dead_port(void)
 static void test_batches_merge_into_one_payload(void)
 {
     struct intake in;
-    ASSERT_EQ_INT(intake_start(&in), 0);
     struct dut d;
-    dut_conf(&d, in.port, false);
-    d.conf.flush_interval_ms = 200;
-    ASSERT_EQ_INT(dut_start(&d), 0);
+    agentless_200ms(&in, &d);
+    if (sp_test_failed_now)
+        return;
     struct dd_exporter *dd = d.comp.ctx;
     struct sp_batch *b[3];
     for (int i = 0; i < 3; i++) {
@@ -704,6 +712,84 @@ static void test_batches_merge_into_one_payload(void)
     ASSERT_EQ_INT(metric("spanprof_exporter_sent_spans_total", LBL), 27);
     ASSERT_EQ_INT(metric("spanprof_exporter_pending_spans", LBL), 0);
     ASSERT_EQ_INT(metric("spanprof_exporter_queue_size", LBL), 0);
+    dut_stop(&d, 1000);
+    run_for(1000, &d.done, NULL, 0);
+    ASSERT(d.done);
+    dut_destroy(&d);
+    intake_stop(&in);
+}
+
+/* A batch whose mapped payload passes the intake's 3.2 MB is cut by the
+ * splitter (consume packs first and splits only then): more than one
+ * payload, each within the limit, every span once. */
+static void test_big_batch_splits(void)
+{
+    struct intake in;
+    struct dut d;
+    agentless_200ms(&in, &d);
+    if (sp_test_failed_now)
+        return;
+    struct sp_batch *b = traces_batch();
+    ASSERT(b);
+    /* 24 attributes of 20,000 bytes on every span (below the 25,000 the
+     * mapping truncates at): ~480 KB a mapped span. */
+    struct sp_arena *ba = b->arena;
+    char *val = sp_arena_alloc(ba, 20001);
+    ASSERT(val);
+    memset(val, 'v', 20000);
+    val[20000] = '\0';
+    sp_otlp_request *req = b->u.traces.req;
+    size_t spans = 0;
+    for (size_t r = 0; r < req->n_resource_spans; r++)
+        for (size_t s = 0; s < req->resource_spans[r]->n_scope_spans; s++)
+            for (size_t k = 0; k < req->resource_spans[r]->scope_spans[s]->n_spans; k++) {
+                sp_otlp_span *sp = req->resource_spans[r]->scope_spans[s]->spans[k];
+                size_t n = sp->n_attributes;
+                sp_otlp_kv **kv = sp_arena_alloc(ba, (n + 24) * sizeof(*kv));
+                ASSERT(kv);
+                if (n)
+                    memcpy(kv, sp->attributes, n * sizeof(*kv));
+                for (int j = 0; j < 24; j++) {
+                    sp_otlp_kv *x = sp_arena_alloc(ba, sizeof(*x));
+                    Opentelemetry__Proto__Common__V1__AnyValue *v = sp_arena_alloc(ba, sizeof(*v));
+                    ASSERT(x && v);
+                    opentelemetry__proto__common__v1__key_value__init(x);
+                    opentelemetry__proto__common__v1__any_value__init(v);
+                    v->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
+                    v->string_value = val;
+                    x->key = sp_arena_sprintf(ba, "big.%d", j);
+                    x->value = v;
+                    kv[n + (size_t)j] = x;
+                }
+                sp->attributes = kv;
+                sp->n_attributes = n + 24;
+                spans++;
+            }
+    ASSERT(spans * 24 * 20000 > DD_MAX_TRACE_PAYLOAD);
+    ASSERT_EQ_INT(d.comp.type->consume(&d.comp, b), SP_OK);
+    ASSERT_EQ_INT(b->refcount, 1);
+    sp_batch_unref(b);
+    run_for(3000, NULL, &in.n, 2);
+    run_for(300, NULL, NULL, 0);
+    ASSERT(in.n >= 2);
+    size_t got = 0;
+    for (int i = 0; i < in.n; i++) {
+        struct sp_arena *a = sp_arena_create(0);
+        const uint8_t *raw;
+        size_t rlen;
+        struct sp_err err = {0};
+        ASSERT_EQ_INT(sp_decompress(SP_COMPRESSION_GZIP, in.recs[i].body, in.recs[i].len,
+                                    64u << 20, a, &raw, &rlen, &err),
+                      0);
+        ASSERT(rlen <= DD_MAX_TRACE_PAYLOAD);
+        Datadog__Trace__AgentPayload *p = datadog__trace__agent_payload__unpack(NULL, rlen, raw);
+        ASSERT(p);
+        got += payload_spans(p);
+        datadog__trace__agent_payload__free_unpacked(p, NULL);
+        sp_arena_destroy(a);
+    }
+    ASSERT_EQ_INT(got, spans);
+    ASSERT_EQ_INT(metric("spanprof_exporter_sent_spans_total", LBL), (double)spans);
     dut_stop(&d, 1000);
     run_for(1000, &d.done, NULL, 0);
     ASSERT(d.done);
@@ -891,6 +977,7 @@ int main(void)
     RUN(test_hanging_intake_times_out_and_retries);
     sp_metrics_reset();
     RUN(test_batches_merge_into_one_payload);
+    RUN(test_big_batch_splits);
     sp_metrics_reset();
     RUN(test_shutdown_right_after_consume);
     sp_metrics_reset();
