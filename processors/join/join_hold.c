@@ -428,7 +428,8 @@ void join_hold_observe(struct join_hold *h, uint64_t stream, const struct join_o
         return; /* ids then look ended: they are given up a little early */
     for (size_t i = 0; i < n; i++)
         seen[i] = ids[i].span;
-    qsort(seen, n, sizeof *seen, cmp_u64);
+    if (n) /* qsort's base must not be NULL, even for zero elements */
+        qsort(seen, n, sizeof *seen, cmp_u64);
     for (struct held *p = h->head; p; p = p->next) {
         if (p->stream != stream)
             continue;

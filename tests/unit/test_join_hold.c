@@ -199,6 +199,28 @@ static void test_unsampled_ids_given_up(void)
     jt_sink_clear();
 }
 
+/* A profile naming no span at all (e.g. a dd-trace upload, or idle time)
+ * arrives while another of its stream is held: it passes at once, and the
+ * hold's bookkeeping of "ids still showing" copes with an empty id list
+ * (it once handed qsort a NULL base, caught by UBSan in the e2e test). */
+static void test_profile_without_ids_while_holding(void)
+{
+    struct jt t;
+    ASSERT_EQ_INT(jt_open(&t, "    join_delay: 100ms\n    hold_grace: 500ms\n    max_hold: 2s\n"
+                              "    span_ttl: 10s"), 0);
+    const char *p1[] = {"00000000000000f1"};
+    ASSERT_EQ_INT(jt_consume(&t, profile_of("svc", p1, 1, 2)), 0);
+    run_for(&t, 200);
+    ASSERT_EQ_INT(jt_sink_count(SP_SIGNAL_PROFILES), 0);
+    ASSERT_EQ_INT(jt_consume(&t, profile_of("svc", NULL, 0, 0)), 0);
+    jt_wait_profiles(&t, 1, 2000);
+    ASSERT_EQ_INT(jt_sink_count(SP_SIGNAL_PROFILES), 1);
+    jt_wait_profiles(&t, 2, 3000); /* the held one, given up */
+    ASSERT_EQ_INT(jt_sink_count(SP_SIGNAL_PROFILES), 2);
+    jt_close(&t);
+    jt_sink_clear();
+}
+
 /* A parent's samples stop when its work moves to a child span, and its
  * span only comes when the request ends. The stream learns how late its
  * spans come after their ids stop showing and, when twice that is more
@@ -303,6 +325,7 @@ int main(void)
     RUN(test_out_of_order_two_services);
     RUN(test_longer_than_max_hold);
     RUN(test_unsampled_ids_given_up);
+    RUN(test_profile_without_ids_while_holding);
     RUN(test_learned_lateness);
     RUN(test_held_bytes_bound);
     return sp_test_summary();
