@@ -130,21 +130,10 @@ static uint32_t hash_u64(uint64_t v)
     return (uint32_t)v;
 }
 
-static const sp_otlp_any *kv_find(sp_otlp_kv *const *kv, size_t n, const char *key)
-{
-    if (!kv)
-        return NULL;
-    /* pdata's Map.Get: the first entry with the key. */
-    for (size_t i = 0; i < n; i++)
-        if (kv[i] && kv[i]->key && strcmp(kv[i]->key, key) == 0)
-            return kv[i]->value;
-    return NULL;
-}
-
 /* An attribute as a non-empty string (pdata AsString), or NULL. */
 static const char *kv_str(sp_otlp_kv *const *kv, size_t n, const char *key, struct sp_arena *a)
 {
-    const sp_otlp_any *v = kv_find(kv, n, key);
+    const sp_otlp_any *v = sp_dd_kv_find(kv, n, key);
     if (!v)
         return NULL;
     const char *s = sp_dd_any_string(v, a);

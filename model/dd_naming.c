@@ -476,7 +476,7 @@ void sp_dd_keys_index(struct sp_dd_keys *k, sp_otlp_kv *const *kv, size_t n, int
     }
 }
 
-static const sp_otlp_any *kv_find(sp_otlp_kv *const *kv, size_t n, const char *key)
+const sp_otlp_any *sp_dd_kv_find(sp_otlp_kv *const *kv, size_t n, const char *key)
 {
     if (!kv)
         return NULL;
@@ -496,7 +496,7 @@ static const sp_otlp_any *find_id(const struct sp_dd_keys *ix, sp_otlp_kv *const
         const sp_otlp_kv *e = ix->kv[id];
         return e ? e->value : NULL;
     }
-    return kv_find(kv, n, key_names[id]);
+    return sp_dd_kv_find(kv, n, key_names[id]);
 }
 
 /* A value as a non-empty string, or NULL. The NULL-on-ENOMEM case is
@@ -570,9 +570,9 @@ static const char *lookup_key_str(const struct sp_dd_span_ctx *c, const char *ke
 {
     const char *s = NULL;
     if (c->span)
-        s = nonempty(kv_find(c->span->attributes, c->span->n_attributes, key), a);
+        s = nonempty(sp_dd_kv_find(c->span->attributes, c->span->n_attributes, key), a);
     if (!s)
-        s = nonempty(kv_find(c->resource_attrs, c->n_resource_attrs, key), a);
+        s = nonempty(sp_dd_kv_find(c->resource_attrs, c->n_resource_attrs, key), a);
     return s;
 }
 

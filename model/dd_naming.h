@@ -136,6 +136,8 @@ bool sp_dd_endpoint_allowed(const char *span_type);
  * decimal, doubles as Go/ES6 shortest form, bytes base64, arrays and maps as
  * JSON with sorted keys); the result may point into v. */
 const char *sp_dd_any_string(const sp_otlp_any *v, struct sp_arena *a);
+/* The value of the first attribute named key (pdata's Map.Get), or NULL. */
+const sp_otlp_any *sp_dd_kv_find(sp_otlp_kv *const *kv, size_t n, const char *key);
 /* The agent's NormalizeTagValue (lowercase, invalid runs -> '_', 200 chars)
  * and NormalizeName (operation names, 100 chars). May return s itself when
  * it is already normal. NULL on ENOMEM. */
