@@ -193,10 +193,8 @@ static uint64_t dd_recent_drops(const struct dd_exporter *dd, enum sp_signal s)
  * (compressed), the open ones (packed, not compressed yet) and what consume
  * reserved ahead for the open payloads' growth (dd_reserve_growth). Growth
  * is reserved before it happens, so the charge only goes up here by what
- * nothing reserved (a profile's sealed body is reserved by its caller); even
- * then it is reserved, and the few bytes that cannot be (a new payload's
- * frame past the ceiling) are counted in spanprof_memory_refused_total but
- * still charged: they are held. Requests a worker holds are not counted: at
+ * nothing reserved ahead (a new payload's frame, a few hundred bytes); that
+ * is reserved too. Requests a worker holds are not counted: at
  * most num_consumers of them. */
 static void dd_charge_queue_bytes(struct dd_exporter *dd)
 {
@@ -205,9 +203,11 @@ static void dd_charge_queue_bytes(struct dd_exporter *dd)
     if (dd->destroyed)
         now = 0;
     if (now > dd->queued_bytes_charged) {
-        size_t up = (size_t)(now - dd->queued_bytes_charged);
-        if (sp_memory_reserve(SP_MEM_EXPORT, up) != SP_OK)
-            sp_memory_charge(SP_MEM_EXPORT, up);
+        /* Past the ceiling these few bytes stay uncharged (refusal counted
+         * in spanprof_memory_refused_total) until a later call finds room:
+         * the hard mark is never passed by the accounting. */
+        if (sp_memory_reserve(SP_MEM_EXPORT, (size_t)(now - dd->queued_bytes_charged)) != SP_OK)
+            return;
     } else if (now < dd->queued_bytes_charged) {
         sp_memory_release(SP_MEM_EXPORT, (size_t)(dd->queued_bytes_charged - now));
     }
