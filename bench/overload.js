@@ -161,7 +161,7 @@ async function rates() {
       cpu = (sp.cpuS() - c0) / STEP_S;
       await sp.stop();
       const acc = Number(r.kv.ok) * SPANS / STEP_S;
-      console.log(`RESULT overload section=rates proto=${proto} step=${m}x offered_rps=${rps.toFixed(0)} sent=${r.kv.sent} late=${r.kv.late} accepted_sps=${acc.toFixed(0)} accepted_of_sustainable=${(acc / S).toFixed(2)} refused=${r.kv.failed} cpu_pct=${(cpu * 100).toFixed(0)} cmd="${r.cmd}"`);
+      console.log(`RESULT overload section=rates proto=${proto} step=${m}x offered_rps=${rps.toFixed(0)} sent=${r.kv.sent} late=${r.kv.late} accepted_sps=${acc.toFixed(0)} accepted_of_sustainable=${(acc / S).toFixed(2)} refused=${r.kv.failed} conn_err=${r.kv.conn_err} first_error=${JSON.stringify(r.kv.first_error || '')} cpu_pct=${(cpu * 100).toFixed(0)} cmd="${r.cmd}"`);
     }
   }
   sink.close();

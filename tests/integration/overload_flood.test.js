@@ -198,7 +198,10 @@ ${NO_LIMIT ? '' : `  memory_limit: ${LIMIT_MIB}MiB`}
             sent.grpc.refused++;
             const det = err.metadata && err.metadata.get('grpc-status-details-bin');
             if (det && det.length && Buffer.from(det[0]).includes('google.rpc.RetryInfo')) sent.grpc.retryInfo++;
-          } else sent.grpc.other++;
+          } else {
+            sent.grpc.other++;
+            if (!sent.grpc.firstOther) sent.grpc.firstOther = `${err.code} ${err.details}`;
+          }
           resolve();
         });
     });
