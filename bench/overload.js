@@ -31,6 +31,9 @@ const args = process.argv.slice(2);
 const opt = (k, d) => { const i = args.indexOf(`--${k}`); return i < 0 ? d : args[i + 1]; };
 const BIN = opt('bin');
 const LOADGEN = opt('loadgen');
+// --queue 'sending_queue: {...}': the exporter's queue in the rates section,
+// e.g. a small one so the 10x/50x steps really fill it within a short step.
+const RATES_QUEUE = opt('queue', '');
 const SECTIONS = (opt('sections', 'rates,cpu')).split(',');
 const STEP_S = Number(opt('step-s', 5));
 const NO_LIMIT = args.includes('--no-limit');
@@ -143,7 +146,7 @@ async function rates() {
   const sink = await intake({ delayMs: 100 });
   for (const proto of (opt('protos', 'grpc,http-pb')).split(',')) {
     const conc = proto === 'grpc' ? ['--conns', '1', '--inflight', '4'] : ['--conns', '4', '--inflight', '1'];
-    let sp = await startSpanprof({ intakeUrl: sink.url });
+    let sp = await startSpanprof({ intakeUrl: sink.url, queue: RATES_QUEUE });
     const port = proto === 'grpc' ? sp.grpc : sp.http;
     let c0 = sp.cpuS();
     let r = await loadgen(proto, port, [...conc, '--duration', String(STEP_S), '--warmup', '1']);
@@ -153,7 +156,7 @@ async function rates() {
     console.log(`RESULT overload section=rates proto=${proto} step=sustainable offered_rps=closed accepted_sps=${S.toFixed(0)} refused=${r.kv.failed} cpu_pct=${(cpu * 100).toFixed(0)} cmd="${r.cmd}"`);
     for (const m of (opt('steps', '1,2,10,50')).split(',').map(Number)) {
       const rps = (m * S) / SPANS;
-      sp = await startSpanprof({ intakeUrl: sink.url });
+      sp = await startSpanprof({ intakeUrl: sink.url, queue: RATES_QUEUE });
       const p = proto === 'grpc' ? sp.grpc : sp.http;
       const wide = proto === 'grpc' ? ['--conns', '8', '--inflight', '32'] : ['--conns', '64', '--inflight', '1'];
       c0 = sp.cpuS();
@@ -161,7 +164,7 @@ async function rates() {
       cpu = (sp.cpuS() - c0) / STEP_S;
       await sp.stop();
       const acc = Number(r.kv.ok) * SPANS / STEP_S;
-      console.log(`RESULT overload section=rates proto=${proto} step=${m}x offered_rps=${rps.toFixed(0)} sent=${r.kv.sent} late=${r.kv.late} accepted_sps=${acc.toFixed(0)} accepted_of_sustainable=${(acc / S).toFixed(2)} refused=${r.kv.failed} cpu_pct=${(cpu * 100).toFixed(0)} cmd="${r.cmd}"`);
+      console.log(`RESULT overload section=rates proto=${proto} step=${m}x offered_rps=${rps.toFixed(0)} sent=${r.kv.sent} late=${r.kv.late} accepted_sps=${acc.toFixed(0)} accepted_of_sustainable=${(acc / S).toFixed(2)} refused=${r.kv.failed} conn_err=${r.kv.conn_err} first_error=${JSON.stringify(r.kv.first_error || '')} cpu_pct=${(cpu * 100).toFixed(0)} cmd="${r.cmd}"`);
     }
   }
   sink.close();

@@ -188,21 +188,60 @@ static uint64_t dd_recent_drops(const struct dd_exporter *dd, enum sp_signal s)
     return n;
 }
 
-/* The one place the exporter's payload bytes are charged to the process's
+/* The one place the exporter's payload bytes are accounted to the process's
  * memory ceiling (sp_memory.h, class "export"): the sealed payloads queued
- * (compressed) and the open ones (packed, not compressed yet). Requests a
- * worker holds are not counted: at most num_consumers of them. */
+ * (compressed), the open ones (packed, not compressed yet) and what consume
+ * reserved ahead for the open payloads' growth (dd_reserve_growth). Growth
+ * is reserved before it happens, so the charge only goes up here by what
+ * nothing reserved ahead (a new payload's frame, a few hundred bytes); that
+ * is reserved too. Requests a worker holds are not counted: at
+ * most num_consumers of them. */
 static void dd_charge_queue_bytes(struct dd_exporter *dd)
 {
     uint64_t now = (uint64_t)dd->queue[SP_SIGNAL_TRACES].bytes +
-                   dd->queue[SP_SIGNAL_PROFILES].bytes + dd->open_bytes;
+                   dd->queue[SP_SIGNAL_PROFILES].bytes + dd->open_bytes + dd->reserve_ahead;
     if (dd->destroyed)
         now = 0;
-    if (now > dd->queued_bytes_charged)
-        sp_memory_charge(SP_MEM_EXPORT, (size_t)(now - dd->queued_bytes_charged));
-    else if (now < dd->queued_bytes_charged)
+    if (now > dd->queued_bytes_charged) {
+        /* Past the ceiling these few bytes stay uncharged (refusal counted
+         * in spanprof_memory_refused_total) until a later call finds room:
+         * the hard mark is never passed by the accounting. */
+        if (sp_memory_reserve(SP_MEM_EXPORT, (size_t)(now - dd->queued_bytes_charged)) != SP_OK)
+            return;
+    } else if (now < dd->queued_bytes_charged) {
         sp_memory_release(SP_MEM_EXPORT, (size_t)(dd->queued_bytes_charged - now));
+    }
     dd->queued_bytes_charged = now;
+}
+
+/* Reserves n bytes of open-payload growth before it happens: SP_EFULL past
+ * the ceiling's hard mark (the caller refuses or counts a drop). */
+static int dd_reserve_growth(struct dd_exporter *dd, size_t n)
+{
+    if (sp_memory_reserve(SP_MEM_EXPORT, n) != SP_OK)
+        return SP_EFULL;
+    dd->reserve_ahead += n;
+    dd->queued_bytes_charged += n;
+    return SP_OK;
+}
+
+/* The open payloads grew by n: what was reserved ahead now is open bytes. */
+static void dd_open_grew(struct dd_exporter *dd, size_t n)
+{
+    dd->open_bytes += n;
+    dd->reserve_ahead -= n < dd->reserve_ahead ? n : dd->reserve_ahead;
+}
+
+/* Encode scratch (pack buffer, compressor output) is reserved while it is
+ * live, released by dd_scratch_release. */
+static int dd_scratch_reserve(size_t n)
+{
+    return sp_memory_reserve(SP_MEM_EXPORT, n);
+}
+
+static void dd_scratch_release(size_t n)
+{
+    sp_memory_release(SP_MEM_EXPORT, n);
 }
 
 void dd_exporter_state_changed(struct dd_exporter *dd)
@@ -335,8 +374,16 @@ static void dd_seal(struct dd_exporter *dd, size_t i)
     struct sp_err err = {0};
     struct dd_req *r = NULL;
     size_t spans = o->spans;
+    /* The compressor's output (bounded by the raw size) is live next to the
+     * raw bytes until the seal ends. Sealing cannot be refused (its spans
+     * are accepted): past the ceiling it runs uncharged, counted in
+     * spanprof_memory_refused_total{class="export"}. */
+    size_t scratch = o->raw.len + o->tail.len;
+    bool charged = dd_scratch_reserve(scratch) == SP_OK;
     dd->open_bytes -= o->raw.len;
     int rc = dd_open_seal(&dd->set, o, &r, &err);
+    if (charged)
+        dd_scratch_release(scratch);
     dd->open[i] = dd->open[--dd->n_open];
     memset(&dd->open[dd->n_open], 0, sizeof(dd->open[dd->n_open]));
     if (rc) {
@@ -424,7 +471,7 @@ static struct dd_open *dd_open_for(struct dd_exporter *dd, const Datadog__Trace_
     if (dd_open_init(&dd->set, o, p, tp, key, uv_now(dd->loop), err))
         return NULL;
     dd->n_open++;
-    dd->open_bytes += o->raw.len;
+    dd_open_grew(dd, o->raw.len);
     return o;
 }
 
@@ -447,6 +494,9 @@ static int dd_append_tp(struct dd_exporter *dd, const Datadog__Trace__AgentPaylo
         int rc = dd_open_encode(&dd->set, o, p, tp, bytes, &traces, err);
         if (rc)
             return rc;
+        /* Its growth and a frame for a payload it may open, reserved first. */
+        if (dd_reserve_growth(dd, bytes->len + sp_dd_agent_payload_frame_size(p)))
+            return sp_err_set(err, SP_EFULL, "memory ceiling reached");
     }
     if (o->spans && dd_open_size_with(o, bytes->len) > DD_MAX_TRACE_PAYLOAD) {
         dd_seal(dd, (size_t)(o - dd->open));
@@ -457,7 +507,7 @@ static int dd_append_tp(struct dd_exporter *dd, const Datadog__Trace__AgentPaylo
     size_t before = o->raw.len;
     if (dd_open_append(o, tp, bytes, spans, traces))
         return sp_err_set(err, SP_ENOMEM, "out of memory");
-    dd->open_bytes += o->raw.len - before;
+    dd_open_grew(dd, o->raw.len - before);
     if (dd_open_size_with(o, 0) >= DD_MAX_TRACE_PAYLOAD)
         dd_seal(dd, (size_t)(o - dd->open));
     return 0;
@@ -483,9 +533,23 @@ static int dd_consume_packed(struct dd_exporter *dd, const Datadog__Trace__Agent
         rc = sp_dd_append_tracer_payload(p->tracerpayloads[t], &all, err);
         end[t] = all.len;
     }
-    if (rc || sp_dd_agent_payload_frame_size(p) + all.len > DD_MAX_TRACE_PAYLOAD) {
+    size_t frame = sp_dd_agent_payload_frame_size(p);
+    if (rc || frame + all.len > DD_MAX_TRACE_PAYLOAD) {
         sp_buf_free(&all);
         return rc;
+    }
+    /* The pack buffer is live until the end, and the open payloads grow by
+     * its bytes plus a frame per payload they may open: both reserved before
+     * anything is appended, so a full ceiling refuses the whole batch. */
+    size_t scratch = all.cap;
+    if (dd_scratch_reserve(scratch) != SP_OK) {
+        sp_buf_free(&all);
+        return sp_err_set(err, SP_EFULL, "memory ceiling reached");
+    }
+    if (dd_reserve_growth(dd, all.len + frame * n) != SP_OK) {
+        dd_scratch_release(scratch);
+        sp_buf_free(&all);
+        return sp_err_set(err, SP_EFULL, "memory ceiling reached");
     }
     *done = true;
     for (size_t t = 0, start = 0; rc == 0 && t < n; start = end[t++]) {
@@ -500,27 +564,31 @@ static int dd_consume_packed(struct dd_exporter *dd, const Datadog__Trace__Agent
         if (rc == 0)
             *appended += spans;
     }
+    dd_scratch_release(scratch);
     sp_buf_free(&all);
     return rc;
 }
 
+/* Maps, packs and appends a batch of spans to the open payloads. The
+ * mapping arena and the pack buffer are charged to the ceiling while live,
+ * the open payloads' growth is reserved before it happens: when the ceiling
+ * refuses before any span is appended, the batch is refused whole (SP_EFULL:
+ * the receiver answers 429/UNAVAILABLE and nothing is counted as accepted);
+ * a refusal after some were appended is a counted drop of the rest. */
 static int dd_consume_traces(struct dd_exporter *dd, struct sp_batch *batch, size_t count)
 {
     struct sp_err err = {0};
     struct sp_arena *arena = sp_arena_create(0);
     if (!arena)
         return SP_ENOMEM;
+    sp_arena_set_mem_class(arena, SP_MEM_EXPORT);
     struct sp_dd_map_opts mo;
     dd_map_opts(&dd->set, &mo);
     mo.borrow_batch = true; /* packed below, the batch released after */
     Datadog__Trace__AgentPayload *payload = NULL, **parts = NULL;
     size_t n_parts = 0, rejected = 0;
     int rc = sp_dd_map_traces(&batch->u.traces, &mo, arena, &payload, &rejected, &err);
-    if (rc == 0)
-        dd_stats_feed(dd, payload); /* agentless APM stats (no-op otherwise) */
-    sp_metric_add(dd->m[SP_SIGNAL_TRACES].accepted, (double)count);
-    if (rejected)
-        dd_count_drop(dd, SP_SIGNAL_TRACES, dd->m[SP_SIGNAL_TRACES].dropped_invalid, rejected);
+    bool mapped = rc == 0;
     struct sp_buf key = {0}, bytes = {0};
     size_t appended = 0;
     bool done = false;
@@ -541,15 +609,37 @@ static int dd_consume_traces(struct dd_exporter *dd, struct sp_batch *batch, siz
                 appended += n;
         }
     }
+    bool ceiling = rc == SP_EFULL || (rc && sp_arena_ceiling_hit(arena));
     sp_buf_free(&key);
     sp_buf_free(&bytes);
+    if (ceiling && appended == 0) {
+        sp_arena_destroy(arena);
+        dd->reserve_ahead = 0;
+        dd_exporter_state_changed(dd); /* gives back what was reserved */
+        sp_metric_add(dd->m[SP_SIGNAL_TRACES].refused, (double)count);
+        if (dd_ratelog_ok(dd, &dd->overflow_log, 10000))
+            sp_log_warn(dd->comp->id,
+                        "memory ceiling reached (service.memory_limit): refusing %zu spans "
+                        "until the queue drains",
+                        count);
+        return SP_EFULL;
+    }
+    if (mapped)
+        dd_stats_feed(dd, payload); /* agentless APM stats (no-op otherwise) */
     sp_arena_destroy(arena);
+    sp_metric_add(dd->m[SP_SIGNAL_TRACES].accepted, (double)count);
+    if (rejected)
+        dd_count_drop(dd, SP_SIGNAL_TRACES, dd->m[SP_SIGNAL_TRACES].dropped_invalid, rejected);
     if (rc) {
         size_t lost = count > rejected + appended ? count - rejected - appended : 0;
-        dd_count_drop(dd, SP_SIGNAL_TRACES, dd->m[SP_SIGNAL_TRACES].dropped_invalid, lost);
+        dd_count_drop(dd, SP_SIGNAL_TRACES,
+                      ceiling ? dd->m[SP_SIGNAL_TRACES].dropped_overflow
+                              : dd->m[SP_SIGNAL_TRACES].dropped_invalid,
+                      lost);
         if (dd_ratelog_ok(dd, &dd->fail_log, 10000))
             sp_log_error(dd->comp->id, "cannot encode %zu spans for Datadog: %s", lost, err.msg);
     }
+    dd->reserve_ahead = 0; /* what was not used is given back below */
     dd_flush_arm(dd);
     dd_exporter_state_changed(dd);
     return SP_OK;
@@ -827,13 +917,22 @@ static int dd_consume(struct sp_component *comp, struct sp_batch *batch)
 
     struct sp_err err = {0};
     struct dd_req *r = NULL;
-    sp_metric_add(dd->m[SP_SIGNAL_PROFILES].accepted, 1);
     if (dd_profile_req(&dd->set, &batch->u.profile, &r, &err)) {
+        sp_metric_add(dd->m[SP_SIGNAL_PROFILES].accepted, 1);
         dd_count_drop(dd, SP_SIGNAL_PROFILES, dd->m[SP_SIGNAL_PROFILES].dropped_invalid, 1);
         if (dd_ratelog_ok(dd, &dd->fail_log, 10000))
             sp_log_error(comp->id, "cannot encode a profile for Datadog: %s", err.msg);
         return SP_OK;
     }
+    /* Its sealed body is reserved before it is queued (dd_charge_queue_bytes
+     * then finds it charged). */
+    if (sp_memory_reserve(SP_MEM_EXPORT, r->body.len) != SP_OK) {
+        dd_req_free(r);
+        sp_metric_add(dd->m[SP_SIGNAL_PROFILES].refused, 1);
+        return SP_EFULL;
+    }
+    dd->queued_bytes_charged += r->body.len;
+    sp_metric_add(dd->m[SP_SIGNAL_PROFILES].accepted, 1);
     dd_enqueue(dd, r);
     return SP_OK;
 }

@@ -348,6 +348,7 @@ struct dd_exporter {
     bool destroyed;
     sp_done_fn done;
     uint64_t queued_bytes_charged; /* charged to sp_memory (dd_charge_queue_bytes) */
+    uint64_t reserve_ahead;      /* reserved for open-payload growth still to come */
     /* metrics */
     struct dd_sig_metrics m[SP_SIGNAL_COUNT];
     struct sp_metric *queue_size, *queue_bytes, *queue_capacity, *queue_capacity_bytes;
