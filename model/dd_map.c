@@ -31,6 +31,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -251,6 +252,7 @@ struct ent {
     uint32_t hash; /* key_hash_pfx */
     bool live;
     bool kborrowed, vborrowed;
+    bool fits; /* key and value known to be within the truncator's limits */
 };
 
 struct smap {
@@ -297,6 +299,9 @@ static size_t smap_find(const struct smap *m, const char *key, uint32_t h)
 
 static int smap_grow(struct smap *m)
 {
+    /* the common case inline: room in both the entries and the index */
+    if (m->n + 1 <= m->cap && (m->n + 1) * 2 <= m->ix.cap)
+        return 0;
     if (m->n + 1 > m->cap) {
         size_t cap = m->cap ? m->cap * 2 : 32;
         struct ent *nv = realloc(m->v, cap * sizeof *nv);
@@ -327,15 +332,19 @@ static struct ent *smap_get(const struct smap *m, const char *key)
 }
 
 enum put_mode {
-    PUT_SET,       /* overwrite */
-    PUT_IF_ABSENT, /* keep an existing value */
-    PUT_IF_EMPTY,  /* keep an existing non-empty string */
+    PUT_SET = 0,       /* overwrite */
+    PUT_IF_ABSENT = 1, /* keep an existing value */
+    PUT_IF_EMPTY = 2,  /* keep an existing non-empty string */
+    PUT_HOW = 3,       /* the bits above */
+    /* a flag: the caller knows the key and the value are within the
+     * truncator's limits, so truncate_maps need not measure them */
+    PUT_FITS = 4,
 };
 
 /* kb/vb: key/value borrowed (copy at finalisation); h and pfx:
- * key_hash_pfx(key). */
+ * key_hash_pfx(key). mode: enum put_mode's bits. */
 static int smap_put_h(struct smap *m, const char *key, uint32_t h, uint64_t pfx, bool kb,
-                      const char *sval, bool vb, double dval, enum put_mode mode)
+                      const char *sval, bool vb, double dval, int mode)
 {
     int rc = smap_grow(m);
     if (rc)
@@ -345,9 +354,9 @@ static int smap_put_h(struct smap *m, const char *key, uint32_t h, uint64_t pfx,
     if (m->ix.slots[slot]) {
         e = &m->v[sp_hindex_pos(&m->ix, slot)];
         if (e->live) {
-            if (mode == PUT_IF_ABSENT)
+            if ((mode & PUT_HOW) == PUT_IF_ABSENT)
                 return 0;
-            if (mode == PUT_IF_EMPTY && e->sval && *e->sval)
+            if ((mode & PUT_HOW) == PUT_IF_EMPTY && e->sval && *e->sval)
                 return 0;
         }
     } else {
@@ -363,27 +372,99 @@ static int smap_put_h(struct smap *m, const char *key, uint32_t h, uint64_t pfx,
     e->sval = sval;
     e->vborrowed = vb;
     e->dval = dval;
+    e->fits = (mode & PUT_FITS) != 0;
     return 0;
 }
 
 static int smap_put(struct smap *m, const char *key, bool kb, const char *sval, bool vb,
-                    double dval, enum put_mode mode)
+                    double dval, int mode)
 {
     uint64_t pfx;
     uint32_t h = key_hash_pfx(key, &pfx);
     return smap_put_h(m, key, h, pfx, kb, sval, vb, dval, mode);
 }
 
-static void smap_del(struct smap *m, const char *key)
+/* The literal keys every span puts or looks up, hashed once
+ * (key_hash_pfx) rather than at every use. */
+enum lit {
+    L_SPAN_KIND,
+    L_HTTP_STATUS_CODE,
+    L_HTTP_RESPONSE_STATUS_CODE,
+    L_RPC_GRPC_STATUS_CODE,
+    L_DD_MEASURED,
+    L_OTEL_TRACE_ID,
+    L_DD_P_TID,
+    L_VERSION,
+    L_EVENTS,
+    L_HAS_EXCEPTION,
+    L_SPAN_LINKS,
+    L_W3C_TRACESTATE,
+    L_LIBRARY_NAME,
+    L_LIBRARY_VERSION,
+    L_STATUS_CODE,
+    L_STATUS_DESCRIPTION,
+    L_ERROR_MSG,
+    L_ERROR_TYPE,
+    L_ERROR_STACK,
+    L_ENV,
+    L_DB_NAME,
+    L_SAMPLING_PRIORITY,
+    L_EAUSR,
+    L_COUNT
+};
+
+static const char *const lit_names[L_COUNT] = {
+    [L_SPAN_KIND] = "span.kind",
+    [L_HTTP_STATUS_CODE] = "http.status_code",
+    [L_HTTP_RESPONSE_STATUS_CODE] = "http.response.status_code",
+    [L_RPC_GRPC_STATUS_CODE] = "rpc.grpc.status_code",
+    [L_DD_MEASURED] = "_dd.measured",
+    [L_OTEL_TRACE_ID] = "otel.trace_id",
+    [L_DD_P_TID] = "_dd.p.tid",
+    [L_VERSION] = "version",
+    [L_EVENTS] = "events",
+    [L_HAS_EXCEPTION] = "_dd.span_events.has_exception",
+    [L_SPAN_LINKS] = "_dd.span_links",
+    [L_W3C_TRACESTATE] = "w3c.tracestate",
+    [L_LIBRARY_NAME] = "otel.library.name",
+    [L_LIBRARY_VERSION] = "otel.library.version",
+    [L_STATUS_CODE] = "otel.status_code",
+    [L_STATUS_DESCRIPTION] = "otel.status_description",
+    [L_ERROR_MSG] = "error.msg",
+    [L_ERROR_TYPE] = "error.type",
+    [L_ERROR_STACK] = "error.stack",
+    [L_ENV] = "env",
+    [L_DB_NAME] = "db.name",
+    [L_SAMPLING_PRIORITY] = "_sampling_priority_v1",
+    [L_EAUSR] = "_dd1.sr.eausr",
+};
+
+static struct {
+    uint64_t pfx;
+    uint32_t hash;
+} lit_hash[L_COUNT];
+static pthread_once_t lit_once = PTHREAD_ONCE_INIT;
+
+static void lit_init(void)
 {
-    struct ent *e = smap_get(m, key);
-    if (e)
-        e->live = false;
+    for (size_t i = 0; i < L_COUNT; i++) {
+        SP_ASSERT(lit_names[i] && strlen(lit_names[i]) <= DD_MAX_META_KEY_LEN,
+                  "dd_map: a literal key is missing or too long");
+        lit_hash[i].hash = key_hash_pfx(lit_names[i], &lit_hash[i].pfx);
+    }
 }
 
-static bool meta_has(const struct smap *m, const char *key)
+/* smap_put / smap_get for a literal key: the key always fits the
+ * truncator's limits, so PUT_FITS only says something about the value. */
+static int lput(struct smap *m, enum lit k, const char *sval, bool vb, double dval, int mode)
 {
-    return smap_get(m, key) != NULL;
+    return smap_put_h(m, lit_names[k], lit_hash[k].hash, lit_hash[k].pfx, false, sval, vb, dval,
+                      mode);
+}
+
+static struct ent *lget(const struct smap *m, enum lit k)
+{
+    return smap_get_h(m, lit_names[k], lit_hash[k].hash);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -419,6 +500,7 @@ struct res_meta {
     uint64_t pfx;  /* key_hash_pfx(key) */
     uint32_t hash;
     int8_t analytics; /* -1: a meta key; 0/1: analytics.event's bool; 2: not a bool */
+    int fits;         /* PUT_FITS when the truncator leaves key and value alone */
 };
 
 /* One tracer payload: a distinct resource. */
@@ -439,6 +521,7 @@ struct tp_b {
 /* The exporter's `tags`, split once per batch. */
 struct tag_kv {
     const char *k, *v;
+    int fits; /* PUT_FITS when the truncator leaves both alone */
 };
 
 struct mapper {
@@ -462,6 +545,7 @@ struct mapper {
     /* the last scope's name and version, copied once */
     const void *scope;
     const char *scope_name, *scope_version;
+    int scope_fits; /* PUT_FITS when both are within the truncator's value limit */
     struct tag_kv *tags;
     size_t n_tags;
 };
@@ -688,18 +772,19 @@ static int attr_to_meta(struct mapper *m, const char *k, int id, const char *v, 
         return SP_ENOMEM;
     if (!mk)
         return 0;
-    struct ent *e = smap_get(&m->meta, mk);
-    if (e && e->sval && *e->sval)
-        return 0;
     /* mk is k itself here unless k was remapped, and no remapped key is
      * analytics.event. */
     if (id == SP_DD_K_ANALYTICS_EVENT) {
+        struct ent *e = smap_get(&m->meta, mk);
+        if (e && e->sval && *e->sval)
+            return 0;
         int bv = parse_go_bool(v);
         if (bv >= 0)
-            return smap_put(&m->metrics, "_dd1.sr.eausr", false, NULL, false, bv, PUT_IF_ABSENT);
+            return lput(&m->metrics, L_EAUSR, NULL, false, bv, PUT_IF_ABSENT | PUT_FITS);
         return 0;
     }
-    return smap_put(&m->meta, mk, kb, v, vb, 0, PUT_SET);
+    /* one lookup: an existing non-empty value wins (SetMetaOTLPIfEmpty) */
+    return smap_put(&m->meta, mk, kb, v, vb, 0, PUT_IF_EMPTY);
 }
 
 /* conditionallyMapOTLPAttributeToMetric + SetMetricOTLPIfEmpty. */
@@ -711,12 +796,13 @@ static int attr_to_metric(struct mapper *m, const char *k, int id, double v)
         return SP_ENOMEM;
     if (!mk)
         return 0;
-    if (smap_get(&m->metrics, mk))
-        return 0;
-    if (id == SP_DD_K_SAMPLING_PRIORITY)
-        return smap_put(&m->metrics, "_sampling_priority_v1", false, NULL, false, v,
-                        PUT_IF_ABSENT);
-    return smap_put(&m->metrics, mk, kb, NULL, false, v, PUT_SET);
+    if (id == SP_DD_K_SAMPLING_PRIORITY) {
+        if (smap_get(&m->metrics, mk))
+            return 0;
+        return lput(&m->metrics, L_SAMPLING_PRIORITY, NULL, false, v, PUT_IF_ABSENT | PUT_FITS);
+    }
+    /* one lookup: an existing metric wins (SetMetricOTLPIfEmpty) */
+    return smap_put(&m->metrics, mk, kb, NULL, false, v, PUT_IF_ABSENT);
 }
 
 /* Go's net/http StatusText: the reason phrase of a status code, or NULL. */
@@ -784,19 +870,19 @@ static int status_to_error(struct mapper *m, const sp_otlp_span *s)
 {
     if (!s->status || s->status->code != STATUS_ERROR)
         return 0;
-    if (meta_has(&m->meta, "error.msg"))
+    if (lget(&m->meta, L_ERROR_MSG))
         return 1;
     const char *msg = s->status->message;
     if (msg && *msg)
-        return smap_put(&m->meta, "error.msg", false, msg, true, 0, PUT_SET) ? -1 : 1;
-    struct ent *code = smap_get(&m->meta, "http.status_code");
+        return lput(&m->meta, L_ERROR_MSG, msg, true, 0, PUT_SET) ? -1 : 1;
+    struct ent *code = lget(&m->meta, L_HTTP_STATUS_CODE);
     if (!code || !code->sval || !*code->sval)
-        code = smap_get(&m->meta, "http.response.status_code");
+        code = lget(&m->meta, L_HTTP_RESPONSE_STATUS_CODE);
     if (!code || !code->sval || !*code->sval)
         return 1;
     const char *txt = http_status_text(go_atoi(code->sval));
     const char *v = txt ? sp_arena_sprintf(m->a, "%s %s", code->sval, txt) : code->sval;
-    if (!v || smap_put(&m->meta, "error.msg", false, v, txt ? false : code->vborrowed, 0, PUT_SET))
+    if (!v || lput(&m->meta, L_ERROR_MSG, v, txt ? false : code->vborrowed, 0, PUT_SET))
         return -1;
     return 1;
 }
@@ -887,6 +973,15 @@ static bool is_structured_meta_key(const char *k)
            (n >= 9 && strcmp(k + n - 9, ".protobuf") == 0);
 }
 
+/* PUT_FITS when truncate_maps would leave this meta entry as it is. */
+static int meta_fits(const char *k, const char *v)
+{
+    return is_structured_meta_key(k) ||
+                   (strlen(k) <= DD_MAX_META_KEY_LEN && strlen(v) <= DD_MAX_META_VAL_LEN)
+               ? PUT_FITS
+               : 0;
+}
+
 static const char *truncated(struct mapper *m, const char *s, size_t limit)
 {
     size_t n = sp_utf8_truncate(s, strlen(s), limit);
@@ -898,7 +993,7 @@ static int truncate_maps(struct mapper *m)
     size_t n = m->meta.n;
     for (size_t i = 0; i < n; i++) {
         struct ent *e = &m->meta.v[i];
-        if (!e->live || is_structured_meta_key(e->key))
+        if (!e->live || e->fits || is_structured_meta_key(e->key))
             continue;
         const char *k = e->key, *v = e->sval ? e->sval : "";
         bool kb = e->kborrowed, vb = e->vborrowed;
@@ -923,7 +1018,7 @@ static int truncate_maps(struct mapper *m)
     n = m->metrics.n;
     for (size_t i = 0; i < n; i++) {
         struct ent *e = &m->metrics.v[i];
-        if (!e->live || strlen(e->key) <= DD_MAX_METRIC_KEY_LEN)
+        if (!e->live || e->fits || strlen(e->key) <= DD_MAX_METRIC_KEY_LEN)
             continue;
         e->live = false;
         double d = e->dval;
@@ -1087,19 +1182,19 @@ static int map_span(struct mapper *m, struct tp_b *t, const sp_otlp_scope_spans 
 
     /* --- minimal fields (otelSpanToDDSpanMinimal) --- */
     d->error = s->status && s->status->code == STATUS_ERROR;
-    CK(smap_put(&m->meta, "span.kind", false, sp_dd_span_kind_name((int)s->kind), false, 0,
-                PUT_SET));
+    CK(lput(&m->meta, L_SPAN_KIND, sp_dd_span_kind_name((int)s->kind), false, 0,
+            PUT_SET | PUT_FITS));
     int64_t code;
     if (http_status_code(&c, sk, rk, &code) && code >= 0)
-        CK(smap_put(&m->metrics, "http.status_code", false, NULL, false, (double)code, PUT_SET));
+        CK(lput(&m->metrics, L_HTTP_STATUS_CODE, NULL, false, (double)code, PUT_SET | PUT_FITS));
     const char *grpc = grpc_status_code(&c, a);
     if (grpc)
-        CK(smap_put(&m->meta, "rpc.grpc.status_code", false, grpc, true, 0, PUT_SET));
+        CK(lput(&m->meta, L_RPC_GRPC_STATUS_CODE, grpc, true, 0, PUT_SET));
     /* _dd.measured is an int64 concept: an int (or exact-integer double)
      * 1, never the string "1". */
     int64_t measured;
     if (sp_dd_attr_int(&c, SP_DD_K_DD_MEASURED, &measured) && measured == 1)
-        CK(smap_put(&m->metrics, "_dd.measured", false, NULL, false, 1, PUT_SET));
+        CK(lput(&m->metrics, L_DD_MEASURED, NULL, false, 1, PUT_SET | PUT_FITS));
 
     /* --- span attributes --- */
     for (size_t i = 0; i < s->n_attributes; i++) {
@@ -1127,20 +1222,20 @@ static int map_span(struct mapper *m, struct tp_b *t, const sp_otlp_scope_spans 
     const char *tid_hex = sp_arena_strndup(a, hx, 2 * tl);
     if (!tid_hex)
         return oom(m, "trace id");
-    CK(smap_put(&m->meta, "otel.trace_id", false, tid_hex, false, 0, PUT_SET));
+    CK(lput(&m->meta, L_OTEL_TRACE_ID, tid_hex, false, 0, PUT_SET | PUT_FITS));
     uint64_t high = sp_dd_trace_id_high(s->trace_id.data, s->trace_id.len);
     if (high) {
         /* The high 64 bits as %016x: the first 16 hex digits of the id. */
         const char *h = sp_arena_strndup(a, hx, 16);
         if (!h)
             return oom(m, "trace id");
-        CK(smap_put(&m->meta, "_dd.p.tid", false, h, false, 0, PUT_IF_ABSENT));
+        CK(lput(&m->meta, L_DD_P_TID, h, false, 0, PUT_IF_ABSENT | PUT_FITS));
     }
 
-    if (!meta_has(&m->meta, "version")) {
+    if (!lget(&m->meta, L_VERSION)) {
         const char *v = sp_dd_attr_key(&c, SP_DD_K_SERVICE_VERSION, a);
         if (v)
-            CK(smap_put(&m->meta, "version", false, v, true, 0, PUT_SET));
+            CK(lput(&m->meta, L_VERSION, v, true, 0, PUT_SET));
     }
 
     /* --- events, links, tracestate, scope, status --- */
@@ -1148,12 +1243,11 @@ static int map_span(struct mapper *m, struct tp_b *t, const sp_otlp_scope_spans 
         const char *ev;
         if (marshal_events(m, s) || !(ev = sb_take(m)))
             return oom(m, "events");
-        CK(smap_put(&m->meta, "events", false, ev, false, 0, PUT_SET));
+        CK(lput(&m->meta, L_EVENTS, ev, false, 0, PUT_SET));
         for (size_t i = 0; i < s->n_events; i++)
             if (s->events[i] && s->events[i]->name &&
                 strcmp(s->events[i]->name, "exception") == 0) {
-                CK(smap_put(&m->meta, "_dd.span_events.has_exception", false, "true", false, 0,
-                            PUT_SET));
+                CK(lput(&m->meta, L_HAS_EXCEPTION, "true", false, 0, PUT_SET | PUT_FITS));
                 break;
             }
     }
@@ -1161,10 +1255,10 @@ static int map_span(struct mapper *m, struct tp_b *t, const sp_otlp_scope_spans 
         const char *ln;
         if (marshal_links(m, s) || !(ln = sb_take(m)))
             return oom(m, "links");
-        CK(smap_put(&m->meta, "_dd.span_links", false, ln, false, 0, PUT_SET));
+        CK(lput(&m->meta, L_SPAN_LINKS, ln, false, 0, PUT_SET));
     }
     if (s->trace_state && *s->trace_state)
-        CK(smap_put(&m->meta, "w3c.tracestate", false, s->trace_state, true, 0, PUT_SET));
+        CK(lput(&m->meta, L_W3C_TRACESTATE, s->trace_state, true, 0, PUT_SET));
     if (scope && (const void *)scope != m->scope) {
         /* Copied once for all the spans of the scope. */
         m->scope_name = scope->name && *scope->name ? sp_arena_strdup(a, scope->name) : "";
@@ -1175,23 +1269,26 @@ static int map_span(struct mapper *m, struct tp_b *t, const sp_otlp_scope_spans 
             return oom(m, "scope");
         }
         m->scope = scope;
+        m->scope_fits = strlen(m->scope_name) <= DD_MAX_META_VAL_LEN &&
+                                strlen(m->scope_version) <= DD_MAX_META_VAL_LEN
+                            ? PUT_FITS
+                            : 0;
     }
     if (scope && *m->scope_name)
-        CK(smap_put(&m->meta, "otel.library.name", false, m->scope_name, false, 0, PUT_SET));
+        CK(lput(&m->meta, L_LIBRARY_NAME, m->scope_name, false, 0, PUT_SET | m->scope_fits));
     if (scope && *m->scope_version)
-        CK(smap_put(&m->meta, "otel.library.version", false, m->scope_version, false, 0,
-                    PUT_SET));
+        CK(lput(&m->meta, L_LIBRARY_VERSION, m->scope_version, false, 0,
+                PUT_SET | m->scope_fits));
     static const char *const status_names[] = {"Unset", "Ok", "Error"};
     int sc = s->status ? (int)s->status->code : 0;
-    CK(smap_put(&m->meta, "otel.status_code", false,
-                sc >= 0 && sc <= 2 ? status_names[sc] : "Unset", false, 0, PUT_SET));
+    CK(lput(&m->meta, L_STATUS_CODE, sc >= 0 && sc <= 2 ? status_names[sc] : "Unset", false, 0,
+            PUT_SET | PUT_FITS));
     if (s->status && s->status->message && *s->status->message)
-        CK(smap_put(&m->meta, "otel.status_description", false, s->status->message, true, 0,
-                    PUT_SET));
+        CK(lput(&m->meta, L_STATUS_DESCRIPTION, s->status->message, true, 0, PUT_SET));
 
     /* --- error (unless error.msg, .type and .stack all came as attributes) --- */
-    if (!meta_has(&m->meta, "error.msg") || !meta_has(&m->meta, "error.type") ||
-        !meta_has(&m->meta, "error.stack")) {
+    if (!lget(&m->meta, L_ERROR_MSG) || !lget(&m->meta, L_ERROR_TYPE) ||
+        !lget(&m->meta, L_ERROR_STACK)) {
         int e = status_to_error(m, s);
         if (e < 0)
             return oom(m, "error");
@@ -1199,27 +1296,30 @@ static int map_span(struct mapper *m, struct tp_b *t, const sp_otlp_scope_spans 
     }
 
     /* --- env: attributes, else the exporter's env --- */
-    if (!meta_has(&m->meta, "env")) {
+    if (!lget(&m->meta, L_ENV)) {
         const char *env = sp_dd_attr_key(&c, SP_DD_K_DEPLOYMENT_ENVIRONMENT_NAME, a);
         if (!env)
             env = sp_dd_attr_key(&c, SP_DD_K_DEPLOYMENT_ENVIRONMENT, a);
         if (!env && m->opts && m->opts->env && *m->opts->env)
             env = m->opts->env;
         if (env)
-            CK(smap_put(&m->meta, "env", false, env, true, 0, PUT_SET));
+            CK(lput(&m->meta, L_ENV, env, true, 0, PUT_SET));
     }
 
     /* --- resource attributes (strings), then scope attributes --- */
     for (size_t i = 0; i < t->n_rmeta; i++) {
         const struct res_meta *r = &t->rmeta[i];
+        if (r->analytics < 0) {
+            /* one lookup: an existing non-empty value wins */
+            CK(smap_put_h(&m->meta, r->key, r->hash, r->pfx, false, r->val, false, 0,
+                          PUT_IF_EMPTY | r->fits));
+            continue;
+        }
         struct ent *e = smap_get_h(&m->meta, r->key, r->hash);
         if (e && e->sval && *e->sval)
             continue;
-        if (r->analytics < 0)
-            CK(smap_put_h(&m->meta, r->key, r->hash, r->pfx, false, r->val, false, 0, PUT_SET));
-        else if (r->analytics <= 1)
-            CK(smap_put(&m->metrics, "_dd1.sr.eausr", false, NULL, false, r->analytics,
-                        PUT_IF_ABSENT));
+        if (r->analytics <= 1)
+            CK(lput(&m->metrics, L_EAUSR, NULL, false, r->analytics, PUT_IF_ABSENT | PUT_FITS));
     }
     if (scope) {
         for (size_t i = 0; i < scope->n_attributes; i++) {
@@ -1233,18 +1333,19 @@ static int map_span(struct mapper *m, struct tp_b *t, const sp_otlp_scope_spans 
             CK(smap_put(&m->meta, kv->key, true, sv, vb, 0, PUT_SET));
         }
     }
-    if (!meta_has(&m->meta, "db.name")) {
+    if (!lget(&m->meta, L_DB_NAME)) {
         const char *ns = sp_dd_attr_key(&c, SP_DD_K_DB_NAMESPACE, a);
         if (ns)
-            CK(smap_put(&m->meta, "db.name", false, ns, true, 0, PUT_SET));
+            CK(lput(&m->meta, L_DB_NAME, ns, true, 0, PUT_SET));
     }
 
     /* --- the exporter's `tags`, like a tracer's global tags --- */
     for (size_t i = 0; i < m->n_tags; i++)
-        CK(smap_put(&m->meta, m->tags[i].k, false, m->tags[i].v, false, 0, PUT_IF_ABSENT));
+        CK(smap_put(&m->meta, m->tags[i].k, false, m->tags[i].v, false, 0,
+                    PUT_IF_ABSENT | m->tags[i].fits));
 
     /* --- the agent's normaliser and truncator --- */
-    struct ent *env = smap_get(&m->meta, "env");
+    struct ent *env = lget(&m->meta, L_ENV);
     if (env && env->sval) {
         const char *n = sp_dd_normalize_tag_value(env->sval, a);
         if (!n)
@@ -1254,9 +1355,9 @@ static int map_span(struct mapper *m, struct tp_b *t, const sp_otlp_scope_spans 
             env->vborrowed = false;
         }
     }
-    struct ent *hsc = smap_get(&m->meta, "http.status_code");
+    struct ent *hsc = lget(&m->meta, L_HTTP_STATUS_CODE);
     if (hsc && !valid_status_code(hsc->sval))
-        smap_del(&m->meta, "http.status_code");
+        hsc->live = false;
     size_t tlen = strlen(d->type);
     if (tlen > DD_MAX_TYPE_LEN) {
         /* Literal types are short: a long one is the arena's own copy. */
@@ -1275,7 +1376,7 @@ static int map_span(struct mapper *m, struct tp_b *t, const sp_otlp_scope_spans 
     if (rc)
         return rc;
 
-    struct ent *prio = smap_get(&m->metrics, "_sampling_priority_v1");
+    struct ent *prio = lget(&m->metrics, L_SAMPLING_PRIORITY);
     if (prio) {
         /* Go converts with int32(p); keep the value in range (no UB on NaN
          * or a huge attribute). */
@@ -1555,6 +1656,7 @@ static int res_meta_build(struct mapper *m, struct tp_b *t)
         if (!r->key || !r->val)
             return SP_ENOMEM;
         r->hash = key_hash_pfx(r->key, &r->pfx);
+        r->fits = meta_fits(r->key, r->val);
         t->n_rmeta++;
     }
     return 0;
@@ -1958,6 +2060,7 @@ static int mapper_tags(struct mapper *m)
         t->v = sp_arena_strdup(m->a, colon + 1);
         if (!t->k || !t->v)
             return oom(m, "tags");
+        t->fits = meta_fits(t->k, t->v);
         m->n_tags++;
     }
     return 0;
@@ -1968,6 +2071,7 @@ int sp_dd_map_traces(const struct sp_traces *traces, const struct sp_dd_map_opts
                      struct sp_err *err)
 {
     struct mapper m = {.traces = traces, .opts = opts, .a = arena, .err = err};
+    pthread_once(&lit_once, lit_init);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     m.now_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
