@@ -1610,10 +1610,19 @@ static const char *resource_key(struct mapper *m, const sp_otlp_resource_spans *
         qsort(v, k, sizeof *v, kvp_cmp);
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < k; i++) {
+        /* "key\x1f<value case>\x1fvalue\x1e", without printf's parsing */
         const char *val = sp_dd_any_string(v[i]->value, m->a);
-        rc = val ? sp_buf_printf(&m->sb, "%s\x1f%d\x1f%s\x1e", v[i]->key ? v[i]->key : "",
-                                 v[i]->value ? (int)v[i]->value->value_case : 0, val)
-                 : SP_ENOMEM;
+        char vc[24];
+        int64_t vcase = v[i]->value ? (int64_t)v[i]->value->value_case : 0;
+        size_t vcn = fmt_u64(vc, vcase < 0 ? 0 - (uint64_t)vcase : (uint64_t)vcase, vcase < 0);
+        vc[vcn++] = '\x1f';
+        rc = !val ? SP_ENOMEM
+                  : sp_buf_append_str(&m->sb, v[i]->key ? v[i]->key : "") ||
+                            sp_buf_append_byte(&m->sb, '\x1f') ||
+                            sp_buf_append(&m->sb, vc, vcn) || sp_buf_append_str(&m->sb, val) ||
+                            sp_buf_append_byte(&m->sb, '\x1e')
+                        ? SP_ENOMEM
+                        : 0;
     }
     free(v);
     if (rc) {

@@ -304,8 +304,8 @@ static void want_init(void)
 static const struct want *want_find(const struct want_set *w, const char *k)
 {
     unsigned char c = (unsigned char)k[0];
-    if (c >= 128)
-        return NULL;
+    if (c >= 128 || !w->first_len[c])
+        return NULL; /* no wanted key starts with c: no need for strlen */
     size_t len = strlen(k);
     if (len >= 64 || !(w->first_len[c] >> len & 1))
         return NULL;
