@@ -134,6 +134,19 @@ static struct sp_arena_block *sp_arena_grow(struct sp_arena *a, size_t need)
     return b;
 }
 
+/* sp_arena_alloc's path through a new block, out of line: the common case
+ * (room in the head block) then compiles to a leaf without register saves
+ * (protobuf-c's unpack calls it for every message, string and array). */
+static __attribute__((noinline)) void *sp_arena_alloc_grow(struct sp_arena *a, size_t n)
+{
+    struct sp_arena_block *b = sp_arena_grow(a, n);
+    if (!b)
+        return NULL;
+    void *p = b->data + b->used;
+    b->used += n;
+    return p;
+}
+
 void *sp_arena_alloc(struct sp_arena *a, size_t n)
 {
     if (n == 0)
@@ -142,11 +155,8 @@ void *sp_arena_alloc(struct sp_arena *a, size_t n)
         return NULL;
     n = (n + SP_ARENA_ALIGN - 1) & ~(size_t)(SP_ARENA_ALIGN - 1);
     struct sp_arena_block *b = a->head;
-    if (!b || b->size - b->used < n) {
-        b = sp_arena_grow(a, n);
-        if (!b)
-            return NULL;
-    }
+    if (__builtin_expect(!b || b->size - b->used < n, 0))
+        return sp_arena_alloc_grow(a, n);
     void *p = b->data + b->used;
     b->used += n;
     return p;
