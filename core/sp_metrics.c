@@ -34,6 +34,11 @@ struct sp_metric {
     double bounds[SP_METRIC_MAX_BUCKETS];
     _Atomic uint64_t buckets[SP_METRIC_MAX_BUCKETS + 1]; /* per bucket, not cumulative; last: +Inf */
     _Atomic uint64_t count;
+    /* Series of the same name, in registration order: the next one, and
+     * whether this is the first (rendering groups them without comparing
+     * every name with every other at each scrape). */
+    struct sp_metric *next_same;
+    bool first_of_name;
 };
 
 static struct sp_metric **sp_metrics_v;
@@ -87,6 +92,14 @@ static struct sp_metric *sp_metric_register(enum sp_metric_kind kind, const char
     if (!m->name || !m->help || !m->labels)
         abort();
     m->kind = kind;
+    struct sp_metric *last = NULL;
+    for (size_t i = 0; i < sp_metrics_n; i++)
+        if (strcmp(sp_metrics_v[i]->name, name) == 0)
+            last = sp_metrics_v[i];
+    if (last)
+        last->next_same = m;
+    else
+        m->first_of_name = true;
     sp_metrics_v[sp_metrics_n++] = m;
     pthread_mutex_unlock(&sp_metrics_lock);
     return m;
@@ -203,12 +216,24 @@ void sp_metrics_sample(void)
 
 static void sp_metrics_put_value(struct sp_buf *out, double v)
 {
-    if (isnan(v))
+    if (isnan(v)) {
         sp_buf_append_str(out, "NaN");
-    else if (v == floor(v) && fabs(v) < 1e15)
-        sp_buf_printf(out, "%.0f", v);
-    else
+    } else if (v == floor(v) && fabs(v) < 1e15) {
+        /* What "%.0f" prints for an integral value ("-0" for -0.0),
+         * without printf: most series are counts. */
+        char d[24];
+        size_t n = sizeof d;
+        uint64_t u = (uint64_t)fabs(v);
+        do {
+            d[--n] = (char)('0' + u % 10);
+            u /= 10;
+        } while (u);
+        if (signbit(v))
+            d[--n] = '-';
+        sp_buf_append(out, d + n, sizeof d - n);
+    } else {
         sp_buf_printf(out, "%.17g", v);
+    }
 }
 
 static void sp_metrics_put_histogram(struct sp_buf *out, const struct sp_metric *s)
@@ -232,30 +257,33 @@ static void sp_metrics_put_histogram(struct sp_buf *out, const struct sp_metric 
 
 static int sp_metrics_render_locked(struct sp_buf *out, bool snapshot)
 {
-    /* Group series by name, in first-registration order, one HELP/TYPE each. */
+    /* Group series by name, in first-registration order, one HELP/TYPE each
+     * (the series of a name are chained at registration). */
     for (size_t i = 0; i < sp_metrics_n; i++) {
         struct sp_metric *m = sp_metrics_v[i];
-        bool seen = false;
-        for (size_t j = 0; j < i && !seen; j++)
-            seen = strcmp(sp_metrics_v[j]->name, m->name) == 0;
-        if (seen)
+        if (!m->first_of_name)
             continue;
-        sp_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", m->name, m->help, m->name,
-                      m->kind == SP_METRIC_COUNTER ? "counter"
-                      : m->kind == SP_METRIC_GAUGE ? "gauge"
-                                                   : "histogram");
-        for (size_t j = i; j < sp_metrics_n; j++) {
-            struct sp_metric *s = sp_metrics_v[j];
-            if (strcmp(s->name, m->name) != 0)
-                continue;
+        sp_buf_append_str(out, "# HELP ");
+        sp_buf_append_str(out, m->name);
+        sp_buf_append_byte(out, ' ');
+        sp_buf_append_str(out, m->help);
+        sp_buf_append_str(out, "\n# TYPE ");
+        sp_buf_append_str(out, m->name);
+        sp_buf_append_str(out, m->kind == SP_METRIC_COUNTER ? " counter\n"
+                               : m->kind == SP_METRIC_GAUGE ? " gauge\n"
+                                                            : " histogram\n");
+        for (struct sp_metric *s = m; s; s = s->next_same) {
             if (s->kind == SP_METRIC_HISTOGRAM) {
                 sp_metrics_put_histogram(out, s);
                 continue;
             }
-            if (s->labels[0])
-                sp_buf_printf(out, "%s{%s} ", s->name, s->labels);
-            else
-                sp_buf_printf(out, "%s ", s->name);
+            sp_buf_append_str(out, s->name);
+            if (s->labels[0]) {
+                sp_buf_append_byte(out, '{');
+                sp_buf_append_str(out, s->labels);
+                sp_buf_append_byte(out, '}');
+            }
+            sp_buf_append_byte(out, ' ');
             double v = snapshot && s->fn && !s->any_thread ? SP_LOAD(s->value)
                                                           : sp_metric_value(s);
             sp_metrics_put_value(out, v);
