@@ -262,6 +262,7 @@ struct want_set {
     struct want v[MAX_WANT];
     size_t n;
     uint64_t first_len[128]; /* bit len set when a key starts with that byte */
+    uint64_t pair[128][2];   /* bit k[1] of row k[0] set when a key starts with those two */
     uint8_t by_first[128][MAX_WANT]; /* indexes of v by first byte */
     uint8_t n_first[128];
 };
@@ -272,10 +273,13 @@ static void want_add(struct want_set *w, const char *key, uint8_t what, uint8_t 
 {
     size_t len = strlen(key);
     unsigned char c = (unsigned char)key[0] & 127;
-    SP_ASSERT(len < 64 && w->n < MAX_WANT, "wanted key too long or too many");
+    SP_ASSERT(len >= 2 && len < 64 && w->n < MAX_WANT,
+              "wanted key too short, too long or too many");
     w->by_first[c][w->n_first[c]++] = (uint8_t)w->n;
     w->v[w->n++] = (struct want){key, (uint8_t)len, what, idx};
     w->first_len[c] |= 1ull << len;
+    unsigned char c1 = (unsigned char)key[1] & 127;
+    w->pair[c][c1 >> 6] |= 1ull << (c1 & 63);
 }
 
 static void want_init(void)
@@ -300,12 +304,16 @@ static void want_init(void)
     want_add(&want_metrics, "_dd.partial_version", W_PARTIAL, 0);
 }
 
-/* The wanted entry for key k, or NULL. */
-static const struct want *want_find(const struct want_set *w, const char *k)
+/* The wanted entry for key k, or NULL. Most keys are turned away by their
+ * first two bytes (no wanted key starts with them), without strlen. */
+static inline const struct want *want_find(const struct want_set *w, const char *k)
 {
     unsigned char c = (unsigned char)k[0];
     if (c >= 128 || !w->first_len[c])
-        return NULL; /* no wanted key starts with c: no need for strlen */
+        return NULL;
+    unsigned char c1 = (unsigned char)k[1]; /* k[0] != 0 here: no wanted key is "" */
+    if (c1 >= 128 || !(w->pair[c][c1 >> 6] >> (c1 & 63) & 1))
+        return NULL;
     size_t len = strlen(k);
     if (len >= 64 || !(w->first_len[c] >> len & 1))
         return NULL;

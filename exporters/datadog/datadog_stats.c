@@ -220,7 +220,8 @@ static const char *dd_chunk_version(const Datadog__Trace__TraceChunk *ch)
     for (size_t s = 0; s < ch->n_spans; s++) {
         const Datadog__Trace__Span *sp = ch->spans[s];
         for (size_t i = 0; i < sp->n_meta; i++) {
-            if (strcmp(sp->meta[i]->key, "version") != 0)
+            const char *k = sp->meta[i]->key;
+            if (k[0] != 'v' || strcmp(k, "version") != 0) /* no call for most keys */
                 continue;
             if (sp->parentid == 0)
                 return sp->meta[i]->value; /* the root's */
