@@ -501,6 +501,7 @@ struct res_meta {
     uint32_t hash;
     int8_t analytics; /* -1: a meta key; 0/1: analytics.event's bool; 2: not a bool */
     int fits;         /* PUT_FITS when the truncator leaves key and value alone */
+    uint32_t ord;     /* position among the resource's attributes (sort tie-break) */
 };
 
 /* One tracer payload: a distinct resource. */
@@ -542,6 +543,9 @@ struct mapper {
     /* sorting a span's meta/metrics */
     const struct ent **sortv, **sortt;
     size_t sort_cap;
+    /* meta.v[rm_lo, rm_hi): the entries the span's resource attributes
+     * added, already in key order (tp_b.rmeta is sorted) */
+    size_t rm_lo, rm_hi;
     /* the last scope's name and version, copied once */
     const void *scope;
     const char *scope_name, *scope_version;
@@ -1139,6 +1143,7 @@ static int map_span(struct mapper *m, struct tp_b *t, const sp_otlp_scope_spans 
 
     smap_reset(&m->meta);
     smap_reset(&m->metrics);
+    m->rm_lo = m->rm_hi = 0;
 
     Datadog__Trace__Span *d = sp_arena_alloc(a, sizeof *d);
     if (!d)
@@ -1307,6 +1312,7 @@ static int map_span(struct mapper *m, struct tp_b *t, const sp_otlp_scope_spans 
     }
 
     /* --- resource attributes (strings), then scope attributes --- */
+    m->rm_lo = m->meta.n;
     for (size_t i = 0; i < t->n_rmeta; i++) {
         const struct res_meta *r = &t->rmeta[i];
         if (r->analytics < 0) {
@@ -1321,6 +1327,7 @@ static int map_span(struct mapper *m, struct tp_b *t, const sp_otlp_scope_spans 
         if (r->analytics <= 1)
             CK(lput(&m->metrics, L_EAUSR, NULL, false, r->analytics, PUT_IF_ABSENT | PUT_FITS));
     }
+    m->rm_hi = m->meta.n;
     if (scope) {
         for (size_t i = 0; i < scope->n_attributes; i++) {
             const sp_otlp_kv *kv = scope->attributes[i];
@@ -1432,8 +1439,12 @@ static void ents_sort(const struct ent **v, const struct ent **tmp, size_t n)
         v[k++] = tmp[i++];
 }
 
-/* The live entries of a map, sorted by key, into m->sortv; their count. */
-static int sorted_live(struct mapper *m, const struct smap *mp, size_t *n_out)
+/* The live entries of a map, sorted by key, into m->sortv; their count.
+ * mp->v[lo, hi) is already in key order: only the others are sorted, then
+ * merged with it (a span's ~12 resource entries are sorted once per
+ * tracer payload instead of once per span). */
+static int sorted_live(struct mapper *m, const struct smap *mp, size_t lo, size_t hi,
+                       size_t *n_out)
 {
     size_t n = 0;
     if (mp->n > m->sort_cap) {
@@ -1452,10 +1463,38 @@ static int sorted_live(struct mapper *m, const struct smap *mp, size_t *n_out)
         m->sortt = t;
         m->sort_cap = cap;
     }
+    if (hi <= lo) {
+        for (size_t i = 0; i < mp->n; i++)
+            if (mp->v[i].live)
+                m->sortv[n++] = &mp->v[i];
+        ents_sort(m->sortv, m->sortt, n);
+        *n_out = n;
+        return 0;
+    }
+    /* the others into sortt, sorted with sortv as scratch */
+    const struct ent **u = m->sortt;
+    size_t nu = 0;
     for (size_t i = 0; i < mp->n; i++)
-        if (mp->v[i].live)
-            m->sortv[n++] = &mp->v[i];
-    ents_sort(m->sortv, m->sortt, n);
+        if (mp->v[i].live && (i < lo || i >= hi))
+            u[nu++] = &mp->v[i];
+    ents_sort(u, m->sortv, nu);
+    /* merged with the live ones of [lo, hi) (keys are distinct) */
+    size_t j = 0, r = lo;
+    for (;;) {
+        while (r < hi && !mp->v[r].live)
+            r++;
+        if (r == hi || j == nu)
+            break;
+        if (ent_cmp(u[j], &mp->v[r]) < 0)
+            m->sortv[n++] = u[j++];
+        else
+            m->sortv[n++] = &mp->v[r++];
+    }
+    while (j < nu)
+        m->sortv[n++] = u[j++];
+    for (; r < hi; r++)
+        if (mp->v[r].live)
+            m->sortv[n++] = &mp->v[r];
     *n_out = n;
     return 0;
 }
@@ -1473,7 +1512,7 @@ static int span_entries(struct mapper *m, struct mspan *ms)
 {
     Datadog__Trace__Span *d = ms->pb;
     size_t nm = 0, nx = 0;
-    if (sorted_live(m, &m->meta, &nm))
+    if (sorted_live(m, &m->meta, m->rm_lo, m->rm_hi, &nm))
         return oom(m, "span entries");
     ms->meta_cap = nm + META_SPARE;
     d->meta = sp_arena_alloc(m->a, ms->meta_cap * sizeof *d->meta);
@@ -1492,7 +1531,7 @@ static int span_entries(struct mapper *m, struct mspan *ms)
     }
     d->n_meta = nm;
 
-    if (sorted_live(m, &m->metrics, &nx))
+    if (sorted_live(m, &m->metrics, 0, 0, &nx))
         return oom(m, "span entries");
     ms->metrics_cap = nx + METRICS_SPARE;
     d->metrics = sp_arena_alloc(m->a, ms->metrics_cap * sizeof *d->metrics);
@@ -1632,6 +1671,17 @@ static const char *resource_key(struct mapper *m, const sp_otlp_resource_spans *
     return sb_take(m);
 }
 
+/* ent_cmp's order on two resource entries, then their attribute order. */
+static int rmeta_cmp(const void *x, const void *y)
+{
+    const struct res_meta *a = x, *b = y;
+    struct ent ea = {.key = a->key, .pfx = a->pfx}, eb = {.key = b->key, .pfx = b->pfx};
+    int c = ent_cmp(&ea, &eb);
+    if (c)
+        return c;
+    return a->ord < b->ord ? -1 : a->ord > b->ord;
+}
+
 /* What each resource attribute adds to every span's meta, once per tracer
  * payload (the per-span part of attr_to_meta is the precedence check).
  * Uses m->ids as sp_dd_keys_index left it for t->res_attrs. */
@@ -1666,8 +1716,12 @@ static int res_meta_build(struct mapper *m, struct tp_b *t)
             return SP_ENOMEM;
         r->hash = key_hash_pfx(r->key, &r->pfx);
         r->fits = meta_fits(r->key, r->val);
+        r->ord = (uint32_t)t->n_rmeta;
         t->n_rmeta++;
     }
+    /* In key order (ties: attribute order, which decides between two
+     * attributes with one key), so map_span appends them sorted. */
+    qsort(t->rmeta, t->n_rmeta, sizeof *t->rmeta, rmeta_cmp);
     return 0;
 }
 
