@@ -164,11 +164,25 @@ static size_t pb_size_chunk(const Datadog__Trace__TraceChunk *ch)
 
 /* ---- the writer: bytes [pos, cap) of buf are written ---- */
 
+/* The mapping shares one message between the spans of a tracer payload
+ * for each resource entry they carry unchanged (dd_map.c): the packer
+ * remembers where it wrote a span meta entry (by the message's address)
+ * and copies those bytes for the next span instead of packing it again.
+ * Direct-mapped; a miss just packs. */
+#define PBW_MEMO 64
+struct pbw_memo {
+    const void *msg;
+    size_t from_end; /* its bytes start cap - from_end (they never move
+                      * relative to the end: pbw_grow keeps the tail) */
+    size_t len;
+};
+
 struct pbw {
     uint8_t *buf;
     size_t cap, pos;
     bool oom;
     bool unknown;
+    struct pbw_memo memo[PBW_MEMO];
 };
 
 /* Makes room for n more bytes in front (the written tail moves to the end
@@ -361,8 +375,20 @@ static void pbw_span(struct pbw *w, const Datadog__Trace__Span *s)
                 p[j] = (uint8_t)(b >> (8 * j));
         }
     }
-    for (size_t i = s->n_meta; i-- > 0;)
-        pbw_str_entry(w, 10, &s->meta[i]->base, s->meta[i]->key, s->meta[i]->value);
+    for (size_t i = s->n_meta; i-- > 0;) {
+        const Datadog__Trace__Span__MetaEntry *e = s->meta[i];
+        struct pbw_memo *mm = &w->memo[((uintptr_t)e >> 4) % PBW_MEMO];
+        if (mm->msg == e && pbw_room(w, mm->len)) {
+            /* the same message (so the same bytes) packed for an earlier span */
+            w->pos -= mm->len;
+            memcpy(w->buf + w->pos, w->buf + w->cap - mm->from_end, mm->len);
+            continue;
+        }
+        size_t before = pbw_len(w);
+        pbw_str_entry(w, 10, &e->base, e->key, e->value);
+        if (!w->oom)
+            *mm = (struct pbw_memo){e, pbw_len(w), pbw_len(w) - before};
+    }
     pbw_uint(w, 9, (uint64_t)(int64_t)s->error);
     pbw_uint(w, 8, (uint64_t)s->duration);
     pbw_uint(w, 7, (uint64_t)s->start);

@@ -253,6 +253,8 @@ struct ent {
     bool live;
     bool kborrowed, vborrowed;
     bool fits; /* key and value known to be within the truncator's limits */
+    uint16_t rmi; /* in meta.v[rm_lo, rm_hi) only: 1 + index in the tracer
+                   * payload's rmeta of the resource entry that made it */
 };
 
 struct smap {
@@ -514,6 +516,10 @@ struct tp_b {
     struct sp_dd_keys rk;  /* res_attrs indexed */
     struct res_meta *rmeta;
     size_t n_rmeta;
+    /* rmeta's meta entries as protobuf-c messages, made on first use and
+     * shared by every span that carries the entry unchanged (read-only
+     * once made: span_set_meta replaces a shared one rather than edit it) */
+    Datadog__Trace__Span__MetaEntry **rshared;
     struct chunk_b *chunks;
     size_t n, cap;
     struct sp_hindex ix; /* trace id -> chunk */
@@ -546,6 +552,8 @@ struct mapper {
     /* meta.v[rm_lo, rm_hi): the entries the span's resource attributes
      * added, already in key order (tp_b.rmeta is sorted) */
     size_t rm_lo, rm_hi;
+    struct tp_b *cur_tp; /* the tracer payload of the span being finalised */
+    size_t n_shared;     /* sorted_live: entries of [rm_lo, rm_hi) span_entries shares */
     /* the last scope's name and version, copied once */
     const void *scope;
     const char *scope_name, *scope_version;
@@ -1317,8 +1325,11 @@ static int map_span(struct mapper *m, struct tp_b *t, const sp_otlp_scope_spans 
         const struct res_meta *r = &t->rmeta[i];
         if (r->analytics < 0) {
             /* one lookup: an existing non-empty value wins */
+            size_t before = m->meta.n;
             CK(smap_put_h(&m->meta, r->key, r->hash, r->pfx, false, r->val, false, 0,
                           PUT_IF_EMPTY | r->fits));
+            if (m->meta.n > before)
+                m->meta.v[before].rmi = (uint16_t)(i < UINT16_MAX ? i + 1 : 0);
             continue;
         }
         struct ent *e = smap_get_h(&m->meta, r->key, r->hash);
@@ -1382,6 +1393,7 @@ static int map_span(struct mapper *m, struct tp_b *t, const sp_otlp_scope_spans 
     rc = truncate_maps(m);
     if (rc)
         return rc;
+    m->cur_tp = t;
 
     struct ent *prio = lget(&m->metrics, L_SAMPLING_PRIORITY);
     if (prio) {
@@ -1447,6 +1459,7 @@ static int sorted_live(struct mapper *m, const struct smap *mp, size_t lo, size_
                        size_t *n_out)
 {
     size_t n = 0;
+    m->n_shared = 0;
     if (mp->n > m->sort_cap) {
         size_t cap = m->sort_cap ? m->sort_cap : 64;
         while (cap < mp->n)
@@ -1478,8 +1491,13 @@ static int sorted_live(struct mapper *m, const struct smap *mp, size_t lo, size_
         if (mp->v[i].live && (i < lo || i >= hi))
             u[nu++] = &mp->v[i];
     ents_sort(u, m->sortv, nu);
-    /* merged with the live ones of [lo, hi) (keys are distinct) */
+    /* merged with the live ones of [lo, hi) (keys are distinct); those
+     * still holding their resource value are counted for span_entries */
     size_t j = 0, r = lo;
+    const struct tp_b *t = m->cur_tp;
+    for (size_t i = lo; i < hi; i++)
+        m->n_shared += mp->v[i].live && mp->v[i].rmi &&
+                       mp->v[i].sval == t->rmeta[mp->v[i].rmi - 1].val;
     for (;;) {
         while (r < hi && !mp->v[r].live)
             r++;
@@ -1516,12 +1534,35 @@ static int span_entries(struct mapper *m, struct mspan *ms)
         return oom(m, "span entries");
     ms->meta_cap = nm + META_SPARE;
     d->meta = sp_arena_alloc(m->a, ms->meta_cap * sizeof *d->meta);
-    Datadog__Trace__Span__MetaEntry *me = nm ? sp_arena_alloc(m->a, nm * sizeof *me) : NULL;
-    if (!d->meta || (nm && !me))
+    if (!d->meta)
+        return oom(m, "span entries");
+    /* A resource entry the span carries unchanged (made by the resource
+     * loop, value pointer still rmeta's) is the tracer payload's shared
+     * message; sorted_live counted them. */
+    const struct tp_b *t = m->cur_tp;
+    const struct ent *blo = m->meta.v + m->rm_lo, *bhi = m->meta.v + m->rm_hi;
+    Datadog__Trace__Span__MetaEntry *me =
+        nm > m->n_shared ? sp_arena_alloc(m->a, (nm - m->n_shared) * sizeof *me) : NULL;
+    if (nm > m->n_shared && !me)
         return oom(m, "span entries");
     for (size_t i = 0; i < nm; i++) {
         const struct ent *e = m->sortv[i];
-        Datadog__Trace__Span__MetaEntry *x = &me[i];
+        if (e >= blo && e < bhi && e->rmi && e->sval == t->rmeta[e->rmi - 1].val) {
+            Datadog__Trace__Span__MetaEntry *x = t->rshared[e->rmi - 1];
+            if (!x) {
+                const struct res_meta *r = &t->rmeta[e->rmi - 1];
+                x = sp_arena_alloc(m->a, sizeof *x);
+                if (!x)
+                    return oom(m, "meta");
+                *x = (Datadog__Trace__Span__MetaEntry)DATADOG__TRACE__SPAN__META_ENTRY__INIT;
+                x->key = (char *)r->key;
+                x->value = (char *)r->val;
+                t->rshared[e->rmi - 1] = x;
+            }
+            d->meta[i] = x;
+            continue;
+        }
+        Datadog__Trace__Span__MetaEntry *x = me++;
         *x = (Datadog__Trace__Span__MetaEntry)DATADOG__TRACE__SPAN__META_ENTRY__INIT;
         x->key = own_str(m, e->key, e->kborrowed);
         x->value = own_str(m, e->sval, e->vborrowed);
@@ -1599,7 +1640,8 @@ static void *entry_upsert(struct mapper *m, void **v, size_t *n, size_t cap,
     return x;
 }
 
-static int span_set_meta(struct mapper *m, struct mspan *ms, const char *k, const char *v)
+static int span_set_meta(struct mapper *m, const struct tp_b *t, struct mspan *ms, const char *k,
+                         const char *v)
 {
     Datadog__Trace__Span *d = ms->pb;
     Datadog__Trace__Span__MetaEntry *x =
@@ -1607,6 +1649,20 @@ static int span_set_meta(struct mapper *m, struct mspan *ms, const char *k, cons
                      &datadog__trace__span__meta_entry__descriptor, k, "meta slot");
     if (!x)
         return SP_ENOMEM;
+    for (size_t i = 0; i < t->n_rmeta; i++) {
+        if (t->rshared[i] != x)
+            continue;
+        /* shared by other spans: this span gets its own copy */
+        Datadog__Trace__Span__MetaEntry *c = sp_arena_alloc(m->a, sizeof *c);
+        if (!c)
+            return oom(m, "meta slot");
+        *c = *x;
+        for (size_t j = 0; j < d->n_meta; j++)
+            if (d->meta[j] == x)
+                d->meta[j] = c;
+        x = c;
+        break;
+    }
     x->value = (char *)v;
     return 0;
 }
@@ -1690,7 +1746,8 @@ static int res_meta_build(struct mapper *m, struct tp_b *t)
     if (!t->n_res_attrs)
         return 0;
     t->rmeta = malloc(t->n_res_attrs * sizeof *t->rmeta);
-    if (!t->rmeta)
+    t->rshared = calloc(t->n_res_attrs, sizeof *t->rshared);
+    if (!t->rmeta || !t->rshared)
         return SP_ENOMEM;
     for (size_t i = 0; i < t->n_res_attrs; i++) {
         const sp_otlp_kv *kv = t->res_attrs[i];
@@ -1899,7 +1956,7 @@ static int finish_chunk(struct mapper *m, struct tp_b *t, struct chunk_b *c,
         const char *rid = rc == 0 ? runtime_id_for(m, t, d->service) : NULL;
         if (rid) {
             const char *r = sp_arena_strdup(m->a, rid);
-            rc = r ? span_set_meta(m, s, "runtime-id", r) : oom(m, "runtime id");
+            rc = r ? span_set_meta(m, t, s, "runtime-id", r) : oom(m, "runtime id");
             if (rc == 0 && is_local_root(s, &ix, c))
                 rc = span_set_metric(m, s, "_dd.profiling.enabled", 1);
             if (rc == 0 && !*t->tp->runtimeid)
@@ -1919,7 +1976,7 @@ static int finish_chunk(struct mapper *m, struct tp_b *t, struct chunk_b *c,
     datadog__trace__trace_chunk__init(out);
     out->priority = (int32_t)prio;
     if (prio > 0 && c->n)
-        rc = span_set_meta(m, &c->v[0], "_dd.p.dm", has_prio ? "-4" : "-9");
+        rc = span_set_meta(m, t, &c->v[0], "_dd.p.dm", has_prio ? "-4" : "-9");
     if (rc)
         return rc;
     Datadog__Trace__TraceChunk__TagsEntry *te = sp_arena_alloc(m->a, sizeof *te);
@@ -2089,6 +2146,7 @@ static void mapper_free(struct mapper *m)
         free(m->tps[i].chunks);
         sp_hindex_free(&m->tps[i].ix);
         free(m->tps[i].rmeta);
+        free(m->tps[i].rshared);
     }
     free(m->tps);
     smap_free(&m->meta);

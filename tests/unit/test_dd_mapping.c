@@ -350,8 +350,74 @@ static void test_golden_table(void)
     ASSERT_EQ_INT(failures - before, 0);
 }
 
+/* The spans of a tracer payload share the protobuf-c messages of the
+ * resource entries they carry unchanged (dd_map.c, tp_b.rshared). A value
+ * set per chunk or per span on a key a resource attribute also has
+ * (_dd.p.dm on the chunk's first span, runtime-id on every span of an
+ * instance the join knows) must change that span only, and a span whose
+ * own attribute wins must not see the resource's value. */
+static void test_shared_resource_entries(void)
+{
+    static const char *const doc =
+        "{\"resource\": {\"service.name\": \"svc\", \"_dd.p.dm\": \"from-resource\","
+        " \"runtime-id\": \"res-rid\", \"team\": \"blue\"},"
+        " \"scope\": {\"name\": \"s\"},"
+        " \"spans\": ["
+        "  {\"trace_id\": \"0af7651916cd43dd8448eb211c80319c\", \"span_id\": \"0000000000000001\","
+        "   \"parent_span_id\": \"\", \"start\": \"1700000000000000000\","
+        "   \"end\": \"1700000000100000000\", \"kind\": \"server\", \"name\": \"a\"},"
+        "  {\"trace_id\": \"0af7651916cd43dd8448eb211c80319c\", \"span_id\": \"0000000000000002\","
+        "   \"parent_span_id\": \"0000000000000001\", \"start\": \"1700000000000000000\","
+        "   \"end\": \"1700000000100000000\", \"kind\": \"internal\", \"name\": \"b\","
+        "   \"attributes\": {\"team\": \"red\"}},"
+        "  {\"trace_id\": \"0af7651916cd43dd8448eb211c80319c\", \"span_id\": \"0000000000000003\","
+        "   \"parent_span_id\": \"0000000000000001\", \"start\": \"1700000000000000000\","
+        "   \"end\": \"1700000000100000000\", \"kind\": \"internal\", \"name\": \"c\"}]}";
+    json_object *cs = json_tokener_parse(doc);
+    ASSERT(cs != NULL);
+    struct sp_arena *a = sp_arena_create(0);
+    sp_otlp_resource_spans *rs =
+        tb_resource_spans(a, tb_get(cs, "resource"), tb_get(cs, "scope"), tb_get(cs, "spans"));
+    struct sp_traces tr = {.req = tb_request(a, &rs, 1)};
+    for (int with_rid = 0; with_rid < 2; with_rid++) {
+        static const struct sp_runtime_id rid = {"svc", NULL, "join-rid"};
+        tr.runtime_ids = with_rid ? &rid : NULL;
+        tr.runtime_id_count = with_rid ? 1 : 0;
+        struct sp_dd_map_opts opts = {.agent_version = "spanprof/test", .borrow_batch = true};
+        struct sp_err err = {0};
+        Datadog__Trace__AgentPayload *p = NULL;
+        ASSERT_EQ_INT(sp_dd_map_traces(&tr, &opts, a, &p, NULL, &err), 0);
+        ASSERT(p->n_tracerpayloads == 1 && p->tracerpayloads[0]->n_chunks == 1);
+        const Datadog__Trace__TraceChunk *c = p->tracerpayloads[0]->chunks[0];
+        ASSERT(c->n_spans == 3);
+        /* the first span of the chunk: the sampler's decision maker */
+        ASSERT(strcmp(meta_get(c->spans[0], "_dd.p.dm"), "-9") == 0);
+        for (size_t i = 1; i < 3; i++)
+            ASSERT(strcmp(meta_get(c->spans[i], "_dd.p.dm"), "from-resource") == 0);
+        for (size_t i = 0; i < 3; i++)
+            ASSERT(strcmp(meta_get(c->spans[i], "runtime-id"), with_rid ? "join-rid" : "res-rid") ==
+                   0);
+        ASSERT(strcmp(meta_get(c->spans[0], "team"), "blue") == 0);
+        ASSERT(strcmp(meta_get(c->spans[1], "team"), "red") == 0);
+        ASSERT(strcmp(meta_get(c->spans[2], "team"), "blue") == 0);
+        /* and the packer writes what protobuf-c writes for it */
+        size_t n = datadog__trace__agent_payload__get_packed_size(p);
+        uint8_t *ref = malloc(n), *got = NULL;
+        size_t gn = 0;
+        ASSERT(ref != NULL);
+        datadog__trace__agent_payload__pack(p, ref);
+        ASSERT_EQ_INT(sp_dd_pack_agent_payload(p, &got, &gn, &err), 0);
+        ASSERT(gn == n && memcmp(ref, got, n) == 0);
+        free(ref);
+        free(got);
+    }
+    json_object_put(cs);
+    sp_arena_destroy(a);
+}
+
 int main(void)
 {
     RUN(test_golden_table);
+    RUN(test_shared_resource_entries);
     return sp_test_summary();
 }
