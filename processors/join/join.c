@@ -489,15 +489,21 @@ static bool compact_names(struct join_ctx *ctx, int64_t now)
     return join_names_pair_count(ctx->names) < np;
 }
 
+/* rk: the resource's attributes indexed (sp_dd_keys_index), so the naming
+ * rules find their keys without scanning the attribute lists. */
 static void index_root(struct join_ctx *ctx, const sp_otlp_span *sp,
-                       const sp_otlp_resource_spans *rs, const char *scope, struct sp_arena *scratch,
-                       uint64_t id, int64_t now)
+                       const sp_otlp_resource_spans *rs, const struct sp_dd_keys *rk,
+                       const char *scope, struct sp_arena *scratch, uint64_t id, int64_t now)
 {
+    struct sp_dd_keys sk;
+    sp_dd_keys_index(&sk, sp->attributes, sp->n_attributes, NULL);
     struct sp_dd_span_ctx dc = {
         .span = sp,
         .resource_attrs = rs->resource ? rs->resource->attributes : NULL,
         .n_resource_attrs = rs->resource ? rs->resource->n_attributes : 0,
         .scope_name = scope,
+        .span_keys = &sk,
+        .resource_keys = rk,
     };
     unsigned flags = 0;
     uint32_t pair = 0;
@@ -543,6 +549,8 @@ static void index_traces(struct join_ctx *ctx, const sp_otlp_request *req, size_
         const sp_otlp_resource_spans *rs = req->resource_spans[r];
         if (!rs)
             continue;
+        struct sp_dd_keys rk; /* indexed when the resource's first root needs it */
+        bool rk_built = false;
         for (size_t s = 0; s < rs->n_scope_spans; s++) {
             const sp_otlp_scope_spans *ss = rs->scope_spans[s];
             if (!ss)
@@ -599,8 +607,13 @@ static void index_traces(struct join_ctx *ctx, const sp_otlp_request *req, size_
                         root = rs_service[r] && psvc && strcmp(rs_service[r], psvc) != 0;
                     }
                 }
+                if (root && !rk_built) {
+                    sp_dd_keys_index(&rk, rs->resource ? rs->resource->attributes : NULL,
+                                     rs->resource ? rs->resource->n_attributes : 0, NULL);
+                    rk_built = true;
+                }
                 if (root)
-                    index_root(ctx, sp, rs, scope, scratch, id, now);
+                    index_root(ctx, sp, rs, &rk, scope, scratch, id, now);
                 else
                     join_index_put(ctx->ix, id, false, parent, now);
                 if (waiting)
