@@ -153,13 +153,16 @@ static const char hexdig[] = "0123456789abcdef";
 
 /* Bytes written as they are: printable ASCII and DEL except " and \, and
  * except < > & under SP_JSON_HTML. */
-static bool json_plain(uint8_t c, unsigned flags)
+/* Bytes copied as they are: bit 1 without SP_JSON_HTML, bit 2 with it
+ * (printable ASCII but '"' and '\\'; with HTML escaping also not <, >, &). */
+static const uint8_t json_plain_tab[256] = {
+    [0x20 ... 0x21] = 3, /* '"' */ [0x23 ... 0x25] = 3, ['&'] = 1, [0x27 ... 0x3b] = 3,
+    ['<'] = 1, ['='] = 3, ['>'] = 1, [0x3f ... 0x5b] = 3, /* '\\' */ [0x5d ... 0x7f] = 3,
+};
+
+static inline bool json_plain(uint8_t c, unsigned flags)
 {
-    if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\')
-        return false;
-    if ((flags & SP_JSON_HTML) && (c == '<' || c == '>' || c == '&'))
-        return false;
-    return true;
+    return json_plain_tab[c] & ((flags & SP_JSON_HTML) ? 2 : 1);
 }
 
 static void json_quote(struct tw *w, const char *s, size_t n, unsigned flags)

@@ -384,9 +384,11 @@ static void span_view(const struct sp_dd_stats *c, const Datadog__Trace__Span *s
     }
 }
 
+/* strcasecmp(kind, w) == 0, with no call when the first letters differ
+ * (the usual case: a span has one kind and is asked about several). */
 static bool kind_is(const char *kind, const char *w)
 {
-    return strcasecmp(kind, w) == 0;
+    return (kind[0] | 0x20) == w[0] && strcasecmp(kind, w) == 0;
 }
 
 static bool parse_u32(const char *s, uint32_t *out)
