@@ -299,11 +299,8 @@ static size_t smap_find(const struct smap *m, const char *key, uint32_t h)
     return sp_hindex_find(&m->ix, h, smap_eq, m, &k);
 }
 
-static int smap_grow(struct smap *m)
+static __attribute__((noinline)) int smap_grow_slow(struct smap *m)
 {
-    /* the common case inline: room in both the entries and the index */
-    if (m->n + 1 <= m->cap && (m->n + 1) * 2 <= m->ix.cap)
-        return 0;
     if (m->n + 1 > m->cap) {
         size_t cap = m->cap ? m->cap * 2 : 32;
         struct ent *nv = realloc(m->v, cap * sizeof *nv);
@@ -313,6 +310,14 @@ static int smap_grow(struct smap *m)
         m->cap = cap;
     }
     return sp_hindex_reserve(&m->ix, m->n + 1 < 32 ? 32 : m->n + 1, m->n, smap_hash_of, m);
+}
+
+static inline int smap_grow(struct smap *m)
+{
+    /* the common case inline: room in both the entries and the index */
+    if (m->n + 1 <= m->cap && (m->n + 1) * 2 <= m->ix.cap)
+        return 0;
+    return smap_grow_slow(m);
 }
 
 /* h: key_hash_pfx(key) */
@@ -345,8 +350,9 @@ enum put_mode {
 
 /* kb/vb: key/value borrowed (copy at finalisation); h and pfx:
  * key_hash_pfx(key). mode: enum put_mode's bits. */
-static int smap_put_h(struct smap *m, const char *key, uint32_t h, uint64_t pfx, bool kb,
-                      const char *sval, bool vb, double dval, int mode)
+static inline __attribute__((always_inline)) int
+smap_put_h(struct smap *m, const char *key, uint32_t h, uint64_t pfx, bool kb, const char *sval,
+           bool vb, double dval, int mode)
 {
     int rc = smap_grow(m);
     if (rc)
@@ -553,6 +559,7 @@ struct mapper {
      * added, already in key order (tp_b.rmeta is sorted) */
     size_t rm_lo, rm_hi;
     struct tp_b *cur_tp; /* the tracer payload of the span being finalised */
+    bool borrow;         /* opts->borrow_batch */
     size_t n_shared;     /* sorted_live: entries of [rm_lo, rm_hi) span_entries shares */
     /* the last scope's name and version, copied once */
     const void *scope;
@@ -1521,7 +1528,7 @@ static char *own_str(struct mapper *m, const char *s, bool borrowed)
 {
     if (!s)
         return (char *)protobuf_c_empty_string;
-    if (borrowed && !(m->opts && m->opts->borrow_batch))
+    if (borrowed && !m->borrow)
         return sp_arena_strdup(m->a, s);
     return (char *)s;
 }
@@ -2191,7 +2198,11 @@ int sp_dd_map_traces(const struct sp_traces *traces, const struct sp_dd_map_opts
                      struct sp_arena *arena, Datadog__Trace__AgentPayload **out, size_t *dropped,
                      struct sp_err *err)
 {
-    struct mapper m = {.traces = traces, .opts = opts, .a = arena, .err = err};
+    struct mapper m = {.traces = traces,
+                       .opts = opts,
+                       .a = arena,
+                       .err = err,
+                       .borrow = opts && opts->borrow_batch};
     pthread_once(&lit_once, lit_init);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
