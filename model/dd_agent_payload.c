@@ -168,8 +168,9 @@ static size_t pb_size_chunk(const Datadog__Trace__TraceChunk *ch)
  * for each resource entry they carry unchanged (dd_map.c): the packer
  * remembers where it wrote a span meta entry (by the message's address)
  * and copies those bytes for the next span instead of packing it again.
- * Direct-mapped; a miss just packs. */
-#define PBW_MEMO 64
+ * Direct-mapped, big enough that a span's ~20 own entries seldom evict a
+ * shared one; a miss just packs. */
+#define PBW_MEMO 256
 struct pbw_memo {
     const void *msg;
     size_t from_end; /* its bytes start cap - from_end (they never move
