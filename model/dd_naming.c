@@ -432,7 +432,7 @@ static void key_tab_build(void)
     }
 }
 
-static int key_id(const char *key, size_t len)
+static inline __attribute__((always_inline)) int key_id(const char *key, size_t len)
 {
     if (len < key_tab.min_len || len > key_tab.max_len)
         return -1;
