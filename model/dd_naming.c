@@ -871,7 +871,10 @@ static const char *norm_lookup(const struct sp_dd_span_ctx *c, struct sp_arena *
     return v && *v ? v : NULL;
 }
 
-static const char *operation_v2(const struct sp_dd_span_ctx *c, struct sp_arena *a)
+#define LIT(x) (*lit = true, (x))
+/* *lit is set when the name is one of the literals below (valid names:
+ * NormalizeName leaves them as they are). */
+static const char *operation_v2(const struct sp_dd_span_ctx *c, struct sp_arena *a, bool *lit)
 {
     const char *v;
     int kind = span_kind(c);
@@ -881,9 +884,9 @@ static const char *operation_v2(const struct sp_dd_span_ctx *c, struct sp_arena 
         return v;
     if (lookup(c, a, K_HTTP_METHOD)) {
         if (server)
-            return "http.server.request";
+            return LIT("http.server.request");
         if (client)
-            return "http.client.request";
+            return LIT("http.client.request");
     }
     if ((v = norm_lookup(c, a, K_DB_SYSTEM)) && client)
         return cat3(a, v, ".query", "");
@@ -898,7 +901,7 @@ static const char *operation_v2(const struct sp_dd_span_ctx *c, struct sp_arena 
         const char *svc = norm_lookup(c, a, K_RPC_SERVICE);
         if (svc)
             return cat3(a, "aws.", svc, ".request");
-        return "aws.client.request";
+        return LIT("aws.client.request");
     }
     if (rpc && client)
         return cat3(a, rpc, ".client.request", "");
@@ -914,24 +917,27 @@ static const char *operation_v2(const struct sp_dd_span_ctx *c, struct sp_arena 
     if (trig && server)
         return cat3(a, trig, ".invoke", "");
     if (norm_lookup(c, a, K_GQL_TYPE))
-        return "graphql.server.request";
+        return LIT("graphql.server.request");
     const char *proto = norm_lookup(c, a, K_NET_PROTO);
     if (server)
-        return proto ? cat3(a, proto, ".server.request", "") : "server.request";
+        return proto ? cat3(a, proto, ".server.request", "") : LIT("server.request");
     if (client)
-        return proto ? cat3(a, proto, ".client.request", "") : "client.request";
+        return proto ? cat3(a, proto, ".client.request", "") : LIT("client.request");
     switch (kind) {
-    case KIND_PRODUCER: return "Producer";
-    case KIND_CONSUMER: return "Consumer";
-    default: return "Internal";
+    case KIND_PRODUCER: return LIT("Producer");
+    case KIND_CONSUMER: return LIT("Consumer");
+    default: return LIT("Internal");
     }
 }
 
+#undef LIT
+
 const char *sp_dd_operation_name(const struct sp_dd_span_ctx *c, struct sp_arena *a)
 {
-    const char *v = operation_v2(c, a);
-    if (!v)
-        return NULL;
+    bool lit = false;
+    const char *v = operation_v2(c, a, &lit);
+    if (!v || lit)
+        return v;
     /* The agent's normaliser runs NormalizeName on every span name. */
     return sp_dd_normalize_name(v, a);
 }

@@ -112,6 +112,7 @@ const char *sp_dd_attr_key(const struct sp_dd_span_ctx *c, enum sp_dd_key k, str
 bool sp_dd_attr_int(const struct sp_dd_span_ctx *c, enum sp_dd_key k, int64_t *out);
 
 const char *sp_dd_service(const struct sp_dd_span_ctx *c, struct sp_arena *a);
+/* In the arena, or a string literal (the fixed names: never written to). */
 const char *sp_dd_operation_name(const struct sp_dd_span_ctx *c, struct sp_arena *a);
 const char *sp_dd_resource(const struct sp_dd_span_ctx *c, struct sp_arena *a);
 const char *sp_dd_span_type(const struct sp_dd_span_ctx *c, struct sp_arena *a);
