@@ -102,9 +102,8 @@ static uint64_t load_be64(const char *p)
 /* A meta/metrics key's hash, and its sort prefix: the first 8 bytes,
  * big-endian, zero padded (ordered like strcmp on those bytes). The hash
  * mixes the length with the first and last 8 bytes, read as two words. */
-static uint32_t key_hash_pfx(const char *k, uint64_t *pfx)
+static uint32_t key_hash_pfx_n(const char *k, size_t n, uint64_t *pfx)
 {
-    size_t n = strlen(k);
     uint64_t head, tail;
     if (n >= 8) {
         head = load_be64(k);
@@ -121,6 +120,11 @@ static uint32_t key_hash_pfx(const char *k, uint64_t *pfx)
     h *= UINT64_C(0xBF58476D1CE4E5B9);
     h ^= h >> 32;
     return (uint32_t)h;
+}
+
+static uint32_t key_hash_pfx(const char *k, uint64_t *pfx)
+{
+    return key_hash_pfx_n(k, strlen(k), pfx);
 }
 
 static uint32_t hash_u64(uint64_t v)
@@ -346,6 +350,10 @@ enum put_mode {
     /* a flag: the caller knows the key and the value are within the
      * truncator's limits, so truncate_maps need not measure them */
     PUT_FITS = 4,
+    /* a flag for smap_put: the value is within the limit (or a metric's);
+     * the key is measured for its hash anyway, so PUT_FITS follows when
+     * the key is within its limit too */
+    PUT_VALUE_FITS = 8,
 };
 
 /* kb/vb: key/value borrowed (copy at finalisation); h and pfx:
@@ -388,7 +396,12 @@ static int smap_put(struct smap *m, const char *key, bool kb, const char *sval, 
                     double dval, int mode)
 {
     uint64_t pfx;
-    uint32_t h = key_hash_pfx(key, &pfx);
+    size_t n = strlen(key);
+    uint32_t h = key_hash_pfx_n(key, n, &pfx);
+    /* one limit for meta and metrics keys */
+    _Static_assert(DD_MAX_META_KEY_LEN == DD_MAX_METRIC_KEY_LEN, "key limits differ");
+    if ((mode & PUT_VALUE_FITS) && n <= DD_MAX_META_KEY_LEN)
+        mode |= PUT_FITS;
     return smap_put_h(m, key, h, pfx, kb, sval, vb, dval, mode);
 }
 
@@ -803,7 +816,8 @@ static int attr_to_meta(struct mapper *m, const char *k, int id, const char *v, 
         return 0;
     }
     /* one lookup: an existing non-empty value wins (SetMetaOTLPIfEmpty) */
-    return smap_put(&m->meta, mk, kb, v, vb, 0, PUT_IF_EMPTY);
+    return smap_put(&m->meta, mk, kb, v, vb, 0,
+                    PUT_IF_EMPTY | (strlen(v) <= DD_MAX_META_VAL_LEN ? PUT_VALUE_FITS : 0));
 }
 
 /* conditionallyMapOTLPAttributeToMetric + SetMetricOTLPIfEmpty. */
@@ -821,7 +835,7 @@ static int attr_to_metric(struct mapper *m, const char *k, int id, double v)
         return lput(&m->metrics, L_SAMPLING_PRIORITY, NULL, false, v, PUT_IF_ABSENT | PUT_FITS);
     }
     /* one lookup: an existing metric wins (SetMetricOTLPIfEmpty) */
-    return smap_put(&m->metrics, mk, kb, NULL, false, v, PUT_IF_ABSENT);
+    return smap_put(&m->metrics, mk, kb, NULL, false, v, PUT_IF_ABSENT | PUT_VALUE_FITS);
 }
 
 /* Go's net/http StatusText: the reason phrase of a status code, or NULL. */
