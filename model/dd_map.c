@@ -535,6 +535,7 @@ struct tp_b {
     struct sp_dd_keys rk;  /* res_attrs indexed */
     struct res_meta *rmeta;
     size_t n_rmeta;
+    const char *service; /* a span's service when the resource decides it */
     /* rmeta's meta entries as protobuf-c messages, made on first use and
      * shared by every span that carries the entry unchanged (read-only
      * once made: span_set_meta replaces a shared one rather than edit it) */
@@ -1188,9 +1189,19 @@ static int map_span(struct mapper *m, struct tp_b *t, const sp_otlp_scope_spans 
     d->parentid = s->parent_span_id.len ? sp_dd_span_id(s->parent_span_id.data,
                                                          s->parent_span_id.len)
                                         : 0;
-    /* Each comes back in the arena (or is a literal): never the batch's. */
-    const char *svc = sp_dd_service(&c, a), *name = sp_dd_operation_name(&c, a),
-               *res = sp_dd_resource(&c, a), *type = sp_dd_span_type(&c, a);
+    /* Each comes back in the arena (or is a literal): never the batch's.
+     * The service comes from the span's own service.name (a non-empty
+     * string) or else from the resource alone: then it is the tracer
+     * payload's, worked out for its first such span. */
+    const sp_otlp_kv *own_svc = sk->kv[SP_DD_K_SERVICE_NAME];
+    const char *svc;
+    if (own_svc && own_svc->value && own_svc->value->value_case == AV(STRING_VALUE) &&
+        own_svc->value->string_value && *own_svc->value->string_value)
+        svc = sp_dd_service(&c, a);
+    else
+        svc = t->service ? t->service : (t->service = sp_dd_service(&c, a));
+    const char *name = sp_dd_operation_name(&c, a), *res = sp_dd_resource(&c, a),
+               *type = sp_dd_span_type(&c, a);
     if (!svc || !name || !res || !type)
         return oom(m, "span names");
     d->service = (char *)svc;
