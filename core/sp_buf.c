@@ -43,7 +43,12 @@ int sp_buf_append_str(struct sp_buf *b, const char *s)
 
 int sp_buf_append_byte(struct sp_buf *b, uint8_t c)
 {
-    return sp_buf_append(b, &c, 1);
+    /* no memcpy call for one byte (JSON punctuation, separators) */
+    if (b->len + 2 > b->cap && sp_buf_reserve(b, 1))
+        return SP_ENOMEM;
+    b->data[b->len++] = c;
+    b->data[b->len] = 0;
+    return 0;
 }
 
 int sp_buf_vprintf(struct sp_buf *b, const char *fmt, va_list ap)

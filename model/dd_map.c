@@ -1261,12 +1261,12 @@ static int map_span(struct mapper *m, struct tp_b *t, const sp_otlp_scope_spans 
     }
 
     /* --- otel.trace_id (and _dd.p.tid, as Datadog tracers set it) --- */
-    char hx[2 * 16 + 1];
     size_t tl = s->trace_id.len <= 16 ? s->trace_id.len : 16;
-    hex_encode(hx, s->trace_id.data, tl);
-    const char *tid_hex = sp_arena_strndup(a, hx, 2 * tl);
+    char *tid_hex = sp_arena_alloc(a, 2 * tl + 1); /* hex_encode writes the NUL */
     if (!tid_hex)
         return oom(m, "trace id");
+    hex_encode(tid_hex, s->trace_id.data, tl);
+    const char *hx = tid_hex;
     CK(lput(&m->meta, L_OTEL_TRACE_ID, tid_hex, false, 0, PUT_SET | PUT_FITS));
     uint64_t high = sp_dd_trace_id_high(s->trace_id.data, s->trace_id.len);
     if (high) {
