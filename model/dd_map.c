@@ -43,6 +43,7 @@
 #include "dd_naming.h"
 #include "dd_json.h"
 #include "dd_map.h"
+#include "sp_hash.h"
 #include "sp_hindex.h"
 #include "sp_text.h"
 
@@ -72,21 +73,6 @@
 /* ------------------------------------------------------------------------ */
 /* Small helpers                                                             */
 /* ------------------------------------------------------------------------ */
-
-static uint32_t fnv1a(const void *p, size_t n, uint32_t h)
-{
-    const unsigned char *s = p;
-    for (size_t i = 0; i < n; i++) {
-        h ^= s[i];
-        h *= 16777619u;
-    }
-    return h;
-}
-
-static uint32_t hash_str(const char *s)
-{
-    return fnv1a(s, strlen(s), 2166136261u);
-}
 
 /* 8 bytes at p as a big-endian number: compares like memcmp. */
 static uint64_t load_be64(const char *p)
@@ -125,14 +111,6 @@ static uint32_t key_hash_pfx_n(const char *k, size_t n, uint64_t *pfx)
 static uint32_t key_hash_pfx(const char *k, uint64_t *pfx)
 {
     return key_hash_pfx_n(k, strlen(k), pfx);
-}
-
-static uint32_t hash_u64(uint64_t v)
-{
-    v ^= v >> 33;
-    v *= UINT64_C(0xff51afd7ed558ccd);
-    v ^= v >> 33;
-    return (uint32_t)v;
 }
 
 /* An attribute as a non-empty string (pdata AsString), or NULL. */
@@ -1819,7 +1797,7 @@ static struct tp_b *tp_for(struct mapper *m, const sp_otlp_resource_spans *rs)
     const char *key = resource_key(m, rs);
     if (!key)
         return NULL;
-    uint32_t h = hash_str(key);
+    uint32_t h = (uint32_t)sp_hash_str(key, 0);
     for (size_t i = 0; i < m->ntp; i++)
         if (m->tps[i].key_hash == h && strcmp(m->tps[i].key, key) == 0)
             return &m->tps[i];
@@ -1850,7 +1828,7 @@ static struct tp_b *tp_for(struct mapper *m, const sp_otlp_resource_spans *rs)
 
 static uint64_t chunk_hash_of(const void *ctx, size_t pos)
 {
-    return hash_u64(((const struct tp_b *)ctx)->chunks[pos].tid);
+    return sp_hash_u64(((const struct tp_b *)ctx)->chunks[pos].tid);
 }
 
 static bool chunk_eq(const void *ctx, size_t pos, const void *key)
@@ -1862,7 +1840,7 @@ static struct chunk_b *chunk_for(struct tp_b *t, uint64_t tid)
 {
     if (sp_hindex_reserve(&t->ix, t->n + 1, t->n, chunk_hash_of, t))
         return NULL;
-    size_t j = sp_hindex_find(&t->ix, hash_u64(tid), chunk_eq, t, &tid);
+    size_t j = sp_hindex_find(&t->ix, sp_hash_u64(tid), chunk_eq, t, &tid);
     if (t->ix.slots[j])
         return &t->chunks[sp_hindex_pos(&t->ix, j)];
     if (t->n == t->cap) {
@@ -1905,7 +1883,7 @@ struct idindex {
 
 static uint64_t span_hash_of(const void *ctx, size_t pos)
 {
-    return hash_u64(((const struct chunk_b *)ctx)->v[pos].pb->spanid);
+    return sp_hash_u64(((const struct chunk_b *)ctx)->v[pos].pb->spanid);
 }
 
 static bool span_eq(const void *ctx, size_t pos, const void *key)
@@ -1922,7 +1900,7 @@ static int idindex_build(struct idindex *ix, const struct chunk_b *c)
 static const struct mspan *idindex_get(const struct idindex *ix, const struct chunk_b *c,
                                        uint64_t id)
 {
-    size_t j = sp_hindex_find(&ix->ix, hash_u64(id), span_eq, c, &id);
+    size_t j = sp_hindex_find(&ix->ix, sp_hash_u64(id), span_eq, c, &id);
     return ix->ix.slots[j] ? &c->v[sp_hindex_pos(&ix->ix, j)] : NULL;
 }
 
