@@ -313,24 +313,38 @@ static inline uint8_t *put_str_fwd(uint8_t *p, unsigned field, const char *s, si
     return p + len;
 }
 
-/* A map entry (1: key, 2: value; empty strings left out) as field `field`.
- * Both lengths are known up front, so the whole record is sized once and
- * written forward in one reserved stretch: one room check instead of three,
- * and no length marks (a span has ~30 of these). */
+/* Bytes a string field of n bytes takes (0: empty, left out). */
+static inline size_t str_field_size(size_t n)
+{
+    return n ? 1 + varint_len(n) + n : 0;
+}
+
+/* A map entry record whose body is `body` bytes: the whole record is
+ * reserved at once and its key and length written forward; the body goes
+ * at the pointer returned (NULL when out of memory). Entries' lengths are
+ * known up front, so this is one room check instead of three and no
+ * length marks (a span has ~30 entries). */
+static inline uint8_t *pbw_record(struct pbw *w, unsigned field, size_t body)
+{
+    size_t need = 1 + varint_len(body) + body;
+    if (!pbw_room(w, need))
+        return NULL;
+    w->pos -= need;
+    uint8_t *p = w->buf + w->pos;
+    *p++ = (uint8_t)(field << 3 | WT_LEN);
+    return put_varint_fwd(p, body);
+}
+
+/* A map entry (1: key, 2: value; empty strings left out) as field `field`. */
 static void pbw_str_entry(struct pbw *w, unsigned field, const ProtobufCMessage *base,
                           const char *k, const char *v)
 {
     if (base->n_unknown_fields)
         w->unknown = true;
     size_t kl = k ? strlen(k) : 0, vl = v ? strlen(v) : 0;
-    size_t body = (kl ? 1 + varint_len(kl) + kl : 0) + (vl ? 1 + varint_len(vl) + vl : 0);
-    size_t need = 1 + varint_len(body) + body;
-    if (!pbw_room(w, need))
+    uint8_t *p = pbw_record(w, field, str_field_size(kl) + str_field_size(vl));
+    if (!p)
         return;
-    w->pos -= need;
-    uint8_t *p = w->buf + w->pos;
-    *p++ = (uint8_t)(field << 3 | WT_LEN);
-    p = put_varint_fwd(p, body);
     if (kl)
         p = put_str_fwd(p, 1, k, kl);
     if (vl)
@@ -358,14 +372,9 @@ static void pbw_span(struct pbw *w, const Datadog__Trace__Span *s)
             w->unknown = true;
         /* sized once and written forward, as pbw_str_entry */
         size_t kl = e->key ? strlen(e->key) : 0;
-        size_t body = (kl ? 1 + varint_len(kl) + kl : 0) + (e->value != 0 ? 9 : 0);
-        size_t need = 1 + varint_len(body) + body;
-        if (!pbw_room(w, need))
+        uint8_t *p = pbw_record(w, 11, str_field_size(kl) + (e->value != 0 ? 9 : 0));
+        if (!p)
             continue;
-        w->pos -= need;
-        uint8_t *p = w->buf + w->pos;
-        *p++ = (uint8_t)(11 << 3 | WT_LEN);
-        p = put_varint_fwd(p, body);
         if (kl)
             p = put_str_fwd(p, 1, e->key, kl);
         if (e->value != 0) {
