@@ -552,6 +552,7 @@ struct mapper {
     size_t rm_lo, rm_hi;
     struct tp_b *cur_tp; /* the tracer payload of the span being finalised */
     bool borrow;         /* opts->borrow_batch */
+    struct sp_hindex chunk_ix; /* finish_chunk's span id index, reused */
     size_t n_shared;     /* sorted_live: entries of [rm_lo, rm_hi) span_entries shares */
     /* the last scope's name and version, copied once */
     const void *scope;
@@ -1876,7 +1877,8 @@ static struct mspan *chunk_add(struct chunk_b *c)
 /* Per chunk: top level, Code Hotspots bridge, priority                     */
 /* ------------------------------------------------------------------------ */
 
-/* Span id -> span within the chunk (scratch). */
+/* Span id -> span within the chunk (scratch: the mapper's table, emptied
+ * and refilled for each chunk rather than allocated per chunk). */
 struct idindex {
     struct sp_hindex ix;
 };
@@ -1891,10 +1893,20 @@ static bool span_eq(const void *ctx, size_t pos, const void *key)
     return ((const struct chunk_b *)ctx)->v[pos].pb->spanid == *(const uint64_t *)key;
 }
 
+/* Every span of c in ix (emptied first); a repeated span id keeps its
+ * first span, as a lookup did when the table was built in one go. */
 static int idindex_build(struct idindex *ix, const struct chunk_b *c)
 {
-    memset(ix, 0, sizeof *ix);
-    return sp_hindex_reserve(&ix->ix, c->n, c->n, span_hash_of, c);
+    sp_hindex_clear(&ix->ix);
+    if (sp_hindex_reserve(&ix->ix, c->n, 0, span_hash_of, c))
+        return SP_ENOMEM;
+    for (size_t i = 0; i < c->n; i++) {
+        uint64_t id = c->v[i].pb->spanid;
+        size_t j = sp_hindex_find(&ix->ix, sp_hash_u64(id), span_eq, c, &id);
+        if (!ix->ix.slots[j])
+            sp_hindex_put(&ix->ix, j, i);
+    }
+    return 0;
 }
 
 static const struct mspan *idindex_get(const struct idindex *ix, const struct chunk_b *c,
@@ -1945,9 +1957,11 @@ static const char *runtime_id_for(struct mapper *m, const struct tp_b *t, const 
 static int finish_chunk(struct mapper *m, struct tp_b *t, struct chunk_b *c,
                         Datadog__Trace__TraceChunk *out)
 {
-    struct idindex ix;
-    if (idindex_build(&ix, c))
+    struct idindex ix = {m->chunk_ix}; /* handed back below: the table is reused */
+    if (idindex_build(&ix, c)) {
+        m->chunk_ix = ix.ix;
         return oom(m, "chunk index");
+    }
     int rc = 0;
     bool has_prio = false;
     int64_t prio = DD_PRIORITY_AUTO_KEEP;
@@ -1957,7 +1971,8 @@ static int finish_chunk(struct mapper *m, struct tp_b *t, struct chunk_b *c,
         /* traceutil.ComputeTopLevel: root, parent absent, or parent in
          * another service. */
         const struct mspan *p = d->parentid ? idindex_get(&ix, c, d->parentid) : NULL;
-        if (!d->parentid || !p || strcmp(p->pb->service, d->service) != 0)
+        if (!d->parentid || !p ||
+            (p->pb->service != d->service && strcmp(p->pb->service, d->service) != 0))
             rc = span_set_metric(m, s, "_top_level", 1);
         /* Code Hotspots bridge: runtime-id on every span of the instance,
          * as dd-trace-go's global tag (ddtrace/tracer/option.go,
@@ -1977,7 +1992,7 @@ static int finish_chunk(struct mapper *m, struct tp_b *t, struct chunk_b *c,
             prio = s->sampling_priority;
         }
     }
-    sp_hindex_free(&ix.ix);
+    m->chunk_ix = ix.ix;
     if (rc)
         return rc;
 
@@ -2161,6 +2176,7 @@ static void mapper_free(struct mapper *m)
     free(m->tps);
     smap_free(&m->meta);
     smap_free(&m->metrics);
+    sp_hindex_free(&m->chunk_ix);
     sp_buf_free(&m->sb);
     free(m->ids);
     free(m->sortv);
