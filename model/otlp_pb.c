@@ -31,6 +31,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "sp_assert.h"
+
 /* ---- field paths for messages ------------------------------------------ */
 
 struct otlp_path {
@@ -99,24 +101,24 @@ static int otlp_varint(const uint8_t *p, size_t len, size_t *pos, uint64_t *out)
     return -1;
 }
 
-static unsigned otlp_expected_wt(ProtobufCType t)
+/* The wire type each field type travels in (a table: the decoder asks once
+ * per field). */
+static const uint8_t otlp_type_wt[PROTOBUF_C_TYPE_MESSAGE + 1] = {
+    [PROTOBUF_C_TYPE_INT32] = WT_VARINT,   [PROTOBUF_C_TYPE_SINT32] = WT_VARINT,
+    [PROTOBUF_C_TYPE_SFIXED32] = WT_32BIT, [PROTOBUF_C_TYPE_INT64] = WT_VARINT,
+    [PROTOBUF_C_TYPE_SINT64] = WT_VARINT,  [PROTOBUF_C_TYPE_SFIXED64] = WT_64BIT,
+    [PROTOBUF_C_TYPE_UINT32] = WT_VARINT,  [PROTOBUF_C_TYPE_FIXED32] = WT_32BIT,
+    [PROTOBUF_C_TYPE_UINT64] = WT_VARINT,  [PROTOBUF_C_TYPE_FIXED64] = WT_64BIT,
+    [PROTOBUF_C_TYPE_FLOAT] = WT_32BIT,    [PROTOBUF_C_TYPE_DOUBLE] = WT_64BIT,
+    [PROTOBUF_C_TYPE_BOOL] = WT_VARINT,    [PROTOBUF_C_TYPE_ENUM] = WT_VARINT,
+    [PROTOBUF_C_TYPE_STRING] = WT_LEN,     [PROTOBUF_C_TYPE_BYTES] = WT_LEN,
+    [PROTOBUF_C_TYPE_MESSAGE] = WT_LEN,
+};
+
+static inline unsigned otlp_expected_wt(ProtobufCType t)
 {
-    switch (t) {
-    case PROTOBUF_C_TYPE_SFIXED32:
-    case PROTOBUF_C_TYPE_FIXED32:
-    case PROTOBUF_C_TYPE_FLOAT:
-        return WT_32BIT;
-    case PROTOBUF_C_TYPE_SFIXED64:
-    case PROTOBUF_C_TYPE_FIXED64:
-    case PROTOBUF_C_TYPE_DOUBLE:
-        return WT_64BIT;
-    case PROTOBUF_C_TYPE_STRING:
-    case PROTOBUF_C_TYPE_BYTES:
-    case PROTOBUF_C_TYPE_MESSAGE:
-        return WT_LEN;
-    default:
-        return WT_VARINT;
-    }
+    SP_ASSERT((unsigned)t <= PROTOBUF_C_TYPE_MESSAGE, "a protobuf-c field type this code knows");
+    return otlp_type_wt[t];
 }
 
 /* One message level being walked: the explicit stack replaces recursion.
@@ -404,27 +406,24 @@ static inline void *pbd_alloc(struct pbd_mem *m, size_t n)
     return p;
 }
 
-/* Room in bytes of one element of a repeated field, as protobuf-c lays it out. */
-static size_t pbd_elt_size(ProtobufCType t)
+/* Room in bytes of one element of a repeated field, as protobuf-c lays it
+ * out (its sizeof_elt_in_repeated_array). */
+static const uint8_t pbd_elt[PROTOBUF_C_TYPE_MESSAGE + 1] = {
+    [PROTOBUF_C_TYPE_INT32] = 4,    [PROTOBUF_C_TYPE_SINT32] = 4,
+    [PROTOBUF_C_TYPE_SFIXED32] = 4, [PROTOBUF_C_TYPE_INT64] = 8,
+    [PROTOBUF_C_TYPE_SINT64] = 8,   [PROTOBUF_C_TYPE_SFIXED64] = 8,
+    [PROTOBUF_C_TYPE_UINT32] = 4,   [PROTOBUF_C_TYPE_FIXED32] = 4,
+    [PROTOBUF_C_TYPE_UINT64] = 8,   [PROTOBUF_C_TYPE_FIXED64] = 8,
+    [PROTOBUF_C_TYPE_FLOAT] = 4,    [PROTOBUF_C_TYPE_DOUBLE] = 8,
+    [PROTOBUF_C_TYPE_BOOL] = sizeof(protobuf_c_boolean),
+    [PROTOBUF_C_TYPE_ENUM] = 4,     [PROTOBUF_C_TYPE_STRING] = sizeof(char *),
+    [PROTOBUF_C_TYPE_BYTES] = sizeof(ProtobufCBinaryData),
+    [PROTOBUF_C_TYPE_MESSAGE] = sizeof(ProtobufCMessage *),
+};
+
+static inline size_t pbd_elt_size(ProtobufCType t)
 {
-    switch (t) {
-    case PROTOBUF_C_TYPE_INT64:
-    case PROTOBUF_C_TYPE_SINT64:
-    case PROTOBUF_C_TYPE_SFIXED64:
-    case PROTOBUF_C_TYPE_UINT64:
-    case PROTOBUF_C_TYPE_FIXED64:
-    case PROTOBUF_C_TYPE_DOUBLE:
-        return 8;
-    case PROTOBUF_C_TYPE_BOOL:
-        return sizeof(protobuf_c_boolean);
-    case PROTOBUF_C_TYPE_STRING:
-    case PROTOBUF_C_TYPE_MESSAGE:
-        return sizeof(void *);
-    case PROTOBUF_C_TYPE_BYTES:
-        return sizeof(ProtobufCBinaryData);
-    default:
-        return 4;
-    }
+    return pbd_elt[t]; /* t checked by otlp_expected_wt first */
 }
 
 /* A repeated field holding n elements has room for pbd_cap(n): 0, then
@@ -468,7 +467,11 @@ static inline void *pbd_append(struct pbd_mem *m, void **arr, size_t n, size_t e
 static ProtobufCMessage *pbd_new(struct pbd_mem *m, const ProtobufCMessageDescriptor *desc)
 {
     ProtobufCMessage *msg = pbd_alloc(m, desc->sizeof_message);
-    if (msg)
+    if (!msg)
+        return NULL;
+    if (desc->message_init) /* the generated initialiser, without the library's wrapper */
+        desc->message_init(msg);
+    else
         protobuf_c_message_init(desc, msg);
     return msg;
 }
@@ -634,6 +637,90 @@ static int pbd_merge(struct pbd_mem *m, ProtobufCMessage *e, ProtobufCMessage *l
         }
     }
     return 0;
+}
+
+/* The common attribute, KeyValue{key, value: AnyValue{a string, bool,
+ * int, double or bytes}}, written canonically (fields in order, one-byte
+ * lengths, nothing else), decoded without frames of its own: half of a
+ * span's fields are in its attributes. Anything else returns 0 and takes
+ * the generic path, which holds the same result to protobuf-c's. 1 when
+ * done, SP_ENOMEM. */
+static int pbd_fast_kv(struct pbd_mem *m, const uint8_t *p, size_t n, ProtobufCMessage **out)
+{
+    if (n < 4 || p[0] != 0x0a || p[1] >= 0x80)
+        return 0;
+    size_t kl = p[1], i = 2 + kl;
+    if (i + 2 > n || p[i] != 0x12 || p[i + 1] >= 0x80 || i + 2 + p[i + 1] != n || p[i + 1] < 2)
+        return 0;
+    const uint8_t *a = p + i + 2;
+    size_t al = p[i + 1];
+    switch (a[0]) {
+    case 0x0a: /* string_value */
+    case 0x3a: /* bytes_value */
+        if (a[1] >= 0x80 || 2 + (size_t)a[1] != al)
+            return 0;
+        break;
+    case 0x10: /* bool_value */
+    case 0x18: /* int_value */
+        if (al > 11 || a[al - 1] >= 0x80)
+            return 0;
+        for (size_t j = 1; j + 1 < al; j++)
+            if (a[j] < 0x80)
+                return 0;
+        break;
+    case 0x21: /* double_value */
+        if (al != 9)
+            return 0;
+        break;
+    default:
+        return 0;
+    }
+    sp_otlp_kv *kv = pbd_alloc(m, sizeof(*kv));
+    sp_otlp_any *any = pbd_alloc(m, sizeof(*any));
+    char *key = pbd_alloc(m, kl + 1);
+    if (!kv || !any || !key)
+        return SP_ENOMEM;
+    *kv = (sp_otlp_kv)OPENTELEMETRY__PROTO__COMMON__V1__KEY_VALUE__INIT;
+    *any = (sp_otlp_any)OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__INIT;
+    memcpy(key, p + 2, kl);
+    key[kl] = '\0';
+    kv->key = key;
+    kv->value = any;
+    any->value_case = a[0] >> 3;
+    switch (a[0]) {
+    case 0x0a: {
+        char *v = pbd_alloc(m, al - 1);
+        if (!v)
+            return SP_ENOMEM;
+        memcpy(v, a + 2, al - 2);
+        v[al - 2] = '\0';
+        any->string_value = v;
+        break;
+    }
+    case 0x3a:
+        any->bytes_value.len = al - 2;
+        if (al > 2) {
+            any->bytes_value.data = pbd_alloc(m, al - 2);
+            if (!any->bytes_value.data)
+                return SP_ENOMEM;
+            memcpy(any->bytes_value.data, a + 2, al - 2);
+        }
+        break;
+    case 0x21:
+        memcpy(&any->double_value, a + 1, 8);
+        break;
+    default: {
+        size_t pos = 1;
+        uint64_t v = 0;
+        otlp_varint(a, al, &pos, &v);
+        pbd_store_varint(a[0] == 0x10 ? PROTOBUF_C_TYPE_BOOL : PROTOBUF_C_TYPE_INT64,
+                         a[0] == 0x10 ? (void *)&any->bool_value : (void *)&any->int_value, v,
+                         a + 1, al - 1);
+        break;
+    }
+    }
+    *out = &kv->base;
+    return 1;
 }
 
 /* What the decoder knows of each level besides the check's frame. */
@@ -814,6 +901,14 @@ int sp_otlp_pb_decode(struct sp_arena *arena, const ProtobufCMessageDescriptor *
 
         switch (f->type) {
         case PROTOBUF_C_TYPE_MESSAGE: {
+            if (f->descriptor == &opentelemetry__proto__common__v1__key_value__descriptor &&
+                !earlier && depth + 2 < SP_OTLP_MAX_PB_DEPTH) {
+                int rc = pbd_fast_kv(&m, data + val_start, val_len, (ProtobufCMessage **)member);
+                if (rc == 1)
+                    break;
+                if (rc)
+                    goto nomem;
+            }
             ProtobufCMessage *child = pbd_new(&m, f->descriptor);
             if (!child)
                 goto nomem;
