@@ -251,6 +251,178 @@ static int otlp_pb_packed_ok(ProtobufCType t, const uint8_t *p, size_t len)
     }
 }
 
+/* One field's header and value bounds, as both walkers read them. */
+struct otlp_pb_field {
+    uint64_t num;     /* field number */
+    uint64_t v;       /* a varint's value; a length-delimited value's length */
+    unsigned wt;      /* wire type */
+    size_t start;     /* byte of the tag */
+    size_t after_tag; /* first byte after the tag (a length prefix for WT_LEN) */
+    size_t val;       /* first byte of the value itself */
+    size_t val_len;   /* bytes of the value (after any length prefix) */
+    size_t left;      /* for OTLP_PB_LEN_PAST: bytes left in the message */
+};
+
+/* What can be wrong with a field; each has one message (otlp_pb_fail). */
+enum otlp_pb_problem {
+    OTLP_PB_OK = 0,
+    OTLP_PB_TAG_TRUNC,
+    OTLP_PB_TAG_LONG,
+    OTLP_PB_FIELD_NUM,
+    OTLP_PB_VARINT_TRUNC,
+    OTLP_PB_FIXED_TRUNC,
+    OTLP_PB_LEN_TRUNC,
+    OTLP_PB_LEN_LONG,
+    OTLP_PB_LEN_PAST,
+    OTLP_PB_WT_UNSUPPORTED,
+    OTLP_PB_WT_MISMATCH,
+    OTLP_PB_PACKED_BAD,
+    OTLP_PB_TOO_DEEP,
+    OTLP_PB_PACKED, /* not a problem: a packed run of the field's scalars */
+};
+
+/* Reads the field starting at *pos, up to end. strict adds protobuf-c's
+ * own limits, which the wire check (followed by protobuf-c) leaves to the
+ * library: a tag or a length prefix in at most 5 bytes, a length under
+ * 2 GiB. */
+static inline enum otlp_pb_problem otlp_pb_read(const uint8_t *data, size_t end, size_t *pos,
+                                                bool strict, struct otlp_pb_field *fl)
+{
+    size_t p = *pos;
+    uint64_t tag;
+    fl->start = p;
+    fl->v = 0;
+    /* One-byte tags (fields 1-15) are the rule: skip the loop for them. */
+    if (data[p] < 0x80) {
+        tag = data[p++];
+    } else {
+        if (otlp_varint(data, end, &p, &tag))
+            return OTLP_PB_TAG_TRUNC;
+        if (strict && p - fl->start > 5)
+            return OTLP_PB_TAG_LONG;
+    }
+    fl->num = tag >> 3;
+    fl->wt = (unsigned)(tag & 7);
+    if (fl->num == 0 || fl->num > 536870911u)
+        return OTLP_PB_FIELD_NUM;
+    fl->after_tag = fl->val = p;
+    switch (fl->wt) {
+    case WT_VARINT:
+        if (p < end && data[p] < 0x80)
+            fl->v = data[p++];
+        else if (otlp_varint(data, end, &p, &fl->v))
+            return OTLP_PB_VARINT_TRUNC;
+        fl->val_len = p - fl->val;
+        break;
+    case WT_64BIT:
+    case WT_32BIT:
+        fl->val_len = fl->wt == WT_64BIT ? 8 : 4;
+        if (end - p < fl->val_len)
+            return OTLP_PB_FIXED_TRUNC;
+        p += fl->val_len;
+        break;
+    case WT_LEN:
+        if (p < end && data[p] < 0x80) {
+            fl->v = data[p++];
+        } else {
+            if (otlp_varint(data, end, &p, &fl->v))
+                return OTLP_PB_LEN_TRUNC;
+            if (strict && (p - fl->val > 5 || fl->v > INT_MAX))
+                return OTLP_PB_LEN_LONG;
+        }
+        if (fl->v > end - p) {
+            fl->left = end - p;
+            return OTLP_PB_LEN_PAST;
+        }
+        fl->val = p;
+        fl->val_len = (size_t)fl->v;
+        p += fl->val_len;
+        break;
+    default:
+        return OTLP_PB_WT_UNSUPPORTED;
+    }
+    *pos = p;
+    return OTLP_PB_OK;
+}
+
+/* Whether the value fits its field f: OTLP_PB_OK, OTLP_PB_PACKED (a valid
+ * packed run of a repeated scalar) or the problem. */
+static inline enum otlp_pb_problem otlp_pb_fits(const ProtobufCFieldDescriptor *f,
+                                                const struct otlp_pb_field *fl,
+                                                const uint8_t *data)
+{
+    unsigned want = otlp_expected_wt(f->type);
+    if (fl->wt == want)
+        return OTLP_PB_OK;
+    if (f->label != PROTOBUF_C_LABEL_REPEATED || fl->wt != WT_LEN || want == WT_LEN)
+        return OTLP_PB_WT_MISMATCH;
+    return otlp_pb_packed_ok(f->type, data + fl->val, fl->val_len) ? OTLP_PB_PACKED
+                                                                   : OTLP_PB_PACKED_BAD;
+}
+
+/* The SP_EDECODE message of problem k of field fl (f: its descriptor, for
+ * the problems found once it is known) in the message at path. */
+static int otlp_pb_fail(struct sp_err *err, enum otlp_pb_problem k, const char *path,
+                        const struct otlp_pb_field *fl, const ProtobufCFieldDescriptor *f)
+{
+    unsigned want = f ? otlp_expected_wt(f->type) : WT_VARINT;
+    switch (k) {
+    case OTLP_PB_TAG_TRUNC:
+        return sp_err_set(err, SP_EDECODE, "'%s': truncated field tag at byte %zu", path,
+                          fl->start);
+    case OTLP_PB_TAG_LONG:
+        return sp_err_set(err, SP_EDECODE, "'%s': field tag at byte %zu is longer than 5 bytes",
+                          path, fl->start);
+    case OTLP_PB_FIELD_NUM:
+        return sp_err_set(err, SP_EDECODE, "'%s': invalid field number %" PRIu64 " at byte %zu",
+                          path, fl->num, fl->start);
+    case OTLP_PB_VARINT_TRUNC:
+        return sp_err_set(err, SP_EDECODE, "'%s': field %" PRIu64 ": truncated varint at byte %zu",
+                          path, fl->num, fl->after_tag);
+    case OTLP_PB_FIXED_TRUNC:
+        return sp_err_set(err, SP_EDECODE,
+                          "'%s': field %" PRIu64 ": truncated %s value at byte %zu", path, fl->num,
+                          otlp_wt_name(fl->wt), fl->after_tag);
+    case OTLP_PB_LEN_TRUNC:
+        return sp_err_set(err, SP_EDECODE, "'%s': field %" PRIu64 ": truncated length at byte %zu",
+                          path, fl->num, fl->after_tag);
+    case OTLP_PB_LEN_LONG:
+        return sp_err_set(err, SP_EDECODE,
+                          "'%s': field %" PRIu64 ": length at byte %zu is over 5 bytes or 2 GiB",
+                          path, fl->num, fl->after_tag);
+    case OTLP_PB_LEN_PAST:
+        return sp_err_set(err, SP_EDECODE,
+                          "'%s': field %" PRIu64 ": length %" PRIu64
+                          " at byte %zu runs past the end of its message (%zu bytes left)",
+                          path, fl->num, fl->v, fl->after_tag, fl->left);
+    case OTLP_PB_WT_UNSUPPORTED:
+        return sp_err_set(err, SP_EDECODE,
+                          "'%s': field %" PRIu64 ": unsupported wire type %u (%s) at byte %zu",
+                          path, fl->num, fl->wt, otlp_wt_name(fl->wt), fl->start);
+    case OTLP_PB_WT_MISMATCH:
+        return sp_err_set(err, SP_EDECODE,
+                          "'%s': wire type %u (%s) at byte %zu where %s was expected", path,
+                          fl->wt, otlp_wt_name(fl->wt), fl->start,
+                          want == WT_LEN ? "a length-delimited value"
+                                         : want == WT_VARINT ? "a varint" : "a fixed-size value");
+    case OTLP_PB_PACKED_BAD:
+        return sp_err_set(err, SP_EDECODE, "'%s': malformed packed values at byte %zu", path,
+                          fl->val);
+    case OTLP_PB_TOO_DEEP:
+        return sp_err_set(err, SP_EDECODE, "'%s': messages nested deeper than %d levels", path,
+                          SP_OTLP_MAX_PB_DEPTH);
+    default:
+        SP_ASSERT(0, "otlp_pb_fail called with a problem it has no message for");
+        return SP_EDECODE;
+    }
+}
+
+/* The leaf named in a problem's path: the field, once it is known. */
+static bool otlp_pb_names_field(enum otlp_pb_problem k)
+{
+    return k == OTLP_PB_WT_MISMATCH || k == OTLP_PB_PACKED_BAD || k == OTLP_PB_TOO_DEEP;
+}
+
 int sp_otlp_pb_check(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
                      struct sp_err *err)
 {
@@ -268,98 +440,34 @@ int sp_otlp_pb_check(const ProtobufCMessageDescriptor *desc, const uint8_t *data
             depth--;
             continue;
         }
-        size_t field_start = pos;
-        uint64_t tag, v;
-        /* One-byte tags (fields 1-15) are the rule: skip the loop for them. */
-        if (data[pos] < 0x80)
-            tag = data[pos++];
-        else if (otlp_varint(data, fr->end, &pos, &tag))
-            return sp_err_set(err, SP_EDECODE, "'%s': truncated field tag at byte %zu",
-                              otlp_pb_path(&path, stack, depth, data, field_start, NULL), field_start);
-        uint64_t num = tag >> 3;
-        unsigned wt = (unsigned)(tag & 7);
-        if (num == 0 || num > 536870911u)
-            return sp_err_set(err, SP_EDECODE, "'%s': invalid field number %" PRIu64
-                              " at byte %zu", otlp_pb_path(&path, stack, depth, data, field_start, NULL),
-                              num, field_start);
-        size_t val_start = pos, val_len = 0;
-        switch (wt) {
-        case WT_VARINT:
-            if (otlp_varint(data, fr->end, &pos, &v))
-                return sp_err_set(err, SP_EDECODE,
-                                  "'%s': field %" PRIu64 ": truncated varint at byte %zu",
-                                  otlp_pb_path(&path, stack, depth, data, field_start, NULL), num,
-                                  val_start);
-            break;
-        case WT_64BIT:
-        case WT_32BIT: {
-            size_t w = wt == WT_64BIT ? 8 : 4;
-            if (fr->end - pos < w)
-                return sp_err_set(err, SP_EDECODE,
-                                  "'%s': field %" PRIu64 ": truncated %s value at byte %zu",
-                                  otlp_pb_path(&path, stack, depth, data, field_start, NULL), num,
-                                  otlp_wt_name(wt), val_start);
-            pos += w;
-            break;
+        struct otlp_pb_field fl;
+        const ProtobufCFieldDescriptor *f = NULL;
+        enum otlp_pb_problem k = otlp_pb_read(data, fr->end, &pos, false, &fl);
+        if (k == OTLP_PB_OK) {
+            f = otlp_pb_field(fr->desc, fl.num);
+            if (!f)
+                continue; /* unknown fields are kept by protobuf-c, whatever they hold */
+            k = otlp_pb_fits(f, &fl, data);
+            if (k == OTLP_PB_OK && f->type == PROTOBUF_C_TYPE_MESSAGE &&
+                depth + 1 >= SP_OTLP_MAX_PB_DEPTH)
+                k = OTLP_PB_TOO_DEEP;
         }
-        case WT_LEN:
-            if (pos < fr->end && data[pos] < 0x80)
-                v = data[pos++];
-            else if (otlp_varint(data, fr->end, &pos, &v))
-                return sp_err_set(err, SP_EDECODE,
-                                  "'%s': field %" PRIu64 ": truncated length at byte %zu",
-                                  otlp_pb_path(&path, stack, depth, data, field_start, NULL), num,
-                                  val_start);
-            if (v > fr->end - pos)
-                return sp_err_set(err, SP_EDECODE,
-                                  "'%s': field %" PRIu64 ": length %" PRIu64
-                                  " at byte %zu runs past the end of its message (%zu bytes left)",
-                                  otlp_pb_path(&path, stack, depth, data, field_start, NULL), num, v,
-                                  val_start, fr->end - pos);
-            val_start = pos;
-            val_len = (size_t)v;
-            pos += val_len;
-            break;
-        default:
-            return sp_err_set(err, SP_EDECODE,
-                              "'%s': field %" PRIu64 ": unsupported wire type %u (%s) at byte %zu",
-                              otlp_pb_path(&path, stack, depth, data, field_start, NULL), num, wt,
-                              otlp_wt_name(wt), field_start);
-        }
-
-        const ProtobufCFieldDescriptor *f = otlp_pb_field(fr->desc, num);
-        if (!f)
-            continue; /* unknown fields are kept by protobuf-c, whatever they hold */
-        unsigned want = otlp_expected_wt(f->type);
-        if (wt != want) {
-            bool packed = f->label == PROTOBUF_C_LABEL_REPEATED && wt == WT_LEN && want != WT_LEN;
-            if (!packed)
-                return sp_err_set(err, SP_EDECODE,
-                                  "'%s': wire type %u (%s) at byte %zu where %s was expected",
-                                  otlp_pb_path(&path, stack, depth, data, field_start, f), wt,
-                                  otlp_wt_name(wt), field_start,
-                                  want == WT_LEN ? "a length-delimited value"
-                                                 : want == WT_VARINT ? "a varint"
-                                                                     : "a fixed-size value");
-            if (!otlp_pb_packed_ok(f->type, data + val_start, val_len))
-                return sp_err_set(err, SP_EDECODE, "'%s': malformed packed values at byte %zu",
-                                  otlp_pb_path(&path, stack, depth, data, field_start, f),
-                                  val_start);
+        if (k == OTLP_PB_PACKED)
             continue;
-        }
+        if (k != OTLP_PB_OK)
+            return otlp_pb_fail(err, k,
+                                otlp_pb_path(&path, stack, depth, data, fl.start,
+                                             otlp_pb_names_field(k) ? f : NULL),
+                                &fl, f);
         if (f->type != PROTOBUF_C_TYPE_MESSAGE)
             continue;
-        if (depth + 1 >= SP_OTLP_MAX_PB_DEPTH)
-            return sp_err_set(err, SP_EDECODE, "'%s': messages nested deeper than %d levels",
-                              otlp_pb_path(&path, stack, depth, data, field_start, f),
-                              SP_OTLP_MAX_PB_DEPTH);
         depth++;
         stack[depth] = (struct otlp_pb_frame){.desc = f->descriptor,
-                                              .start = val_start,
-                                              .end = val_start + val_len,
+                                              .start = fl.val,
+                                              .end = fl.val + fl.val_len,
                                               .via = f,
-                                              .via_at = field_start};
-        pos = val_start;
+                                              .via_at = fl.start};
+        pos = fl.val;
     }
 }
 
@@ -767,74 +875,16 @@ int sp_otlp_pb_decode(struct sp_arena *arena, const ProtobufCMessageDescriptor *
             depth--;
             continue;
         }
-        field_start = pos;
-        uint64_t tag, v = 0;
-        /* One-byte tags (fields 1-15) are the rule: skip the loop for them. */
-        if (data[pos] < 0x80) {
-            tag = data[pos++];
-        } else {
-            if (otlp_varint(data, fr->end, &pos, &tag))
-                return sp_err_set(err, SP_EDECODE, "'%s': truncated field tag at byte %zu",
-                                  PBD_PATH(NULL), field_start);
-            if (pos - field_start > 5) /* protobuf-c's parse_tag_and_wiretype refuses more */
-                return sp_err_set(err, SP_EDECODE,
-                                  "'%s': field tag at byte %zu is longer than 5 bytes",
-                                  PBD_PATH(NULL), field_start);
-        }
-        uint64_t num = tag >> 3;
-        unsigned wt = (unsigned)(tag & 7);
-        if (num == 0 || num > 536870911u)
-            return sp_err_set(err, SP_EDECODE, "'%s': invalid field number %" PRIu64
-                              " at byte %zu", PBD_PATH(NULL), num, field_start);
-        size_t after_tag = pos, val_start = pos, val_len = 0;
-        switch (wt) {
-        case WT_VARINT:
-            if (pos < fr->end && data[pos] < 0x80)
-                v = data[pos++];
-            else if (otlp_varint(data, fr->end, &pos, &v))
-                return sp_err_set(err, SP_EDECODE,
-                                  "'%s': field %" PRIu64 ": truncated varint at byte %zu",
-                                  PBD_PATH(NULL), num, val_start);
-            val_len = pos - val_start;
-            break;
-        case WT_64BIT:
-        case WT_32BIT:
-            val_len = wt == WT_64BIT ? 8 : 4;
-            if (fr->end - pos < val_len)
-                return sp_err_set(err, SP_EDECODE,
-                                  "'%s': field %" PRIu64 ": truncated %s value at byte %zu",
-                                  PBD_PATH(NULL), num, otlp_wt_name(wt), val_start);
-            pos += val_len;
-            break;
-        case WT_LEN:
-            if (pos < fr->end && data[pos] < 0x80) {
-                v = data[pos++];
-            } else {
-                if (otlp_varint(data, fr->end, &pos, &v))
-                    return sp_err_set(err, SP_EDECODE,
-                                      "'%s': field %" PRIu64 ": truncated length at byte %zu",
-                                      PBD_PATH(NULL), num, val_start);
-                if (pos - val_start > 5 || v > INT_MAX) /* protobuf-c's limits on a length */
-                    return sp_err_set(err, SP_EDECODE,
-                                      "'%s': field %" PRIu64 ": length at byte %zu is over 5 "
-                                      "bytes or 2 GiB", PBD_PATH(NULL), num, val_start);
-            }
-            if (v > fr->end - pos)
-                return sp_err_set(err, SP_EDECODE,
-                                  "'%s': field %" PRIu64 ": length %" PRIu64
-                                  " at byte %zu runs past the end of its message (%zu bytes left)",
-                                  PBD_PATH(NULL), num, v, val_start, fr->end - pos);
-            val_start = pos;
-            val_len = (size_t)v;
-            pos += val_len;
-            break;
-        default:
-            return sp_err_set(err, SP_EDECODE,
-                              "'%s': field %" PRIu64 ": unsupported wire type %u (%s) at byte %zu",
-                              PBD_PATH(NULL), num, wt, otlp_wt_name(wt), field_start);
-        }
-
-        const ProtobufCFieldDescriptor *f = otlp_pb_field(fr->desc, num);
+        struct otlp_pb_field fl;
+        const ProtobufCFieldDescriptor *f = NULL;
+        enum otlp_pb_problem k = otlp_pb_read(data, fr->end, &pos, true, &fl);
+        field_start = fl.start;
+        if (k != OTLP_PB_OK)
+            return otlp_pb_fail(err, k, PBD_PATH(NULL), &fl, NULL);
+        uint64_t num = fl.num, v = fl.v;
+        unsigned wt = fl.wt;
+        size_t after_tag = fl.after_tag, val_start = fl.val, val_len = fl.val_len;
+        f = otlp_pb_field(fr->desc, num);
         if (!f) {
             /* Kept as protobuf-c keeps it: the value's bytes (with their
              * length prefix), re-packed after the known fields. */
@@ -852,26 +902,17 @@ int sp_otlp_pb_decode(struct sp_arena *arena, const ProtobufCMessageDescriptor *
             msg->n_unknown_fields++;
             continue;
         }
-        unsigned want = otlp_expected_wt(f->type);
-        if (wt != want) {
-            bool packed = f->label == PROTOBUF_C_LABEL_REPEATED && wt == WT_LEN && want != WT_LEN;
-            if (!packed)
-                return sp_err_set(err, SP_EDECODE,
-                                  "'%s': wire type %u (%s) at byte %zu where %s was expected",
-                                  PBD_PATH(f), wt, otlp_wt_name(wt), field_start,
-                                  want == WT_LEN ? "a length-delimited value"
-                                                 : want == WT_VARINT ? "a varint"
-                                                                     : "a fixed-size value");
-            if (!otlp_pb_packed_ok(f->type, data + val_start, val_len))
-                return sp_err_set(err, SP_EDECODE, "'%s': malformed packed values at byte %zu",
-                                  PBD_PATH(f), val_start);
+        k = otlp_pb_fits(f, &fl, data);
+        if (k == OTLP_PB_PACKED) {
             if (pbd_packed(&m, msg, f, data + val_start, val_len))
                 goto nomem;
             continue;
         }
-        if (f->type == PROTOBUF_C_TYPE_MESSAGE && depth + 1 >= SP_OTLP_MAX_PB_DEPTH)
-            return sp_err_set(err, SP_EDECODE, "'%s': messages nested deeper than %d levels",
-                              PBD_PATH(f), SP_OTLP_MAX_PB_DEPTH);
+        if (k == OTLP_PB_OK && f->type == PROTOBUF_C_TYPE_MESSAGE &&
+            depth + 1 >= SP_OTLP_MAX_PB_DEPTH)
+            k = OTLP_PB_TOO_DEEP;
+        if (k != OTLP_PB_OK)
+            return otlp_pb_fail(err, k, PBD_PATH(f), &fl, f);
 
         void *member = (char *)msg + f->offset;
         ProtobufCMessage *earlier = NULL;
