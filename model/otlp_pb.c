@@ -20,8 +20,11 @@
  * scalar, a singular message given twice merged as protobuf-c's
  * merge_messages() does, packed and unpacked repeated scalars, oneof last
  * wins, NUL-terminated string copies, NULL for empty bytes), bump-allocating
- * from request-sized chunks of the arena. Repeated fields grow by doubling
- * (no counting pass), so arrays may hold up to twice their elements' room.
+ * from 4-64 KiB chunks of the batch arena (so its limit and memory charge
+ * hold). Repeated fields grow by doubling (no counting pass), so arrays may
+ * hold up to twice their elements' room. Canonical attributes (a KeyValue of
+ * a scalar AnyValue) are decoded without stack frames of their own. The
+ * check and the decoder share the field reader and the error messages.
  * tests/fuzz/fuzz_otlp_trace_decode.c holds it to protobuf-c: both accept or
  * both refuse every input, and what both accept packs to the same bytes. */
 #include "otlp_codec.h"
