@@ -563,14 +563,41 @@ size_t sp_dd_agent_payload_frame_size(const Datadog__Trace__AgentPayload *p)
     return pb_size_agent_payload(&v);
 }
 
+/* An AgentPayload view holding tp alone: packs to tp's field-5 record. */
+#define ONE_TP_VIEW(v, one, tp)                                                                    \
+    Datadog__Trace__AgentPayload v = DATADOG__TRACE__AGENT_PAYLOAD__INIT;                          \
+    Datadog__Trace__TracerPayload *one[1] = {(Datadog__Trace__TracerPayload *)(tp)};               \
+    v.n_tracerpayloads = 1;                                                                        \
+    v.tracerpayloads = one
+
 int sp_dd_append_tracer_payload(const Datadog__Trace__TracerPayload *tp, struct sp_buf *out,
                                 struct sp_err *err)
 {
-    Datadog__Trace__AgentPayload v = DATADOG__TRACE__AGENT_PAYLOAD__INIT;
-    Datadog__Trace__TracerPayload *one[1] = {(Datadog__Trace__TracerPayload *)tp};
-    v.n_tracerpayloads = 1;
-    v.tracerpayloads = one;
+    ONE_TP_VIEW(v, one, tp);
     return pack_append(&v, out, err);
+}
+
+int sp_dd_pack_tracer_payload(const Datadog__Trace__TracerPayload *tp, struct sp_dd_packed *rec,
+                              struct sp_err *err)
+{
+    ONE_TP_VIEW(v, one, tp);
+    struct pbw w;
+    memset(rec, 0, sizeof *rec);
+    int rc = pack_payload(&v, &w, err);
+    if (rc)
+        return rc;
+    static const uint8_t none[1];
+    rec->block = w.buf;
+    rec->data = w.buf ? w.buf + w.pos : none;
+    rec->len = pbw_len(&w);
+    rec->cap = w.cap;
+    return 0;
+}
+
+void sp_dd_packed_free(struct sp_dd_packed *rec)
+{
+    free(rec->block);
+    memset(rec, 0, sizeof *rec);
 }
 
 /* ------------------------------------------------------------------------ */

@@ -39,6 +39,17 @@ int sp_dd_agent_payload_frame(const Datadog__Trace__AgentPayload *p, struct sp_b
                               struct sp_buf *tail, struct sp_err *err);
 int sp_dd_append_tracer_payload(const Datadog__Trace__TracerPayload *tp, struct sp_buf *out,
                                 struct sp_err *err);
+/* The same record's bytes where the packer wrote them, without copying
+ * them into a buffer of the caller's: rec->data[0 .. rec->len) until
+ * sp_dd_packed_free(rec); rec->cap is the memory it holds. */
+struct sp_dd_packed {
+    uint8_t *block; /* what sp_dd_packed_free releases */
+    const uint8_t *data;
+    size_t len, cap;
+};
+int sp_dd_pack_tracer_payload(const Datadog__Trace__TracerPayload *tp, struct sp_dd_packed *rec,
+                              struct sp_err *err);
+void sp_dd_packed_free(struct sp_dd_packed *rec);
 /* Bytes of p's fields other than tracerPayloads, packed: p packs to this
  * plus the sp_dd_append_tracer_payload() records of its tracer payloads
  * (so a caller that packed those knows p's packed size without a second

@@ -524,48 +524,51 @@ static int dd_consume_packed(struct dd_exporter *dd, const Datadog__Trace__Agent
 {
     *done = false;
     size_t n = p->n_tracerpayloads;
-    size_t *end = sp_arena_alloc(arena, (n ? n : 1) * sizeof *end);
-    if (!end)
+    /* Each record stays where the packer wrote it (no copy into a buffer
+     * of ours): the one copy is into the open payload. */
+    struct sp_dd_packed *rec = sp_arena_calloc(arena, n ? n : 1, sizeof *rec);
+    if (!rec)
         return sp_err_set(err, SP_ENOMEM, "out of memory");
-    struct sp_buf all = {0};
     int rc = 0;
+    size_t total = 0, scratch = 0;
     for (size_t t = 0; rc == 0 && t < n; t++) {
-        rc = sp_dd_append_tracer_payload(p->tracerpayloads[t], &all, err);
-        end[t] = all.len;
+        rc = sp_dd_pack_tracer_payload(p->tracerpayloads[t], &rec[t], err);
+        total += rec[t].len;
+        scratch += rec[t].cap;
     }
     size_t frame = sp_dd_agent_payload_frame_size(p);
-    if (rc || frame + all.len > DD_MAX_TRACE_PAYLOAD) {
-        sp_buf_free(&all);
-        return rc;
-    }
-    /* The pack buffer is live until the end, and the open payloads grow by
-     * its bytes plus a frame per payload they may open: both reserved before
-     * anything is appended, so a full ceiling refuses the whole batch. */
-    size_t scratch = all.cap;
+    if (rc || frame + total > DD_MAX_TRACE_PAYLOAD)
+        goto out;
+    /* The pack buffers are live until the end, and the open payloads grow
+     * by their bytes plus a frame per payload they may open: both reserved
+     * before anything is appended, so a full ceiling refuses the whole
+     * batch. */
     if (dd_scratch_reserve(scratch) != SP_OK) {
-        sp_buf_free(&all);
-        return sp_err_set(err, SP_EFULL, "memory ceiling reached");
+        rc = sp_err_set(err, SP_EFULL, "memory ceiling reached");
+        goto out;
     }
-    if (dd_reserve_growth(dd, all.len + frame * n) != SP_OK) {
+    if (dd_reserve_growth(dd, total + frame * n) != SP_OK) {
         dd_scratch_release(scratch);
-        sp_buf_free(&all);
-        return sp_err_set(err, SP_EFULL, "memory ceiling reached");
+        rc = sp_err_set(err, SP_EFULL, "memory ceiling reached");
+        goto out;
     }
     *done = true;
-    for (size_t t = 0, start = 0; rc == 0 && t < n; start = end[t++]) {
+    for (size_t t = 0; rc == 0 && t < n; t++) {
         const Datadog__Trace__TracerPayload *tp = p->tracerpayloads[t];
         size_t spans = 0;
         for (size_t c = 0; c < tp->n_chunks; c++)
             spans += tp->chunks[c]->n_spans;
         if (!spans)
             continue;
-        struct sp_buf rec = {.data = all.data + start, .len = end[t] - start};
-        rc = dd_append_tp(dd, p, tp, key, &rec, true, err);
+        struct sp_buf one = {.data = (uint8_t *)rec[t].data, .len = rec[t].len};
+        rc = dd_append_tp(dd, p, tp, key, &one, true, err);
         if (rc == 0)
             *appended += spans;
     }
     dd_scratch_release(scratch);
-    sp_buf_free(&all);
+out:
+    for (size_t t = 0; t < n; t++)
+        sp_dd_packed_free(&rec[t]);
     return rc;
 }
 
