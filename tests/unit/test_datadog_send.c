@@ -263,7 +263,9 @@ static Datadog__Trace__AgentPayload *decode_agentless(const struct rec *r, struc
     const uint8_t *raw;
     size_t rlen;
     struct sp_err err = {0};
-    if (sp_decompress(SP_COMPRESSION_GZIP, r->body, r->len, 64u << 20, a, &raw, &rlen, &err))
+    int c = sp_compression_parse(r->cenc); /* zstd by default, gzip when configured */
+    if (c < 0 || sp_decompress((enum sp_compression)c, r->body, r->len, 64u << 20, a, &raw, &rlen,
+                               &err))
         return NULL;
     return datadog__trace__agent_payload__unpack(NULL, rlen, raw);
 }
@@ -301,7 +303,7 @@ static void test_agentless_traces_and_profiles(void)
     ASSERT_EQ_STR(tr->method, "POST");
     ASSERT_EQ_STR(tr->path, "/api/v0.2/traces");
     ASSERT_EQ_STR(tr->ctype, "application/x-protobuf");
-    ASSERT_EQ_STR(tr->cenc, "gzip");
+    ASSERT_EQ_STR(tr->cenc, "zstd"); /* the default, as the Agent's trace writer */
     ASSERT_EQ_STR(tr->apikey, KEY); /* trimmed */
     ASSERT_EQ_STR(tr->langs, ""); /* the fixture has no telemetry.sdk.language */
     struct sp_arena *a = sp_arena_create(0);
@@ -699,7 +701,8 @@ static void test_batches_merge_into_one_payload(void)
     datadog__trace__agent_payload__pack(&all, want);
     const uint8_t *raw;
     size_t rlen;
-    ASSERT_EQ_INT(sp_decompress(SP_COMPRESSION_GZIP, in.recs[0].body, in.recs[0].len, 64u << 20,
+    ASSERT_EQ_STR(in.recs[0].cenc, "zstd");
+    ASSERT_EQ_INT(sp_decompress(SP_COMPRESSION_ZSTD, in.recs[0].body, in.recs[0].len, 64u << 20,
                                 a, &raw, &rlen, &err),
                   0);
     ASSERT_EQ_INT(rlen, want_len);
@@ -778,7 +781,8 @@ static void test_big_batch_splits(void)
         const uint8_t *raw;
         size_t rlen;
         struct sp_err err = {0};
-        ASSERT_EQ_INT(sp_decompress(SP_COMPRESSION_GZIP, in.recs[i].body, in.recs[i].len,
+        ASSERT_EQ_STR(in.recs[i].cenc, "zstd");
+        ASSERT_EQ_INT(sp_decompress(SP_COMPRESSION_ZSTD, in.recs[i].body, in.recs[i].len,
                                     64u << 20, a, &raw, &rlen, &err),
                       0);
         ASSERT(rlen <= DD_MAX_TRACE_PAYLOAD);
