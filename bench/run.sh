@@ -269,7 +269,7 @@ if want codecs; then
             for name in otlp_pb_protobuf_c_arena otlp_pb_decode_traces otlp_json_decode_traces \
                 dd_map_traces dd_encode_agent_payload gzip1_libdeflate_reused \
                 gzip1_sp_compress gzip2_sp_compress gzip4_sp_compress gzip6_sp_compress \
-                gzip9_sp_compress; do
+                gzip9_sp_compress zstd1_reused zstd2_reused zstd3_reused; do
                 grep -q "name=$name " "$OUT/codecs.txt" || continue
                 f=$OUT/callgrind.codec.$name
                 cmd="valgrind --tool=callgrind --collect-atstart=no --callgrind-out-file=$f $BIN/codecs --iters $CG_ITERS --only $name --fixtures $FIXTURES"
