@@ -18,11 +18,11 @@
  * `compression: zstd`, and the reader checks that the Content-Encoding
  * header and the body's magic bytes agree with it. Version 1 files (the
  * same without the encoding byte) are still read: their encoding is the
- * one their Content-Encoding header names. Names are <unix ms>-<seq>.ddq, so sorting them
- * gives the order they were written in. A file is written as .tmp and
- * renamed, so a crash mid-write leaves a .tmp, which the next start moves
- * aside like any file it cannot read: renamed to <name>.bad, reported by
- * name and reason, counted, never fatal. Files are not fsync'd: they are
+ * one their Content-Encoding header names. Names are <unix ms>-<seq>.ddq,
+ * so sorting them gives the order they were written in. A file is written
+ * as .tmp and renamed, so a crash mid-write leaves a .tmp, which the next
+ * start moves aside like any file it cannot read: renamed to <name>.bad,
+ * reported by name and reason, counted, never fatal. Files are not fsync'd: they are
  * meant to survive a restart of the process, not of the machine. */
 #include <dirent.h>
 #include <errno.h>
