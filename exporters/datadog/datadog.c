@@ -1,7 +1,7 @@
 /* datadog exporter: traces and endpoint-labelled profiles to Datadog.
  *
  * Two modes. Agentless (the default): traces go to the trace intake
- * (POST https://trace.agent.<site>/api/v0.2/traces, gzip'd AgentPayload
+ * (POST https://trace.agent.<site>/api/v0.2/traces, zstd (or gzip) AgentPayload
  * protobuf) and profiles to the profile intake
  * (POST https://intake.profile.<site>/api/v2/profile, multipart), both with
  * the API key. Agent mode (agent.endpoint set): the same data through a

@@ -15,12 +15,12 @@
  * batch to Datadog spans at once and appends them, packed, to the open
  * payload of their destination; the OTLP batch is released before
  * consume() returns. An open payload is sealed (packed AgentPayload
- * gzip'd, or a v0.4 msgpack body) at flush_interval or near 3.2 MB and
- * queued as bytes; a profile is queued as its final multipart body. Up to
- * sending_queue.num_consumers workers take sealed requests (what a previous
- * run left in storage first, then profiles, then traces) and send each,
- * retried with backoff until it succeeds, fails permanently or runs out of
- * max_elapsed_time. */
+ * compressed with zstd or gzip, or a v0.4 msgpack body) at flush_interval
+ * or near 3.2 MB and queued as bytes; a profile is queued as its final
+ * multipart body. Up to sending_queue.num_consumers workers take sealed
+ * requests (what a previous run left in storage first, then profiles, then
+ * traces) and send each, retried with backoff until it succeeds, fails
+ * permanently or runs out of max_elapsed_time. */
 #ifndef SP_DATADOG_INT_H
 #define SP_DATADOG_INT_H
 
