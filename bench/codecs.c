@@ -309,6 +309,22 @@ static int c_gz_zlib(void *ctx)
     return rc == Z_STREAM_END ? 0 : -1;
 }
 
+/* zstd through the exporter's own path: one sp_compressor (one ZSTD_CCtx)
+ * reused for every payload, as datadog_traces.c seals. */
+struct zs_ctx {
+    const struct sp_buf *src;
+    struct sp_compressor c;
+    struct sp_buf out;
+};
+
+static int c_zstd_reused(void *ctx)
+{
+    struct zs_ctx *z = ctx;
+    struct sp_err err;
+    z->out.len = 0;
+    return sp_compressor_run(&z->c, z->src->data, z->src->len, &z->out, &err);
+}
+
 /* ---- pprof ---- */
 
 #ifdef HAVE_PPROF_CODEC
@@ -427,7 +443,7 @@ int main(int argc, char **argv)
 
     /* The Datadog payload: spanprof's own mapping when it is there. */
     const ProtobufCMessage *dd_msg = NULL;
-    int need_dd = selected_prefix("dd_") || selected_prefix("gzip");
+    int need_dd = selected_prefix("dd_") || selected_prefix("gzip") || selected_prefix("zstd");
 #ifdef HAVE_DD_PAYLOAD
     struct dd_ctx dd = {{0}};
     dd.traces.req = req;
@@ -504,6 +520,25 @@ int main(int argc, char **argv)
         report("gzip6_zlib", ns, in.dd.len, in.spans, extra);
     }
     libdeflate_free_compressor(gz.lc);
+    /* zstd (the Agent's trace writer, level 1; issue 11's "zstd where the
+     * intake takes it"): levels 1-3 with a reused context. */
+    for (int lv = 1; lv <= 3; lv++) {
+        char nm[32];
+        snprintf(nm, sizeof(nm), "zstd%d_reused", lv);
+        if (!selected(nm))
+            continue;
+        struct zs_ctx zs = {.src = &in.dd};
+        struct sp_err err;
+        if (sp_compressor_init(&zs.c, SP_COMPRESSION_ZSTD, lv, in.dd.len, &err) != 0) {
+            report(nm, -1, 0, 0, NULL);
+            continue;
+        }
+        double ns = run_case(c_zstd_reused, &zs);
+        snprintf(extra, sizeof(extra), "out_bytes=%zu cctx_bytes=%zu", zs.out.len, zs.c.mem);
+        report(nm, ns, in.dd.len, in.spans, extra);
+        sp_compressor_free(&zs.c);
+        sp_buf_free(&zs.out);
+    }
 
 #ifdef HAVE_PPROF_CODEC
     if (selected_prefix("pprof_")) {

@@ -1,6 +1,7 @@
 /* Compression: bounded streaming inflate (zlib, zstd) and one-shot deflate
  * (libdeflate for gzip: the same format as zlib, several times faster at
- * level 1; zstd's own for zstd). */
+ * level 1; zstd's own for zstd), plus sp_compressor, the reusable encoder an
+ * exporter keeps for its payloads (one ZSTD_CCtx, not one per payload). */
 #include "sp_compress.h"
 
 #include <string.h>
@@ -8,6 +9,7 @@
 
 #include <libdeflate.h>
 #include <zlib.h>
+#define ZSTD_STATIC_LINKING_ONLY /* ZSTD_estimateCCtxSize_usingCParams */
 #include <zstd.h>
 
 enum sp_compression sp_compression_sniff(const uint8_t *data, size_t len)
@@ -219,30 +221,43 @@ int sp_decompress(enum sp_compression c, const uint8_t *in, size_t in_len, size_
     return sp_err_set(err, SP_EUNSUPPORTED, "unknown compression %d", (int)c);
 }
 
+/* One libdeflate compressor per level, kept for the process: allocating one
+ * costs more than compressing a small payload (everything runs on the loop
+ * thread, so no locking). */
+static struct libdeflate_compressor *deflate_compressor(int level)
+{
+    static struct libdeflate_compressor *compressors[13];
+    if (level < 1 || level > 12)
+        level = 1;
+    if (!compressors[level])
+        compressors[level] = libdeflate_alloc_compressor(level);
+    return compressors[level];
+}
+
+/* zstd into out with cctx (reused) or a one-shot context. */
+static int zstd_into(ZSTD_CCtx *cctx, int level, const uint8_t *in, size_t in_len,
+                     struct sp_buf *out, struct sp_err *err)
+{
+    size_t bound = ZSTD_compressBound(in_len);
+    if (sp_buf_reserve(out, bound + 1))
+        return sp_err_set(err, SP_ENOMEM, "out of memory compressing %zu bytes", in_len);
+    size_t n = cctx ? ZSTD_compress2(cctx, out->data + out->len, bound, in, in_len)
+                    : ZSTD_compress(out->data + out->len, bound, in, in_len, level);
+    if (ZSTD_isError(n))
+        return sp_err_set(err, SP_EIO, "zstd: %s", ZSTD_getErrorName(n));
+    out->len += n;
+    out->data[out->len] = 0;
+    return 0;
+}
+
 int sp_compress(enum sp_compression c, int level, const uint8_t *in, size_t in_len,
                 struct sp_buf *out, struct sp_err *err)
 {
     if (c == SP_COMPRESSION_NONE)
         return sp_buf_append(out, in, in_len) ? sp_err_set(err, SP_ENOMEM, "out of memory") : 0;
-    if (c == SP_COMPRESSION_ZSTD) {
-        size_t bound = ZSTD_compressBound(in_len);
-        if (sp_buf_reserve(out, bound))
-            return sp_err_set(err, SP_ENOMEM, "out of memory compressing %zu bytes", in_len);
-        size_t n = ZSTD_compress(out->data + out->len, bound, in, in_len, level > 0 ? level : 1);
-        if (ZSTD_isError(n))
-            return sp_err_set(err, SP_EIO, "zstd: %s", ZSTD_getErrorName(n));
-        out->len += n;
-        return 0;
-    }
-    /* One compressor per level, kept for the process: allocating one costs
-     * more than compressing a small payload (everything runs on the loop
-     * thread, so no locking). */
-    static struct libdeflate_compressor *compressors[13];
-    if (level < 1 || level > 12)
-        level = 1;
-    struct libdeflate_compressor *lc = compressors[level];
-    if (!lc)
-        lc = compressors[level] = libdeflate_alloc_compressor(level);
+    if (c == SP_COMPRESSION_ZSTD)
+        return zstd_into(NULL, level > 0 ? level : 1, in, in_len, out, err);
+    struct libdeflate_compressor *lc = deflate_compressor(level);
     if (!lc)
         return sp_err_set(err, SP_ENOMEM, "cannot allocate a compressor");
     size_t bound, n;
@@ -261,4 +276,56 @@ int sp_compress(enum sp_compression c, int level, const uint8_t *in, size_t in_l
     out->len += n;
     out->data[out->len] = 0;
     return 0;
+}
+
+int sp_compressor_init(struct sp_compressor *c, enum sp_compression codec, int level,
+                       size_t max_in, struct sp_err *err)
+{
+    memset(c, 0, sizeof(*c));
+    if (level == 0)
+        level = 1;
+    if (codec == SP_COMPRESSION_ZSTD) {
+        if (level < 1 || level > 19)
+            return sp_err_set(err, SP_EINVAL, "zstd level %d is outside 1-19", level);
+        ZSTD_CCtx *z = ZSTD_createCCtx();
+        if (!z)
+            return sp_err_set(err, SP_ENOMEM, "zstd: cannot create a compression context");
+        size_t rc = ZSTD_CCtx_setParameter(z, ZSTD_c_compressionLevel, level);
+        if (!ZSTD_isError(rc))
+            rc = ZSTD_CCtx_setParameter(z, ZSTD_c_checksumFlag, 0);
+        if (ZSTD_isError(rc)) {
+            ZSTD_freeCCtx(z);
+            return sp_err_set(err, SP_EINVAL, "zstd: %s", ZSTD_getErrorName(rc));
+        }
+        c->zctx = z;
+        /* One-shot compression of a known size sizes the tables for the
+         * input, so the largest payload bounds what the context holds. */
+        c->mem = ZSTD_estimateCCtxSize_usingCParams(
+            ZSTD_getCParams(level, max_in ? (unsigned long long)max_in : 0, 0));
+    } else if (codec == SP_COMPRESSION_GZIP) {
+        if (level < 1 || level > 12)
+            return sp_err_set(err, SP_EINVAL, "gzip level %d is outside 1-12", level);
+        if (!deflate_compressor(level))
+            return sp_err_set(err, SP_ENOMEM, "cannot allocate a compressor");
+    } else if (codec != SP_COMPRESSION_NONE) {
+        return sp_err_set(err, SP_EINVAL, "cannot compress with %s", sp_compression_name(codec));
+    }
+    c->codec = codec;
+    c->level = level;
+    return 0;
+}
+
+int sp_compressor_run(struct sp_compressor *c, const uint8_t *in, size_t in_len,
+                      struct sp_buf *out, struct sp_err *err)
+{
+    if (c->codec == SP_COMPRESSION_ZSTD)
+        return zstd_into(c->zctx, c->level, in, in_len, out, err);
+    return sp_compress(c->codec, c->level, in, in_len, out, err);
+}
+
+void sp_compressor_free(struct sp_compressor *c)
+{
+    if (c->zctx)
+        ZSTD_freeCCtx(c->zctx);
+    memset(c, 0, sizeof(*c));
 }

@@ -14,7 +14,8 @@ build_pkgs=(gcc make pkg-config meson ninja-build
     libuv1-dev libmicrohttpd-dev libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler
     libcurl4-openssl-dev ca-certificates libyaml-dev zlib1g-dev libzstd-dev
     libmsgpack-dev libjson-c-dev libdeflate-dev libutf8proc-dev)
-test_pkgs=(golang-go clang libclang-rt-14-dev nodejs npm curl python3 chromium)
+test_pkgs=(golang-go clang libclang-rt-14-dev nodejs npm curl python3 chromium
+    zstd) # zstd: the integration intakes decode zstd bodies (node 20 has no zstd)
 bench_pkgs=(nghttp2-client wrk valgrind)
 
 pkgs=("${build_pkgs[@]}")

@@ -1,7 +1,7 @@
 /* datadog exporter: traces and endpoint-labelled profiles to Datadog.
  *
  * Two modes. Agentless (the default): traces go to the trace intake
- * (POST https://trace.agent.<site>/api/v0.2/traces, gzip'd AgentPayload
+ * (POST https://trace.agent.<site>/api/v0.2/traces, zstd (or gzip) AgentPayload
  * protobuf) and profiles to the profile intake
  * (POST https://intake.profile.<site>/api/v2/profile, multipart), both with
  * the API key. Agent mode (agent.endpoint set): the same data through a
@@ -126,6 +126,9 @@ static const struct sp_conf_key dd_keys[] = {
     {"flush_interval", SP_CONF_DURATION, offsetof(struct dd_conf, flush_interval_ms), "1s", NULL,
      0, 0, 0, "spans are batched into one payload per destination for this long (or up to "
      "3.2 MB) before it is compressed and queued; a hard kill loses at most this much"},
+    {"compression", SP_CONF_STRING, offsetof(struct dd_conf, compression), "zstd", NULL, 0, 0, 0,
+     "agentless trace payloads: zstd (level 1, what the Datadog Agent's trace writer sends) or "
+     "gzip (level 1); APM stats are always gzip, agent mode sends v0.4 msgpack uncompressed"},
     {"retry_on_failure", SP_CONF_BLOCK, offsetof(struct dd_conf, retry), NULL, dd_retry_keys,
      SP_CONF_END_COUNT(dd_retry_keys), 0, 0, "retries with exponential backoff"},
     {"sending_queue", SP_CONF_BLOCK, offsetof(struct dd_conf, queue), NULL, dd_queue_keys,
@@ -364,6 +367,14 @@ static void dd_enqueue(struct dd_exporter *dd, struct dd_req *r)
     }
     dd_workers_kick(dd);
     dd_exporter_state_changed(dd);
+}
+
+/* Frees the settings and gives back what create() charged for them. */
+static void dd_settings_release(struct dd_exporter *dd)
+{
+    if (dd->set.compressor)
+        sp_memory_release(SP_MEM_EXPORT, dd->set.compressor->mem);
+    dd_settings_free(&dd->set);
 }
 
 /* ---- open trace payloads ---- */
@@ -761,6 +772,10 @@ static int dd_create(struct sp_component *comp, struct sp_err *err)
         free(dd);
         return rc;
     }
+    /* The compressor's context is allocated once, sized for the largest
+     * payload: charged for the exporter's life (memory ceiling, "export"). */
+    if (dd->set.compressor)
+        sp_memory_charge(SP_MEM_EXPORT, dd->set.compressor->mem);
     dd->max_items = conf->queue.enabled ? (size_t)conf->queue.queue_size : 0;
     dd->max_bytes = (size_t)conf->queue.max_bytes;
     enum dd_full_policy pol = conf->queue.on_full && strcmp(conf->queue.on_full, "drop_oldest") == 0
@@ -772,7 +787,7 @@ static int dd_create(struct sp_component *comp, struct sp_err *err)
     dd->n_workers = (size_t)conf->queue.num_consumers;
     dd->workers = calloc(dd->n_workers, sizeof(*dd->workers));
     if (!dd->workers) {
-        dd_settings_free(&dd->set);
+        dd_settings_release(dd);
         free(dd);
         return sp_err_set(err, SP_ENOMEM, "out of memory");
     }
@@ -783,7 +798,7 @@ static int dd_create(struct sp_component *comp, struct sp_err *err)
     int src = dd_stats_create(dd, err);
     if (src) {
         free(dd->workers);
-        dd_settings_free(&dd->set);
+        dd_settings_release(dd);
         free(dd);
         return src;
     }
@@ -1150,7 +1165,7 @@ static void dd_destroy(struct sp_component *comp)
     if (dd->has_store)
         dd_store_close(&dd->store);
     dd_stats_destroy(dd);
-    dd_settings_free(&dd->set);
+    dd_settings_release(dd);
     dd->destroyed = true;
     dd_charge_queue_bytes(dd); /* gives it all back */
     if (dd->started) {

@@ -237,6 +237,26 @@ int dd_settings_init(const struct dd_conf *conf, const struct sp_conf_ctx *cctx,
                            "'%s' is not one of refuse, drop_oldest", conf->queue.on_full);
     if (rc)
         goto fail;
+    if (!s->agent_mode) {
+        /* The Agent's trace writer sends zstd at level 1 (datadog-agent
+         * cmd/trace-agent/subcommands/run/command.go wires
+         * comp/trace/compression/fx-zstd, whose impl-zstd/zstd.go writer
+         * compresses at zstd.BestSpeed); gzip level 1 is what it sent
+         * before (impl-gzip/gzip.go, gzip.BestSpeed). */
+        const char *name = dd_nonempty(conf->compression) ? conf->compression : "zstd";
+        int c = sp_compression_parse(name);
+        if (c != SP_COMPRESSION_ZSTD && c != SP_COMPRESSION_GZIP) {
+            rc = dd_conf_error(cctx, err, "compression", "'%s' is not one of zstd, gzip", name);
+            goto fail;
+        }
+        s->compressor = calloc(1, sizeof(*s->compressor));
+        if (!s->compressor)
+            goto nomem;
+        rc = sp_compressor_init(s->compressor, (enum sp_compression)c, 1, DD_MAX_TRACE_PAYLOAD,
+                                err);
+        if (rc)
+            goto fail;
+    }
     return 0;
 
 nomem:
@@ -259,5 +279,9 @@ void dd_settings_free(struct dd_settings *s)
     free(s->stats_url);
     free(s->profiles_url);
     free(s->tags);
+    if (s->compressor) {
+        sp_compressor_free(s->compressor);
+        free(s->compressor);
+    }
     memset(s, 0, sizeof(*s));
 }

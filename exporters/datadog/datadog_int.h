@@ -15,12 +15,12 @@
  * batch to Datadog spans at once and appends them, packed, to the open
  * payload of their destination; the OTLP batch is released before
  * consume() returns. An open payload is sealed (packed AgentPayload
- * gzip'd, or a v0.4 msgpack body) at flush_interval or near 3.2 MB and
- * queued as bytes; a profile is queued as its final multipart body. Up to
- * sending_queue.num_consumers workers take sealed requests (what a previous
- * run left in storage first, then profiles, then traces) and send each,
- * retried with backoff until it succeeds, fails permanently or runs out of
- * max_elapsed_time. */
+ * compressed with zstd or gzip, or a v0.4 msgpack body) at flush_interval
+ * or near 3.2 MB and queued as bytes; a profile is queued as its final
+ * multipart body. Up to sending_queue.num_consumers workers take sealed
+ * requests (what a previous run left in storage first, then profiles, then
+ * traces) and send each, retried with backoff until it succeeds, fails
+ * permanently or runs out of max_elapsed_time. */
 #ifndef SP_DATADOG_INT_H
 #define SP_DATADOG_INT_H
 
@@ -34,6 +34,7 @@
 #include "sp_batch.h"
 #include "sp_buf.h"
 #include "sp_component.h"
+#include "sp_compress.h"
 #include "sp_conf.h"
 #include "sp_err.h"
 #include "sp_http_client.h"
@@ -88,6 +89,7 @@ struct dd_conf {
     struct sp_strlist tags;
     int64_t timeout_ms;
     int64_t flush_interval_ms; /* seal an open trace payload this long after it opened */
+    char *compression;         /* agentless trace payloads: "zstd" (default) or "gzip" */
     struct dd_retry_conf retry;
     struct dd_queue_conf queue;
     struct dd_stats_conf stats;
@@ -105,6 +107,10 @@ struct dd_settings {
     const char **tags;   /* NULL-terminated "k:v" (points into the config) */
     const char *hostname; /* exporter hostname, or NULL (points into the config) */
     const char *env;      /* exporter env, or NULL (points into the config) */
+    /* Agentless trace payloads are compressed with this (zstd level 1 or
+     * gzip level 1, the `compression` key; agent mode: NULL, v0.4 bodies go
+     * as tracers send them). Owned; reused for every payload. */
+    struct sp_compressor *compressor;
 };
 
 /* Validates conf and fills s. Errors name the key (never a secret's value). */
@@ -123,7 +129,8 @@ struct dd_req {
     const char *method;           /* static: "POST" or "PUT" */
     char **headers;               /* NULL-terminated, owned; never the API key */
     size_t n_headers;
-    struct sp_buf body;           /* final bytes (gzip'd protobuf, msgpack, multipart) */
+    struct sp_buf body;           /* final bytes (zstd/gzip'd protobuf, msgpack, multipart) */
+    enum sp_compression encoding; /* of body: its Content-Encoding header names it too */
     size_t count;                 /* spans, or 1 profile */
     bool rates_reply;             /* agent /v0.4/traces: parse rate_by_service */
     bool stats;                   /* an APM stats payload (count 0, own metrics, never stored) */
@@ -272,9 +279,11 @@ int dd_store_write(struct dd_store *st, struct dd_req *r, struct sp_err *err);
 /* Deletes r's file (delivered or given up). */
 void dd_store_remove(struct dd_store *st, struct dd_req *r);
 void dd_store_close(struct dd_store *st);
-/* The file format alone (no I/O): a request's file bytes, appended to b;
- * and a file's bytes back into a request (NULL and *why when they are not
- * a whole, undamaged file written for this mode). Fuzzed. */
+/* The file format alone (no I/O): a request's file bytes (the current
+ * version, 2), appended to b; and a file's bytes (version 1 or 2) back into
+ * a request with its encoding set (NULL and *why when they are not a whole,
+ * undamaged file written for this mode, or its encoding byte, header and
+ * body disagree). Fuzzed. */
 int dd_store_encode(const struct dd_req *r, bool agent_mode, struct sp_buf *b);
 struct dd_req *dd_store_parse(const uint8_t *data, size_t len, bool agent_mode,
                               const char **why);

@@ -160,6 +160,10 @@ static void dd_stats_flush(struct dd_exporter *dd, bool force)
         int rc = r ? 0 : SP_ENOMEM;
         if (r) {
             r->stats = true;
+            /* gzip only: the Agent's stats writer hard-codes it
+             * (datadog-agent pkg/trace/writer/stats.go, SendPayload and
+             * encodePayload, gzip.BestSpeed), unlike its trace writer. */
+            r->encoding = SP_COMPRESSION_GZIP;
             r->body = p[i].body;
             memset(&p[i].body, 0, sizeof(p[i].body));
             /* writer/stats.go SendPayload's headers */

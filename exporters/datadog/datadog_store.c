@@ -9,14 +9,20 @@
  * by the sender): signal, mode, span count, headers, body, and a CRC-32 of
  * all that, so a truncated or damaged file is recognised, never sent.
  *
- *   "SPDQ" 1 | signal u8 | agent_mode u8 | rates_reply u8 | count u64 |
- *   n_headers u32 | (len u32, bytes)* | body_len u64 | body | crc32 u32
+ *   "SPDQ" 2 | signal u8 | agent_mode u8 | rates_reply u8 | encoding u8 |
+ *   count u64 | n_headers u32 | (len u32, bytes)* | body_len u64 | body |
+ *   crc32 u32
  *
- * (integers little-endian). Names are <unix ms>-<seq>.ddq, so sorting them
- * gives the order they were written in. A file is written as .tmp and
- * renamed, so a crash mid-write leaves a .tmp, which the next start moves
- * aside like any file it cannot read: renamed to <name>.bad, reported by
- * name and reason, counted, never fatal. Files are not fsync'd: they are
+ * (integers little-endian). encoding is the body's (0 none, 1 gzip, 2 zstd),
+ * so a payload sealed with gzip is sent as gzip after a restart with
+ * `compression: zstd`, and the reader checks that the Content-Encoding
+ * header and the body's magic bytes agree with it. Version 1 files (the
+ * same without the encoding byte) are still read: their encoding is the
+ * one their Content-Encoding header names. Names are <unix ms>-<seq>.ddq,
+ * so sorting them gives the order they were written in. A file is written
+ * as .tmp and renamed, so a crash mid-write leaves a .tmp, which the next
+ * start moves aside like any file it cannot read: renamed to <name>.bad,
+ * reported by name and reason, counted, never fatal. Files are not fsync'd: they are
  * meant to survive a restart of the process, not of the machine. */
 #include <dirent.h>
 #include <errno.h>
@@ -25,6 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -33,7 +40,8 @@
 
 #include "datadog_int.h"
 
-#define DD_STORE_MAGIC "SPDQ\x01"
+#define DD_STORE_MAGIC "SPDQ\x02"
+#define DD_STORE_MAGIC_V1 "SPDQ\x01"
 #define DD_STORE_MAGIC_LEN 5
 /* A file larger than this is not ours (the intake takes 3.2 MB payloads;
  * profile uploads are bounded by the receivers well below). */
@@ -162,9 +170,66 @@ static bool rd_u(struct rd *r, size_t n, uint64_t *v)
     return true;
 }
 
+/* The file's encoding codes: fixed here, not the enum's values. */
+enum { DD_STORE_ENC_NONE = 0, DD_STORE_ENC_GZIP = 1, DD_STORE_ENC_ZSTD = 2 };
+
+static const enum sp_compression store_codecs[] = {SP_COMPRESSION_NONE, SP_COMPRESSION_GZIP,
+                                                   SP_COMPRESSION_ZSTD};
+
+static uint8_t store_enc_code(enum sp_compression c)
+{
+    return c == SP_COMPRESSION_GZIP   ? DD_STORE_ENC_GZIP
+           : c == SP_COMPRESSION_ZSTD ? DD_STORE_ENC_ZSTD
+                                      : DD_STORE_ENC_NONE;
+}
+
+/* What the Content-Encoding header of q names: NONE without one, -1 for an
+ * encoding spanprof never writes. */
+static int header_encoding(const struct dd_req *q)
+{
+    static const char name[] = "Content-Encoding:";
+    for (size_t i = 0; i < q->n_headers; i++) {
+        if (strncasecmp(q->headers[i], name, sizeof(name) - 1) != 0)
+            continue;
+        const char *v = q->headers[i] + sizeof(name) - 1;
+        while (*v == ' ')
+            v++;
+        int c = sp_compression_parse(v);
+        return c == SP_COMPRESSION_GZIP || c == SP_COMPRESSION_ZSTD ? c : -1;
+    }
+    return SP_COMPRESSION_NONE;
+}
+
+/* Sets q->encoding from the file (v2) or its header (v1), and refuses a
+ * file whose header, encoding byte and body disagree: sent as it is, the
+ * intake could not decode it. */
+static bool store_encoding(struct dd_req *q, bool v1, uint64_t enc, const char **why)
+{
+    int h = header_encoding(q);
+    if (h < 0) {
+        *why = "unknown Content-Encoding header";
+        return false;
+    }
+    enum sp_compression c = v1 ? (enum sp_compression)h : store_codecs[enc];
+    if ((int)c != h) {
+        *why = "encoding byte and Content-Encoding header disagree";
+        return false;
+    }
+    if (c != SP_COMPRESSION_NONE && sp_compression_sniff(q->body.data, q->body.len) != c) {
+        *why = c == SP_COMPRESSION_GZIP ? "body is not gzip although its encoding says so"
+                                        : "body is not zstd although its encoding says so";
+        return false;
+    }
+    q->encoding = c;
+    return true;
+}
+
 struct dd_req *dd_store_parse(const uint8_t *data, size_t len, bool agent_mode, const char **why)
 {
-    if (len < DD_STORE_MAGIC_LEN + 4 || memcmp(data, DD_STORE_MAGIC, DD_STORE_MAGIC_LEN) != 0) {
+    bool v1 = len >= DD_STORE_MAGIC_LEN &&
+              memcmp(data, DD_STORE_MAGIC_V1, DD_STORE_MAGIC_LEN) == 0;
+    if (len < DD_STORE_MAGIC_LEN + 4 ||
+        (!v1 && memcmp(data, DD_STORE_MAGIC, DD_STORE_MAGIC_LEN) != 0)) {
         *why = len < DD_STORE_MAGIC_LEN + 4 ? "truncated (shorter than a header)"
                                             : "not a spanprof queue file (bad magic)";
         return NULL;
@@ -176,10 +241,14 @@ struct dd_req *dd_store_parse(const uint8_t *data, size_t len, bool agent_mode, 
         return NULL;
     }
     struct rd r = {data + DD_STORE_MAGIC_LEN, len - DD_STORE_MAGIC_LEN - 4};
-    uint64_t sig, mode, rates, count, nh;
+    uint64_t sig, mode, rates, enc = 0, count, nh;
     if (!rd_u(&r, 1, &sig) || !rd_u(&r, 1, &mode) || !rd_u(&r, 1, &rates) ||
-        !rd_u(&r, 8, &count) || !rd_u(&r, 4, &nh)) {
+        (!v1 && !rd_u(&r, 1, &enc)) || !rd_u(&r, 8, &count) || !rd_u(&r, 4, &nh)) {
         *why = "truncated header";
+        return NULL;
+    }
+    if (!v1 && enc > DD_STORE_ENC_ZSTD) {
+        *why = "unknown body encoding";
         return NULL;
     }
     if ((sig != SP_SIGNAL_TRACES && sig != SP_SIGNAL_PROFILES) || nh > 60) {
@@ -222,6 +291,10 @@ struct dd_req *dd_store_parse(const uint8_t *data, size_t len, bool agent_mode, 
     }
     if (sp_buf_append(&q->body, r.p, (size_t)bl)) {
         *why = "out of memory";
+        dd_req_free(q);
+        return NULL;
+    }
+    if (!store_encoding(q, v1, enc, why)) {
         dd_req_free(q);
         return NULL;
     }
@@ -309,6 +382,7 @@ int dd_store_encode(const struct dd_req *r, bool agent_mode, struct sp_buf *b)
     rc |= put_u(b, (uint64_t)r->signal, 1);
     rc |= put_u(b, agent_mode ? 1 : 0, 1);
     rc |= put_u(b, r->rates_reply ? 1 : 0, 1);
+    rc |= put_u(b, store_enc_code(r->encoding), 1);
     rc |= put_u(b, r->count, 8);
     rc |= put_u(b, r->n_headers, 4);
     for (size_t i = 0; i < r->n_headers; i++) {

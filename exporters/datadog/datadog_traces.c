@@ -10,8 +10,9 @@
  *              its head fields, then each tracer payload as a packed field-5
  *              record, then its tail fields at seal; the concatenation is
  *              byte for byte protobuf-c's packing of that AgentPayload
- *              (dd_agent_payload.h). Sealed: gzip level 1, POST
- *              <traces.endpoint>/api/v0.2/traces.
+ *              (dd_agent_payload.h). Sealed: zstd or gzip level 1 (the
+ *              `compression` key, with the settings' reused compressor),
+ *              POST <traces.endpoint>/api/v0.2/traces.
  *   agent      one /v0.4/traces body per (language, its version, tracer
  *              version, container id), so the Datadog-Meta-* headers
  *              describe every span in it: msgpack traces appended, the
@@ -190,12 +191,13 @@ int dd_open_seal(const struct dd_settings *s, struct dd_open *o, struct dd_req *
     if (!s->agent_mode) {
         rc = sp_buf_append(&o->raw, o->tail.data, o->tail.len);
         if (rc == 0)
-            rc = sp_compress(SP_COMPRESSION_GZIP, 1, o->raw.data, o->raw.len, &r->body, err);
+            rc = sp_compressor_run(s->compressor, o->raw.data, o->raw.len, &r->body, err);
         else
             rc = nomem(err);
         if (rc == 0) {
+            r->encoding = s->compressor->codec;
             int h = dd_req_add_header(r, "Content-Type: application/x-protobuf");
-            h |= dd_req_add_header(r, "Content-Encoding: gzip");
+            h |= dd_req_add_header(r, "Content-Encoding: %s", sp_compression_name(r->encoding));
             if (o->langs[0])
                 h |= dd_req_add_header(r, "X-Datadog-Reported-Languages: %s", o->langs);
             h |= dd_req_add_header(r, "User-Agent: Datadog Trace Agent/spanprof-%s/", SP_VERSION);

@@ -7,7 +7,6 @@
 'use strict';
 
 const assert = require('node:assert');
-const zlib = require('node:zlib');
 const h = require('./lib/harness');
 const d = require('./datadog_lib');
 
@@ -37,7 +36,8 @@ const traceReqs = (intake) => intake.requests.filter((q) => q.url === '/api/v0.2
     await r.test('500 then 200: retried once, delivered once, no duplicate', async () => {
       const reqs = traceReqs(intake);
       assert.strictEqual(reqs.length, 2);
-      assert.ok(zlib.gunzipSync(reqs[0].body).equals(zlib.gunzipSync(reqs[1].body)), 'the retry resends the same payload');
+      assert.ok(reqs[0].body.equals(reqs[1].body), 'the retry resends the same payload');
+      assert.ok(h.decodeBody(reqs[0]).length > 0);
       const m = await sp.metrics();
       assert.strictEqual(h.metricSum(m, 'spanprof_exporter_sent_spans_total'), sdk.length);
       assert.strictEqual(h.metricSum(m, 'spanprof_exporter_retries_total', { signal: 'traces' }), 1);

@@ -10,7 +10,8 @@
 //   - SIGTERM (and SIGKILL) during an outage with sending_queue.storage:
 //     the next start delivers every accepted (sealed) span once; garbage
 //     and truncated files are reported by name, counted and moved aside; an
-//     unusable directory fails the start with a clear error;
+//     unusable directory fails the start with a clear error; payloads
+//     stored with `compression: gzip` go as gzip after a restart with zstd;
 //   - Retry-After 0 and 5 against a 503 intake: attempts counted at the
 //     intake follow max(backoff, Retry-After), backoff growing.
 'use strict';
@@ -202,7 +203,8 @@ const flushCfg = (lines) => `    flush_interval: 500ms\n${lines || ''}`;
     const down = await h.startIntake();
     down.knobs.status = 503;
     let accepted = 0; let keep = null;
-    await withSpanprof(down, { extra: storeCfg, shutdown: '2s' }, async ({ sp, otlpPort }) => {
+    // sealed with gzip here; the next start runs with the default (zstd)
+    await withSpanprof(down, { extra: `${storeCfg}    compression: gzip\n`, shutdown: '2s' }, async ({ sp, otlpPort }) => {
       for (let i = 0; i < 4; i++) await d.sendSdkSpans(otlpPort);
       await d.waitFor(async () => h.metricSum(await sp.metrics(), 'spanprof_exporter_retries_total', { signal: 'traces' }) >= 1, 10000, 'a retry');
       accepted = accounting(await sp.metrics()).accepted;
@@ -222,7 +224,7 @@ const flushCfg = (lines) => `    flush_interval: 500ms\n${lines || ''}`;
     fs.writeFileSync(path.join(dir, '0000000000001-000001.ddq'), Buffer.from('this is not a queue file at all'));
     if (keep) fs.writeFileSync(path.join(dir, '0000000000001-000002.ddq'), keep.subarray(0, keep.length >> 1));
     const up = await h.startIntake();
-    await withSpanprof(up, { extra: storeCfg }, async ({ sp }) => {
+    await withSpanprof(up, { extra: storeCfg }, async ({ sp, otlpPort }) => {
       await d.waitFor(async () => accounting(await sp.metrics()).sent >= accepted, 15000, 'the stored spans delivered');
       await h.sleep(500);
       await r.test('the next start delivers every stored span once, before new data', async () => {
@@ -234,6 +236,29 @@ const flushCfg = (lines) => `    flush_interval: 500ms\n${lines || ''}`;
         assert.strictEqual(new Set(ids).size, accepted);
         assertBalanced(a);
         assert.deepStrictEqual(fs.readdirSync(dir).filter((f) => f.endsWith('.ddq')), [], 'delivered files are removed');
+      });
+      await r.test('payloads stored with gzip are sent as gzip after a restart with zstd; new ones as zstd', async () => {
+        const restored = traceReqs(up).filter((q) => q.status >= 200 && q.status < 300);
+        assert.ok(restored.length >= 1);
+        for (const q of restored) {
+          assert.strictEqual(q.headers['content-encoding'], 'gzip');
+          assert.strictEqual(q.body[0], 0x1f, 'a gzip body');
+        }
+        const before = traceReqs(up).length;
+        const sdk = await d.sendSdkSpans(otlpPort);
+        await d.waitFor(() => spanIds(up).length >= accepted + sdk.length, 10000, 'the new spans');
+        const fresh = traceReqs(up).slice(before);
+        assert.ok(fresh.length >= 1);
+        for (const q of fresh) {
+          assert.strictEqual(q.headers['content-encoding'], 'zstd');
+          assert.strictEqual(q.body[0], 0x28, 'a zstd body');
+        }
+        const exp = d.expectations(sdk);
+        const mine = ddSpans(up).filter((x) => exp.has(String(x.span_id)));
+        assert.strictEqual(d.checkSpans(mine, exp), sdk.length);
+        const a = accounting(await sp.metrics());
+        assert.strictEqual(a.sent, accepted + sdk.length);
+        assertBalanced(a);
       });
       await r.test('garbage and truncated files: reported by name and reason, counted, moved aside', async () => {
         const m = await sp.metrics();

@@ -1,14 +1,14 @@
 // datadog exporter, end to end: real OpenTelemetry JS SDK spans sent over
 // OTLP/HTTP to the real spanprof, exported to a recording fake Datadog
-// intake (agentless: gzip'd AgentPayload protobuf; agent mode: /v0.4/traces
-// msgpack), every payload decoded back and checked field by field against
+// intake (agentless: AgentPayload protobuf, zstd by default and gzip with
+// `compression: gzip`, both runs; agent mode: /v0.4/traces msgpack), every
+// payload decoded back and checked field by field against
 // what Datadog's mapping gives for the SDK's own spans (ids incl. the
 // 128-bit trace id, service, name, resource, type, error, meta, top-level,
 // chunk priority).
 'use strict';
 
 const assert = require('node:assert');
-const zlib = require('node:zlib');
 const h = require('./lib/harness');
 const d = require('./datadog_lib');
 
@@ -29,10 +29,17 @@ function flattenProto(ap) {
   return { spans, chunks };
 }
 
-async function agentless(r) {
+// The body's first bytes: what Content-Encoding says, or the intake could
+// not read it.
+const MAGIC = { zstd: Buffer.from([0x28, 0xb5, 0x2f, 0xfd]), gzip: Buffer.from([0x1f, 0x8b]) };
+
+// compression: null runs with the default (zstd, the Agent's trace writer).
+async function agentless(r, compression) {
+  const enc = compression || 'zstd';
   const intake = await h.startIntake({ respond: () => ({ status: 202, body: '{}' }) });
   const [otlpPort, healthPort, metricsPort] = await d.ports(3);
-  const sp = await h.startSpanprof(d.config({ otlpPort, healthPort, metricsPort, intake: intake.url }), { healthPort, metricsPort, name: 'dd-agentless' });
+  const extra = compression ? `    compression: ${compression}\n` : '';
+  const sp = await h.startSpanprof(d.config({ otlpPort, healthPort, metricsPort, intake: intake.url, extra }), { healthPort, metricsPort, name: `dd-agentless-${enc}` });
   try {
     const sdk = await d.sendSdkSpans(otlpPort);
     const exp = d.expectations(sdk);
@@ -42,18 +49,19 @@ async function agentless(r) {
     await h.sleep(300);
     let checked = 0;
     for (const q of traceReqs()) {
-      await r.test(`agentless request headers (${q.body.length} bytes)`, async () => {
+      await r.test(`agentless ${enc} request headers (${q.body.length} bytes)`, async () => {
         assert.strictEqual(q.method, 'POST');
         assert.strictEqual(q.headers['content-type'], 'application/x-protobuf');
-        assert.strictEqual(q.headers['content-encoding'], 'gzip');
+        assert.strictEqual(q.headers['content-encoding'], enc);
+        assert.ok(q.body.subarray(0, MAGIC[enc].length).equals(MAGIC[enc]), `body is not ${enc}`);
         assert.strictEqual(q.headers['dd-api-key'], d.KEY, 'key trimmed of spaces and quotes');
         assert.strictEqual(q.headers['x-datadog-reported-languages'], 'nodejs');
         assert.match(q.headers['user-agent'], /^Datadog Trace Agent\/spanprof-/);
-        assert.ok(zlib.gunzipSync(q.body).length < 3200000);
+        assert.ok(h.decodeBody(q).length < 3200000);
       });
       const ap = h.decodeTraceRequest(q);
       const { spans, chunks } = flattenProto(ap);
-      await r.test('agentless payload fields', async () => {
+      await r.test(`agentless ${enc} payload fields`, async () => {
         assert.ok(ap.agentVersion.length > 0);
         for (const { tp, c } of chunks) {
           assert.strictEqual(c.priority, 1, 'chunk priority auto keep');
@@ -65,7 +73,7 @@ async function agentless(r) {
         checked += d.checkSpans(spans, exp);
       });
     }
-    await r.test('agentless: every SDK span delivered exactly once', async () => {
+    await r.test(`agentless ${enc}: every SDK span delivered exactly once`, async () => {
       assert.strictEqual(checked, sdk.length);
       const m = await sp.metrics();
       assert.strictEqual(h.metricSum(m, 'spanprof_exporter_sent_spans_total', { component: 'datadog' }), sdk.length);
@@ -123,7 +131,8 @@ async function agentMode(r) {
 
 (async () => {
   const r = d.runner();
-  await agentless(r);
+  await agentless(r, null);
+  await agentless(r, 'gzip');
   await agentMode(r);
   r.finish();
 })().catch((e) => {

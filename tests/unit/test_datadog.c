@@ -9,6 +9,8 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include <libdeflate.h>
+
 #include "exporters/datadog/datadog_int.h"
 #include "sp_compress.h"
 #include "sp_test.h"
@@ -380,8 +382,10 @@ static void one_payload(struct one_payload *o, const char *lang, uint64_t span_i
 }
 
 /* Two mapped payloads through one open payload: agentless gives the packed
- * AgentPayload of both, gzip'd; agent mode splits by language and writes
- * the v0.4 headers. No exporter, no loop. */
+ * AgentPayload of both, compressed with `compression` (zstd by default,
+ * gzip when asked: both decode to protobuf-c's bytes, with the matching
+ * Content-Encoding); agent mode splits by language and writes the v0.4
+ * headers. No exporter, no loop. */
 static void test_builders_from_settings(void)
 {
     struct dd_conf c;
@@ -389,34 +393,49 @@ static void test_builders_from_settings(void)
     c.api.key = "0123456789abcdef0123456789abcdef";
     struct dd_settings s;
     struct sp_err err = {0};
-    ASSERT_EQ_INT(dd_settings_init(&c, NULL, &s, &err), 0);
     struct one_payload a, b;
+    struct sp_buf ka = {0}, kb = {0}, bytes = {0};
+    struct dd_open o;
+    size_t traces = 0;
+    struct dd_req *r = NULL;
+    static const char *const names[] = {NULL, "gzip", "zstd"};
+    static const enum sp_compression want_codec[] = {SP_COMPRESSION_ZSTD, SP_COMPRESSION_GZIP,
+                                                     SP_COMPRESSION_ZSTD};
+    for (size_t round = 0; round < 3; round++) {
+    c.compression = (char *)names[round];
+    ASSERT_EQ_INT(dd_settings_init(&c, NULL, &s, &err), 0);
+    ASSERT(s.compressor);
+    ASSERT_EQ_INT(s.compressor->codec, want_codec[round]);
     one_payload(&a, "go", 1);
     one_payload(&b, "nodejs", 2);
-    struct sp_buf ka = {0}, kb = {0}, bytes = {0};
+    ka.len = kb.len = bytes.len = 0;
     ASSERT_EQ_INT(dd_trace_dest_key(&s, &a.ap, &a.tp, &ka), 0);
     ASSERT_EQ_INT(dd_trace_dest_key(&s, &b.ap, &b.tp, &kb), 0);
     ASSERT(ka.len == kb.len && memcmp(ka.data, kb.data, ka.len) == 0); /* same frame */
-    struct dd_open o;
     memset(&o, 0, sizeof(o));
     ASSERT_EQ_INT(dd_open_init(&s, &o, &a.ap, &a.tp, &ka, 0, &err), 0);
-    size_t traces = 0;
     ASSERT_EQ_INT(dd_open_encode(&s, &o, &a.ap, &a.tp, &bytes, &traces, &err), 0);
     ASSERT_EQ_INT(dd_open_append(&o, &a.tp, &bytes, 1, traces), 0);
     bytes.len = 0;
     ASSERT_EQ_INT(dd_open_encode(&s, &o, &b.ap, &b.tp, &bytes, &traces, &err), 0);
     ASSERT_EQ_INT(dd_open_append(&o, &b.tp, &bytes, 1, traces), 0);
-    struct dd_req *r = NULL;
     ASSERT_EQ_INT(dd_open_seal(&s, &o, &r, &err), 0);
     ASSERT(r);
     ASSERT_EQ_INT(r->count, 2);
     ASSERT_EQ_STR(r->method, "POST");
-    bool langs = false, key = false;
+    ASSERT_EQ_INT(r->encoding, want_codec[round]);
+    ASSERT_EQ_INT(sp_compression_sniff(r->body.data, r->body.len), want_codec[round]);
+    char want_ce[64];
+    snprintf(want_ce, sizeof(want_ce), "Content-Encoding: %s",
+             sp_compression_name(want_codec[round]));
+    bool langs = false, key = false, ce = false;
     for (size_t i = 0; i < r->n_headers; i++) {
         langs |= strcmp(r->headers[i], "X-Datadog-Reported-Languages: go|nodejs") == 0;
         key |= strncasecmp(r->headers[i], "DD-Api-Key", 10) == 0;
+        ce |= strcmp(r->headers[i], want_ce) == 0;
     }
     ASSERT(langs);
+    ASSERT(ce);
     ASSERT(!key); /* the sender adds it per call */
     Datadog__Trace__AgentPayload both = a.ap;
     Datadog__Trace__TracerPayload *tps[2] = {&a.tp, &b.tp};
@@ -428,7 +447,7 @@ static void test_builders_from_settings(void)
     struct sp_arena *arena = sp_arena_create(0);
     const uint8_t *raw;
     size_t rlen;
-    ASSERT_EQ_INT(sp_decompress(SP_COMPRESSION_GZIP, r->body.data, r->body.len, 1 << 20, arena,
+    ASSERT_EQ_INT(sp_decompress(want_codec[round], r->body.data, r->body.len, 1 << 20, arena,
                                 &raw, &rlen, &err),
                   0);
     ASSERT_EQ_INT(rlen, want_len);
@@ -437,6 +456,14 @@ static void test_builders_from_settings(void)
     sp_arena_destroy(arena);
     dd_req_free(r);
     dd_settings_free(&s);
+    }
+
+    /* compression: only zstd and gzip */
+    c.compression = "br";
+    ASSERT_EQ_INT(dd_settings_init(&c, NULL, &s, &err), SP_EINVAL);
+    ASSERT_CONTAINS(err.msg, "compression");
+    ASSERT_CONTAINS(err.msg, "'br' is not one of zstd, gzip");
+    c.compression = NULL;
 
     /* agent mode: one destination per language, v0.4 headers */
     c.agent.endpoint = "127.0.0.1:8126";
@@ -452,8 +479,10 @@ static void test_builders_from_settings(void)
     ASSERT_EQ_INT(dd_open_encode(&s, &o, &a.ap, &a.tp, &bytes, &traces, &err), 0);
     ASSERT_EQ_INT(traces, 1);
     ASSERT_EQ_INT(dd_open_append(&o, &a.tp, &bytes, 1, traces), 0);
+    ASSERT(s.compressor == NULL); /* v0.4 bodies go uncompressed */
     ASSERT_EQ_INT(dd_open_seal(&s, &o, &r, &err), 0);
     ASSERT_EQ_STR(r->method, "PUT");
+    ASSERT_EQ_INT(r->encoding, SP_COMPRESSION_NONE);
     ASSERT(r->rates_reply);
     bool lang = false, count = false;
     for (size_t i = 0; i < r->n_headers; i++) {
@@ -576,6 +605,90 @@ static void test_store_round_trip_and_bad_files(void)
     rmdir(dir);
 }
 
+/* One stored file per encoding, read back with it; a version 1 file (the
+ * format before the encoding byte) still restores, its encoding taken from
+ * its Content-Encoding header; files whose encoding byte, header and body
+ * disagree are refused with the reason. */
+static void enc_req(struct dd_req **out, enum sp_compression c, const char *body, size_t len)
+{
+    struct dd_req *r = *out = dd_req_new(SP_SIGNAL_TRACES, "POST");
+    struct sp_err err = {0};
+    ASSERT_EQ_INT(dd_req_add_header(r, "Content-Type: application/x-protobuf"), 0);
+    if (c != SP_COMPRESSION_NONE)
+        ASSERT_EQ_INT(dd_req_add_header(r, "Content-Encoding: %s", sp_compression_name(c)), 0);
+    ASSERT_EQ_INT(sp_compress(c, 1, (const uint8_t *)body, len, &r->body, &err), 0);
+    r->encoding = c;
+    r->count = 7;
+}
+
+static void test_store_keeps_the_encoding(void)
+{
+    static const char body[] = "an AgentPayload, an AgentPayload, an AgentPayload";
+    const enum sp_compression cs[] = {SP_COMPRESSION_GZIP, SP_COMPRESSION_ZSTD,
+                                      SP_COMPRESSION_NONE};
+    for (size_t i = 0; i < 3; i++) {
+        struct dd_req *r;
+        enc_req(&r, cs[i], body, sizeof(body));
+        struct sp_buf f = {0};
+        ASSERT_EQ_INT(dd_store_encode(r, false, &f), 0);
+        ASSERT_EQ_INT(f.data[4], 2); /* version 2 */
+        const char *why = NULL;
+        struct dd_req *back = dd_store_parse(f.data, f.len, false, &why);
+        ASSERT(back);
+        ASSERT_EQ_INT(back->encoding, cs[i]);
+        ASSERT_EQ_INT(back->body.len, r->body.len);
+        ASSERT(memcmp(back->body.data, r->body.data, r->body.len) == 0);
+        struct sp_arena *a = sp_arena_create(0);
+        const uint8_t *raw;
+        size_t rl;
+        struct sp_err err = {0};
+        ASSERT_EQ_INT(sp_decompress(back->encoding, back->body.data, back->body.len, 1 << 20, a,
+                                    &raw, &rl, &err),
+                      0);
+        ASSERT_EQ_INT(rl, sizeof(body));
+        ASSERT(memcmp(raw, body, rl) == 0);
+        sp_arena_destroy(a);
+        dd_req_free(back);
+
+        /* the same request as a version 1 file: no encoding byte */
+        struct sp_buf v1 = {0};
+        ASSERT_EQ_INT(sp_buf_append(&v1, "SPDQ\x01", 5), 0);
+        ASSERT_EQ_INT(sp_buf_append(&v1, f.data + 5, 3), 0);
+        ASSERT_EQ_INT(sp_buf_append(&v1, f.data + 9, f.len - 9 - 4), 0);
+        uint32_t crc = (uint32_t)libdeflate_crc32(0, v1.data, v1.len);
+        uint8_t cb[4] = {(uint8_t)crc, (uint8_t)(crc >> 8), (uint8_t)(crc >> 16),
+                         (uint8_t)(crc >> 24)};
+        ASSERT_EQ_INT(sp_buf_append(&v1, cb, 4), 0);
+        back = dd_store_parse(v1.data, v1.len, false, &why);
+        ASSERT(back);
+        ASSERT_EQ_INT(back->encoding, cs[i]);
+        ASSERT_EQ_INT(back->count, 7);
+        dd_req_free(back);
+        sp_buf_free(&v1);
+        sp_buf_free(&f);
+        dd_req_free(r);
+    }
+
+    /* disagreements: each refused, with its reason */
+    struct dd_req *r;
+    enc_req(&r, SP_COMPRESSION_GZIP, body, sizeof(body));
+    struct sp_buf f = {0};
+    const char *why = NULL;
+    r->encoding = SP_COMPRESSION_ZSTD; /* byte says zstd, header says gzip */
+    ASSERT_EQ_INT(dd_store_encode(r, false, &f), 0);
+    ASSERT(dd_store_parse(f.data, f.len, false, &why) == NULL);
+    ASSERT_CONTAINS(why, "disagree");
+    dd_req_free(r);
+    f.len = 0;
+    enc_req(&r, SP_COMPRESSION_GZIP, body, sizeof(body));
+    r->body.data[0] = 0x28; /* a body that is not gzip */
+    ASSERT_EQ_INT(dd_store_encode(r, false, &f), 0);
+    ASSERT(dd_store_parse(f.data, f.len, false, &why) == NULL);
+    ASSERT_CONTAINS(why, "body is not gzip");
+    dd_req_free(r);
+    sp_buf_free(&f);
+}
+
 static void test_store_unusable_dir(void)
 {
     struct dd_store st;
@@ -598,6 +711,7 @@ int main(void)
     RUN(test_settings_errors_never_show_the_key);
     RUN(test_settings_agent_mode);
     RUN(test_rate_by_service);
+    RUN(test_store_keeps_the_encoding);
     RUN(test_builders_from_settings);
     RUN(test_store_round_trip_and_bad_files);
     RUN(test_store_unusable_dir);

@@ -18,6 +18,7 @@
 #include "sp_compress.h"
 #include "sp_httpd.h"
 #include "sp_log.h"
+#include "sp_memory.h"
 #include "sp_test.h"
 
 extern const struct sp_component_type sp_datadog_exporter_type;
@@ -263,7 +264,9 @@ static Datadog__Trace__AgentPayload *decode_agentless(const struct rec *r, struc
     const uint8_t *raw;
     size_t rlen;
     struct sp_err err = {0};
-    if (sp_decompress(SP_COMPRESSION_GZIP, r->body, r->len, 64u << 20, a, &raw, &rlen, &err))
+    int c = sp_compression_parse(r->cenc); /* zstd by default, gzip when configured */
+    if (c < 0 || sp_decompress((enum sp_compression)c, r->body, r->len, 64u << 20, a, &raw, &rlen,
+                               &err))
         return NULL;
     return datadog__trace__agent_payload__unpack(NULL, rlen, raw);
 }
@@ -301,7 +304,7 @@ static void test_agentless_traces_and_profiles(void)
     ASSERT_EQ_STR(tr->method, "POST");
     ASSERT_EQ_STR(tr->path, "/api/v0.2/traces");
     ASSERT_EQ_STR(tr->ctype, "application/x-protobuf");
-    ASSERT_EQ_STR(tr->cenc, "gzip");
+    ASSERT_EQ_STR(tr->cenc, "zstd"); /* the default, as the Agent's trace writer */
     ASSERT_EQ_STR(tr->apikey, KEY); /* trimmed */
     ASSERT_EQ_STR(tr->langs, ""); /* the fixture has no telemetry.sdk.language */
     struct sp_arena *a = sp_arena_create(0);
@@ -699,7 +702,8 @@ static void test_batches_merge_into_one_payload(void)
     datadog__trace__agent_payload__pack(&all, want);
     const uint8_t *raw;
     size_t rlen;
-    ASSERT_EQ_INT(sp_decompress(SP_COMPRESSION_GZIP, in.recs[0].body, in.recs[0].len, 64u << 20,
+    ASSERT_EQ_STR(in.recs[0].cenc, "zstd");
+    ASSERT_EQ_INT(sp_decompress(SP_COMPRESSION_ZSTD, in.recs[0].body, in.recs[0].len, 64u << 20,
                                 a, &raw, &rlen, &err),
                   0);
     ASSERT_EQ_INT(rlen, want_len);
@@ -778,7 +782,8 @@ static void test_big_batch_splits(void)
         const uint8_t *raw;
         size_t rlen;
         struct sp_err err = {0};
-        ASSERT_EQ_INT(sp_decompress(SP_COMPRESSION_GZIP, in.recs[i].body, in.recs[i].len,
+        ASSERT_EQ_STR(in.recs[i].cenc, "zstd");
+        ASSERT_EQ_INT(sp_decompress(SP_COMPRESSION_ZSTD, in.recs[i].body, in.recs[i].len,
                                     64u << 20, a, &raw, &rlen, &err),
                       0);
         ASSERT(rlen <= DD_MAX_TRACE_PAYLOAD);
@@ -957,12 +962,47 @@ static void test_create_errors(void)
     ASSERT(d.comp.ctx == NULL);
 }
 
+/* The exporter's zstd context is charged to the memory ceiling (class
+ * export) for the exporter's life, and given back by destroy; gzip and agent
+ * mode charge none. */
+static void test_compressor_memory_charged(void)
+{
+    const char *names[] = {NULL, "gzip"};
+    for (int k = 0; k < 3; k++) {
+        struct dut d;
+        dut_conf(&d, 1, k == 2);
+        d.conf.compression = (char *)names[k == 1];
+        d.comp.type = &sp_datadog_exporter_type;
+        d.comp.id = "datadog";
+        d.comp.conf = &d.conf;
+        d.comp.metric_labels = "component=\"datadog\"";
+        uint64_t before = sp_memory_used_by(SP_MEM_EXPORT);
+        struct sp_err err = {0};
+        ASSERT_EQ_INT(d.comp.type->create(&d.comp, &err), 0);
+        struct dd_exporter *dd = d.comp.ctx;
+        uint64_t with = sp_memory_used_by(SP_MEM_EXPORT);
+        if (k == 0) {
+            ASSERT(dd->set.compressor && dd->set.compressor->codec == SP_COMPRESSION_ZSTD);
+            ASSERT(dd->set.compressor->mem > 0);
+            ASSERT(with >= before + dd->set.compressor->mem);
+        } else if (k == 1) {
+            ASSERT(dd->set.compressor && dd->set.compressor->codec == SP_COMPRESSION_GZIP);
+            ASSERT_EQ_INT(dd->set.compressor->mem, 0);
+        } else {
+            ASSERT(dd->set.compressor == NULL);
+        }
+        d.comp.type->destroy(&d.comp);
+        ASSERT_EQ_U64(sp_memory_used_by(SP_MEM_EXPORT), before);
+    }
+}
+
 int main(void)
 {
     loop = uv_default_loop();
     sp_log_set_level(SP_LOG_INFO);
     sp_metrics_reset();
     RUN(test_create_errors);
+    RUN(test_compressor_memory_charged);
     sp_metrics_reset();
     RUN(test_agentless_traces_and_profiles);
     sp_metrics_reset();
