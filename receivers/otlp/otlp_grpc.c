@@ -503,7 +503,14 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream
     g->inflight += now - st->accounted;
     st->accounted = now;
     if (now > st->mem_charged) {
-        sp_memory_charge(SP_MEM_BODIES, now - st->mem_charged);
+        /* The buffer rounds the declared size up (to a power of two): the
+         * rest is reserved too, so the charged total never passes the hard
+         * mark; refused, the stream is refused and its buffer freed. */
+        if (sp_memory_reserve(SP_MEM_BODIES, now - st->mem_charged) != SP_OK) {
+            stream_refuse(st, "memory ceiling reached while receiving the request "
+                              "(service.memory_limit); retry later", false);
+            return 0;
+        }
         st->mem_charged = now;
     }
     if (rc == SP_ETOOBIG) {

@@ -165,6 +165,7 @@ ${NO_LIMIT ? '' : `  memory_limit: ${LIMIT_MIB}MiB`}
     // --- HTTP/1.1 flood: keep-alive connections posting in a loop ---
     const agent = new http.Agent({ keepAlive: true, maxSockets: HTTP_CONNS });
     const postOnce = () => new Promise((resolve) => {
+      const t0 = Date.now();
       const req = http.request({
         host: '127.0.0.1', port: httpPort, path: '/v1/traces', method: 'POST', agent, timeout: 30000,
         headers: { ...httpHeaders, 'content-length': body.length },
@@ -175,11 +176,18 @@ ${NO_LIMIT ? '' : `  memory_limit: ${LIMIT_MIB}MiB`}
           else if (res.statusCode === 429 || res.statusCode === 503) {
             sent.http.refused++;
             if (res.headers['retry-after'] === '1') sent.http.retryAfter++;
-          } else sent.http.other++;
+          } else {
+            sent.http.other++;
+            if (!sent.http.firstOther) sent.http.firstOther = `HTTP ${res.statusCode}`;
+          }
           resolve();
         });
       });
-      req.on('error', () => { sent.http.other++; resolve(); });
+      req.on('error', (e) => {
+        sent.http.other++;
+        if (!sent.http.firstOther) sent.http.firstOther = `${e.code || ''} ${e.message} after ${Date.now() - t0} ms`;
+        resolve();
+      });
       req.on('timeout', () => req.destroy(new Error('timeout')));
       req.end(body);
     });
