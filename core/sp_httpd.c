@@ -51,7 +51,8 @@ struct sp_httpd {
     uv_idle_t ready;  /* MHD has work now: run once per loop turn */
     uv_check_t turn;  /* end of a loop turn: budget refilled, parked requests resumed */
     size_t turn_bytes; /* body bytes handed to the handler in this loop turn */
-    struct sp_httpd_req *parked; /* complete requests waiting for the next turn */
+    /* Complete requests waiting for a turn's budget, oldest first. */
+    struct sp_httpd_req *parked, *parked_tail;
     int closing_handles;
     int listen_fd;
     int port;
@@ -84,8 +85,9 @@ struct sp_httpd_req {
     struct MHD_Response *deferred;
     unsigned deferred_status;
     uint64_t discarded;
-    /* Complete, waiting for the next loop turn's body budget (suspended). */
+    /* Complete, waiting for a loop turn's body budget (suspended). */
     bool parked;
+    bool granted; /* resumed with its cost taken from the turn's budget */
     struct sp_httpd_req *park_next;
 };
 
@@ -126,9 +128,23 @@ static void sp_httpd_on_timer(uv_timer_t *t)
     sp_httpd_run(t->data);
 }
 
+/* MHD reads once per ready connection per MHD_run (its 32 KiB buffer),
+ * where libuv reads a gRPC connection up to 32 times 64 KiB per turn: a
+ * few runs per turn keep an upload on this port moving about as fast as
+ * one on the gRPC port while the loop's turns are long (big decodes). The
+ * body budget bounds what the extra runs may decode. */
+#define SP_HTTPD_RUNS_PER_TURN 8
+
 static void sp_httpd_on_ready(uv_idle_t *i)
 {
-    sp_httpd_run(i->data);
+    struct sp_httpd *h = i->data;
+    for (int n = 0; n < SP_HTTPD_RUNS_PER_TURN && h->daemon && !h->stopping; n++) {
+        MHD_UNSIGNED_LONG_LONG ms = 1;
+        MHD_run(h->daemon);
+        if (MHD_get_timeout(h->daemon, &ms) != MHD_YES || ms != 0)
+            break;
+    }
+    sp_httpd_schedule(h);
 }
 
 static void sp_httpd_schedule(struct sp_httpd *h)
@@ -149,41 +165,59 @@ static void sp_httpd_schedule(struct sp_httpd *h)
     uv_timer_start(&h->timer, sp_httpd_on_timer, have && ms < 1000 ? ms : 1000, 0);
 }
 
-/* Resumes every parked request (they are run from the next MHD_run). */
-static void sp_httpd_unpark_all(struct sp_httpd *h)
+static size_t sp_httpd_turn_cost(const struct sp_httpd_req *r)
 {
-    while (h->parked) {
-        struct sp_httpd_req *r = h->parked;
-        h->parked = r->park_next;
-        r->park_next = NULL;
-        r->parked = false;
-        MHD_resume_connection(r->conn);
-    }
+    return r->body.len + SP_HTTPD_TURN_REQ_COST;
 }
 
-/* The end of a loop turn: the next turn has a whole body budget, and the
- * requests parked in this one get it first. */
+/* Resumes the oldest parked request (MHD runs it from its next MHD_run). */
+static void sp_httpd_unpark(struct sp_httpd *h)
+{
+    struct sp_httpd_req *r = h->parked;
+    h->parked = r->park_next;
+    if (!h->parked)
+        h->parked_tail = NULL;
+    r->park_next = NULL;
+    r->parked = false;
+    r->granted = true;
+    MHD_resume_connection(r->conn);
+}
+
+/* The end of a loop turn: the next turn's budget goes to the oldest parked
+ * requests first (at least one), in the order they completed. */
 static void sp_httpd_on_turn(uv_check_t *c)
 {
     struct sp_httpd *h = c->data;
     h->turn_bytes = 0;
-    if (h->parked && !h->stopping) {
-        sp_httpd_unpark_all(h);
-        uv_timer_stop(&h->timer);
-        uv_idle_start(&h->ready, sp_httpd_on_ready);
+    if (!h->parked || h->stopping)
+        return;
+    while (h->parked && (h->turn_bytes == 0 ||
+                         h->turn_bytes + sp_httpd_turn_cost(h->parked) <= SP_HTTPD_TURN_BYTES)) {
+        h->turn_bytes += sp_httpd_turn_cost(h->parked);
+        sp_httpd_unpark(h);
     }
+    uv_timer_stop(&h->timer);
+    uv_idle_start(&h->ready, sp_httpd_on_ready);
 }
 
-/* False when this turn's body budget is spent: the request is parked
- * (suspended) and comes back to the handler in the next turn. */
+/* False when the request must wait: this turn's body budget is spent, or
+ * older complete requests wait already. It is parked (suspended) and comes
+ * back to the handler in a later turn. */
 static bool sp_httpd_take_turn(struct sp_httpd *h, struct sp_httpd_req *r)
 {
-    size_t cost = r->body.len + SP_HTTPD_TURN_REQ_COST;
-    if (h->turn_bytes > 0 && h->turn_bytes + cost > SP_HTTPD_TURN_BYTES && !h->stopping) {
+    if (r->granted || h->stopping) {
+        r->granted = false;
+        return true;
+    }
+    size_t cost = sp_httpd_turn_cost(r);
+    if (h->parked || (h->turn_bytes > 0 && h->turn_bytes + cost > SP_HTTPD_TURN_BYTES)) {
         MHD_suspend_connection(r->conn);
         r->parked = true;
-        r->park_next = h->parked;
-        h->parked = r;
+        if (h->parked_tail)
+            h->parked_tail->park_next = r;
+        else
+            h->parked = r;
+        h->parked_tail = r;
         return false;
     }
     h->turn_bytes += cost;
@@ -452,10 +486,15 @@ static void sp_httpd_completed(void *cls, struct MHD_Connection *conn, void **co
     if (!r)
         return;
     if (r->parked) {
-        struct sp_httpd_req **pp = &r->httpd->parked;
-        while (*pp != r)
+        struct sp_httpd *h = r->httpd;
+        struct sp_httpd_req **pp = &h->parked, *prev = NULL;
+        while (*pp != r) {
+            prev = *pp;
             pp = &(*pp)->park_next;
+        }
         *pp = r->park_next;
+        if (h->parked_tail == r)
+            h->parked_tail = prev;
     }
     if (r->pub.user_free && r->pub.user)
         r->pub.user_free(r->pub.user);
@@ -613,7 +652,8 @@ void sp_httpd_stop(struct sp_httpd *h, void (*done)(void *ud), void *ud)
          * when requests were parked: the first resumes them, with no
          * budget now that the server is stopping). */
         bool parked = h->parked != NULL;
-        sp_httpd_unpark_all(h);
+        while (h->parked)
+            sp_httpd_unpark(h);
         MHD_run(h->daemon);
         if (parked)
             MHD_run(h->daemon);

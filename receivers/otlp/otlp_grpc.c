@@ -487,6 +487,13 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream
                                (size_t)pfx[3] << 8 | pfx[4]);
         if (declared <= st->reader.max_msg + 5 && declared > want)
             want = declared;
+        /* The size is known now: the time half of admission (otlp_admit
+         * ran at the headers, which carry no size). */
+        struct otlp_result res;
+        if (!otlp_admit_backlog(g->ctx, declared, &res)) {
+            stream_refuse(st, res.message, false);
+            return 0;
+        }
     }
     if (want > st->mem_charged) {
         if (sp_memory_reserve(SP_MEM_BODIES, want - st->mem_charged) != SP_OK) {
