@@ -23,6 +23,7 @@
 #include <json-c/json.h>
 
 #include "dd_json.h"
+#include "sp_hash.h"
 #include "pprof_codec.h"
 
 static bool sp_dd_nonempty(const char *s)
@@ -344,23 +345,15 @@ int sp_dd_profile_event_json(const struct sp_profile *p, const struct sp_dd_prof
     return rc;
 }
 
-/* splitmix64: boundaries only need to be unlikely inside the parts (and
- * that is checked), not secret. */
-static uint64_t sp_dd_mix(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
+/* The boundary only needs to be unlikely inside the parts (and that is
+ * checked), not secret: a mixed counter and clock. */
 static void sp_dd_boundary(char *out, size_t cap)
 {
     static uint64_t counter;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     uint64_t seed = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^ (uintptr_t)out;
-    uint64_t a = sp_dd_mix(seed + ++counter), b = sp_dd_mix(a ^ counter);
+    uint64_t a = sp_hash_u64(seed + ++counter), b = sp_hash_u64(a ^ counter);
     snprintf(out, cap, "spanprof-%016" PRIx64 "%016" PRIx64, a, b);
 }
 

@@ -26,6 +26,7 @@
 #include "join_index.h"
 #include "join_label.h"
 #include "join_status.h"
+#include "join_u64map.h"
 #include "sp_component.h"
 #include "sp_log.h"
 #include "pprof_codec.h"
@@ -403,55 +404,22 @@ static void runtime_note_profile(struct join_ctx *ctx, struct sp_batch *b)
 /* ---- traces ---- */
 
 /* span id -> index of its ResourceSpans, for the service-change fallback
- * (only built when a span without remote-parent flags has a parent). */
-struct span_rs_map {
-    uint64_t *keys;
-    uint32_t *vals;
-    size_t cap;
-};
-
-static void rs_map_build(struct span_rs_map *m, const sp_otlp_request *req, size_t spans)
+ * (only built when a span without remote-parent flags has a parent). Out of
+ * memory leaves the map short: the fallback then asks the span index. */
+static void rs_map_build(struct join_u64map *m, const sp_otlp_request *req, size_t spans)
 {
-    m->cap = 16;
-    while (m->cap < spans * 2)
-        m->cap *= 2;
-    m->keys = calloc(m->cap, sizeof *m->keys);
-    m->vals = calloc(m->cap, sizeof *m->vals);
-    if (!m->keys || !m->vals) {
-        free(m->keys);
-        free(m->vals);
-        m->keys = NULL;
-        m->cap = 0;
+    if (join_u64map_reserve(m, spans ? spans : 1) < 0)
         return;
-    }
     for (size_t r = 0; r < req->n_resource_spans; r++) {
         const sp_otlp_resource_spans *rs = req->resource_spans[r];
         for (size_t s = 0; rs && s < rs->n_scope_spans; s++)
             for (size_t k = 0; rs->scope_spans[s] && k < rs->scope_spans[s]->n_spans; k++) {
                 const sp_otlp_span *sp = rs->scope_spans[s]->spans[k];
                 uint64_t id = sp_dd_span_id(sp->span_id.data, sp->span_id.len);
-                if (!id)
-                    continue;
-                size_t j = (size_t)((id * 0x9E3779B97F4A7C15ULL) >> 20) & (m->cap - 1);
-                while (m->keys[j] && m->keys[j] != id)
-                    j = (j + 1) & (m->cap - 1);
-                m->keys[j] = id;
-                m->vals[j] = (uint32_t)r;
+                if (id && !join_u64map_put(m, id, (int64_t)r))
+                    return;
             }
     }
-}
-
-static int rs_map_get(const struct span_rs_map *m, uint64_t id, uint32_t *rs)
-{
-    if (!m->cap)
-        return -1;
-    for (size_t j = (size_t)((id * 0x9E3779B97F4A7C15ULL) >> 20) & (m->cap - 1); m->keys[j];
-         j = (j + 1) & (m->cap - 1))
-        if (m->keys[j] == id) {
-            *rs = m->vals[j];
-            return 0;
-        }
-    return -1;
 }
 
 static void mark_pair(uint64_t id, uint64_t rec, void *ud)
@@ -526,7 +494,7 @@ static void index_traces(struct join_ctx *ctx, const sp_otlp_request *req, size_
     /* Expire first: the name table's compaction looks at live roots. */
     join_index_expire(ctx->ix, now);
     struct sp_arena *scratch = sp_arena_create(0);
-    struct span_rs_map rsmap = {0};
+    struct join_u64map rsmap = {0};
     bool rsmap_built = false;
     /* Services per ResourceSpans, for the fallback (flags absent) rule. */
     const char **rs_service = calloc(req->n_resource_spans ? req->n_resource_spans : 1,
@@ -579,10 +547,11 @@ static void index_traces(struct join_ctx *ctx, const sp_otlp_request *req, size_
                     };
                     if (!rs_service[r])
                         rs_service[r] = sp_dd_service(&rc, scratch);
-                    uint32_t prs;
+                    const int64_t *prs_at = join_u64map_get(&rsmap, parent);
                     bool is_root;
                     uint64_t rec;
-                    if (rs_map_get(&rsmap, parent, &prs) == 0) {
+                    if (prs_at) {
+                        size_t prs = (size_t)*prs_at;
                         const sp_otlp_resource_spans *ors = req->resource_spans[prs];
                         struct sp_dd_span_ctx oc = {
                             .resource_attrs = ors->resource ? ors->resource->attributes : NULL,
@@ -609,8 +578,7 @@ static void index_traces(struct join_ctx *ctx, const sp_otlp_request *req, size_
             }
         }
     }
-    free(rsmap.keys);
-    free(rsmap.vals);
+    join_u64map_free(&rsmap);
     free(rs_service);
     sp_arena_destroy(scratch);
     sp_metric_add(ctx->m_spans, (double)indexed);

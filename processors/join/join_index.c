@@ -5,6 +5,7 @@
 
 #include "join_index.h"
 #include "sp_err.h"
+#include "sp_hash.h"
 #include "sp_memory.h"
 
 #define JOIN_CP_MAX 256
@@ -35,21 +36,11 @@ struct join_index {
     uint64_t evicted_ttl, evicted_cap;
 };
 
-static inline uint64_t mix64(uint64_t x)
-{
-    /* splitmix64's finaliser: ids from tests or broken SDKs may be
-     * sequential, so never hash by the raw low bits. */
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-    return x;
-}
-
+/* Ids from tests or broken SDKs may be sequential: hashed, never used raw
+ * (sp_hash.h); the high 32 bits scaled onto the buckets. */
 static inline size_t home(const struct join_index *ix, uint64_t id)
 {
-    return (size_t)(((mix64(id) >> 32) * (uint64_t)ix->nbuckets) >> 32);
+    return (size_t)(((sp_hash_u64(id) >> 32) * (uint64_t)ix->nbuckets) >> 32);
 }
 
 static inline size_t next_bucket(const struct join_index *ix, size_t i)

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "join_label.h"
+#include "join_u64map.h"
 #include "pprof_codec.h"
 #include "sp_err.h"
 
@@ -59,86 +60,6 @@ int join_parse_dec_id(const char *s, uint64_t *out)
     }
     *out = v;
     return 0;
-}
-
-/* ---- a small u64 -> i64 map (per profile) ---- */
-
-struct u64map {
-    uint64_t *keys; /* any u64 is a valid key, so occupancy is kept apart */
-    int64_t *vals;
-    uint8_t *used;
-    size_t cap, n;
-};
-
-static uint64_t mapmix(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    return x;
-}
-
-static void map_free(struct u64map *m)
-{
-    free(m->keys);
-    free(m->vals);
-    free(m->used);
-    memset(m, 0, sizeof *m);
-}
-
-static int map_grow(struct u64map *m)
-{
-    size_t nc = m->cap ? m->cap * 2 : 256;
-    struct u64map nm = {calloc(nc, 8), calloc(nc, 8), calloc(nc, 1), nc, 0};
-    if (!nm.keys || !nm.vals || !nm.used) {
-        map_free(&nm);
-        return SP_ENOMEM;
-    }
-    for (size_t i = 0; i < m->cap; i++) {
-        if (!m->used[i])
-            continue;
-        size_t j = mapmix(m->keys[i]) & (nc - 1);
-        while (nm.used[j])
-            j = (j + 1) & (nc - 1);
-        nm.used[j] = 1;
-        nm.keys[j] = m->keys[i];
-        nm.vals[j] = m->vals[i];
-        nm.n++;
-    }
-    map_free(m);
-    *m = nm;
-    return 0;
-}
-
-static int64_t *map_get(struct u64map *m, uint64_t k)
-{
-    if (!m->cap)
-        return NULL;
-    for (size_t j = mapmix(k) & (m->cap - 1);; j = (j + 1) & (m->cap - 1)) {
-        if (!m->used[j])
-            return NULL;
-        if (m->keys[j] == k)
-            return &m->vals[j];
-    }
-}
-
-static int64_t *map_put(struct u64map *m, uint64_t k, int64_t v)
-{
-    if ((m->n + 1) * 2 > m->cap && map_grow(m) < 0)
-        return NULL;
-    size_t j = mapmix(k) & (m->cap - 1);
-    while (m->used[j]) {
-        if (m->keys[j] == k) {
-            m->vals[j] = v;
-            return &m->vals[j];
-        }
-        j = (j + 1) & (m->cap - 1);
-    }
-    m->used[j] = 1;
-    m->keys[j] = k;
-    m->vals[j] = v;
-    m->n++;
-    return &m->vals[j];
 }
 
 /* ---- key classification ---- */
@@ -337,7 +258,7 @@ int join_label_scan(const struct join_label_ctx *c, const sp_pprof *p,
     uint8_t *kind = key_kinds(c, p, &any_key);
     if (!kind)
         return SP_ENOMEM;
-    struct u64map seen = {0}; /* span -> index in open, or -1 when it resolves */
+    struct join_u64map seen = {0}; /* span -> index in open, or -1 when it resolves */
     struct join_open_id *open = NULL;
     size_t n_open = 0, cap_open = 0;
     int rc = 0;
@@ -347,7 +268,7 @@ int join_label_scan(const struct join_label_ctx *c, const sp_pprof *p,
         /* No span id, or already complete (a Datadog tracer's own labels). */
         if (!sid.span || sid.has_endpoint || dd_labelled(&sid))
             continue;
-        int64_t *ix = map_get(&seen, sid.span);
+        int64_t *ix = join_u64map_get(&seen, sid.span);
         if (!ix) {
             struct resolved r = resolve_span(c, sid.span, sid.dd_root);
             int64_t at = -1;
@@ -361,7 +282,7 @@ int join_label_scan(const struct join_label_ctx *c, const sp_pprof *p,
                                                      .status = (enum join_resolve)r.status};
                 at = (int64_t)n_open++;
             }
-            ix = map_put(&seen, sid.span, at);
+            ix = join_u64map_put(&seen, sid.span, at);
             if (!ix) {
                 rc = SP_ENOMEM;
                 break;
@@ -374,7 +295,7 @@ int join_label_scan(const struct join_label_ctx *c, const sp_pprof *p,
         fn(ud, &open[i]);
     free(open);
     free(kind);
-    map_free(&seen);
+    join_u64map_free(&seen);
     return rc;
 }
 
@@ -398,7 +319,7 @@ int join_label_pprof(const struct join_label_ctx *c, sp_pprof *p, struct sp_aren
     struct plan *plans = calloc(p->n_sample, sizeof *plans);
     struct resolved *cache = NULL;
     size_t cache_n = 0, cache_cap = 0;
-    struct u64map cache_ix = {0};
+    struct join_u64map cache_ix = {0};
     int rc = 0;
     if (!plans) {
         free(kind);
@@ -416,7 +337,7 @@ int join_label_pprof(const struct join_label_ctx *c, sp_pprof *p, struct sp_aren
             continue;
         }
         struct resolved r;
-        int64_t *ci = map_get(&cache_ix, span);
+        int64_t *ci = join_u64map_get(&cache_ix, span);
         if (ci) {
             r = cache[*ci];
         } else {
@@ -426,7 +347,7 @@ int join_label_pprof(const struct join_label_ctx *c, sp_pprof *p, struct sp_aren
                 break;
             }
             cache[cache_n] = r;
-            if (!map_put(&cache_ix, span, (int64_t)cache_n)) {
+            if (!join_u64map_put(&cache_ix, span, (int64_t)cache_n)) {
                 rc = SP_ENOMEM;
                 break;
             }
@@ -463,7 +384,7 @@ int join_label_pprof(const struct join_label_ctx *c, sp_pprof *p, struct sp_aren
     }
     free(kind);
     free(cache);
-    map_free(&cache_ix);
+    join_u64map_free(&cache_ix);
     if (rc < 0 || to_add == 0) {
         free(plans);
         return rc;
@@ -477,7 +398,7 @@ int join_label_pprof(const struct join_label_ctx *c, sp_pprof *p, struct sp_aren
         free(plans);
         return SP_ENOMEM;
     }
-    struct u64map ids = {0}, pairs = {0};
+    struct join_u64map ids = {0}, pairs = {0};
     /* Collect distinct new strings first, then grow the table once. */
     char **newstr = NULL;
     size_t n_new = 0, cap_new = 0;
@@ -505,18 +426,18 @@ int join_label_pprof(const struct join_label_ctx *c, sp_pprof *p, struct sp_aren
             continue;
         uint64_t need[2] = {pl->add & ADD_SPAN ? pl->span : 0, pl->add & ADD_ROOT ? pl->root : 0};
         for (int k = 0; k < 2; k++) {
-            if (!need[k] || map_get(&ids, need[k]))
+            if (!need[k] || join_u64map_get(&ids, need[k]))
                 continue;
             int64_t idx;
             NEW_STRING(sp_arena_sprintf(arena, "%" PRIu64, need[k]), idx);
-            if (!map_put(&ids, need[k], idx))
+            if (!join_u64map_put(&ids, need[k], idx))
                 goto oom;
         }
-        if ((pl->add & ADD_ENDPOINT) && !map_get(&pairs, pl->pair)) {
+        if ((pl->add & ADD_ENDPOINT) && !join_u64map_get(&pairs, pl->pair)) {
             const char *ep = join_names_endpoint(c->names, pl->pair);
             int64_t idx;
             NEW_STRING(sp_arena_strdup(arena, ep ? ep : ""), idx);
-            if (!map_put(&pairs, pl->pair, idx))
+            if (!join_u64map_put(&pairs, pl->pair, idx))
                 goto oom;
         }
     }
@@ -549,19 +470,19 @@ int join_label_pprof(const struct join_label_ctx *c, sp_pprof *p, struct sp_aren
         if (pl->add & ADD_ROOT) {
             perftools__profiles__label__init(&lab[k]);
             lab[k].key = k_root;
-            lab[k].str = *map_get(&ids, pl->root);
+            lab[k].str = *join_u64map_get(&ids, pl->root);
             nl[n++] = &lab[k++];
         }
         if (pl->add & ADD_SPAN) {
             perftools__profiles__label__init(&lab[k]);
             lab[k].key = k_span;
-            lab[k].str = *map_get(&ids, pl->span);
+            lab[k].str = *join_u64map_get(&ids, pl->span);
             nl[n++] = &lab[k++];
         }
         if (pl->add & ADD_ENDPOINT) {
             perftools__profiles__label__init(&lab[k]);
             lab[k].key = k_endpoint;
-            lab[k].str = *map_get(&pairs, pl->pair);
+            lab[k].str = *join_u64map_get(&pairs, pl->pair);
             nl[n++] = &lab[k++];
         }
         s->label = nl;
@@ -571,14 +492,14 @@ int join_label_pprof(const struct join_label_ctx *c, sp_pprof *p, struct sp_aren
     *modified = true;
     free(newstr);
     free(plans);
-    map_free(&ids);
-    map_free(&pairs);
+    join_u64map_free(&ids);
+    join_u64map_free(&pairs);
     return 0;
 
 oom:
     free(newstr);
     free(plans);
-    map_free(&ids);
-    map_free(&pairs);
+    join_u64map_free(&ids);
+    join_u64map_free(&pairs);
     return SP_ENOMEM;
 }

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "pprof_int.h"
+#include "sp_hash.h"
 #include "sp_hindex.h"
 
 struct pd_hash {
@@ -75,34 +76,16 @@ void pprof_delta_free(struct pprof_delta_state *s)
 
 /* --- hashing --------------------------------------------------------------- */
 
-static uint64_t pd_mix(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ull;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
-static uint64_t pd_str(const char *s, uint64_t seed)
-{
-    uint64_t h = 0xcbf29ce484222325ull ^ seed;
-    for (; s && *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 0x100000001b3ull;
-    }
-    return pd_mix(h);
-}
-
 static void pd_add(struct pd_hash *h, uint64_t v)
 {
-    h->a = pd_mix(h->a ^ v);
-    h->b = pd_mix(h->b ^ (v * 0xff51afd7ed558ccdull + 0x632be59bd9b4e019ull));
+    h->a = sp_hash_u64(h->a ^ v);
+    h->b = sp_hash_u64(h->b ^ (v * 0xff51afd7ed558ccdull + 0x632be59bd9b4e019ull));
 }
 
 static void pd_add_str(struct pd_hash *h, const char *s)
 {
-    h->a = pd_mix(h->a ^ pd_str(s, 1));
-    h->b = pd_mix(h->b ^ pd_str(s, 0x51ed270b27b6f1a5ull));
+    h->a = sp_hash_u64(h->a ^ sp_hash_str(s, 1));
+    h->b = sp_hash_u64(h->b ^ sp_hash_str(s, 0x51ed270b27b6f1a5ull));
 }
 
 /* Per-profile lookup of locations by id (validated profiles only). */
