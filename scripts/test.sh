@@ -43,7 +43,7 @@ status=0
 meson test -C build --no-rebuild --print-errorlogs --num-processes 2 "$@" || status=1
 # Under the sanitizers: every unit and fuzz test, and the integration tests
 # that send bad input, shut down mid-request, cross every pipeline, queue
-# and store payloads, serve the status page, or flood both OTLP transports
+# and store payloads, serve the status page, skip refused scrapes, or flood both OTLP transports
 # (the flood test skips only its RSS bound there: shadow memory).
 rm -f build-asan/meson-logs/testlog-*.json
 meson test -C build-asan --no-rebuild --print-errorlogs --num-processes 2 --suite unit --suite fuzz \
@@ -52,7 +52,7 @@ cp build-asan/meson-logs/testlog.json build-asan/meson-logs/testlog-unit.json
 if [ $# -eq 0 ]; then
     meson test -C build-asan --no-rebuild --print-errorlogs --num-processes 2 \
         otlp_bad_input pprof_bad_input lifecycle otlp_lifecycle datadog_faults e2e \
-        datadog_queue datadog_stats status_page overload_flood overload_flood_grpc \
+        datadog_queue datadog_stats status_page overload_flood overload_flood_grpc pprof_scrape_refused \
         || status=1
     cp build-asan/meson-logs/testlog.json build-asan/meson-logs/testlog-integration.json
 fi
