@@ -18,7 +18,11 @@
  * request bytes buffered across all streams (max_inflight_bytes), unsent
  * output per connection (write_buffer_size: reading pauses until the peer
  * drains it), header bytes per stream. nghttp2 itself answers PINGs and
- * SETTINGS and guards against floods of them.
+ * SETTINGS and guards against floods of them. Fairness: ended streams are
+ * processed up to OTLP_GRPC_TURN_BYTES per loop turn (the rest wait, in
+ * order, for the next turns), and a message whose declared size would put
+ * the waiting backlog over OTLP_BACKLOG_MS of processing is refused from its
+ * first DATA (otlp_admit_backlog; the headers carry no size).
  *
  * Timers: one per server, ticking a few times a second, implements the
  * keepalive settings (server PINGs after `time` of silence, close after
