@@ -266,7 +266,8 @@ if want codecs; then
             esac
         done < "$OUT/codecs.txt"
         if command -v valgrind > /dev/null; then
-            for name in otlp_pb_protobuf_c_arena otlp_pb_decode_traces otlp_json_decode_traces \
+            for name in otlp_pb_protobuf_c_arena otlp_pb_wire_check otlp_pb_check_protobuf_c \
+                otlp_pb_decode_proto otlp_pb_decode_traces otlp_json_decode_traces \
                 dd_map_traces dd_encode_agent_payload gzip1_libdeflate_reused \
                 gzip1_sp_compress gzip2_sp_compress gzip4_sp_compress gzip6_sp_compress \
                 gzip9_sp_compress; do

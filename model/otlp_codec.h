@@ -3,10 +3,13 @@
  * The OTLP receiver's transports (gRPC on nghttp2, HTTP on sp_httpd) only
  * move bytes; everything about the payload lives here so it is unit-tested
  * and fuzzed on its own:
- *   - protobuf: a descriptor-driven wire check first (wire types, lengths,
- *     nesting depth, with a message naming the field path that failed,
- *     which protobuf-c alone cannot give and whose recursion is unbounded),
- *     then protobuf_c_message_unpack() into the batch arena;
+ *   - protobuf traces: one single-pass, descriptor-driven decoder that
+ *     checks the wire format (wire types, lengths, nesting depth, with a
+ *     message naming the field path and byte that failed, which protobuf-c
+ *     alone cannot give and whose recursion is unbounded) and fills the
+ *     protobuf-c structs in the batch arena as protobuf-c would;
+ *   - protobuf metrics and logs: the same wire check first, then
+ *     protobuf_c_message_unpack() into the batch arena;
  *   - OTLP/JSON (json-c): one descriptor-driven mapping onto the same
  *     protobuf-c structs for every message: lowerCamelCase and snake_case
  *     keys, hex trace/span ids, 64-bit integers as strings or numbers, enums
@@ -74,13 +77,16 @@ int sp_otlp_decode_passthrough(struct sp_batch *batch, enum sp_otlp_encoding enc
  * metrics, logs); NULL for profiles. */
 const ProtobufCMessageDescriptor *sp_otlp_request_desc(enum sp_signal s);
 
-/* Any OTLP export request, by its descriptor (no validation). *out lives
- * in arena. */
+/* Any OTLP export request, by its descriptor (no validation), the old way:
+ * sp_otlp_pb_check then protobuf_c_message_unpack() for protobuf. Metrics
+ * and logs use it; for traces it is the reference the differential fuzz
+ * target holds sp_otlp_pb_decode to. *out lives in arena. */
 int sp_otlp_decode_msg(struct sp_arena *arena, const ProtobufCMessageDescriptor *desc,
                        enum sp_otlp_encoding enc, const uint8_t *data, size_t len,
                        ProtobufCMessage **out, struct sp_err *err);
 
-/* The two trace decoders on their own (no validation). *out lives in arena. */
+/* The two trace decoders on their own (no validation); protobuf is
+ * sp_otlp_pb_decode. *out lives in arena. */
 int sp_otlp_decode_proto(struct sp_arena *arena, const uint8_t *data, size_t len,
                          sp_otlp_request **out, struct sp_err *err);
 int sp_otlp_decode_json(struct sp_arena *arena, const uint8_t *data, size_t len,
@@ -90,7 +96,19 @@ int sp_otlp_decode_json_msg(struct sp_arena *arena, const ProtobufCMessageDescri
                             const uint8_t *data, size_t len, ProtobufCMessage **out,
                             struct sp_err *err);
 
-/* The wire check sp_otlp_decode_proto runs before protobuf-c: every field
+/* The single-pass protobuf decoder (otlp_pb.c): for every input, the same
+ * answer as sp_otlp_pb_check followed by protobuf_c_message_unpack() with
+ * an arena allocator (accept or refuse; what it accepts packs to the same
+ * bytes), with the check's error messages. Also refused, where protobuf-c
+ * fails after the check passed (today's path reports those as SP_ETOOBIG):
+ * field tags or length prefixes longer than 5 bytes, and a singular message
+ * given twice where neither occurrence sets its oneof. Errors: SP_EDECODE,
+ * SP_ETOOBIG (the arena's limit or memory ceiling). */
+int sp_otlp_pb_decode(struct sp_arena *arena, const ProtobufCMessageDescriptor *desc,
+                      const uint8_t *data, size_t len, ProtobufCMessage **out,
+                      struct sp_err *err);
+
+/* The wire check run before protobuf-c for metrics and logs: every field
  * of every nested message known to desc has a wire type its type allows,
  * lengths fit, varints end, nesting stays under SP_OTLP_MAX_PB_DEPTH. */
 int sp_otlp_pb_check(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,

@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <json-c/json.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "google_rpc_status.pb-c.h"
@@ -612,6 +613,204 @@ static void test_proto_error_paths(void)
         sp_buf_free(all[i]);
 }
 
+/* ---- the single-pass decoder against protobuf-c --------------------------- */
+
+/* Decodes data with sp_otlp_pb_decode and with the reference (wire check +
+ * protobuf-c); both must accept and pack to the same bytes. *out is the
+ * decoder's message (NULL on failure), in *arena (always created: the
+ * caller destroys it), for field checks. */
+static void same_as_protobuf_c(const ProtobufCMessageDescriptor *desc, const uint8_t *data,
+                               size_t len, struct sp_arena **arena, ProtobufCMessage **out)
+{
+    ProtobufCMessage *m_ref = NULL, *m = NULL;
+    struct sp_err e1 = {0}, e2 = {0};
+    *arena = sp_arena_create(0);
+    *out = NULL;
+    struct sp_arena *ref = sp_arena_create(0);
+    int rc1 = sp_otlp_decode_msg(ref, desc, SP_OTLP_PROTOBUF, data, len, &m_ref, &e1);
+    int rc2 = sp_otlp_pb_decode(*arena, desc, data, len, &m, &e2);
+    uint8_t *p1 = NULL, *p2 = NULL;
+    size_t n1 = 0, n2 = 0;
+    if (rc1 == 0 && rc2 == 0) {
+        n1 = protobuf_c_message_get_packed_size(m_ref);
+        n2 = protobuf_c_message_get_packed_size(m);
+        p1 = malloc(n1 + 1);
+        p2 = malloc(n2 + 1);
+        protobuf_c_message_pack(m_ref, p1);
+        protobuf_c_message_pack(m, p2);
+    }
+    bool same = rc1 == 0 && rc2 == 0 && n1 == n2 && memcmp(p1, p2, n1) == 0;
+    free(p1);
+    free(p2);
+    sp_arena_destroy(ref);
+    if (!same)
+        fprintf(stderr, "  reference rc %d '%s', decoder rc %d '%s', packed %zu vs %zu bytes\n",
+                rc1, e1.msg, rc2, e2.msg, n1, n2);
+    ASSERT(same);
+    *out = m;
+}
+
+/* Both refuse; the decoder's message contains needle. */
+static void both_refuse(const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
+                        const char *needle)
+{
+    struct sp_arena *ref = sp_arena_create(0), *a = sp_arena_create(0);
+    ProtobufCMessage *m = NULL;
+    struct sp_err e1 = {0}, e2 = {0};
+    ASSERT(sp_otlp_decode_msg(ref, desc, SP_OTLP_PROTOBUF, data, len, &m, &e1) != 0);
+    ASSERT_EQ_INT(sp_otlp_pb_decode(a, desc, data, len, &m, &e2), SP_EDECODE);
+    ASSERT_CONTAINS(e2.msg, needle);
+    sp_arena_destroy(ref);
+    sp_arena_destroy(a);
+}
+
+static void test_pb_decode_fixtures(void)
+{
+    const ProtobufCMessageDescriptor *desc = sp_otlp_request_desc(SP_SIGNAL_TRACES);
+    static const char *const names[] = {"otlp-http-proto.bin", "otlp-grpc-message.bin"};
+    for (size_t i = 0; i < 2; i++) {
+        size_t len;
+        unsigned char *body = read_fixture(names[i], &len);
+        ASSERT(body);
+        if (!body)
+            continue;
+        struct sp_arena *a;
+        ProtobufCMessage *m;
+        same_as_protobuf_c(desc, body, len, &a, &m);
+        sp_otlp_request *req = (sp_otlp_request *)m;
+        ASSERT(req && req->n_resource_spans > 0);
+        if (req) {
+            const sp_otlp_resource_spans *rs = req->resource_spans[0];
+            ASSERT(rs->resource && rs->resource->n_attributes > 0);
+            ASSERT_EQ_STR(rs->resource->attributes[0]->key, "service.name");
+            ASSERT(rs->n_scope_spans > 0 && rs->scope_spans[0]->n_spans > 0);
+            ASSERT_EQ_INT((long)rs->scope_spans[0]->spans[0]->trace_id.len, 16);
+        }
+        sp_arena_destroy(a);
+        free(body);
+    }
+}
+
+/* protobuf-c's field semantics, kept: unknown fields, last scalar wins,
+ * a singular message given twice merged (with its proto3-scalar quirk),
+ * oneof last wins, packed and unpacked repeated scalars (metrics). */
+static void test_pb_decode_semantics(void)
+{
+    const ProtobufCMessageDescriptor *traces = sp_otlp_request_desc(SP_SIGNAL_TRACES);
+    struct sp_buf span = {0}, ss = {0}, rs = {0}, req = {0}, kv = {0};
+    /* Span: name twice, an unknown varint (50) and an unknown
+     * length-delimited field (51), status twice ({code 2} then {message
+     * "m"}), an attribute whose AnyValue is a string then an int. */
+    pb_ld(&span, 5, "first", 5);
+    pb_ld(&span, 5, "second", 6);
+    static const uint8_t unknown_varint[] = {0x90, 0x03, 0x2a}; /* field 50, varint 42 */
+    sp_buf_append(&span, unknown_varint, sizeof(unknown_varint));
+    static const uint8_t unknown_ld[] = {0x9a, 0x03, 0x03, 'x', 'y', 'z'}; /* field 51 */
+    sp_buf_append(&span, unknown_ld, sizeof(unknown_ld));
+    static const uint8_t code2[] = {0x18, 0x02};
+    pb_ld(&span, 15, code2, sizeof(code2));
+    pb_ld(&span, 15, "\x12\x01m", 3);
+    static const uint8_t str_then_int[] = {0x0a, 0x01, 's', 0x18, 0x07};
+    pb_ld(&kv, 1, "k", 1);
+    pb_ld(&kv, 2, str_then_int, sizeof(str_then_int));
+    pb_ld(&span, 9, kv.data, kv.len);
+    pb_ld(&ss, 2, span.data, span.len);
+    pb_ld(&rs, 2, ss.data, ss.len);
+    pb_ld(&req, 1, rs.data, rs.len);
+    struct sp_arena *a;
+    ProtobufCMessage *m;
+    same_as_protobuf_c(traces, req.data, req.len, &a, &m);
+    sp_otlp_request *r = (sp_otlp_request *)m;
+    if (r) {
+        const sp_otlp_span *s = r->resource_spans[0]->scope_spans[0]->spans[0];
+        ASSERT_EQ_STR(s->name, "second");
+        ASSERT_EQ_INT((long)s->base.n_unknown_fields, 2);
+        ASSERT_EQ_INT((long)s->base.unknown_fields[0].tag, 50);
+        ASSERT_EQ_INT((long)s->base.unknown_fields[1].len, 4); /* length prefix and "xyz" */
+        ASSERT(s->status);
+        ASSERT_EQ_STR(s->status->message, "m");
+        ASSERT_EQ_INT(s->status->code, 0); /* protobuf-c keeps the later {message}'s code */
+        ASSERT_EQ_INT(s->attributes[0]->value->value_case,
+                      OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE);
+        ASSERT_EQ_INT(s->attributes[0]->value->int_value, 7);
+    }
+    sp_arena_destroy(a);
+
+    /* KeyValue.value given twice, neither setting the oneof: protobuf-c
+     * cannot merge them (merge_messages fails), so both refuse. */
+    sp_buf_reset(&kv);
+    pb_ld(&kv, 1, "k", 1);
+    pb_ld(&kv, 2, "", 0);
+    pb_ld(&kv, 2, "", 0);
+    struct sp_buf res = {0}, rs2 = {0}, req2 = {0};
+    pb_ld(&res, 1, kv.data, kv.len);
+    pb_ld(&rs2, 1, res.data, res.len);
+    pb_ld(&req2, 1, rs2.data, rs2.len);
+    both_refuse(traces, req2.data, req2.len, "'resource_spans[0].resource.attributes[0].value'");
+    /* A field tag in 6 bytes (protobuf-c reads at most 5). */
+    static const uint8_t long_tag[] = {0x8a, 0x80, 0x80, 0x80, 0x80, 0x00, 0x00};
+    both_refuse(traces, long_tag, sizeof(long_tag), "longer than 5 bytes");
+    /* A length prefix in 6 bytes. */
+    static const uint8_t long_len[] = {0x0a, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00};
+    both_refuse(traces, long_len, sizeof(long_len), "over 5 bytes");
+
+    /* Metrics: HistogramDataPoint with bucket_counts packed then one more
+     * unpacked, explicit_bounds packed, sum (a proto3 optional) twice;
+     * ExponentialHistogram buckets with packed varints and a sint32. */
+    struct sp_buf dp = {0}, hist = {0}, metric = {0}, sm = {0}, rm = {0}, mreq = {0};
+    static const uint8_t counts[16] = {1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0};
+    pb_ld(&dp, 6, counts, sizeof(counts));
+    static const uint8_t one_count[] = {0x31, 3, 0, 0, 0, 0, 0, 0, 0};
+    sp_buf_append(&dp, one_count, sizeof(one_count));
+    static const uint8_t bounds[8] = {0, 0, 0, 0, 0, 0, 0xf0, 0x3f}; /* 1.0 */
+    pb_ld(&dp, 7, bounds, sizeof(bounds));
+    static const uint8_t sums[] = {0x29, 0, 0, 0, 0, 0, 0, 0, 0x40, 0x29, 0, 0, 0, 0, 0, 0, 0x08, 0x40};
+    sp_buf_append(&dp, sums, sizeof(sums));
+    pb_ld(&hist, 1, dp.data, dp.len);
+    pb_ld(&metric, 1, "h", 1);
+    pb_ld(&metric, 9, hist.data, hist.len);
+    struct sp_buf buckets = {0}, edp = {0}, ehist = {0}, metric2 = {0};
+    static const uint8_t offset[] = {0x08, 0x03}; /* sint32 -2 */
+    sp_buf_append(&buckets, offset, sizeof(offset));
+    static const uint8_t varints[] = {0x01, 0x96, 0x01, 0xff, 0xff, 0x03};
+    pb_ld(&buckets, 2, varints, sizeof(varints));
+    static const uint8_t scale[] = {0x30, 0x05}; /* sint32 -3 */
+    sp_buf_append(&edp, scale, sizeof(scale));
+    pb_ld(&edp, 8, buckets.data, buckets.len);
+    pb_ld(&ehist, 1, edp.data, edp.len);
+    pb_ld(&metric2, 1, "e", 1);
+    pb_ld(&metric2, 10, ehist.data, ehist.len);
+    pb_ld(&sm, 2, metric.data, metric.len);
+    pb_ld(&sm, 2, metric2.data, metric2.len);
+    pb_ld(&rm, 2, sm.data, sm.len);
+    pb_ld(&mreq, 1, rm.data, rm.len);
+    same_as_protobuf_c(sp_otlp_request_desc(SP_SIGNAL_METRICS), mreq.data, mreq.len, &a, &m);
+    const Opentelemetry__Proto__Collector__Metrics__V1__ExportMetricsServiceRequest *mr =
+        (const void *)m;
+    if (mr) {
+        Opentelemetry__Proto__Metrics__V1__Metric *const *ms =
+            mr->resource_metrics[0]->scope_metrics[0]->metrics;
+        const Opentelemetry__Proto__Metrics__V1__HistogramDataPoint *h =
+            ms[0]->histogram->data_points[0];
+        ASSERT_EQ_INT((long)h->n_bucket_counts, 3);
+        ASSERT_EQ_INT((long)h->bucket_counts[2], 3);
+        ASSERT(h->n_explicit_bounds == 1 && h->explicit_bounds[0] == 1.0);
+        ASSERT(h->_sum_case != 0 && h->sum == 3.0);
+        const Opentelemetry__Proto__Metrics__V1__ExponentialHistogramDataPoint *e =
+            ms[1]->exponential_histogram->data_points[0];
+        ASSERT_EQ_INT(e->scale, -3);
+        ASSERT_EQ_INT(e->positive->offset, -2);
+        ASSERT_EQ_INT((long)e->positive->n_bucket_counts, 3);
+        ASSERT_EQ_INT((long)e->positive->bucket_counts[1], 150);
+        ASSERT_EQ_INT((long)e->positive->bucket_counts[2], 65535);
+    }
+    sp_arena_destroy(a);
+    struct sp_buf *all[] = {&span, &ss, &rs, &req, &kv, &res, &rs2, &req2, &dp, &hist, &metric,
+                            &sm, &rm, &mreq, &buckets, &edp, &ehist, &metric2};
+    for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+        sp_buf_free(all[i]);
+}
+
 static void test_validation(void)
 {
     const char *json =
@@ -854,6 +1053,8 @@ int main(void)
     RUN(test_json_tree_bound);
     RUN(test_proto_errors);
     RUN(test_proto_error_paths);
+    RUN(test_pb_decode_fixtures);
+    RUN(test_pb_decode_semantics);
     RUN(test_validation);
     RUN(test_grpc_reader_errors);
     RUN(test_answers);
