@@ -1,11 +1,27 @@
 /* HTTP/1.1 server: libmicrohttpd driven by the libuv loop.
  *
  * MHD is started with MHD_USE_EPOLL and no internal thread. Its epoll fd is
- * level-readable whenever any of its sockets has work, so one uv_poll_t on
- * it plus a uv_timer_t for MHD_get_timeout() is all the glue needed; every
- * MHD callback, and so every handler, runs inside MHD_run() on the loop
- * thread. We create and bind the listening socket ourselves so a bind error
- * names the endpoint and errno, and so port 0 works in tests. */
+ * level-readable whenever any of its sockets has new events, so one
+ * uv_poll_t on it runs MHD_run(); every MHD callback, and so every handler,
+ * runs inside MHD_run() on the loop thread. We create and bind the listening
+ * socket ourselves so a bind error names the endpoint and errno, and so
+ * port 0 works in tests.
+ *
+ * Fairness with the loop's other listeners (the gRPC port, the exporters'
+ * sockets): one MHD_run() reads once per ready connection (at most its
+ * 32 KiB buffer) and MHD keeps the connections it did not drain on a list
+ * of its own, saying so with MHD_get_timeout() == 0. That "ready now" is run
+ * from a uv_idle_t, i.e. once per loop turn after every other handle was
+ * polled, never from a 0 ms timer: on libuv < 1.48 (Debian 12 has 1.44) a
+ * 0 ms timer re-armed inside its own callback runs again in the same
+ * uv__run_timers() (libuv issue #4245, fixed by PR #4250), which under a
+ * flood of large bodies ran MHD_run() back to back for seconds and starved
+ * every other socket. And per loop turn a server hands its handler
+ * complete bodies worth at most SP_HTTPD_TURN_BYTES (at least one body):
+ * decoding is the expensive part, so a turn in which many large bodies
+ * complete decodes one and parks the others (MHD_suspend_connection) until
+ * the turn's end (a uv_check_t resumes them for the next turn). The timer
+ * only follows MHD's connection timeouts. */
 #include "sp_httpd.h"
 
 #include <arpa/inet.h>
@@ -32,6 +48,11 @@ struct sp_httpd {
     struct MHD_Daemon *daemon;
     uv_poll_t poll;
     uv_timer_t timer;
+    uv_idle_t ready;  /* MHD has work now: run once per loop turn */
+    uv_check_t turn;  /* end of a loop turn: budget refilled, parked requests resumed */
+    size_t turn_bytes; /* body bytes handed to the handler in this loop turn */
+    /* Complete requests waiting for a turn's budget, oldest first. */
+    struct sp_httpd_req *parked, *parked_tail;
     int closing_handles;
     int listen_fd;
     int port;
@@ -64,9 +85,20 @@ struct sp_httpd_req {
     struct MHD_Response *deferred;
     unsigned deferred_status;
     uint64_t discarded;
+    /* Complete, waiting for a loop turn's body budget (suspended). */
+    bool parked;
+    bool granted; /* resumed with its cost taken from the turn's budget */
+    struct sp_httpd_req *park_next;
 };
 
 #define SP_HTTPD_DISCARD_MAX ((uint64_t)64 << 20)
+/* Body bytes a server hands its handler per loop turn; at least one body
+ * always goes. About what the OTLP decoder gets through in a few ms: a
+ * loop turn with a 4 MiB export in it decodes that one alone. Each body
+ * also counts SP_HTTPD_TURN_REQ_COST, so a turn takes at most ~1000 tiny
+ * requests. */
+#define SP_HTTPD_TURN_BYTES ((size_t)1 << 20)
+#define SP_HTTPD_TURN_REQ_COST ((size_t)1024)
 
 #if MHD_VERSION < 0x00097002
 typedef int sp_mhd_result;
@@ -96,17 +128,100 @@ static void sp_httpd_on_timer(uv_timer_t *t)
     sp_httpd_run(t->data);
 }
 
+/* MHD reads once per ready connection per MHD_run (its 32 KiB buffer),
+ * where libuv reads a gRPC connection up to 32 times 64 KiB per turn: a
+ * few runs per turn keep an upload on this port moving about as fast as
+ * one on the gRPC port while the loop's turns are long (big decodes). The
+ * body budget bounds what the extra runs may decode. */
+#define SP_HTTPD_RUNS_PER_TURN 8
+
+static void sp_httpd_on_ready(uv_idle_t *i)
+{
+    struct sp_httpd *h = i->data;
+    for (int n = 0; n < SP_HTTPD_RUNS_PER_TURN && h->daemon && !h->stopping; n++) {
+        MHD_UNSIGNED_LONG_LONG ms = 1;
+        MHD_run(h->daemon);
+        if (MHD_get_timeout(h->daemon, &ms) != MHD_YES || ms != 0)
+            break;
+    }
+    sp_httpd_schedule(h);
+}
+
 static void sp_httpd_schedule(struct sp_httpd *h)
 {
     MHD_UNSIGNED_LONG_LONG ms = 0;
     if (!h->daemon || h->stopping)
         return;
-    if (MHD_get_timeout(h->daemon, &ms) == MHD_YES) {
-        /* Cap the wait: a connection timeout check every second is cheap. */
-        uv_timer_start(&h->timer, sp_httpd_on_timer, ms > 1000 ? 1000 : ms, 0);
-    } else {
-        uv_timer_start(&h->timer, sp_httpd_on_timer, 1000, 0);
+    bool have = MHD_get_timeout(h->daemon, &ms) == MHD_YES;
+    if (have && ms == 0) {
+        /* Ready now: next loop turn, after the loop has polled everything
+         * else (never a 0 ms timer: see the file header). */
+        uv_timer_stop(&h->timer);
+        uv_idle_start(&h->ready, sp_httpd_on_ready);
+        return;
     }
+    uv_idle_stop(&h->ready);
+    /* Cap the wait: a connection timeout check every second is cheap. */
+    uv_timer_start(&h->timer, sp_httpd_on_timer, have && ms < 1000 ? ms : 1000, 0);
+}
+
+static size_t sp_httpd_turn_cost(const struct sp_httpd_req *r)
+{
+    return r->body.len + SP_HTTPD_TURN_REQ_COST;
+}
+
+/* Resumes the oldest parked request (MHD runs it from its next MHD_run). */
+static void sp_httpd_unpark(struct sp_httpd *h)
+{
+    struct sp_httpd_req *r = h->parked;
+    h->parked = r->park_next;
+    if (!h->parked)
+        h->parked_tail = NULL;
+    r->park_next = NULL;
+    r->parked = false;
+    r->granted = true;
+    MHD_resume_connection(r->conn);
+}
+
+/* The end of a loop turn: the next turn's budget goes to the oldest parked
+ * requests first (at least one), in the order they completed. */
+static void sp_httpd_on_turn(uv_check_t *c)
+{
+    struct sp_httpd *h = c->data;
+    h->turn_bytes = 0;
+    if (!h->parked || h->stopping)
+        return;
+    while (h->parked && (h->turn_bytes == 0 ||
+                         h->turn_bytes + sp_httpd_turn_cost(h->parked) <= SP_HTTPD_TURN_BYTES)) {
+        h->turn_bytes += sp_httpd_turn_cost(h->parked);
+        sp_httpd_unpark(h);
+    }
+    uv_timer_stop(&h->timer);
+    uv_idle_start(&h->ready, sp_httpd_on_ready);
+}
+
+/* False when the request must wait: this turn's body budget is spent, or
+ * older complete requests wait already. It is parked (suspended) and comes
+ * back to the handler in a later turn. */
+static bool sp_httpd_take_turn(struct sp_httpd *h, struct sp_httpd_req *r)
+{
+    if (r->granted || h->stopping) {
+        r->granted = false;
+        return true;
+    }
+    size_t cost = sp_httpd_turn_cost(r);
+    if (h->parked || (h->turn_bytes > 0 && h->turn_bytes + cost > SP_HTTPD_TURN_BYTES)) {
+        MHD_suspend_connection(r->conn);
+        r->parked = true;
+        if (h->parked_tail)
+            h->parked_tail->park_next = r;
+        else
+            h->parked = r;
+        h->parked_tail = r;
+        return false;
+    }
+    h->turn_bytes += cost;
+    return true;
 }
 
 int sp_httpd_respond(struct sp_http_request *req, unsigned status, const char *content_type,
@@ -348,6 +463,8 @@ static sp_mhd_result sp_httpd_access(void *cls, struct MHD_Connection *conn, con
         sp_httpd_answer_overload(h, r);
         return MHD_YES;
     }
+    if (!sp_httpd_take_turn(h, r))
+        return MHD_YES;
     r->pub.phase = SP_HTTP_BODY;
     r->pub.body = r->body.data ? r->body.data : (const uint8_t *)"";
     r->pub.body_len = r->body.len;
@@ -368,6 +485,17 @@ static void sp_httpd_completed(void *cls, struct MHD_Connection *conn, void **co
     struct sp_httpd_req *r = *con_cls;
     if (!r)
         return;
+    if (r->parked) {
+        struct sp_httpd *h = r->httpd;
+        struct sp_httpd_req **pp = &h->parked, *prev = NULL;
+        while (*pp != r) {
+            prev = *pp;
+            pp = &(*pp)->park_next;
+        }
+        *pp = r->park_next;
+        if (h->parked_tail == r)
+            h->parked_tail = prev;
+    }
     if (r->pub.user_free && r->pub.user)
         r->pub.user_free(r->pub.user);
     if (r->deferred)
@@ -464,6 +592,12 @@ int sp_httpd_start(uv_loop_t *loop, const struct sp_httpd_opts *opts, sp_httpd_h
     uv_poll_start(&h->poll, UV_READABLE, sp_httpd_on_poll);
     uv_timer_init(loop, &h->timer);
     h->timer.data = h;
+    uv_idle_init(loop, &h->ready);
+    h->ready.data = h;
+    uv_check_init(loop, &h->turn);
+    h->turn.data = h;
+    uv_check_start(&h->turn, sp_httpd_on_turn);
+    uv_unref((uv_handle_t *)&h->turn);
     sp_httpd_schedule(h);
     sp_status_listener_port(h->name, "http", opts->endpoint, port);
     *out = h;
@@ -511,13 +645,24 @@ void sp_httpd_stop(struct sp_httpd *h, void (*done)(void *ud), void *ud)
     /* Close the poll handle before MHD closes its epoll fd under it. */
     uv_poll_stop(&h->poll);
     uv_timer_stop(&h->timer);
+    uv_idle_stop(&h->ready);
+    uv_check_stop(&h->turn);
     if (h->daemon) {
-        /* Answer what is queued before closing sockets: one last run. */
+        /* Answer what is queued before closing sockets: one last run (two
+         * when requests were parked: the first resumes them, with no
+         * budget now that the server is stopping). */
+        bool parked = h->parked != NULL;
+        while (h->parked)
+            sp_httpd_unpark(h);
         MHD_run(h->daemon);
+        if (parked)
+            MHD_run(h->daemon);
         MHD_stop_daemon(h->daemon);
         h->daemon = NULL;
     }
-    h->closing_handles = 2;
+    h->closing_handles = 4;
     uv_close((uv_handle_t *)&h->poll, sp_httpd_on_closed);
     uv_close((uv_handle_t *)&h->timer, sp_httpd_on_closed);
+    uv_close((uv_handle_t *)&h->ready, sp_httpd_on_closed);
+    uv_close((uv_handle_t *)&h->turn, sp_httpd_on_closed);
 }

@@ -43,10 +43,8 @@ status=0
 meson test -C build --no-rebuild --print-errorlogs --num-processes 2 "$@" || status=1
 # Under the sanitizers: every unit and fuzz test, and the integration tests
 # that send bad input, shut down mid-request, cross every pipeline, queue
-# and store payloads, or serve the status page. Not the flood test: under
-# ASan the loop is ~3x slower and the gRPC client of the flood never gets
-# connected while the HTTP flood runs, so its timing and RSS bounds (the
-# subject of that test) say nothing; the normal build runs it.
+# and store payloads, serve the status page, skip refused scrapes, or flood both OTLP transports
+# (the flood test skips only its RSS bound there: shadow memory).
 rm -f build-asan/meson-logs/testlog-*.json
 meson test -C build-asan --no-rebuild --print-errorlogs --num-processes 2 --suite unit --suite fuzz \
     "$@" || status=1
@@ -54,7 +52,7 @@ cp build-asan/meson-logs/testlog.json build-asan/meson-logs/testlog-unit.json
 if [ $# -eq 0 ]; then
     meson test -C build-asan --no-rebuild --print-errorlogs --num-processes 2 \
         otlp_bad_input pprof_bad_input lifecycle otlp_lifecycle datadog_faults e2e \
-        datadog_queue datadog_stats status_page \
+        datadog_queue datadog_stats status_page overload_flood overload_flood_grpc pprof_scrape_refused \
         || status=1
     cp build-asan/meson-logs/testlog.json build-asan/meson-logs/testlog-integration.json
 fi

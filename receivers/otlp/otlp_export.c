@@ -9,6 +9,7 @@
  * warning the transports use for requests answered before decoding. The
  * component (otlp.c) starts the transports; the transports call down into
  * this file; nothing here calls back up. */
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 
 #include "otlp_int.h"
 #include "sp_log.h"
+#include "sp_memory.h"
 #include "sp_status.h"
 
 /* A decoded request may take this many times its inflated size in the
@@ -121,12 +123,55 @@ void otlp_count_bytes(struct otlp_ctx *ctx, enum otlp_transport t, size_t n)
 
 /* ---- admission: refuse before reading ---- */
 
+bool otlp_admit_backlog(struct otlp_ctx *ctx, size_t bytes, struct otlp_result *res)
+{
+    uint64_t pending = sp_memory_used_by(SP_MEM_BODIES);
+    if (pending == 0)
+        return true;
+    memset(res, 0, sizeof(*res));
+    res->outcome = OTLP_OUT_REFUSED;
+    res->code = SP_ERETRY;
+    if (ctx->cost_bytes <= 0) {
+        /* Nothing measured yet (a flood at start): one request at a time
+         * until the first is processed, not everything the memory takes. */
+        snprintf(res->message, sizeof(res->message),
+                 "server busy: %" PRIu64 " bytes of requests received and waiting, and no "
+                 "processing cost measured yet; retry in %d s",
+                 pending, OTLP_RETRY_AFTER_S);
+        return false;
+    }
+    double ms = (double)(pending + bytes) * ctx->cost_ns / ctx->cost_bytes / 1e6;
+    if (ms <= OTLP_BACKLOG_MS)
+        return true;
+    snprintf(res->message, sizeof(res->message),
+             "server busy: the %" PRIu64 " bytes of requests received and waiting would take "
+             "about %.1f s to process, over %.1f s; retry in %d s",
+             pending, ms / 1000, OTLP_BACKLOG_MS / 1000.0, OTLP_RETRY_AFTER_S);
+    return false;
+}
+
+/* Learns the cost per body byte from one processed request. */
+static void otlp_learn_cost(struct otlp_ctx *ctx, uint64_t ns, size_t len)
+{
+    if (len < 1024)
+        return; /* fixed costs would dominate */
+    ctx->cost_ns = ctx->cost_ns * 7 / 8 + (double)ns;
+    ctx->cost_bytes = ctx->cost_bytes * 7 / 8 + (double)len;
+}
+
 bool otlp_admit(struct otlp_ctx *ctx, enum otlp_transport t, enum otlp_sig s, size_t bytes,
                 struct otlp_result *res)
 {
     struct sp_err err = {0};
     enum sp_signal sig = otlp_signals[s].signal;
     int rc = sp_component_ready(ctx->comp, sig, bytes, &err);
+    if (rc == SP_OK && !otlp_admit_backlog(ctx, bytes, res)) {
+        sp_metric_inc(ctx->requests[t][OTLP_OUT_REFUSED]);
+        sp_metric_inc(ctx->refused_early[t]);
+        otlp_warn_limited(ctx, "%s %s request refused before reading it: %s",
+                          otlp_transport_names[t], sp_signal_name(sig), res->message);
+        return false;
+    }
     if (rc == SP_OK)
         return true;
     memset(res, 0, sizeof(*res));
@@ -208,6 +253,7 @@ void otlp_export(struct otlp_ctx *ctx, enum otlp_sig sig, enum otlp_transport t,
     struct sp_otlp_decode_info info;
     memset(res, 0, sizeof(*res));
     const struct otlp_signal *sg = &otlp_signals[sig];
+    uint64_t t0 = uv_hrtime();
 
     struct sp_batch *batch = otlp_decode(ctx, sig, enc, body, len, &info, res);
     if (!batch)
@@ -245,6 +291,7 @@ void otlp_export(struct otlp_ctx *ctx, enum otlp_sig sig, enum otlp_transport t,
     }
     res->outcome = info.spans_rejected ? OTLP_OUT_PARTIAL : OTLP_OUT_SUCCESS;
 out:
+    otlp_learn_cost(ctx, uv_hrtime() - t0, len);
     sp_metric_inc(ctx->requests[t][res->outcome]);
     if (res->outcome != OTLP_OUT_SUCCESS && res->outcome != OTLP_OUT_PARTIAL)
         otlp_warn_limited(ctx, "%s %s export %s: %s", otlp_transport_names[t],

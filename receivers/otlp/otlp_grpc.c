@@ -18,7 +18,11 @@
  * request bytes buffered across all streams (max_inflight_bytes), unsent
  * output per connection (write_buffer_size: reading pauses until the peer
  * drains it), header bytes per stream. nghttp2 itself answers PINGs and
- * SETTINGS and guards against floods of them.
+ * SETTINGS and guards against floods of them. Fairness: ended streams are
+ * processed up to OTLP_GRPC_TURN_BYTES per loop turn (the rest wait, in
+ * order, for the next turns), and a message whose declared size would put
+ * the waiting backlog over OTLP_BACKLOG_MS of processing is refused from its
+ * first DATA (otlp_admit_backlog; the headers carry no size).
  *
  * Timers: one per server, ticking a few times a second, implements the
  * keepalive settings (server PINGs after `time` of silence, close after
@@ -56,6 +60,13 @@
 #define OTLP_GRPC_IDLE_PING_INTERVAL_MS ((uint64_t)2 * 3600 * 1000)
 /* Between the shutdown notice and the final GOAWAY. */
 #define OTLP_GRPC_NOTICE_MS 200
+/* Message bytes processed (decoded and passed on) per loop turn, at least
+ * one message; each counts OTLP_GRPC_TURN_REQ_COST more. The rest wait, in
+ * the order they completed, for the next turns, so a turn in which many
+ * streams end (16 concurrent exports of 4 MiB) does not hold the loop for
+ * all of them. sp_httpd has the same budget for OTLP/HTTP. */
+#define OTLP_GRPC_TURN_BYTES ((size_t)1 << 20)
+#define OTLP_GRPC_TURN_REQ_COST ((size_t)1024)
 
 struct otlp_grpc_conn;
 
@@ -71,6 +82,8 @@ struct otlp_grpc_stream {
     size_t header_bytes;
     bool answered;
     bool processed;
+    bool waiting; /* complete, waiting for a turn's budget (on the server's list) */
+    struct otlp_grpc_stream *wnext;
     struct sp_grpc_reader reader;
     size_t accounted; /* bytes of reader buffer counted in the server's inflight total */
     size_t mem_charged; /* bytes charged to the memory ceiling (class bodies) */
@@ -119,6 +132,10 @@ struct otlp_grpc {
     uv_loop_t *loop;
     uv_tcp_t listener;
     uv_timer_t tick;
+    uv_check_t turn; /* end of a loop turn: the budget is refilled */
+    uv_idle_t run;   /* waiting streams: processed from the next turn on */
+    size_t turn_bytes;
+    struct otlp_grpc_stream *wait_head, *wait_tail;
     uint64_t tick_ms;
     int port;
     struct otlp_grpc_conn *conns;
@@ -135,12 +152,13 @@ struct otlp_grpc {
     uint64_t stop_ms;
     uint64_t http1_warned_ms; /* last warning about an HTTP/1.x client */
     uint64_t tls_warned_ms;   /* last warning about a TLS client */
-    int open_handles; /* listener and tick; the last close frees the server */
+    int open_handles; /* listener, tick, turn, run; the last close frees the server */
     void (*done_one)(struct otlp_ctx *ctx);
 };
 
 static void conn_flush(struct otlp_grpc_conn *c);
 static void conn_close(struct otlp_grpc_conn *c);
+static void grpc_on_run(uv_idle_t *i);
 static void grpc_maybe_finish(struct otlp_grpc *g);
 
 static const char *comp_id(const struct otlp_grpc *g)
@@ -164,6 +182,17 @@ static void stream_release_body(struct otlp_grpc_stream *st)
 static void stream_free(struct otlp_grpc_stream *st)
 {
     struct otlp_grpc_conn *c = st->conn;
+    if (st->waiting) {
+        struct otlp_grpc *g = c->srv;
+        struct otlp_grpc_stream **pp = &g->wait_head, *prev = NULL;
+        while (*pp != st) {
+            prev = *pp;
+            pp = &(*pp)->wnext;
+        }
+        *pp = st->wnext;
+        if (g->wait_tail == st)
+            g->wait_tail = prev;
+    }
     stream_release_body(st);
     sp_buf_free(&st->resp);
     if (st->prev)
@@ -354,6 +383,59 @@ static void stream_process(struct otlp_grpc_stream *st)
     sp_buf_free(&framed);
 }
 
+static size_t stream_turn_cost(const struct otlp_grpc_stream *st)
+{
+    return st->reader.buf.len + OTLP_GRPC_TURN_REQ_COST;
+}
+
+/* The request ended: process it now if this loop turn's budget allows and
+ * no older one waits, else queue it for the next turns. */
+static void stream_end(struct otlp_grpc_stream *st)
+{
+    struct otlp_grpc *g = st->conn->srv;
+    if (st->answered || st->processed || st->waiting)
+        return;
+    size_t cost = stream_turn_cost(st);
+    if (g->wait_head || (g->turn_bytes > 0 && g->turn_bytes + cost > OTLP_GRPC_TURN_BYTES)) {
+        st->waiting = true;
+        if (g->wait_tail)
+            g->wait_tail->wnext = st;
+        else
+            g->wait_head = st;
+        g->wait_tail = st;
+        uv_idle_start(&g->run, grpc_on_run);
+        return;
+    }
+    g->turn_bytes += cost;
+    stream_process(st);
+}
+
+static void grpc_on_run(uv_idle_t *i)
+{
+    struct otlp_grpc *g = i->data;
+    while (g->wait_head && (g->turn_bytes == 0 ||
+                            g->turn_bytes + stream_turn_cost(g->wait_head) <= OTLP_GRPC_TURN_BYTES)) {
+        struct otlp_grpc_stream *st = g->wait_head;
+        g->wait_head = st->wnext;
+        if (!g->wait_head)
+            g->wait_tail = NULL;
+        st->wnext = NULL;
+        st->waiting = false;
+        g->turn_bytes += stream_turn_cost(st);
+        struct otlp_grpc_conn *c = st->conn;
+        stream_process(st);
+        conn_flush(c);
+    }
+    if (!g->wait_head)
+        uv_idle_stop(i);
+}
+
+static void grpc_on_turn(uv_check_t *t)
+{
+    struct otlp_grpc *g = t->data;
+    g->turn_bytes = 0;
+}
+
 /* Request headers are complete: answer at once what can be answered. */
 static void stream_headers_done(struct otlp_grpc_stream *st)
 {
@@ -487,6 +569,13 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream
                                (size_t)pfx[3] << 8 | pfx[4]);
         if (declared <= st->reader.max_msg + 5 && declared > want)
             want = declared;
+        /* The size is known now: the time half of admission (otlp_admit
+         * ran at the headers, which carry no size). */
+        struct otlp_result res;
+        if (!otlp_admit_backlog(g->ctx, declared, &res)) {
+            stream_refuse(st, res.message, false);
+            return 0;
+        }
     }
     if (want > st->mem_charged) {
         if (sp_memory_reserve(SP_MEM_BODIES, want - st->mem_charged) != SP_OK) {
@@ -503,7 +592,14 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t stream
     g->inflight += now - st->accounted;
     st->accounted = now;
     if (now > st->mem_charged) {
-        sp_memory_charge(SP_MEM_BODIES, now - st->mem_charged);
+        /* The buffer rounds the declared size up (to a power of two): the
+         * rest is reserved too, so the charged total never passes the hard
+         * mark; refused, the stream is refused and its buffer freed. */
+        if (sp_memory_reserve(SP_MEM_BODIES, now - st->mem_charged) != SP_OK) {
+            stream_refuse(st, "memory ceiling reached while receiving the request "
+                              "(service.memory_limit); retry later", false);
+            return 0;
+        }
         st->mem_charged = now;
     }
     if (rc == SP_ETOOBIG) {
@@ -576,13 +672,13 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
             stream_fail(st, 431, SP_GRPC_RESOURCE_EXHAUSTED, OTLP_OUT_TOO_LARGE,
                         "request trailers are over the header size limit");
         if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)
-            stream_process(st);
+            stream_end(st);
         return 0;
     case NGHTTP2_DATA:
         if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) {
             st = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
             if (st)
-                stream_process(st);
+                stream_end(st);
         }
         return 0;
     case NGHTTP2_PING:
@@ -1025,6 +1121,8 @@ static void grpc_maybe_finish(struct otlp_grpc *g)
     g->tick_closing = true;
     uv_timer_stop(&g->tick);
     uv_close((uv_handle_t *)&g->tick, grpc_on_handle_closed);
+    uv_close((uv_handle_t *)&g->turn, grpc_on_handle_closed);
+    uv_close((uv_handle_t *)&g->run, grpc_on_handle_closed);
 }
 
 int otlp_grpc_start(struct otlp_ctx *ctx, struct sp_err *err)
@@ -1086,7 +1184,13 @@ int otlp_grpc_start(struct otlp_ctx *ctx, struct sp_err *err)
     sp_status_listener_port(ctx->comp->id, "grpc", conf->endpoint, g->port);
     uv_timer_init(loop, &g->tick);
     g->tick.data = g;
-    g->open_handles = 2;
+    uv_check_init(loop, &g->turn);
+    g->turn.data = g;
+    uv_check_start(&g->turn, grpc_on_turn);
+    uv_unref((uv_handle_t *)&g->turn);
+    uv_idle_init(loop, &g->run);
+    g->run.data = g;
+    g->open_handles = 4;
     const struct otlp_keepalive_server *ka = &conf->keepalive.server_parameters;
     g->tick_ms = 1000;
     g->tick_ms = tick_for(g->tick_ms, ka->max_connection_idle_ms);

@@ -141,6 +141,12 @@ struct otlp_ctx {
      * with how many were suppressed. */
     uint64_t warn_window_ms;
     unsigned warn_suppressed;
+    /* What processing a request costs, learned from otlp_export (decode and
+     * the pipeline's consume), as decayed sums: cost_ns / cost_bytes is
+     * nanoseconds per body byte. Used to refuse new requests while the
+     * bodies already received would take longer than OTLP_BACKLOG_MS. */
+    double cost_ns;
+    double cost_bytes;
 };
 
 /* ---- otlp_export.c ---- */
@@ -160,6 +166,22 @@ void otlp_metrics_create(struct otlp_ctx *ctx);
  * comparisons when admitted. */
 bool otlp_admit(struct otlp_ctx *ctx, enum otlp_transport t, enum otlp_sig sig, size_t bytes,
                 struct otlp_result *res);
+
+/* The time half of admission, also asked by gRPC once a message declares
+ * its size (its headers carry none): would the request bodies being
+ * received or waiting (the memory ceiling's class bodies, every receiver's)
+ * plus `bytes` take more than OTLP_BACKLOG_MS of this loop to process, at
+ * the cost per byte measured so far? Then false with res filled (outcome
+ * REFUSED, code SP_ERETRY). Always true when no body is pending, so one
+ * request at a time goes through however slow the machine. Not counted:
+ * the caller counts. */
+bool otlp_admit_backlog(struct otlp_ctx *ctx, size_t bytes, struct otlp_result *res);
+
+/* A request accepted now is answered within about this much processing
+ * time of those before it: well inside the OTel SDKs' 10 s export timeout
+ * and the Collector exporterhelper's 5 s, so a client never gives up on a
+ * request spanprof accepted (and sends it again). */
+#define OTLP_BACKLOG_MS 2000
 
 /* Decodes, validates and passes on one export request (body already
  * inflated), counts it, and says what to answer. */

@@ -79,6 +79,7 @@ struct pprof_scrape_job {
     int64_t started_ns;
     struct pprof_delta_state *delta;
     struct sp_metric *ok, *failed, *skipped, *last_success, *duration;
+    struct sp_metric *refused; /* skipped or dropped undecoded: the pipeline refused */
     unsigned log_suppressed;
 };
 

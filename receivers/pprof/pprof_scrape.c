@@ -7,7 +7,15 @@
  * CPU profiles (/debug/pprof/profile?seconds=N) are taken as they are;
  * cumulative profiles (heap's alloc_*, mutex, block) become deltas against
  * the previous scrape of the same job (pprof_delta.c): the first scrape only
- * sets the baseline, as dd-trace-go and godeltaprof do. */
+ * sets the baseline, as dd-trace-go and godeltaprof do.
+ *
+ * Like the push routes refuse an upload before reading it, a scrape asks
+ * the pipeline first (sp_component_ready: its queues, the memory ceiling)
+ * when it is due and again, with the response's size, before decoding the
+ * response; refused, it is skipped, counted
+ * (spanprof_receiver_scrapes_refused_total) and logged (rate-limited). A
+ * cumulative profile's baseline then stays where it was, so the next delta
+ * covers the skipped interval too: nothing is lost. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +24,7 @@
 #include <curl/curl.h>
 
 #include "pprof_int.h"
+#include "sp_component.h"
 #include "sp_log.h"
 
 struct pprof_profile_kind {
@@ -207,6 +216,11 @@ int pprof_scrape_validate(struct pprof_ctx *ctx, struct sp_err *err)
                                         "Scrapes not started because the previous one of the "
                                         "same target and profile was still running",
                                         labels);
+                j->refused = sp_counter("spanprof_receiver_scrapes_refused_total",
+                                        "Scrapes skipped, or responses dropped undecoded, because "
+                                        "the pipeline refused profiles (full queue, memory "
+                                        "ceiling)",
+                                        labels);
                 j->last_success = sp_gauge("spanprof_receiver_scrape_last_success_timestamp_"
                                            "seconds",
                                            "Unix time of the last successful scrape", labels);
@@ -244,6 +258,20 @@ static void pprof_excerpt(const uint8_t *b, size_t n, char *out, size_t cap)
     for (size_t i = 0; i < n && o + 1 < cap && o < 60; i++)
         out[o++] = b[i] >= 0x20 && b[i] < 0x7f ? (char)b[i] : ' ';
     out[o] = '\0';
+}
+
+/* Can the pipeline take a profile of about `bytes`? If not, counts and
+ * logs (rate-limited) why the scrape is skipped (`when`: before the request
+ * or before decoding the response) and returns false. */
+static bool pprof_scrape_admit(struct pprof_scrape_job *j, size_t bytes, const char *when)
+{
+    struct sp_err err = {0};
+    if (sp_component_ready(j->ctx->comp, SP_SIGNAL_PROFILES, bytes, &err) == SP_OK)
+        return true;
+    sp_metric_inc(j->refused);
+    pprof_log_warn(j->ctx, "scrape of %s profile from '%s' skipped %s: %s", j->profile, j->target,
+                   when, err.msg[0] ? err.msg : "the pipeline refused it");
+    return false;
 }
 
 static void pprof_fill_envelope(struct pprof_scrape_job *j, struct sp_batch *b)
@@ -297,6 +325,8 @@ static int pprof_scraped(struct pprof_scrape_job *j, const struct sp_http_respon
         pprof_excerpt(resp->body, resp->body_len, ex, sizeof(ex));
         return pprof_job_fail(j, "returned HTML, not a pprof profile: %s", ex);
     }
+    if (!pprof_scrape_admit(j, resp->body_len, "before decoding the response"))
+        return 0;
     struct sp_batch *b = pprof_batch_new(ctx, "scrape");
     if (!b)
         return pprof_job_fail(j, "out of memory");
@@ -371,6 +401,8 @@ static void pprof_on_timer(uv_timer_t *t)
                        j->profile, j->target);
         return;
     }
+    if (!pprof_scrape_admit(j, 0, "before the request"))
+        return;
     const struct pprof_scrape_conf *s = j->conf;
     int64_t timeout = s->timeout_ms ? s->timeout_ms : 10000;
     if (strcmp(j->profile, "cpu") == 0)

@@ -1,9 +1,15 @@
 /* HTTP/1.1 server on the libuv loop, on top of libmicrohttpd.
  *
  * MHD runs in external-polling epoll mode: its epoll fd sits under a
- * uv_poll_t and a uv_timer_t follows MHD_get_timeout(), so MHD never owns a
- * thread and handlers run on the loop thread like everything else. Used by
- * the OTLP/HTTP receiver, the pprof receiver, the health check and /metrics.
+ * uv_poll_t, a uv_idle_t runs it while it has work ready and a uv_timer_t
+ * follows its connection timeouts, so MHD never owns a thread and handlers
+ * run on the loop thread like everything else. Used by the OTLP/HTTP
+ * receiver, the pprof receiver, the health check and /metrics.
+ *
+ * Fair to the loop's other handles: per loop turn a server reads a slice of
+ * every connection and hands its handler complete bodies worth about 1 MiB
+ * (at least one); later ones wait, oldest first, for the next turns, so a
+ * phase BODY call may come a few turns after the body was read.
  *
  * A handler is called twice per request:
  *   phase HEADERS: method, path, query and headers are known, no body yet.

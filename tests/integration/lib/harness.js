@@ -19,17 +19,42 @@ const BIN = process.env.SPANPROF_BIN || path.join(SRC, 'build/spanprof');
 const FIXTURES = path.join(SRC, 'tests/data/fixtures');
 const BUILD = process.env.SPANPROF_BUILD || path.join(SRC, 'build');
 
-// A port nobody listens on now (the kernel's pick, released at once).
-function freePort() {
-  return new Promise((resolve, reject) => {
+// A port nobody listens on now, for a child to bind a moment later. Not
+// the kernel's pick (listen on port 0): that comes from the ephemeral range
+// (net.ipv4.ip_local_port_range), which every outgoing connection on the
+// machine also draws from, so under load (floods, other tests' clients) a
+// port freed here was often taken by some connect() before the child bound
+// it ("address in use" in e2e and pprof_go). A random port below that
+// range is never handed out implicitly; it is checked free here, and never
+// handed out twice by one test process.
+const givenPorts = new Set();
+function ephemeralLow() {
+  try {
+    const lo = Number(fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    if (lo > 12000) return lo;
+  } catch { /* not Linux: use the IANA range's start */ }
+  return 32768;
+}
+const PORT_LOW = 10000;
+const PORT_HIGH = ephemeralLow() - 1;
+function tryListen(port) {
+  return new Promise((resolve) => {
     const srv = net.createServer();
     srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
+    srv.on('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
   });
+}
+async function freePort() {
+  for (let i = 0; i < 200; i++) {
+    const port = PORT_LOW + Math.floor(Math.random() * (PORT_HIGH - PORT_LOW + 1));
+    if (givenPorts.has(port)) continue;
+    if (await tryListen(port)) {
+      givenPorts.add(port);
+      return port;
+    }
+  }
+  throw new Error(`no free port found in ${PORT_LOW}-${PORT_HIGH}`);
 }
 
 function sleep(ms) {
