@@ -40,6 +40,10 @@ const NO_LIMIT = args.includes('--no-limit');
 const SP_CPU = opt('cpu-spanprof', '1');
 const LOAD_CPU = opt('cpu-load', '0');
 const SPANS = 500;
+// --sample-ms N: scrape /metrics every N ms during the 1x..50x steps and print
+// one `SAMPLE` line per scrape (where the accepted rate goes: refusals before
+// and after reading, the exporter's queue, bodies waiting).
+const SAMPLE_MS = Number(opt('sample-ms', 0));
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -160,14 +164,52 @@ async function rates() {
       const p = proto === 'grpc' ? sp.grpc : sp.http;
       const wide = proto === 'grpc' ? ['--conns', '8', '--inflight', '32'] : ['--conns', '64', '--inflight', '1'];
       c0 = sp.cpuS();
+      console.log(`STEP proto=${proto} step=${m}x pid=${sp.pid} metrics=${sp.metrics}`);
+      const smp = sampler(sp.metrics);
       r = await loadgen(proto, p, [...wide, '--rate', rps.toFixed(1), '--duration', String(STEP_S), '--warmup', '0']);
       cpu = (sp.cpuS() - c0) / STEP_S;
+      await smp.stop();
       await sp.stop();
       const acc = Number(r.kv.ok) * SPANS / STEP_S;
       console.log(`RESULT overload section=rates proto=${proto} step=${m}x offered_rps=${rps.toFixed(0)} sent=${r.kv.sent} late=${r.kv.late} accepted_sps=${acc.toFixed(0)} accepted_of_sustainable=${(acc / S).toFixed(2)} refused=${r.kv.failed} conn_err=${r.kv.conn_err} first_error=${JSON.stringify(r.kv.first_error || '')} cpu_pct=${(cpu * 100).toFixed(0)} cmd="${r.cmd}"`);
     }
   }
   sink.close();
+}
+
+// The figures a SAMPLE line shows, summed over label sets matching `re`.
+const SAMPLED = [
+  ['ok', /^spanprof_receiver_requests_total\{.*transport="http",outcome="success"/],
+  ['refused', /^spanprof_receiver_requests_total\{.*transport="http",outcome="refused"/],
+  ['unread', /^spanprof_receiver_refused_unread_requests_total\{.*transport="http"/],
+  ['exp_acc', /^spanprof_exporter_accepted_spans_total/],
+  ['exp_sent', /^spanprof_exporter_sent_spans_total/],
+  ['exp_refused', /^spanprof_exporter_refused_spans_total/],
+  ['queue', /^spanprof_exporter_queue_size/],
+  ['inflight', /^spanprof_exporter_requests_in_flight/],
+  ['open', /^spanprof_exporter_open_spans/],
+  ['bodies', /^spanprof_memory_used_bytes\{.*class="bodies"/],
+  ['exportmem', /^spanprof_memory_used_bytes\{.*class="export"/],
+];
+function sampler(port) {
+  if (!SAMPLE_MS) return { stop: async () => {} };
+  let on = true;
+  const t0 = Date.now();
+  const loop = (async () => {
+    while (on) {
+      try {
+        const { body } = await get(`http://127.0.0.1:${port}/metrics`, 1000);
+        const v = {};
+        for (const [k] of SAMPLED) v[k] = 0;
+        for (const l of body.split('\n')) {
+          for (const [k, re] of SAMPLED) if (re.test(l)) v[k] += Number(l.split(' ').pop());
+        }
+        console.log(`SAMPLE t_ms=${Date.now() - t0} ${SAMPLED.map(([k]) => `${k}=${v[k]}`).join(' ')}`);
+      } catch (e) { console.log(`SAMPLE t_ms=${Date.now() - t0} error=${e.message}`); }
+      await sleep(SAMPLE_MS);
+    }
+  })();
+  return { stop: async () => { on = false; await loop; } };
 }
 
 function callgrindTotal(file) {

@@ -57,7 +57,7 @@ int sp_component_emit(struct sp_component *comp, struct sp_batch *batch, struct 
 /* Depth-first over the next stages: a processor without ready() is as
  * ready as what follows it. Pipelines are acyclic (checked at load). */
 static int sp_component_next_ready(struct sp_component *comp, enum sp_signal sig, size_t bytes,
-                                   struct sp_err *err)
+                                   const char *when, struct sp_err *err)
 {
     const struct sp_consumers *next = &comp->next[sig];
     for (size_t i = 0; i < next->n; i++) {
@@ -66,11 +66,11 @@ static int sp_component_next_ready(struct sp_component *comp, enum sp_signal sig
         if (c->type->ready)
             rc = c->type->ready(c, sig, bytes);
         else if (c->type->kind == SP_KIND_PROCESSOR)
-            rc = sp_component_next_ready(c, sig, bytes, err);
+            rc = sp_component_next_ready(c, sig, bytes, when, err);
         if (rc != SP_OK) {
             if (err && err->code == SP_OK)
-                sp_err_set(err, rc, "'%s' refused the %s before they were read: %s", c->id,
-                           sp_signal_name(sig),
+                sp_err_set(err, rc, "'%s' refused the %s before they were %s: %s", c->id,
+                           sp_signal_name(sig), when,
                            rc == SP_EFULL ? "its queue is full" : sp_strerror(rc));
             return rc;
         }
@@ -93,7 +93,15 @@ int sp_component_ready(struct sp_component *comp, enum sp_signal sig, size_t byt
                           sp_memory_used(), sp_memory_limit(), sp_signal_name(sig), mark);
     if (err)
         err->code = SP_OK;
-    return sp_component_next_ready(comp, sig, bytes, err);
+    return sp_component_next_ready(comp, sig, bytes, "read", err);
+}
+
+int sp_component_pipeline_ready(struct sp_component *comp, enum sp_signal sig,
+                                struct sp_err *err)
+{
+    if (err)
+        err->code = SP_OK;
+    return sp_component_next_ready(comp, sig, 0, "decoded", err);
 }
 
 const struct sp_component_type *sp_component_set_find(const struct sp_component_set *set,

@@ -75,6 +75,12 @@ void otlp_metrics_create(struct otlp_ctx *ctx)
             "Requests refused from their headers alone (pipeline full or memory ceiling), body "
             "discarded unread; also counted in requests_total outcome=refused",
             labels);
+        ctx->refused_undecoded[t] = sp_counter(
+            "spanprof_receiver_refused_undecoded_requests_total",
+            "Requests admitted from their headers, then refused once their body was read and "
+            "before decoding it, because the pipeline filled meanwhile; also counted in "
+            "requests_total outcome=refused",
+            labels);
         for (int o = 0; o < OTLP_OUT_COUNT; o++) {
             snprintf(labels, sizeof(labels), "%s,transport=\"%s\",outcome=\"%s\"", comp,
                      otlp_transport_names[t], otlp_outcome_names[o]);
@@ -182,6 +188,26 @@ bool otlp_admit(struct otlp_ctx *ctx, enum otlp_transport t, enum otlp_sig s, si
     sp_metric_inc(ctx->requests[t][OTLP_OUT_REFUSED]);
     sp_metric_inc(ctx->refused_early[t]);
     otlp_warn_limited(ctx, "%s %s request refused before reading it: %s",
+                      otlp_transport_names[t], sp_signal_name(sig), err.msg);
+    return false;
+}
+
+bool otlp_admit_decode(struct otlp_ctx *ctx, enum otlp_transport t, enum otlp_sig s,
+                       struct otlp_result *res)
+{
+    struct sp_err err = {0};
+    enum sp_signal sig = otlp_signals[s].signal;
+    int rc = sp_component_pipeline_ready(ctx->comp, sig, &err);
+    if (rc == SP_OK)
+        return true;
+    memset(res, 0, sizeof(*res));
+    res->outcome = OTLP_OUT_REFUSED;
+    res->code = rc;
+    snprintf(res->message, sizeof(res->message), "%s; retry in %d s", err.msg,
+             OTLP_RETRY_AFTER_S);
+    sp_metric_inc(ctx->requests[t][OTLP_OUT_REFUSED]);
+    sp_metric_inc(ctx->refused_undecoded[t]);
+    otlp_warn_limited(ctx, "%s %s request refused before decoding it: %s",
                       otlp_transport_names[t], sp_signal_name(sig), err.msg);
     return false;
 }

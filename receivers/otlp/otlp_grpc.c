@@ -330,6 +330,11 @@ static void stream_process(struct otlp_grpc_stream *st)
     if (st->answered || st->processed)
         return;
     st->processed = true;
+    struct otlp_result res;
+    if (!otlp_admit_decode(g->ctx, OTLP_GRPC, (enum otlp_sig)st->sig, &res)) {
+        stream_refuse(st, res.message, true);
+        return;
+    }
     struct sp_err err = {0};
     struct sp_arena *scratch = sp_arena_create(0);
     const uint8_t *msg;
@@ -357,7 +362,6 @@ static void stream_process(struct otlp_grpc_stream *st)
         sp_arena_destroy(scratch);
         return;
     }
-    struct otlp_result res;
     otlp_export(g->ctx, (enum otlp_sig)st->sig, OTLP_GRPC, SP_OTLP_PROTOBUF, msg, len, &res);
     sp_arena_destroy(scratch);
     int status = grpc_status_for(res.outcome);

@@ -310,6 +310,11 @@ static void otlp_http_body(struct otlp_ctx *ctx, struct sp_http_request *req)
     otlp_count_bytes(ctx, OTLP_HTTP, req->body_len);
     if (!otlp_http_parse(ctx, req, &r))
         return;
+    struct otlp_result res;
+    if (!otlp_admit_decode(ctx, OTLP_HTTP, r.sig, &res)) {
+        otlp_http_refused(req, &r, &res);
+        return;
+    }
     struct sp_err err = {0};
     struct sp_arena *scratch = sp_arena_create(0);
     if (!scratch) {
@@ -341,7 +346,6 @@ static void otlp_http_body(struct otlp_ctx *ctx, struct sp_http_request *req)
         sp_arena_destroy(scratch);
         return;
     }
-    struct otlp_result res;
     otlp_export(ctx, r.sig, OTLP_HTTP, r.enc, body, len, &res);
     sp_arena_destroy(scratch);
     switch (res.outcome) {

@@ -136,6 +136,7 @@ struct otlp_ctx {
     bool no_pipeline_warned[OTLP_SIG_COUNT];
     struct sp_metric *bytes[OTLP_TRANSPORT_COUNT];
     struct sp_metric *refused_early[OTLP_TRANSPORT_COUNT];
+    struct sp_metric *refused_undecoded[OTLP_TRANSPORT_COUNT];
     struct sp_metric *requests[OTLP_TRANSPORT_COUNT][OTLP_OUT_COUNT];
     /* Rate limit for warnings about bad requests: one line per second,
      * with how many were suppressed. */
@@ -166,6 +167,19 @@ void otlp_metrics_create(struct otlp_ctx *ctx);
  * comparisons when admitted. */
 bool otlp_admit(struct otlp_ctx *ctx, enum otlp_transport t, enum otlp_sig sig, size_t bytes,
                 struct otlp_result *res);
+
+/* The second look, once an admitted request's body is in and before it is
+ * inflated and decoded: do the next stages still take the signal
+ * (sp_component_pipeline_ready)? Between the headers and the end of the
+ * body a payload may have sealed and filled the exporter's queue; without
+ * this look the request would be decoded only for consume() to refuse it.
+ * Under 10x overload on a busy core that was 3 decoded-then-refused
+ * requests per accepted one, and the decoding delayed the exporter's own
+ * sends (bench/RESULTS.md "OTLP/HTTP at 10x"). False: res says what to
+ * answer (REFUSED, retry hint), counted in requests_total and
+ * refused_undecoded_requests_total, logged rate-limited. */
+bool otlp_admit_decode(struct otlp_ctx *ctx, enum otlp_transport t, enum otlp_sig sig,
+                       struct otlp_result *res);
 
 /* The time half of admission, also asked by gRPC once a message declares
  * its size (its headers carry none): would the request bodies being

@@ -126,6 +126,20 @@ static void test_ready_asks_through_processors(void)
     ASSERT_EQ_INT(sp_component_ready(&recv, SP_SIGNAL_TRACES, 10, &err), SP_ESHUTDOWN);
     /* No consumer for the signal: nothing to refuse. */
     ASSERT_EQ_INT(sp_component_ready(&recv, SP_SIGNAL_PROFILES, 10, &err), SP_OK);
+
+    /* The second look before decoding asks the same stages, not the
+     * memory ceiling: a received body's charge (over the soft mark here)
+     * must not refuse it again. */
+    ready_rc = SP_OK;
+    ASSERT_EQ_INT(sp_memory_reserve(SP_MEM_BODIES, 900), SP_OK);
+    ASSERT_EQ_INT(sp_component_ready(&recv, SP_SIGNAL_TRACES, 0, &err), SP_EFULL);
+    sp_err_clear(&err);
+    ASSERT_EQ_INT(sp_component_pipeline_ready(&recv, SP_SIGNAL_TRACES, &err), SP_OK);
+    ready_rc = SP_EFULL;
+    ASSERT_EQ_INT(sp_component_pipeline_ready(&recv, SP_SIGNAL_TRACES, &err), SP_EFULL);
+    ASSERT_CONTAINS(err.msg, "'datadog' refused the traces before they were decoded");
+    sp_memory_release(SP_MEM_BODIES, 900);
+    ready_rc = SP_OK;
 }
 
 static void test_ready_memory_marks(void)

@@ -143,6 +143,15 @@ int sp_component_emit(struct sp_component *comp, struct sp_batch *batch, struct 
 int sp_component_ready(struct sp_component *comp, enum sp_signal sig, size_t bytes,
                        struct sp_err *err);
 
+/* The pipeline half of sp_component_ready (the next stages' ready(), not
+ * the memory ceiling): asked again for a request admitted at its headers
+ * once its body is in and before it is inflated and decoded, because the
+ * next stages may have filled meanwhile. The body's bytes are charged
+ * already, so the soft mark is not asked again (it would count them twice
+ * and refuse what memory admitted). Same codes and err as above. */
+int sp_component_pipeline_ready(struct sp_component *comp, enum sp_signal sig,
+                                struct sp_err *err);
+
 /* A table of component types. The service's is service/sp_registry.c; the
  * config loader resolves type names through the one it is handed, so it
  * never calls up into the service. */
