@@ -165,51 +165,50 @@ static void otlp_learn_cost(struct otlp_ctx *ctx, uint64_t ns, size_t len)
     ctx->cost_bytes = ctx->cost_bytes * 7 / 8 + (double)len;
 }
 
+/* A refusal decided before decoding: counts it (requests_total and the
+ * given early counter), logs it rate-limited (`when`: "reading" or
+ * "decoding"), and returns false. rc/msg: the pipeline's refusal, or
+ * rc 0 when res is filled already (the backlog's). */
+static bool otlp_refuse_early(struct otlp_ctx *ctx, enum otlp_transport t, enum otlp_sig s,
+                              struct sp_metric *counter, const char *when, int rc,
+                              const char *msg, struct otlp_result *res)
+{
+    if (rc != SP_OK) {
+        memset(res, 0, sizeof(*res));
+        res->outcome = OTLP_OUT_REFUSED;
+        res->code = rc;
+        snprintf(res->message, sizeof(res->message), "%s; retry in %d s", msg,
+                 OTLP_RETRY_AFTER_S);
+    }
+    sp_metric_inc(ctx->requests[t][OTLP_OUT_REFUSED]);
+    sp_metric_inc(counter);
+    otlp_warn_limited(ctx, "%s %s request refused before %s it: %s", otlp_transport_names[t],
+                      sp_signal_name(otlp_signals[s].signal), when,
+                      rc != SP_OK ? msg : res->message);
+    return false;
+}
+
 bool otlp_admit(struct otlp_ctx *ctx, enum otlp_transport t, enum otlp_sig s, size_t bytes,
                 struct otlp_result *res)
 {
     struct sp_err err = {0};
-    enum sp_signal sig = otlp_signals[s].signal;
-    int rc = sp_component_ready(ctx->comp, sig, bytes, &err);
-    if (rc == SP_OK && !otlp_admit_backlog(ctx, bytes, res)) {
-        sp_metric_inc(ctx->requests[t][OTLP_OUT_REFUSED]);
-        sp_metric_inc(ctx->refused_early[t]);
-        otlp_warn_limited(ctx, "%s %s request refused before reading it: %s",
-                          otlp_transport_names[t], sp_signal_name(sig), res->message);
-        return false;
-    }
+    int rc = sp_component_ready(ctx->comp, otlp_signals[s].signal, bytes, &err);
+    if (rc == SP_OK && !otlp_admit_backlog(ctx, bytes, res))
+        return otlp_refuse_early(ctx, t, s, ctx->refused_early[t], "reading", SP_OK, NULL, res);
     if (rc == SP_OK)
         return true;
-    memset(res, 0, sizeof(*res));
-    res->outcome = OTLP_OUT_REFUSED;
-    res->code = rc;
-    snprintf(res->message, sizeof(res->message), "%s; retry in %d s", err.msg,
-             OTLP_RETRY_AFTER_S);
-    sp_metric_inc(ctx->requests[t][OTLP_OUT_REFUSED]);
-    sp_metric_inc(ctx->refused_early[t]);
-    otlp_warn_limited(ctx, "%s %s request refused before reading it: %s",
-                      otlp_transport_names[t], sp_signal_name(sig), err.msg);
-    return false;
+    return otlp_refuse_early(ctx, t, s, ctx->refused_early[t], "reading", rc, err.msg, res);
 }
 
 bool otlp_admit_decode(struct otlp_ctx *ctx, enum otlp_transport t, enum otlp_sig s,
                        struct otlp_result *res)
 {
     struct sp_err err = {0};
-    enum sp_signal sig = otlp_signals[s].signal;
-    int rc = sp_component_pipeline_ready(ctx->comp, sig, &err);
+    int rc = sp_component_pipeline_ready(ctx->comp, otlp_signals[s].signal, &err);
     if (rc == SP_OK)
         return true;
-    memset(res, 0, sizeof(*res));
-    res->outcome = OTLP_OUT_REFUSED;
-    res->code = rc;
-    snprintf(res->message, sizeof(res->message), "%s; retry in %d s", err.msg,
-             OTLP_RETRY_AFTER_S);
-    sp_metric_inc(ctx->requests[t][OTLP_OUT_REFUSED]);
-    sp_metric_inc(ctx->refused_undecoded[t]);
-    otlp_warn_limited(ctx, "%s %s request refused before decoding it: %s",
-                      otlp_transport_names[t], sp_signal_name(sig), err.msg);
-    return false;
+    return otlp_refuse_early(ctx, t, s, ctx->refused_undecoded[t], "decoding", rc, err.msg,
+                             res);
 }
 
 /* ---- the export path ---- */
