@@ -4,6 +4,9 @@
 //
 //   node bench/overload.js --bin SPANPROF --loadgen LOADGEN [--sections rates,cpu]
 //        [--step-s 5] [--no-limit] [--cpu-spanprof 1] [--cpu-load 0]
+//        [--protos grpc,http-pb] [--steps 1,2,10,50] [--queue 'sending_queue: {...}']
+//        [--sample-ms N]   (SAMPLE lines from /metrics during each rates step;
+//                           a STEP line names the step's spanprof pid first)
 //
 // rates  the sustainable rate S: spanprof (otlp -> datadog) in front of an
 //        intake that answers every request 100 ms late (a node HTTP server),

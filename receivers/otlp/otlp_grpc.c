@@ -22,7 +22,9 @@
  * processed up to OTLP_GRPC_TURN_BYTES per loop turn (the rest wait, in
  * order, for the next turns), and a message whose declared size would put
  * the waiting backlog over OTLP_BACKLOG_MS of processing is refused from its
- * first DATA (otlp_admit_backlog; the headers carry no size).
+ * first DATA (otlp_admit_backlog; the headers carry no size). An ended
+ * stream asks the pipeline again before it is inflated and decoded
+ * (otlp_admit_decode): it may have filled while the message arrived.
  *
  * Timers: one per server, ticking a few times a second, implements the
  * keepalive settings (server PINGs after `time` of silence, close after

@@ -6,10 +6,12 @@
  * Content-Type (415), Content-Encoding (415), a Content-Length over
  * max_request_body_size (413). The body is read under the same limit
  * (sp_httpd answers 413 itself if a chunked body passes it), inflated under
- * it again (413 when it would pass), decoded and handed on. Answers are in
- * the request's encoding: 200 ExportTraceServiceResponse (partial_success
- * when spans were rejected), 400 google.rpc.Status naming what failed, 429
- * (queue full) or 503 (transient failure) with Retry-After. */
+ * it again (413 when it would pass), decoded and handed on; before
+ * inflating, the pipeline is asked again (otlp_admit_decode: it may have
+ * filled while the body arrived) and a refusal then skips the decoding.
+ * Answers are in the request's encoding: 200 ExportTraceServiceResponse (partial_success
+ * when spans were rejected), 400 google.rpc.Status naming what failed,
+ * 429 (queue full) or 503 (transient failure) with Retry-After. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
