@@ -173,7 +173,7 @@ bool otlp_admit(struct otlp_ctx *ctx, enum otlp_transport t, enum otlp_sig sig, 
  * (sp_component_pipeline_ready)? Between the headers and the end of the
  * body a payload may have sealed and filled the exporter's queue; without
  * this look the request would be decoded only for consume() to refuse it.
- * Under 10x overload on a busy core that was 3-4.5 decoded-then-refused
+ * Under 10x overload on a busy core that was up to 4.5 decoded-then-refused
  * requests per accepted one, and the decoding delayed the exporter's own
  * sends (bench/RESULTS.md "OTLP/HTTP at 10x"). False: res says what to
  * answer (REFUSED, retry hint), counted in requests_total and
