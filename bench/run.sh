@@ -111,6 +111,9 @@ trap 'exit 130' INT TERM
 kv() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<< " $1" | head -1; }
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# user ticks, system ticks and minor page faults of a pid (/proc/PID/stat
+# fields 14, 15 and 10; the process name has no spaces here).
+cpu_split() { awk '{print $14, $15, $10}' "/proc/$1/stat" 2>/dev/null || echo 0 0 0; }
 proc_kib() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status" 2>/dev/null; }
 mib() { awk -v k="$1" 'BEGIN { if (k == "") print "?"; else printf "%.1f", k / 1024 }'; }
 
@@ -911,16 +914,18 @@ if want exporter && [ "$SP_READY" = 1 ] && have loadgen; then
         sink0=$(sink_spans); pay0=$(sink_stat dd_payloads); gz0=$(sink_stat dd_gzip_bytes)
         lost0=$(lost_spans)
         t0=$(cpu_ticks "$SP_PID"); w0=$(date +%s.%N)
+        read -r us0 sy0 mf0 < <(cpu_split "$SP_PID")
         cmd="taskset -c $LOAD_CPU $BIN/loadgen --proto grpc --target 127.0.0.1:$SP_GRPC --conns 1 --inflight 4 --rate 100 --duration $EXP_FIX_S --warmup 0 --unique"
         r=$($cmd 2>&1 | grep '^RESULT loadgen')
         t1=$(cpu_ticks "$SP_PID"); w1=$(date +%s.%N)
+        read -r us1 sy1 mf1 < <(cpu_split "$SP_PID")
         hwm=$(proc_kib "$SP_PID" VmHWM)
         sink1=$(sink_wait "${sink0:-0}" "$(kv "$r" ok)00")
         pay1=$(sink_stat dd_payloads); gz1=$(sink_stat dd_gzip_bytes)
         lost=$(( $(lost_spans) - lost0 ))
         got=$(( ${sink1:-0} - ${sink0:-0} ))
         pct=$(awk -v t=$((t1 - t0)) -v hz="$CLK_TCK" -v a="$w0" -v b="$w1" 'BEGIN { printf "%.1f", 100 * t / hz / (b - a) }')
-        row exporter "sink ${delay} ms late: 10k spans/s for ${EXP_FIX_S}s: CPU % of one core / peak RSS" "$pct % / $(mib "$hwm") MiB (ok=$(kv "$r" ok) failed=$(kv "$r" failed) requests; sink got $got spans, lost $lost)" "$cmd  # sink: drain_server $SINK_ARGS"
+        row exporter "sink ${delay} ms late: 10k spans/s for ${EXP_FIX_S}s: CPU % of one core / peak RSS" "$pct % / $(mib "$hwm") MiB (user $(awk -v t=$((us1 - us0)) -v hz="$CLK_TCK" -v a="$w0" -v b="$w1" 'BEGIN { printf "%.1f", 100 * t / hz / (b - a) }') %, system $(awk -v t=$((sy1 - sy0)) -v hz="$CLK_TCK" -v a="$w0" -v b="$w1" 'BEGIN { printf "%.1f", 100 * t / hz / (b - a) }') %, $(awk -v f=$((mf1 - mf0)) -v n="$(kv "$r" ok)" 'BEGIN { if (n > 0) printf "%.0f", f / n; else print "?" }') minor page faults a request; ok=$(kv "$r" ok) failed=$(kv "$r" failed) requests; sink got $got spans, lost $lost)" "$cmd  # sink: drain_server $SINK_ARGS"
         row exporter "sink ${delay} ms late: payloads/s and bytes per span on the wire at 10k spans/s" "$(awk -v p=$((pay1 - pay0)) -v s="$EXP_FIX_S" 'BEGIN { printf "%.1f", p / s }') payloads/s, $(awk -v g=$((gz1 - gz0)) -v n="$got" 'BEGIN { if (n > 0) printf "%.1f", g / n; else print "?" }') ${BENCH_DD_COMPRESSION:-zstd} bytes/span ($((pay1 - pay0)) payloads for $got spans)" "bench/drain_server --count-dd-spans stats (dd_payloads, dd_gzip_bytes: body bytes as sent)"
         # Max sustained: closed-rate steps, the highest with nothing refused
         # or lost and every span at the sink.

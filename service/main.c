@@ -245,12 +245,19 @@ static int cmd_run(const char **files, size_t n)
 /* glibc raises its mmap threshold each time a large block is freed (up to
  * 32 MiB), after which request bodies and payloads of a few MiB come from
  * the heap and fragment it: RSS then stays far above what the memory
- * ceiling accounts. A fixed threshold keeps every block over 256 KiB in its
- * own mapping, given back to the kernel when freed; two arenas (the loop and
- * the telemetry thread) bound the per-thread slack. */
+ * ceiling accounts. A fixed threshold keeps every block over 1 MiB in its
+ * own mapping, given back to the kernel when freed. Not lower: a request's
+ * decode arena (~260 KB for 100 spans) and the bodies of ordinary exports
+ * would then be mapped and unmapped once per request, and zeroing their
+ * fresh pages cost ~35 page faults a request and ~15 % of spanprof's CPU at
+ * 10k spans/s (bench/RESULTS.md, "malloc thresholds"). The heap keeps up to
+ * 8 MiB of free top instead of trimming after every request; the service's
+ * periodic malloc_trim gives it back when traffic stops. Two arenas (the
+ * loop and the telemetry thread) bound the per-thread slack. */
 static void sp_malloc_tune(void)
 {
-    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+    mallopt(M_MMAP_THRESHOLD, 1024 * 1024);
+    mallopt(M_TRIM_THRESHOLD, 8 * 1024 * 1024);
     mallopt(M_ARENA_MAX, 2);
 }
 
