@@ -392,9 +392,15 @@ static void dd_seal(struct dd_exporter *dd, size_t i)
     size_t scratch = o->raw.len + o->tail.len;
     bool charged = dd_scratch_reserve(scratch) == SP_OK;
     dd->open_bytes -= o->raw.len;
-    int rc = dd_open_seal(&dd->set, o, &r, &err);
+    struct sp_buf keep = {0};
+    int rc = dd_open_seal(&dd->set, o, &r, dd->spare_raw.data ? NULL : &keep, &err);
     if (charged)
         dd_scratch_release(scratch);
+    /* Kept only within the intake's limit and when its memory is granted. */
+    if (keep.data && (keep.cap > 2 * DD_MAX_TRACE_PAYLOAD || dd_scratch_reserve(keep.cap)))
+        sp_buf_free(&keep);
+    if (keep.data)
+        dd->spare_raw = keep;
     dd->open[i] = dd->open[--dd->n_open];
     memset(&dd->open[dd->n_open], 0, sizeof(dd->open[dd->n_open]));
     if (rc) {
@@ -479,6 +485,11 @@ static struct dd_open *dd_open_for(struct dd_exporter *dd, const Datadog__Trace_
     }
     struct dd_open *o = &dd->open[dd->n_open];
     memset(o, 0, sizeof(*o));
+    if (dd->spare_raw.data) {
+        dd_scratch_release(dd->spare_raw.cap);
+        o->raw = dd->spare_raw;
+        memset(&dd->spare_raw, 0, sizeof(dd->spare_raw));
+    }
     if (dd_open_init(&dd->set, o, p, tp, key, uv_now(dd->loop), err))
         return NULL;
     dd->n_open++;
@@ -1156,6 +1167,10 @@ static void dd_destroy(struct sp_component *comp)
     for (size_t i = 0; i < dd->n_open; i++)
         dd_open_free(&dd->open[i]);
     dd->n_open = 0;
+    if (dd->spare_raw.data) {
+        dd_scratch_release(dd->spare_raw.cap);
+        sp_buf_free(&dd->spare_raw);
+    }
     for (int s = 0; s < SP_SIGNAL_COUNT; s++) {
         struct dd_item it;
         while (dd_queue_pop(&dd->queue[s], &it))

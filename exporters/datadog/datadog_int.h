@@ -241,9 +241,11 @@ int dd_open_encode(const struct dd_settings *s, const struct dd_open *o,
 /* Appends what dd_open_encode made (spans, traces counted). */
 int dd_open_append(struct dd_open *o, const Datadog__Trace__TracerPayload *tp,
                    const struct sp_buf *bytes, size_t spans, size_t traces);
-/* Seals o into its request (*out, o's request moves there) and frees o. */
+/* Seals o into its request (*out, o's request moves there) and frees o.
+ * keep (may be NULL): on success o's raw buffer moves there, emptied, for
+ * the next open payload to reuse. */
 int dd_open_seal(const struct dd_settings *s, struct dd_open *o, struct dd_req **out,
-                 struct sp_err *err);
+                 struct sp_buf *keep, struct sp_err *err);
 void dd_open_free(struct dd_open *o);
 
 /* A profile's final multipart request. */
@@ -343,6 +345,11 @@ struct dd_exporter {
     struct dd_open open[DD_MAX_OPEN];
     size_t n_open;
     size_t open_bytes;           /* raw bytes of the open payloads */
+    /* The last sealed payload's raw buffer, emptied, for the next open
+     * payload: a 1 s payload at 10k spans/s is ~3 MB, and fresh pages for
+     * every one cost ~35 page faults a request (bench/RESULTS.md, "the
+     * open payload's buffer"). Its capacity is reserved (class export). */
+    struct sp_buf spare_raw;
     uv_timer_t flush;
     struct dd_store store;
     bool has_store;

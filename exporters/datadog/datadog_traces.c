@@ -182,7 +182,7 @@ static void shrink(struct sp_buf *b)
 }
 
 int dd_open_seal(const struct dd_settings *s, struct dd_open *o, struct dd_req **out,
-                 struct sp_err *err)
+                 struct sp_buf *keep, struct sp_err *err)
 {
     struct dd_req *r = o->req;
     int rc = 0;
@@ -214,6 +214,11 @@ int dd_open_seal(const struct dd_settings *s, struct dd_open *o, struct dd_req *
         shrink(&r->body);
         *out = r;
         o->req = NULL;
+        if (keep) {
+            *keep = o->raw;
+            keep->len = 0;
+            memset(&o->raw, 0, sizeof(o->raw));
+        }
     }
     dd_open_free(o);
     return rc;

@@ -419,7 +419,7 @@ static void test_builders_from_settings(void)
     bytes.len = 0;
     ASSERT_EQ_INT(dd_open_encode(&s, &o, &b.ap, &b.tp, &bytes, &traces, &err), 0);
     ASSERT_EQ_INT(dd_open_append(&o, &b.tp, &bytes, 1, traces), 0);
-    ASSERT_EQ_INT(dd_open_seal(&s, &o, &r, &err), 0);
+    ASSERT_EQ_INT(dd_open_seal(&s, &o, &r, NULL, &err), 0);
     ASSERT(r);
     ASSERT_EQ_INT(r->count, 2);
     ASSERT_EQ_STR(r->method, "POST");
@@ -480,7 +480,7 @@ static void test_builders_from_settings(void)
     ASSERT_EQ_INT(traces, 1);
     ASSERT_EQ_INT(dd_open_append(&o, &a.tp, &bytes, 1, traces), 0);
     ASSERT(s.compressor == NULL); /* v0.4 bodies go uncompressed */
-    ASSERT_EQ_INT(dd_open_seal(&s, &o, &r, &err), 0);
+    ASSERT_EQ_INT(dd_open_seal(&s, &o, &r, NULL, &err), 0);
     ASSERT_EQ_STR(r->method, "PUT");
     ASSERT_EQ_INT(r->encoding, SP_COMPRESSION_NONE);
     ASSERT(r->rates_reply);

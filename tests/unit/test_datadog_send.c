@@ -658,6 +658,7 @@ static void test_batches_merge_into_one_payload(void)
 {
     struct intake in;
     struct dut d;
+    uint64_t export_before = sp_memory_used_by(SP_MEM_EXPORT);
     agentless_200ms(&in, &d);
     if (sp_test_failed_now)
         return;
@@ -708,18 +709,41 @@ static void test_batches_merge_into_one_payload(void)
                   0);
     ASSERT_EQ_INT(rlen, want_len);
     ASSERT(memcmp(raw, want, want_len) == 0);
+
+    /* The sealed payload's raw buffer is kept, emptied and charged, and
+     * the next open payload is built in it: the same batches again give
+     * the same bytes. */
+    ASSERT(dd->spare_raw.data != NULL);
+    ASSERT_EQ_INT(dd->spare_raw.len, 0);
+    ASSERT(sp_memory_used_by(SP_MEM_EXPORT) >= dd->spare_raw.cap);
+    const uint8_t *spare = dd->spare_raw.data;
+    for (int i = 0; i < 3; i++)
+        ASSERT_EQ_INT(d.comp.type->consume(&d.comp, b[i]), SP_OK);
+    ASSERT_EQ_INT(dd->n_open, 1);
+    ASSERT(dd->open[0].raw.data == spare);
+    ASSERT(dd->spare_raw.data == NULL);
+    run_for(3000, NULL, &in.n, 2);
+    run_for(300, NULL, NULL, 0);
+    ASSERT_EQ_INT(in.n, 2);
+    ASSERT_EQ_INT(sp_decompress(SP_COMPRESSION_ZSTD, in.recs[1].body, in.recs[1].len, 64u << 20,
+                                a, &raw, &rlen, &err),
+                  0);
+    ASSERT_EQ_INT(rlen, want_len);
+    ASSERT(memcmp(raw, want, want_len) == 0);
     free(want);
     sp_arena_destroy(a);
     for (int i = 0; i < 3; i++)
         sp_batch_unref(b[i]);
 
-    ASSERT_EQ_INT(metric("spanprof_exporter_sent_spans_total", LBL), 27);
+    ASSERT_EQ_INT(metric("spanprof_exporter_sent_spans_total", LBL), 54);
     ASSERT_EQ_INT(metric("spanprof_exporter_pending_spans", LBL), 0);
     ASSERT_EQ_INT(metric("spanprof_exporter_queue_size", LBL), 0);
     dut_stop(&d, 1000);
     run_for(1000, &d.done, NULL, 0);
     ASSERT(d.done);
     dut_destroy(&d);
+    /* destroy gives the kept buffer's charge back */
+    ASSERT_EQ_U64(sp_memory_used_by(SP_MEM_EXPORT), export_before);
     intake_stop(&in);
 }
 
