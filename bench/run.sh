@@ -45,7 +45,7 @@
 # runs some sections (e2e_cg: only the e2e callgrind rows; BENCH_E2E_CG="grpc
 # grpc-nostats" limits their variants). BENCH_DD_COMPRESSION=gzip|zstd sets
 # exporters.datadog.compression in spanprof's config (unset: its default,
-# zstd). A section that cannot run (its piece has not landed, the binary did
+# gzip). A section that cannot run (its piece has not landed, the binary did
 # not build) prints "skipped: <why>"; the script always finishes.
 set -uo pipefail
 
@@ -664,7 +664,7 @@ if { want e2e || want e2e_cg; } && [ "$SP_READY" = 1 ] && command -v callgrind_c
         per() { awk -v i="$1" -v n="$acc" 'BEGIN { printf "%.0f", i / n }'; }
         CG_SPAN[$variant]=$(per "$tot")
         rest=$((tot - dec - jn - map - enc - sts - cmp))
-        row e2e "$variant: callgrind instructions/span, whole process" "$(per "$tot") (decode $(per "$dec") of which wire check $(per "$chk"), join $(per "$jn"), datadog map $(per "$map"), APM stats $(per "$sts"), encode $(per "$enc"), compress ${BENCH_DD_COMPRESSION:-zstd} $(per "$cmp"), transport+rest $(per "$rest"); $acc spans)" "$cmd  # spanprof under: valgrind --tool=callgrind, callgrind_control -z / -d$([ -n "$SP_DD_EXTRA" ] && echo '; exporters.datadog.stats.enabled false')"
+        row e2e "$variant: callgrind instructions/span, whole process" "$(per "$tot") (decode $(per "$dec") of which wire check $(per "$chk"), join $(per "$jn"), datadog map $(per "$map"), APM stats $(per "$sts"), encode $(per "$enc"), compress ${BENCH_DD_COMPRESSION:-gzip} $(per "$cmp"), transport+rest $(per "$rest"); $acc spans)" "$cmd  # spanprof under: valgrind --tool=callgrind, callgrind_control -z / -d$([ -n "$SP_DD_EXTRA" ] && echo '; exporters.datadog.stats.enabled false')"
     done
     SP_DD_EXTRA=""
     SP_START_S=10
@@ -926,7 +926,7 @@ if want exporter && [ "$SP_READY" = 1 ] && have loadgen; then
         got=$(( ${sink1:-0} - ${sink0:-0} ))
         pct=$(awk -v t=$((t1 - t0)) -v hz="$CLK_TCK" -v a="$w0" -v b="$w1" 'BEGIN { printf "%.1f", 100 * t / hz / (b - a) }')
         row exporter "sink ${delay} ms late: 10k spans/s for ${EXP_FIX_S}s: CPU % of one core / peak RSS" "$pct % / $(mib "$hwm") MiB (user $(awk -v t=$((us1 - us0)) -v hz="$CLK_TCK" -v a="$w0" -v b="$w1" 'BEGIN { printf "%.1f", 100 * t / hz / (b - a) }') %, system $(awk -v t=$((sy1 - sy0)) -v hz="$CLK_TCK" -v a="$w0" -v b="$w1" 'BEGIN { printf "%.1f", 100 * t / hz / (b - a) }') %, $(awk -v f=$((mf1 - mf0)) -v n="$(kv "$r" ok)" 'BEGIN { if (n > 0) printf "%.0f", f / n; else print "?" }') minor page faults a request; ok=$(kv "$r" ok) failed=$(kv "$r" failed) requests; sink got $got spans, lost $lost)" "$cmd  # sink: drain_server $SINK_ARGS"
-        row exporter "sink ${delay} ms late: payloads/s and bytes per span on the wire at 10k spans/s" "$(awk -v p=$((pay1 - pay0)) -v s="$EXP_FIX_S" 'BEGIN { printf "%.1f", p / s }') payloads/s, $(awk -v g=$((gz1 - gz0)) -v n="$got" 'BEGIN { if (n > 0) printf "%.1f", g / n; else print "?" }') ${BENCH_DD_COMPRESSION:-zstd} bytes/span ($((pay1 - pay0)) payloads for $got spans)" "bench/drain_server --count-dd-spans stats (dd_payloads, dd_gzip_bytes: body bytes as sent)"
+        row exporter "sink ${delay} ms late: payloads/s and bytes per span on the wire at 10k spans/s" "$(awk -v p=$((pay1 - pay0)) -v s="$EXP_FIX_S" 'BEGIN { printf "%.1f", p / s }') payloads/s, $(awk -v g=$((gz1 - gz0)) -v n="$got" 'BEGIN { if (n > 0) printf "%.1f", g / n; else print "?" }') ${BENCH_DD_COMPRESSION:-gzip} bytes/span ($((pay1 - pay0)) payloads for $got spans)" "bench/drain_server --count-dd-spans stats (dd_payloads, dd_gzip_bytes: body bytes as sent)"
         # Max sustained: closed-rate steps, the highest with nothing refused
         # or lost and every span at the sink.
         best=0; tried=""

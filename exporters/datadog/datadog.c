@@ -1,7 +1,7 @@
 /* datadog exporter: traces and endpoint-labelled profiles to Datadog.
  *
  * Two modes. Agentless (the default): traces go to the trace intake
- * (POST https://trace.agent.<site>/api/v0.2/traces, zstd (or gzip) AgentPayload
+ * (POST https://trace.agent.<site>/api/v0.2/traces, gzip (or zstd) AgentPayload
  * protobuf) and profiles to the profile intake
  * (POST https://intake.profile.<site>/api/v2/profile, multipart), both with
  * the API key. Agent mode (agent.endpoint set): the same data through a
@@ -126,9 +126,10 @@ static const struct sp_conf_key dd_keys[] = {
     {"flush_interval", SP_CONF_DURATION, offsetof(struct dd_conf, flush_interval_ms), "1s", NULL,
      0, 0, 0, "spans are batched into one payload per destination for this long (or up to "
      "3.2 MB) before it is compressed and queued; a hard kill loses at most this much"},
-    {"compression", SP_CONF_STRING, offsetof(struct dd_conf, compression), "zstd", NULL, 0, 0, 0,
-     "agentless trace payloads: zstd (level 1, what the Datadog Agent's trace writer sends) or "
-     "gzip (level 1); APM stats are always gzip, agent mode sends v0.4 msgpack uncompressed"},
+    {"compression", SP_CONF_STRING, offsetof(struct dd_conf, compression), "gzip", NULL, 0, 0, 0,
+     "agentless trace payloads: gzip (level 1, what the OTel Collector's Datadog exporter sends) "
+     "or zstd (level 1, what the Datadog Agent's trace writer sends: ~30 % less CPU a span and "
+     "~5x fewer bytes); APM stats are always gzip, agent mode sends v0.4 msgpack uncompressed"},
     {"retry_on_failure", SP_CONF_BLOCK, offsetof(struct dd_conf, retry), NULL, dd_retry_keys,
      SP_CONF_END_COUNT(dd_retry_keys), 0, 0, "retries with exponential backoff"},
     {"sending_queue", SP_CONF_BLOCK, offsetof(struct dd_conf, queue), NULL, dd_queue_keys,

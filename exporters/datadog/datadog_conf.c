@@ -242,8 +242,11 @@ int dd_settings_init(const struct dd_conf *conf, const struct sp_conf_ctx *cctx,
          * cmd/trace-agent/subcommands/run/command.go wires
          * comp/trace/compression/fx-zstd, whose impl-zstd/zstd.go writer
          * compresses at zstd.BestSpeed); gzip level 1 is what it sent
-         * before (impl-gzip/gzip.go, gzip.BestSpeed). */
-        const char *name = dd_nonempty(conf->compression) ? conf->compression : "zstd";
+         * before (impl-gzip/gzip.go, gzip.BestSpeed) and what the OTel
+         * Collector's Datadog exporter sends (opentelemetry-collector-contrib
+         * exporter/datadogexporter, gzip.NewComponent() in newTraceAgent):
+         * the default, as spanprof replaces a Collector (README, delivery). */
+        const char *name = dd_nonempty(conf->compression) ? conf->compression : "gzip";
         int c = sp_compression_parse(name);
         if (c != SP_COMPRESSION_ZSTD && c != SP_COMPRESSION_GZIP) {
             rc = dd_conf_error(cctx, err, "compression", "'%s' is not one of zstd, gzip", name);

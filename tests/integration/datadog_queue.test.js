@@ -203,7 +203,7 @@ const flushCfg = (lines) => `    flush_interval: 500ms\n${lines || ''}`;
     const down = await h.startIntake();
     down.knobs.status = 503;
     let accepted = 0; let keep = null;
-    // sealed with gzip here; the next start runs with the default (zstd)
+    // sealed with gzip (the default) here; the next start runs with zstd
     await withSpanprof(down, { extra: `${storeCfg}    compression: gzip\n`, shutdown: '2s' }, async ({ sp, otlpPort }) => {
       for (let i = 0; i < 4; i++) await d.sendSdkSpans(otlpPort);
       await d.waitFor(async () => h.metricSum(await sp.metrics(), 'spanprof_exporter_retries_total', { signal: 'traces' }) >= 1, 10000, 'a retry');
@@ -224,7 +224,7 @@ const flushCfg = (lines) => `    flush_interval: 500ms\n${lines || ''}`;
     fs.writeFileSync(path.join(dir, '0000000000001-000001.ddq'), Buffer.from('this is not a queue file at all'));
     if (keep) fs.writeFileSync(path.join(dir, '0000000000001-000002.ddq'), keep.subarray(0, keep.length >> 1));
     const up = await h.startIntake();
-    await withSpanprof(up, { extra: storeCfg }, async ({ sp, otlpPort }) => {
+    await withSpanprof(up, { extra: `${storeCfg}    compression: zstd\n` }, async ({ sp, otlpPort }) => {
       await d.waitFor(async () => accounting(await sp.metrics()).sent >= accepted, 15000, 'the stored spans delivered');
       await h.sleep(500);
       await r.test('the next start delivers every stored span once, before new data', async () => {

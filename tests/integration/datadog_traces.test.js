@@ -1,6 +1,6 @@
 // datadog exporter, end to end: real OpenTelemetry JS SDK spans sent over
 // OTLP/HTTP to the real spanprof, exported to a recording fake Datadog
-// intake (agentless: AgentPayload protobuf, zstd by default and gzip with
+// intake (agentless: AgentPayload protobuf, gzip by default and zstd with
 // `compression: gzip`, both runs; agent mode: /v0.4/traces msgpack), every
 // payload decoded back and checked field by field against
 // what Datadog's mapping gives for the SDK's own spans (ids incl. the
@@ -33,9 +33,9 @@ function flattenProto(ap) {
 // not read it.
 const MAGIC = { zstd: Buffer.from([0x28, 0xb5, 0x2f, 0xfd]), gzip: Buffer.from([0x1f, 0x8b]) };
 
-// compression: null runs with the default (zstd, the Agent's trace writer).
+// compression: null runs with the default (gzip, as the Collector's Datadog exporter).
 async function agentless(r, compression) {
-  const enc = compression || 'zstd';
+  const enc = compression || 'gzip';
   const intake = await h.startIntake({ respond: () => ({ status: 202, body: '{}' }) });
   const [otlpPort, healthPort, metricsPort] = await d.ports(3);
   const extra = compression ? `    compression: ${compression}\n` : '';

@@ -264,7 +264,7 @@ static Datadog__Trace__AgentPayload *decode_agentless(const struct rec *r, struc
     const uint8_t *raw;
     size_t rlen;
     struct sp_err err = {0};
-    int c = sp_compression_parse(r->cenc); /* zstd by default, gzip when configured */
+    int c = sp_compression_parse(r->cenc); /* gzip by default, zstd when configured */
     if (c < 0 || sp_decompress((enum sp_compression)c, r->body, r->len, 64u << 20, a, &raw, &rlen,
                                &err))
         return NULL;
@@ -304,7 +304,7 @@ static void test_agentless_traces_and_profiles(void)
     ASSERT_EQ_STR(tr->method, "POST");
     ASSERT_EQ_STR(tr->path, "/api/v0.2/traces");
     ASSERT_EQ_STR(tr->ctype, "application/x-protobuf");
-    ASSERT_EQ_STR(tr->cenc, "zstd"); /* the default, as the Agent's trace writer */
+    ASSERT_EQ_STR(tr->cenc, "gzip"); /* the default, as the Collector's Datadog exporter */
     ASSERT_EQ_STR(tr->apikey, KEY); /* trimmed */
     ASSERT_EQ_STR(tr->langs, ""); /* the fixture has no telemetry.sdk.language */
     struct sp_arena *a = sp_arena_create(0);
@@ -703,8 +703,8 @@ static void test_batches_merge_into_one_payload(void)
     datadog__trace__agent_payload__pack(&all, want);
     const uint8_t *raw;
     size_t rlen;
-    ASSERT_EQ_STR(in.recs[0].cenc, "zstd");
-    ASSERT_EQ_INT(sp_decompress(SP_COMPRESSION_ZSTD, in.recs[0].body, in.recs[0].len, 64u << 20,
+    ASSERT_EQ_STR(in.recs[0].cenc, "gzip");
+    ASSERT_EQ_INT(sp_decompress(SP_COMPRESSION_GZIP, in.recs[0].body, in.recs[0].len, 64u << 20,
                                 a, &raw, &rlen, &err),
                   0);
     ASSERT_EQ_INT(rlen, want_len);
@@ -725,7 +725,7 @@ static void test_batches_merge_into_one_payload(void)
     run_for(3000, NULL, &in.n, 2);
     run_for(300, NULL, NULL, 0);
     ASSERT_EQ_INT(in.n, 2);
-    ASSERT_EQ_INT(sp_decompress(SP_COMPRESSION_ZSTD, in.recs[1].body, in.recs[1].len, 64u << 20,
+    ASSERT_EQ_INT(sp_decompress(SP_COMPRESSION_GZIP, in.recs[1].body, in.recs[1].len, 64u << 20,
                                 a, &raw, &rlen, &err),
                   0);
     ASSERT_EQ_INT(rlen, want_len);
@@ -806,8 +806,8 @@ static void test_big_batch_splits(void)
         const uint8_t *raw;
         size_t rlen;
         struct sp_err err = {0};
-        ASSERT_EQ_STR(in.recs[i].cenc, "zstd");
-        ASSERT_EQ_INT(sp_decompress(SP_COMPRESSION_ZSTD, in.recs[i].body, in.recs[i].len,
+        ASSERT_EQ_STR(in.recs[i].cenc, "gzip");
+        ASSERT_EQ_INT(sp_decompress(SP_COMPRESSION_GZIP, in.recs[i].body, in.recs[i].len,
                                     64u << 20, a, &raw, &rlen, &err),
                       0);
         ASSERT(rlen <= DD_MAX_TRACE_PAYLOAD);
@@ -991,7 +991,7 @@ static void test_create_errors(void)
  * mode charge none. */
 static void test_compressor_memory_charged(void)
 {
-    const char *names[] = {NULL, "gzip"};
+    const char *names[] = {"zstd", "gzip"};
     for (int k = 0; k < 3; k++) {
         struct dut d;
         dut_conf(&d, 1, k == 2);
